@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace tensorio {
+void InitConvert(Napi::Env env, Napi::Object exports);
+}

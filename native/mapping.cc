@@ -1,0 +1,155 @@
+// Memory mappings exposed as ArrayBuffers.
+//
+// One mapping is exactly one ArrayBuffer: V8 aborts the process when two ArrayBuffers wrap
+// the same or overlapping memory, so tensors are TypedArray views into this one buffer.
+// The mapping is released by the buffer's finalizer when the last view is collected, or at
+// once by unmap(), which detaches the buffer (every view then reads as empty, so no stale
+// pointer into unmapped memory survives) before calling munmap.
+#include "mapping.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <unordered_map>
+
+#include "args.h"
+
+namespace tensorio {
+namespace {
+
+struct Mapping {
+  void* address;
+  size_t length;
+  bool writable;
+  bool unmapped;
+};
+
+// Live mappings by base address. Finalizers and unmap() run on a JS thread, but worker
+// threads each have their own, so the table is shared and locked.
+std::mutex registry_mutex;
+std::unordered_map<void*, Mapping*> registry;
+
+// Unmaps once, and forgets the address at the same moment: after munmap the kernel may hand
+// the same address to the next mapping, whose entry must not be erased by this one's late
+// finalizer.
+void Release(Mapping* mapping) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  if (mapping->unmapped) return;
+  auto found = registry.find(mapping->address);
+  if (found != registry.end() && found->second == mapping) registry.erase(found);
+  munmap(mapping->address, mapping->length);
+  mapping->unmapped = true;
+}
+
+void Finalize(Napi::Env, void*, Mapping* mapping) {
+  Release(mapping);
+  delete mapping;
+}
+
+Mapping* Lookup(const Napi::CallbackInfo& info, size_t index, Napi::ArrayBuffer* buffer_out) {
+  Napi::Value value = info[index];
+  if (!value.IsArrayBuffer()) ThrowType(info.Env(), "argument " + std::to_string(index) + " must be an ArrayBuffer");
+  Napi::ArrayBuffer buffer = value.As<Napi::ArrayBuffer>();
+  if (buffer_out) *buffer_out = buffer;
+  void* data = buffer.Data();
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto found = registry.find(data);
+  if (data == nullptr || found == registry.end() || found->second->unmapped) return nullptr;
+  return found->second;
+}
+
+// map(fd, length, writable) -> ArrayBuffer over bytes [0, length) of the file.
+// The caller has already compared length with the file's real size, so no access through
+// the buffer can fault (unless another process truncates the file later; see docs).
+Napi::Value Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireArgs(info, 3, "map(fd, length, writable)");
+  int fd = ArgFd(info, 0);
+  uint64_t length = ArgSize(info, 1);
+  bool writable = ArgBool(info, 2);
+
+  struct stat st;
+  if (fstat(fd, &st) != 0) throw SystemError(env, errno, "fstat");
+  if (!S_ISREG(st.st_mode)) throw SystemError(env, ENODEV, "mmap");
+  if (length > static_cast<uint64_t>(st.st_size)) {
+    ThrowRange(env, "mapping length " + std::to_string(length) + " exceeds the file size " + std::to_string(st.st_size));
+  }
+  // mmap refuses zero-length mappings; an empty file is an empty buffer.
+  if (length == 0) return Napi::ArrayBuffer::New(env, 0);
+
+  int protection = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* address = mmap(nullptr, length, protection, MAP_SHARED, fd, 0);
+  if (address == MAP_FAILED) throw SystemError(env, errno, "mmap");
+
+  auto* mapping = new Mapping{address, static_cast<size_t>(length), writable, false};
+  napi_value result;
+  napi_status status = napi_create_external_arraybuffer(
+      env, address, length,
+      [](napi_env e, void* /*data*/, void* hint) { Finalize(Napi::Env(e), nullptr, static_cast<Mapping*>(hint)); },
+      mapping, &result);
+  if (status != napi_ok) {
+    munmap(address, length);
+    delete mapping;
+    // Electron and other hosts with the V8 sandbox refuse external memory: the TypeScript
+    // layer reads the file instead when it sees this code.
+    Napi::Error error = Napi::Error::New(env, "the JavaScript engine refused external (mapped) memory");
+    error.Set("code", Napi::String::New(env, "ERR_EXTERNAL_MEMORY_REFUSED"));
+    throw error;
+  }
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    registry[address] = mapping;
+  }
+  return Napi::Value(env, result);
+}
+
+// unmap(buffer) -> boolean: releases a mapping now. Returns false when the buffer is not a
+// live mapping (already released, or an ordinary ArrayBuffer).
+Napi::Value Unmap(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "unmap(buffer)");
+  Napi::ArrayBuffer buffer;
+  Mapping* mapping = Lookup(info, 0, &buffer);
+  if (mapping == nullptr) return Napi::Boolean::New(info.Env(), false);
+  // Detach first, so no JavaScript view can reach the memory once it is unmapped.
+  buffer.Detach();
+  Release(mapping);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// sync(buffer): msync a writable mapping to its file.
+Napi::Value Sync(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "sync(buffer)");
+  Mapping* mapping = Lookup(info, 0, nullptr);
+  if (mapping == nullptr) ThrowType(info.Env(), "sync() needs a live mapping");
+  if (mapping->writable && msync(mapping->address, mapping->length, MS_SYNC) != 0) {
+    throw SystemError(info.Env(), errno, "msync");
+  }
+  return info.Env().Undefined();
+}
+
+// isMapped(buffer) -> boolean
+Napi::Value IsMapped(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "isMapped(buffer)");
+  if (!info[0].IsArrayBuffer()) return Napi::Boolean::New(info.Env(), false);
+  return Napi::Boolean::New(info.Env(), Lookup(info, 0, nullptr) != nullptr);
+}
+
+// liveMappings() -> number, for leak tests.
+Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  return Napi::Number::New(info.Env(), static_cast<double>(registry.size()));
+}
+
+}  // namespace
+
+void InitMapping(Napi::Env env, Napi::Object exports) {
+  exports.Set("map", Napi::Function::New(env, Map, "map"));
+  exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
+  exports.Set("sync", Napi::Function::New(env, Sync, "sync"));
+  exports.Set("isMapped", Napi::Function::New(env, IsMapped, "isMapped"));
+  exports.Set("liveMappings", Napi::Function::New(env, LiveMappings, "liveMappings"));
+}
+
+}  // namespace tensorio

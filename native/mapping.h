@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace tensorio {
+void InitMapping(Napi::Env env, Napi::Object exports);
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Runs the compiled test suite twice: with the native addon, and on the pure-TypeScript
+// path (TENSORIO_NO_NATIVE=1), since users without a compiler get the second one.
+// Fails when either run fails, and when the addon did not build (CI must test it).
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const testDir = path.join(root, 'dist-test', 'test');
+const only = process.argv.slice(2); // optional file names to run
+const files = fs
+  .readdirSync(testDir)
+  .filter((name) => name.endsWith('.test.js'))
+  .filter((name) => only.length === 0 || only.some((o) => name.includes(o)))
+  .map((name) => path.join(testDir, name));
+
+if (!fs.existsSync(path.join(root, 'build', 'Release', 'tensorio.node'))) {
+  console.error('run-tests: build/Release/tensorio.node is missing; run `npm run build:native` (the suite tests both paths)');
+  process.exit(1);
+}
+
+let failed = false;
+for (const mode of ['native', 'pure-typescript']) {
+  const env = { ...process.env, TENSORIO_TEST_MODE: mode };
+  if (mode === 'pure-typescript') env.TENSORIO_NO_NATIVE = '1';
+  else delete env.TENSORIO_NO_NATIVE;
+  console.log(`\n=== tensorio tests: ${mode} path ===`);
+  const result = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=2', ...files], {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,617 @@
+/**
+ * NumPy's `.npy` format, versions 1.0 to 3.0, as numpy/lib/format.py defines it.
+ *
+ * Layout: the magic `\x93NUMPY`, a major and minor version byte, the header length (2 bytes
+ * little-endian in 1.0, 4 bytes in 2.0 and 3.0), then a Python dict literal
+ * `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` padded with spaces and a
+ * newline so the data that follows starts on a 64-byte boundary (16 before NumPy 1.14).
+ * Version 3.0 only changes the header's encoding from latin-1 to UTF-8.
+ */
+import * as fs from 'node:fs';
+
+import { byteswap } from '../convert.js';
+import { dtypeFromNumpyCode, dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
+import { fromSystemError, TensorioError } from '../errors.js';
+import {
+  closeQuietly,
+  createTempFor,
+  mapFile,
+  openForRead,
+  openForReadAsync,
+  readExactly,
+  readExactlySync,
+  unmapBuffer,
+  writeAtomic,
+  writeAtomicSync,
+  type WriteOptions,
+} from '../io.js';
+import { bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
+import { native } from '../native.js';
+import { parsePyLiteral, PyDict, PyLiteralError, PyTuple, type PyValue } from './pyliteral.js';
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+const ALIGN = 64;
+// NumPy's default max_header_size (numpy >= 1.24): longer headers need an explicit opt-in.
+export const DEFAULT_MAX_HEADER_SIZE = 10000;
+// NumPy leaves room for the growth axis to reach 21 digits, so open_memmap-style appends can
+// rewrite the header in place; we match its bytes exactly.
+const GROWTH_AXIS_MAX_DIGITS = 21;
+
+/** Options for reading `.npy` files. */
+export interface NpyReadOptions {
+  /**
+   * Map the file and return a view into the mapping instead of reading it. Default false:
+   * an eager read, like `np.load`, so the array is independent of the file (a mapped file
+   * that another process truncates makes later reads fault). Mapping falls back to a read,
+   * reported in `copyReason`, when the data is big-endian (it must be converted), not aligned
+   * for its dtype, or the native addon is not loaded.
+   */
+  mmap?: boolean;
+  /** Largest header accepted, in bytes. Default 10,000, NumPy's own limit. */
+  maxHeaderSize?: number;
+}
+
+/** What a `.npy` header says. */
+export interface NpyHeader {
+  version: [number, number];
+  /** The descr exactly as written ('<f4'). */
+  descr: string;
+  dtype: DType;
+  /** True when the stored data is big-endian and must be swapped. */
+  bigEndian: boolean;
+  fortranOrder: boolean;
+  shape: number[];
+  /** Byte offset of the data in the file. */
+  dataOffset: number;
+  /** Byte length of the data. */
+  dataLength: number;
+}
+
+function startsWithMagic(bytes: Uint8Array): boolean {
+  for (let i = 0; i < Math.min(bytes.length, MAGIC.length); i++) if (bytes[i] !== MAGIC[i]) return false;
+  return true;
+}
+
+function describe(value: PyValue): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (value instanceof PyTuple) return `(${value.items.map(describe).join(', ')}${value.items.length === 1 ? ',' : ''})`;
+  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
+  if (value instanceof PyDict) return `{${[...value.entries].map(([k, v]) => `'${k}': ${describe(v)}`).join(', ')}}`;
+  if (value === null) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  return String(value);
+}
+
+function shorten(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+/**
+ * The dtype of a NumPy descr string ('<f4', '>u8', '|b1').
+ * @throws TensorioError `ERR_UNSUPPORTED_DTYPE` naming the descr for structured, string,
+ * datetime, object and other dtypes tensorio does not hold.
+ */
+export function dtypeFromDescr(descr: PyValue, file?: string): { info: DTypeInfo; bigEndian: boolean } {
+  const unsupported = (why: string): never => {
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `unsupported dtype ${shorten(describe(descr))}: ${why}`, { path: file });
+  };
+  if (typeof descr !== 'string') return unsupported('structured (record) dtypes are not supported');
+  const match = /^([<>|=]?)([a-zA-Z])(\d*)(\[\w+\])?$/.exec(descr);
+  if (!match) return unsupported('not a NumPy type string');
+  const [, order, kind, width, unit] = match as unknown as [string, string, string, string, string | undefined];
+  if (kind === 'O') return unsupported('object arrays hold pickled Python objects; read them with load(path, { allowPickle: true })');
+  if (kind === 'U' || kind === 'S' || kind === 'a') return unsupported('string arrays are not supported');
+  if (kind === 'M' || kind === 'm' || unit) return unsupported('datetime and timedelta arrays are not supported');
+  if (kind === 'V') return unsupported('void (raw record) arrays are not supported');
+  const info = dtypeFromNumpyCode(`${kind}${width}`);
+  if (!info) return unsupported('no matching tensorio dtype (supported: b1, i1-i8, u1-u8, f2, f4, f8, c8, c16)');
+  return { info, bigEndian: order === '>' && info.swapSize > 1 };
+}
+
+/**
+ * Reads the fixed preamble: magic, version and header length. Returns the total number of
+ * bytes (preamble plus header) needed before the header can be parsed.
+ */
+function parsePreamble(prefix: Uint8Array, fileSize: number, file: string, maxHeaderSize: number) {
+  if (!startsWithMagic(prefix)) {
+    throw new TensorioError('ERR_BAD_MAGIC', `not a .npy file: expected the magic \\x93NUMPY, found ${hex(prefix.subarray(0, 6))}`, { path: file });
+  }
+  if (prefix.length < 8) throw truncatedHeader(file, fileSize, 8);
+  const major = prefix[6] as number;
+  const minor = prefix[7] as number;
+  if (major < 1 || major > 3 || minor !== 0) {
+    throw new TensorioError('ERR_UNSUPPORTED_VERSION', `unsupported .npy format version ${major}.${minor}; expected 1.0, 2.0 or 3.0`, { path: file });
+  }
+  const lengthBytes = major === 1 ? 2 : 4;
+  const start = 8 + lengthBytes;
+  if (prefix.length < start) throw truncatedHeader(file, fileSize, start);
+  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  if (headerLength > maxHeaderSize) {
+    throw new TensorioError(
+      'ERR_HEADER_TOO_LARGE',
+      `header is ${headerLength} bytes, over the limit of ${maxHeaderSize}; pass { maxHeaderSize: ${headerLength} } if you trust this file`,
+      { path: file },
+    );
+  }
+  return { version: [major, minor] as [number, number], headerStart: start, dataOffset: start + headerLength };
+}
+
+function truncatedHeader(file: string, fileSize: number, needed: number): TensorioError {
+  return new TensorioError('ERR_TRUNCATED', `file ends inside the .npy header: ${fileSize} bytes, the header needs ${needed}`, { path: file });
+}
+
+function hex(bytes: Uint8Array): string {
+  return bytes.length === 0 ? 'an empty file' : Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
+}
+
+function badHeader(file: string, what: string): TensorioError {
+  return new TensorioError('ERR_BAD_HEADER', `malformed .npy header: ${what}`, { path: file });
+}
+
+/**
+ * Parses a complete `.npy` header (preamble included). `bytes` must hold at least
+ * `dataOffset` bytes; the data itself is not looked at.
+ */
+export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: NpyReadOptions = {}, fileSize = bytes.length): NpyHeader {
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const preamble = parsePreamble(bytes, fileSize, file, maxHeaderSize);
+  if (bytes.length < preamble.dataOffset) throw truncatedHeader(file, fileSize, preamble.dataOffset);
+  const encoding = preamble.version[0] === 3 ? 'utf-8' : 'latin1';
+  let text: string;
+  try {
+    text = new TextDecoder(encoding, { fatal: true }).decode(bytes.subarray(preamble.headerStart, preamble.dataOffset));
+  } catch {
+    throw badHeader(file, `header is not valid ${encoding}`);
+  }
+  let parsed: PyValue;
+  try {
+    parsed = parsePyLiteral(text);
+  } catch (error) {
+    if (error instanceof PyLiteralError) throw badHeader(file, error.message);
+    throw error;
+  }
+  if (!(parsed instanceof PyDict)) throw badHeader(file, `expected a dict, found ${shorten(describe(parsed))}`);
+  const keys = [...parsed.entries.keys()].sort();
+  if (keys.join(',') !== 'descr,fortran_order,shape') {
+    throw badHeader(file, `expected exactly the keys 'descr', 'fortran_order' and 'shape', found ${keys.map((k) => `'${k}'`).join(', ') || 'none'}`);
+  }
+  const descr = parsed.entries.get('descr') as PyValue;
+  const fortran = parsed.entries.get('fortran_order') as PyValue;
+  const shapeValue = parsed.entries.get('shape') as PyValue;
+  if (typeof fortran !== 'boolean') throw badHeader(file, `'fortran_order' must be True or False, found ${shorten(describe(fortran))}`);
+  if (!(shapeValue instanceof PyTuple) || !shapeValue.items.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
+    throw badHeader(file, `'shape' must be a tuple of non-negative integers, found ${shorten(describe(shapeValue))}`);
+  }
+  const shape = shapeValue.items as number[];
+  const { info, bigEndian } = dtypeFromDescr(descr, file);
+  const size = shapeSize(shape, file);
+  const dataLength = size * info.itemSize;
+  if (!Number.isSafeInteger(dataLength)) throw new TensorioError('ERR_TOO_LARGE', `shape (${shape.join(', ')}) is too large`, { path: file });
+  return {
+    version: preamble.version,
+    descr: descr as string,
+    dtype: info.name,
+    bigEndian,
+    fortranOrder: fortran,
+    shape,
+    dataOffset: preamble.dataOffset,
+    dataLength,
+  };
+}
+
+/** How many bytes of a file to read first: enough for any header within the limit. */
+function firstReadLength(fileSize: number, maxHeaderSize: number): number {
+  return Math.min(fileSize, 12 + Math.min(maxHeaderSize, 4096 - 12));
+}
+
+/** Bytes needed to parse the header, from the preamble in `prefix`. */
+function headerBytesNeeded(prefix: Uint8Array, fileSize: number, file: string, options: NpyReadOptions): number {
+  return parsePreamble(prefix, fileSize, file, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE).dataOffset;
+}
+
+/** Reads and parses the header of an open file. */
+async function readHeader(fd: number, size: number, file: string, options: NpyReadOptions): Promise<NpyHeader> {
+  let prefix = new Uint8Array(firstReadLength(size, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
+  await readExactly(fd, 0, prefix, file, '.npy header');
+  const needed = headerBytesNeeded(prefix, size, file, options);
+  if (needed > prefix.length) {
+    if (needed > size) throw truncatedHeader(file, size, needed);
+    prefix = new Uint8Array(needed);
+    await readExactly(fd, 0, prefix, file, '.npy header');
+  }
+  const header = parseNpyHeader(prefix, file, options, size);
+  checkDataFits(header, size, file);
+  return header;
+}
+
+/** Synchronous {@link readHeader}. */
+function readHeaderSync(fd: number, size: number, file: string, options: NpyReadOptions): NpyHeader {
+  let prefix = new Uint8Array(firstReadLength(size, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
+  readExactlySync(fd, 0, prefix, file, '.npy header');
+  const needed = headerBytesNeeded(prefix, size, file, options);
+  if (needed > prefix.length) {
+    if (needed > size) throw truncatedHeader(file, size, needed);
+    prefix = new Uint8Array(needed);
+    readExactlySync(fd, 0, prefix, file, '.npy header');
+  }
+  const header = parseNpyHeader(prefix, file, options, size);
+  checkDataFits(header, size, file);
+  return header;
+}
+
+function checkDataFits(header: NpyHeader, fileSize: number, file: string): void {
+  const needed = header.dataOffset + header.dataLength;
+  if (fileSize < needed) {
+    throw new TensorioError(
+      'ERR_TRUNCATED',
+      `file ends inside the data: ${header.dtype} (${header.shape.join(', ')}) needs ${header.dataLength} bytes at offset ${header.dataOffset}, the file has ${Math.max(0, fileSize - header.dataOffset)}`,
+      { path: file },
+    );
+  }
+}
+
+/** Rejects bool data holding bytes other than 0 and 1 (NumPy reads them silently as True). */
+function checkBool(data: Uint8Array, file: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if ((data[i] as number) > 1) {
+      throw new TensorioError('ERR_BAD_VALUE', `bool array holds the byte ${data[i]} at element ${i}; expected 0 or 1`, { path: file });
+    }
+  }
+}
+
+/**
+ * Builds the NdArray over `buffer` (at `byteOffset`), converting big-endian data to native
+ * order in place. The buffer must be ours to modify unless the data is already native.
+ */
+export function arrayFromBuffer(header: NpyHeader, buffer: ArrayBuffer, byteOffset: number, file: string, read: { mapped: boolean; copyReason?: string }): LoadedArray {
+  const info = dtypeInfo(header.dtype);
+  const data = new info.array(buffer, byteOffset, (header.dataLength / info.itemSize) * info.lanes);
+  if (header.bigEndian) byteswap(data, info.swapSize);
+  if (header.dtype === 'bool') checkBool(data as Uint8Array, file);
+  const array: LoadedArray = { dtype: header.dtype, shape: header.shape, data, ...read };
+  if (header.fortranOrder) array.order = 'F';
+  return array;
+}
+
+/**
+ * Parses a whole `.npy` file held in memory (an `.npz` member, a fetched response).
+ * The returned data is a view into `bytes` when the data is aligned and native-endian,
+ * else a copy.
+ */
+export function decodeNpy(bytes: Uint8Array, file = '<buffer>', options: NpyReadOptions = {}): LoadedArray {
+  const header = parseNpyHeader(bytes, file, options);
+  checkDataFits(header, bytes.length, file);
+  const alignment = dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT;
+  const start = bytes.byteOffset + header.dataOffset;
+  if (!header.bigEndian && start % alignment === 0 && bytes.buffer instanceof ArrayBuffer) {
+    return arrayFromBuffer(header, bytes.buffer, start, file, { mapped: false });
+  }
+  const copy = bytes.slice(header.dataOffset, header.dataOffset + header.dataLength);
+  return arrayFromBuffer(header, copy.buffer, 0, file, { mapped: false });
+}
+
+interface ReadPlan {
+  header: NpyHeader;
+  /** Set when the data is to be mapped. */
+  map: boolean;
+  copyReason?: string;
+}
+
+function planRead(header: NpyHeader, options: NpyReadOptions): ReadPlan {
+  if (!options.mmap) return { header, map: false };
+  const alignment = dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT;
+  if (header.bigEndian) return { header, map: false, copyReason: 'the data is big-endian and was converted to native order' };
+  if (header.dataOffset % alignment !== 0) {
+    return { header, map: false, copyReason: `the data offset ${header.dataOffset} is not a multiple of the ${header.dtype} size ${alignment}` };
+  }
+  if (!native) return { header, map: false, copyReason: 'the native addon is not loaded' };
+  return { header, map: true };
+}
+
+/** The array mapped from an open file, or why it could not be mapped. */
+function mapped(header: NpyHeader, fd: number, file: string, writable: boolean): LoadedArray | string {
+  const result = mapFile(fd, header.dataOffset + header.dataLength, writable, file);
+  if (!result.buffer) return result.reason;
+  return arrayFromBuffer(header, result.buffer, header.dataOffset, file, { mapped: true });
+}
+
+function readInfo(copyReason: string | undefined): { mapped: false; copyReason?: string } {
+  return copyReason === undefined ? { mapped: false } : { mapped: false, copyReason };
+}
+
+/**
+ * Reads a `.npy` file.
+ *
+ * @param path the file.
+ * @param options `mmap` (default false) maps instead of reading; `maxHeaderSize` (default 10,000).
+ * @returns the array, with `mapped` and, when mapping was asked for but not possible, `copyReason`.
+ * @throws TensorioError `ERR_BAD_MAGIC`, `ERR_UNSUPPORTED_VERSION`, `ERR_HEADER_TOO_LARGE`,
+ * `ERR_BAD_HEADER`, `ERR_UNSUPPORTED_DTYPE`, `ERR_TRUNCATED`, `ERR_BAD_VALUE` (bool bytes
+ * other than 0/1), `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
+ */
+export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray> {
+  const { fd, size } = await openForReadAsync(path);
+  try {
+    const plan = planRead(await readHeader(fd, size, path, options), options);
+    const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
+    if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
+    const { header } = plan;
+    const buffer = new ArrayBuffer(header.dataLength);
+    await readExactly(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
+    return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** Synchronous {@link readNpy}. */
+export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedArray {
+  const { fd, size } = openForRead(path);
+  try {
+    const plan = planRead(readHeaderSync(fd, size, path, options), options);
+    const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
+    if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
+    const { header } = plan;
+    const buffer = new ArrayBuffer(header.dataLength);
+    readExactlySync(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
+    return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+function pyRepr(value: string | boolean | number[]): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  return value.length === 1 ? `(${value[0]},)` : `(${value.join(', ')})`;
+}
+
+/** The descr NumPy writes for a dtype ('<f4', '|b1'). */
+export function descrFor(dtype: DType): string {
+  const info = dtypeInfo(dtype);
+  if (info.numpy === null) {
+    throw new TensorioError(
+      'ERR_UNSUPPORTED_DTYPE',
+      `NumPy has no ${dtype} dtype, so .npy cannot hold it; convert it first (toFloat32) or write safetensors`,
+    );
+  }
+  return `${info.itemSize === 1 ? '|' : '<'}${info.numpy}`;
+}
+
+/**
+ * Whether NumPy would record an array of this shape as fortran_order: only when its
+ * Fortran layout differs from the C one (at least two axes longer than 1, not empty).
+ */
+function storesFortran(array: NdArray): boolean {
+  if (array.order !== 'F') return false;
+  return array.shape.filter((d) => d > 1).length >= 2 && !array.shape.includes(0);
+}
+
+/**
+ * The header NumPy's `np.save` writes for an array, byte for byte: sorted keys, the
+ * growth-axis spare spaces, padding to 64 bytes, and the smallest version that fits.
+ */
+export function encodeNpyHeader(dtype: DType, shape: readonly number[], fortranOrder: boolean): Uint8Array {
+  let dict = `{'descr': ${pyRepr(descrFor(dtype))}, 'fortran_order': ${pyRepr(fortranOrder)}, 'shape': ${pyRepr([...shape])}, }`;
+  if (shape.length > 0) {
+    const growthAxis = shape[fortranOrder ? shape.length - 1 : 0] as number;
+    dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(growthAxis).length));
+  }
+  const textLength = dict.length + 1; // the closing newline
+  let version = 1;
+  let lengthBytes = 2;
+  let padding = ALIGN - ((8 + lengthBytes + textLength) % ALIGN);
+  if (textLength + padding >= 65536) {
+    version = 2;
+    lengthBytes = 4;
+    padding = ALIGN - ((8 + lengthBytes + textLength) % ALIGN);
+  }
+  const headerLength = textLength + padding;
+  const out = new Uint8Array(8 + lengthBytes + headerLength);
+  out.set(MAGIC, 0);
+  out[6] = version;
+  out[7] = 0;
+  const view = new DataView(out.buffer);
+  if (version === 1) view.setUint16(8, headerLength, true);
+  else view.setUint32(8, headerLength, true);
+  const text = dict + ' '.repeat(padding) + '\n';
+  for (let i = 0; i < text.length; i++) out[8 + lengthBytes + i] = text.charCodeAt(i);
+  return out;
+}
+
+/**
+ * The chunks of a `.npy` file for an array: its header, then the array's own bytes (no
+ * copy). Fortran-order arrays are written as stored, with fortran_order True.
+ */
+export function encodeNpy(array: NdArray, file?: string): Uint8Array[] {
+  validateNdArray(array, file);
+  return [encodeNpyHeader(array.dtype, array.shape, storesFortran(array)), bytesOf(array.data)];
+}
+
+/**
+ * Writes an array as a `.npy` file, as `np.save` writes it. Atomic: a temporary file in the
+ * same folder, fsync, rename, so the old file survives any failure.
+ * @param options `fsync` (default true); see {@link WriteOptions}.
+ * @throws TensorioError `ERR_UNSUPPORTED_DTYPE` (bfloat16, float8: NumPy has no such dtype),
+ * `ERR_INVALID_ARGUMENT`/`ERR_SHAPE_MISMATCH` for an inconsistent array, `ERR_NO_SPACE`,
+ * `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
+ */
+export async function writeNpy(path: string, array: NdArray, options: WriteOptions = {}): Promise<void> {
+  await writeAtomic(path, encodeNpy(array, path), options);
+}
+
+/** Synchronous {@link writeNpy}. */
+export function writeNpySync(path: string, array: NdArray, options: WriteOptions = {}): void {
+  writeAtomicSync(path, encodeNpy(array, path), options);
+}
+
+// ---------------------------------------------------------------------------------------
+// Writable mappings (numpy.lib.format.open_memmap)
+
+/** Options of {@link openNpy}. */
+export interface OpenNpyOptions extends WriteOptions {
+  /** 'r+' opens an existing file for reading and writing; 'w+' creates (or replaces) one. */
+  mode: 'r+' | 'w+';
+  /** Required with 'w+'. */
+  dtype?: DType;
+  /** Required with 'w+'. */
+  shape?: number[];
+  /** Layout of a new file; default 'C'. */
+  order?: 'C' | 'F';
+  /** Largest header accepted with 'r+'. Default 10,000. */
+  maxHeaderSize?: number;
+}
+
+/** A `.npy` file open for modification in place through {@link NdArray.data}. */
+export interface NpyMemmap extends NdArray {
+  readonly path: string;
+  /** True when `data` is a shared mapping of the file; false on the in-memory fallback. */
+  readonly mapped: boolean;
+  /** Why the file is not mapped, when it is not. */
+  readonly copyReason?: string;
+  /**
+   * Makes the file hold the current data. Mapped: msync (and, for a new file, the first flush
+   * moves it into place). Not mapped: the whole file is rewritten atomically.
+   */
+  flush(): void;
+  /** Flushes, then releases the mapping; `data` becomes empty. Further calls do nothing. */
+  close(): void;
+}
+
+class NpyMemmapImpl implements NpyMemmap {
+  dtype: DType;
+  shape: number[];
+  data: NdArray['data'];
+  order?: 'C' | 'F';
+  readonly path: string;
+  readonly mapped: boolean;
+  readonly copyReason?: string;
+  private closed = false;
+  private pendingTemp: string | undefined;
+  private readonly fsync: boolean;
+  private readonly buffer: ArrayBuffer | undefined;
+
+  constructor(init: {
+    path: string;
+    array: NdArray;
+    mapping?: ArrayBuffer;
+    pendingTemp?: string;
+    copyReason?: string;
+    fsync: boolean;
+  }) {
+    this.path = init.path;
+    this.dtype = init.array.dtype;
+    this.shape = init.array.shape;
+    this.data = init.array.data;
+    if (init.array.order === 'F') this.order = 'F';
+    this.mapped = init.mapping !== undefined;
+    this.buffer = init.mapping;
+    this.pendingTemp = init.pendingTemp;
+    if (init.copyReason !== undefined) this.copyReason = init.copyReason;
+    this.fsync = init.fsync;
+  }
+
+  flush(): void {
+    if (this.closed) throw new TensorioError('ERR_CLOSED', 'the mapping is closed', { path: this.path });
+    if (!this.buffer) {
+      writeNpySync(this.path, this, { fsync: this.fsync });
+      return;
+    }
+    (native as NonNullable<typeof native>).sync(this.buffer);
+    if (this.pendingTemp !== undefined) {
+      // A new file appears at its path only once it is complete.
+      try {
+        fs.renameSync(this.pendingTemp, this.path);
+      } catch (error) {
+        throw new TensorioError('ERR_IO', `cannot move the new file into place: ${(error as Error).message}`, { path: this.path, cause: error });
+      }
+      this.pendingTemp = undefined;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    if (this.buffer) unmapBuffer(this.buffer);
+  }
+}
+
+/**
+ * Opens a `.npy` file for modification in place, like `numpy.lib.format.open_memmap`.
+ *
+ * 'w+' creates a file of `dtype` and `shape` filled with zeros; it is built next to the
+ * target and appears at `path` on the first {@link NpyMemmap.flush} (or close), so a crash
+ * before that leaves any old file intact. 'r+' maps an existing file; writes through `data`
+ * reach the file directly, as with NumPy. Without the native addon, or for big-endian or
+ * unaligned files, the data is held in memory and each flush rewrites the file atomically
+ * (`mapped` is false and `copyReason` says why).
+ *
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for a missing dtype/shape with 'w+', and every
+ * error of {@link readNpy} and {@link writeNpy}.
+ */
+export function openNpy(path: string, options: OpenNpyOptions): NpyMemmap {
+  const fsync = options.fsync ?? true;
+  if (options.mode === 'w+') return createNpy(path, options, fsync);
+  if (options.mode !== 'r+') {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `openNpy mode must be 'r+' or 'w+', got '${String(options.mode)}'`, { path });
+  }
+  const { fd, size } = openForRead(path, true);
+  try {
+    const plan = planRead(readHeaderSync(fd, size, path, options), { mmap: true });
+    const mappedArray = plan.map ? mapped(plan.header, fd, path, true) : undefined;
+    if (mappedArray && typeof mappedArray !== 'string') {
+      return new NpyMemmapImpl({ path, array: mappedArray, mapping: mappedArray.data.buffer as ArrayBuffer, fsync });
+    }
+    const { header } = plan;
+    const buffer = new ArrayBuffer(header.dataLength);
+    readExactlySync(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
+    const array = arrayFromBuffer(header, buffer, 0, path, { mapped: false });
+    return new NpyMemmapImpl({ path, array, fsync, ...readInfo(mappedArray ?? plan.copyReason) });
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+function createNpy(path: string, options: OpenNpyOptions, fsync: boolean): NpyMemmap {
+  if (options.dtype === undefined || options.shape === undefined) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', "openNpy mode 'w+' needs dtype and shape", { path });
+  }
+  const info = dtypeInfo(options.dtype);
+  const shape = [...options.shape];
+  const elements = shapeSize(shape, path) * info.lanes;
+  const array: NdArray = { dtype: options.dtype, shape, data: new info.array(0) };
+  if (options.order === 'F') array.order = 'F';
+  const header = encodeNpyHeader(options.dtype, shape, storesFortran(array));
+  const total = header.length + (elements / info.lanes) * info.itemSize;
+  if (!native) {
+    array.data = new info.array(elements);
+    return new NpyMemmapImpl({ path, array, copyReason: 'the native addon is not loaded', fsync });
+  }
+  const { tempPath, fd } = createTempFor(path);
+  try {
+    fs.writeSync(fd, header);
+    fs.ftruncateSync(fd, total);
+    const result = mapFile(fd, total, true, path);
+    if (!result.buffer) {
+      fs.unlinkSync(tempPath);
+      array.data = new info.array(elements);
+      return new NpyMemmapImpl({ path, array, copyReason: result.reason, fsync });
+    }
+    array.data = new info.array(result.buffer, header.length, elements);
+    return new NpyMemmapImpl({ path, array, mapping: result.buffer, pendingTemp: tempPath, fsync });
+  } catch (error) {
+    try {
+      fs.unlinkSync(tempPath);
+    } catch {
+      // Already gone.
+    }
+    throw fromSystemError(error, path, 'create');
+  } finally {
+    closeQuietly(fd);
+  }
+}

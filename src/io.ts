@@ -1,0 +1,446 @@
+/**
+ * File access for every format: positioned reads into caller-owned memory, mappings, and
+ * atomic writes. Uses the native addon when it is loaded and plain `fs` otherwise, so the
+ * formats above never care which path is in use.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+import { fromSystemError, TensorioError } from './errors.js';
+import { native } from './native.js';
+
+/** Options of every write. */
+export interface WriteOptions {
+  /**
+   * fsync the file (and its folder) before and after the rename, so a power loss after the
+   * call returns cannot lose the new file. Default true. Without it the write is still
+   * atomic against crashes of this process, but an OS crash may leave the old file or an
+   * empty one.
+   */
+  fsync?: boolean;
+}
+
+// fs moves at most 2 GiB - 1 per call; larger spans are looped in 1 GiB steps.
+const FS_STEP = 1 << 30;
+
+function viewBytes(view: ArrayBufferView, start: number, length: number): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset + start, length);
+}
+
+/** Reads into `target` from `position`; returns the bytes read (fewer only at end of file). */
+export function readAt(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+  if (target.byteLength === 0) return Promise.resolve(0);
+  if (native) {
+    const binding = native;
+    return new Promise((resolve, reject) => {
+      binding.read(fd, position, target, (error, bytes) => {
+        if (error) reject(fromSystemError(error, file, 'read'));
+        else resolve(bytes as number);
+      });
+    });
+  }
+  return (async () => {
+    let done = 0;
+    try {
+      while (done < target.byteLength) {
+        const step = Math.min(target.byteLength - done, FS_STEP);
+        const { bytesRead } = await fsRead(fd, viewBytes(target, done, step), position + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (error) {
+      throw fromSystemError(error, file, 'read');
+    }
+    return done;
+  })();
+}
+
+function fsRead(fd: number, buffer: Uint8Array, position: number): Promise<{ bytesRead: number }> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buffer, 0, buffer.byteLength, position, (error, bytesRead) => (error ? reject(error) : resolve({ bytesRead })));
+  });
+}
+
+/** Synchronous {@link readAt}. */
+export function readAtSync(fd: number, position: number, target: ArrayBufferView, file: string): number {
+  if (target.byteLength === 0) return 0;
+  try {
+    if (native) return native.readSync(fd, position, target);
+    let done = 0;
+    while (done < target.byteLength) {
+      const step = Math.min(target.byteLength - done, FS_STEP);
+      const bytesRead = fs.readSync(fd, viewBytes(target, done, step), 0, step, position + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  } catch (error) {
+    throw fromSystemError(error, file, 'read');
+  }
+}
+
+function truncated(file: string, what: string, position: number, wanted: number, got: number): TensorioError {
+  return new TensorioError(
+    'ERR_TRUNCATED',
+    `file ends inside the ${what}: expected ${wanted} bytes at offset ${position}, found ${got}`,
+    { path: file },
+  );
+}
+
+/** Reads exactly `target.byteLength` bytes or throws `ERR_TRUNCATED` naming `what`. */
+export async function readExactly(fd: number, position: number, target: ArrayBufferView, file: string, what: string): Promise<void> {
+  const got = await readAt(fd, position, target, file);
+  if (got !== target.byteLength) throw truncated(file, what, position, target.byteLength, got);
+}
+
+/** Synchronous {@link readExactly}. */
+export function readExactlySync(fd: number, position: number, target: ArrayBufferView, file: string, what: string): void {
+  const got = readAtSync(fd, position, target, file);
+  if (got !== target.byteLength) throw truncated(file, what, position, target.byteLength, got);
+}
+
+/** A mapping of a file, or why there is none. */
+export type MapResult = { buffer: ArrayBuffer; reason?: undefined } | { buffer?: undefined; reason: string };
+
+/**
+ * Maps bytes [0, length) of an open file as one ArrayBuffer. The caller has checked that the
+ * file holds `length` bytes. Returns a reason instead when mapping is not possible here
+ * (no addon, a host that refuses external memory, a file system without mmap).
+ */
+export function mapFile(fd: number, length: number, writable: boolean, file: string): MapResult {
+  if (!native) return { reason: 'the native addon is not loaded' };
+  try {
+    return { buffer: native.map(fd, length, writable) };
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_EXTERNAL_MEMORY_REFUSED' || code === 'ENODEV' || code === 'EINVAL' || code === 'ENOMEM') {
+      return { reason: `mapping refused: ${(error as Error).message}` };
+    }
+    throw fromSystemError(error, file, 'map');
+  }
+}
+
+/**
+ * Releases a mapping at once. Every view into it becomes empty (length 0), so no stale view
+ * can reach unmapped memory. Returns false when the buffer is not a live mapping.
+ */
+export function unmapBuffer(buffer: ArrayBufferLike): boolean {
+  if (!native || !(buffer instanceof ArrayBuffer)) return false;
+  return native.unmap(buffer);
+}
+
+/** True when the buffer is a live memory mapping. */
+export function isMappedBuffer(buffer: ArrayBufferLike): boolean {
+  return native !== null && buffer instanceof ArrayBuffer && native.isMapped(buffer);
+}
+
+// ---------------------------------------------------------------------------------------
+// Atomic writes: a temporary file in the target's folder, fsync, rename over the target.
+// The target is never opened for writing, so a file that is mapped elsewhere keeps its old
+// bytes (the mapping holds the old inode) and a crash leaves the old file whole.
+
+const TEMP_SUFFIX = '.tensorio-tmp';
+
+function tempPathFor(target: string): string {
+  const dir = path.dirname(target);
+  return path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary files left by writers of `target` that died (their pid is gone).
+ * Best effort: a folder that cannot be listed is left as it is.
+ */
+export function removeStaleTemps(target: string): void {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(TEMP_SUFFIX)) continue;
+    const pid = Number(name.slice(prefix.length).split('.')[0]);
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    try {
+      fs.unlinkSync(path.join(dir, name));
+    } catch {
+      // Another writer may have removed it first.
+    }
+  }
+}
+
+function existingMode(target: string): number | undefined {
+  try {
+    const stat = fs.statSync(target);
+    return stat.isFile() ? stat.mode & 0o7777 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function syncFolderSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some file systems cannot fsync a folder; the rename itself has happened.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * Creates an empty temporary file next to `target` (removing ones left by dead writers),
+ * with the target's permissions when it exists. The caller renames or removes it.
+ */
+export function createTempFor(target: string): { tempPath: string; fd: number } {
+  const resolved = path.resolve(target);
+  removeStaleTemps(resolved);
+  const tempPath = tempPathFor(resolved);
+  let fd: number;
+  try {
+    fd = fs.openSync(tempPath, 'wx', 0o666);
+  } catch (error) {
+    throw fromSystemError(error, target, 'create a file in its folder');
+  }
+  const mode = existingMode(resolved);
+  if (mode !== undefined) {
+    try {
+      fs.fchmodSync(fd, mode);
+    } catch {
+      // Keeping the old permissions is a courtesy, not a requirement.
+    }
+  }
+  return { tempPath, fd };
+}
+
+/**
+ * A file being written atomically: chunks are appended to a temporary file, and
+ * {@link commit} moves it over the target; {@link abort} (or any error) removes it.
+ * Use the async methods or the Sync ones, not both on one writer.
+ */
+export class AtomicWriter {
+  readonly target: string;
+  readonly tempPath: string;
+  private fd: number | undefined;
+  private position = 0;
+  private readonly fsync: boolean;
+
+  private constructor(target: string, tempPath: string, fd: number, fsync: boolean) {
+    this.target = target;
+    this.tempPath = tempPath;
+    this.fd = fd;
+    this.fsync = fsync;
+  }
+
+  /** Bytes written so far. */
+  get bytesWritten(): number {
+    return this.position;
+  }
+
+  /** Creates the temporary file next to `target`. */
+  static async open(target: string, options: WriteOptions = {}): Promise<AtomicWriter> {
+    return AtomicWriter.openSync(target, options);
+  }
+
+  /** Synchronous {@link open} (creating a file is one quick syscall either way). */
+  static openSync(target: string, options: WriteOptions = {}): AtomicWriter {
+    const { tempPath, fd } = createTempFor(target);
+    return new AtomicWriter(target, tempPath, fd, options.fsync ?? true);
+  }
+
+  private requireOpen(): number {
+    if (this.fd === undefined) throw new TensorioError('ERR_CLOSED', 'the writer is already committed or aborted', { path: this.target });
+    return this.fd;
+  }
+
+  /** Appends chunks (gathered into one system call where possible; never concatenated). */
+  async write(chunks: ArrayBufferView[]): Promise<void> {
+    const fd = this.requireOpen();
+    const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+    try {
+      if (native) {
+        const binding = native;
+        await new Promise<void>((resolve, reject) => {
+          binding.write(fd, this.position, chunks, (error) => (error ? reject(error) : resolve()));
+        });
+      } else {
+        let position = this.position;
+        for (const chunk of chunks) {
+          for (let done = 0; done < chunk.byteLength; ) {
+            const step = Math.min(chunk.byteLength - done, FS_STEP);
+            const written = await new Promise<number>((resolve, reject) => {
+              fs.write(fd, viewBytes(chunk, done, step), 0, step, position, (error, n) => (error ? reject(error) : resolve(n)));
+            });
+            done += written;
+            position += written;
+          }
+        }
+      }
+    } catch (error) {
+      await this.abort();
+      throw fromSystemError(error, this.target, 'write');
+    }
+    this.position += total;
+  }
+
+  /** Synchronous {@link write}. */
+  writeSync(chunks: ArrayBufferView[]): void {
+    const fd = this.requireOpen();
+    const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+    try {
+      if (native) {
+        native.writeSync(fd, this.position, chunks);
+      } else {
+        let position = this.position;
+        for (const chunk of chunks) {
+          for (let done = 0; done < chunk.byteLength; ) {
+            const step = Math.min(chunk.byteLength - done, FS_STEP);
+            const written = fs.writeSync(fd, viewBytes(chunk, done, step), 0, step, position);
+            done += written;
+            position += written;
+          }
+        }
+      }
+    } catch (error) {
+      this.abortSync();
+      throw fromSystemError(error, this.target, 'write');
+    }
+    this.position += total;
+  }
+
+  /** Flushes the temporary file and renames it over the target. */
+  async commit(): Promise<void> {
+    const fd = this.requireOpen();
+    try {
+      if (this.fsync) await new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+      this.fd = undefined;
+      await new Promise<void>((resolve, reject) => fs.close(fd, (e) => (e ? reject(e) : resolve())));
+      await fs.promises.rename(this.tempPath, this.target);
+    } catch (error) {
+      if (this.fd !== undefined) this.closeQuietly();
+      this.unlinkQuietly();
+      throw fromSystemError(error, this.target, 'write');
+    }
+    if (this.fsync) syncFolderSync(path.dirname(path.resolve(this.target)));
+  }
+
+  /** Synchronous {@link commit}. */
+  commitSync(): void {
+    const fd = this.requireOpen();
+    try {
+      if (this.fsync) fs.fsyncSync(fd);
+      this.fd = undefined;
+      fs.closeSync(fd);
+      fs.renameSync(this.tempPath, this.target);
+    } catch (error) {
+      if (this.fd !== undefined) this.closeQuietly();
+      this.unlinkQuietly();
+      throw fromSystemError(error, this.target, 'write');
+    }
+    if (this.fsync) syncFolderSync(path.dirname(path.resolve(this.target)));
+  }
+
+  /** Removes the temporary file; the target is untouched. Safe to call more than once. */
+  async abort(): Promise<void> {
+    this.abortSync();
+  }
+
+  /** Synchronous {@link abort}. */
+  abortSync(): void {
+    if (this.fd === undefined) return;
+    this.closeQuietly();
+    this.unlinkQuietly();
+  }
+
+  private closeQuietly(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd === undefined) return;
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // Already closed or failing: the file is being discarded anyway.
+    }
+  }
+
+  private unlinkQuietly(): void {
+    try {
+      fs.unlinkSync(this.tempPath);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Writes `chunks` back to back to `target`, atomically. */
+export async function writeAtomic(target: string, chunks: ArrayBufferView[], options: WriteOptions = {}): Promise<void> {
+  const writer = await AtomicWriter.open(target, options);
+  await writer.write(chunks);
+  await writer.commit();
+}
+
+/** Synchronous {@link writeAtomic}. */
+export function writeAtomicSync(target: string, chunks: ArrayBufferView[], options: WriteOptions = {}): void {
+  const writer = AtomicWriter.openSync(target, options);
+  writer.writeSync(chunks);
+  writer.commitSync();
+}
+
+/** Opens a file for reading and returns its descriptor and size (a regular file only). */
+export function openForRead(file: string, writable = false): { fd: number; size: number } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, writable ? 'r+' : 'r');
+  } catch (error) {
+    throw fromSystemError(error, file, 'open');
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (stat.isDirectory()) throw new TensorioError('ERR_IS_DIRECTORY', 'is a directory, not a file', { path: file });
+    return { fd, size: stat.size };
+  } catch (error) {
+    fs.closeSync(fd);
+    throw fromSystemError(error, file, 'stat');
+  }
+}
+
+/** Asynchronous {@link openForRead}: the open and stat run on libuv's thread pool. */
+export async function openForReadAsync(file: string, writable = false): Promise<{ fd: number; size: number }> {
+  let fd: number;
+  try {
+    fd = await new Promise<number>((resolve, reject) => fs.open(file, writable ? 'r+' : 'r', (e, d) => (e ? reject(e) : resolve(d))));
+  } catch (error) {
+    throw fromSystemError(error, file, 'open');
+  }
+  try {
+    const stat = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (e, s) => (e ? reject(e) : resolve(s))));
+    if (stat.isDirectory()) throw new TensorioError('ERR_IS_DIRECTORY', 'is a directory, not a file', { path: file });
+    return { fd, size: stat.size };
+  } catch (error) {
+    closeQuietly(fd);
+    throw fromSystemError(error, file, 'stat');
+  }
+}
+
+/** Closes a descriptor, ignoring errors (read paths have nothing left to flush). */
+export function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // Nothing to recover on a read-only descriptor.
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The one place that loads the native addon. Everything else asks {@link native} and takes
+ * the pure-TypeScript path when it is null.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+type Callback<T> = (error: Error | null, result?: T) => void;
+
+/** The functions native/addon.cc exports. Byte-level only: no format knowledge. */
+export interface NativeBinding {
+  readonly abiVersion: number;
+  map(fd: number, length: number, writable: boolean): ArrayBuffer;
+  unmap(buffer: ArrayBuffer): boolean;
+  sync(buffer: ArrayBuffer): void;
+  isMapped(buffer: ArrayBuffer): boolean;
+  liveMappings(): number;
+  read(fd: number, position: number, target: ArrayBufferView, callback: Callback<number>): void;
+  readSync(fd: number, position: number, target: ArrayBufferView): number;
+  write(fd: number, position: number, chunks: ArrayBufferView[], callback: Callback<number>): void;
+  writeSync(fd: number, position: number, chunks: ArrayBufferView[]): number;
+  convert(name: string, src: ArrayBufferView, dst: ArrayBufferView): void;
+  byteswap(bytes: ArrayBufferView, itemSize: number): void;
+  features(): { f16c: boolean };
+}
+
+/** Whether the addon is in use, and if not, why. */
+export interface NativeStatus {
+  readonly loaded: boolean;
+  /** Where the addon was loaded from, when it was. */
+  readonly file?: string;
+  /** Why the pure-TypeScript path is in use, when it is. */
+  readonly reason?: string;
+}
+
+const EXPECTED_ABI = 1;
+
+function packageRoot(): string {
+  // dist/native.js and dist-test/src/native.js both sit below the package root.
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'native'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..');
+}
+
+function load(): { binding: NativeBinding | null; status: NativeStatus } {
+  if (process.env.TENSORIO_NO_NATIVE === '1') {
+    return { binding: null, status: { loaded: false, reason: 'TENSORIO_NO_NATIVE=1 is set' } };
+  }
+  const root = packageRoot();
+  const candidates = [path.join(root, 'build', 'Release', 'tensorio.node'), path.join(root, 'build', 'Debug', 'tensorio.node')];
+  const failures: string[] = [];
+  for (const file of candidates) {
+    if (!fs.existsSync(file)) continue;
+    try {
+      const binding = require(file) as NativeBinding;
+      if (binding.abiVersion !== EXPECTED_ABI) {
+        failures.push(`${file} is a stale build (abi ${binding.abiVersion}, expected ${EXPECTED_ABI}); run npm run build:native`);
+        continue;
+      }
+      return { binding, status: { loaded: true, file } };
+    } catch (error) {
+      failures.push(`${file}: ${(error as Error).message}`);
+    }
+  }
+  const reason = failures.length > 0 ? failures.join('; ') : `no built addon under ${path.join(root, 'build')}`;
+  process.emitWarning(`native addon not loaded (${reason}); using pure-TypeScript I/O without memory mapping`, {
+    code: 'TENSORIO_NO_NATIVE',
+  });
+  return { binding: null, status: { loaded: false, reason } };
+}
+
+const loaded = load();
+
+/** The addon, or null on the pure-TypeScript path. */
+export const native: NativeBinding | null = loaded.binding;
+
+/** Whether the native addon is in use, where it came from, or why not. */
+export function nativeStatus(): NativeStatus {
+  return loaded.status;
+}

@@ -1,0 +1,180 @@
+/**
+ * The n-dimensional array every format reads into and writes from, and the few helpers
+ * around it (checked sizes, C-order copies, constructors).
+ */
+import { dtypeInfo, dtypeOfTypedArray, type DType, type TypedArray } from './dtype.js';
+import { TensorioError } from './errors.js';
+
+/**
+ * An n-dimensional array.
+ *
+ * Element storage: bool → Uint8Array of 0/1; int64/uint64 → BigInt64Array/BigUint64Array;
+ * float16, bfloat16 and float8 → Uint16Array/Uint8Array of raw bits; complex64/complex128 →
+ * Float32Array/Float64Array with real and imaginary parts interleaved (length 2 × size).
+ * Data is always in native (little-endian) byte order.
+ */
+export interface NdArray {
+  dtype: DType;
+  shape: number[];
+  data: TypedArray;
+  /**
+   * 'F' means the data is column-major as stored (NumPy's F-contiguous), so a mapped
+   * Fortran-order file stays zero-copy; see {@link asCOrder}. Absent means 'C'.
+   */
+  order?: 'C' | 'F';
+}
+
+/** How a read array's data came to be in memory. */
+export interface ReadInfo {
+  /** True when `data` is a view into a memory-mapped file (no bytes were read up front). */
+  readonly mapped: boolean;
+  /** Why the data was read rather than mapped, when mapping was asked for. */
+  readonly copyReason?: string;
+}
+
+/** An array returned by a reader, with how it was loaded. */
+export type LoadedArray = NdArray & ReadInfo;
+
+/**
+ * The element count of a shape, checked: every dimension a non-negative safe integer and
+ * the product below 2^53.
+ * @throws TensorioError `ERR_BAD_VALUE` for an invalid dimension, `ERR_TOO_LARGE` on overflow.
+ */
+export function shapeSize(shape: readonly number[], path?: string): number {
+  let size = 1;
+  for (const dim of shape) {
+    if (!Number.isSafeInteger(dim) || dim < 0) {
+      throw new TensorioError('ERR_BAD_VALUE', `invalid dimension ${String(dim)} in shape (${shape.join(', ')})`, { path });
+    }
+    size *= dim;
+    if (!Number.isSafeInteger(size)) {
+      throw new TensorioError('ERR_TOO_LARGE', `shape (${shape.join(', ')}) has more elements than fit in a safe integer`, { path });
+    }
+  }
+  return size;
+}
+
+/** The byte length of an array of `dtype` and `shape`, checked like {@link shapeSize}. */
+export function byteLength(dtype: DType, shape: readonly number[], path?: string): number {
+  const bytes = shapeSize(shape, path) * dtypeInfo(dtype).itemSize;
+  if (!Number.isSafeInteger(bytes)) {
+    throw new TensorioError('ERR_TOO_LARGE', `an array of ${dtype} with shape (${shape.join(', ')}) is too large`, { path });
+  }
+  return bytes;
+}
+
+/**
+ * Checks that an NdArray is consistent (known dtype, valid shape, data of the right type
+ * and length) and returns its byte length.
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` or `ERR_SHAPE_MISMATCH`.
+ */
+export function validateNdArray(array: NdArray, path?: string): number {
+  if (array === null || typeof array !== 'object') {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected an NdArray { dtype, shape, data }', { path });
+  }
+  if (!Array.isArray(array.shape)) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `shape must be an array of integers, got ${typeof array.shape}`, { path });
+  }
+  const info = dtypeInfo(array.dtype);
+  if (!(array.data instanceof info.array)) {
+    const got = (array.data as object | undefined)?.constructor?.name ?? typeof array.data;
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `${array.dtype} data must be a ${info.array.name}, got ${got}`, { path });
+  }
+  if (array.order !== undefined && array.order !== 'C' && array.order !== 'F') {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `order must be 'C' or 'F', got '${String(array.order)}'`, { path });
+  }
+  const size = shapeSize(array.shape, path);
+  if (array.data.length !== size * info.lanes) {
+    throw new TensorioError(
+      'ERR_SHAPE_MISMATCH',
+      `shape (${array.shape.join(', ')}) of ${array.dtype} needs ${size * info.lanes} ${info.array.name} entries, data has ${array.data.length}`,
+      { path },
+    );
+  }
+  return size * info.itemSize;
+}
+
+/** The bytes of an array's data (a view, no copy). */
+export function bytesOf(data: TypedArray): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * The array in C (row-major) order: the array itself when it already is, else a copy with
+ * its axes reordered. Complex elements move as pairs.
+ */
+export function asCOrder(array: NdArray): NdArray {
+  validateNdArray(array);
+  if (array.order !== 'F' || array.shape.length <= 1) {
+    return array.order === 'F' ? { ...array, order: 'C' } : array;
+  }
+  const info = dtypeInfo(array.dtype);
+  const shape = array.shape;
+  const ndim = shape.length;
+  const size = shapeSize(shape);
+  const out = new info.array(size * info.lanes);
+  // Strides (in elements) of the Fortran source for each axis.
+  const fStrides = new Array<number>(ndim);
+  let stride = 1;
+  for (let axis = 0; axis < ndim; axis++) {
+    fStrides[axis] = stride;
+    stride *= shape[axis] as number;
+  }
+  const index = new Array<number>(ndim).fill(0);
+  const lanes = info.lanes;
+  const src = array.data as unknown as ArrayLike<number | bigint> & { [i: number]: number | bigint };
+  const dst = out as unknown as { [i: number]: number | bigint };
+  let srcOffset = 0;
+  for (let c = 0; c < size; c++) {
+    for (let lane = 0; lane < lanes; lane++) dst[c * lanes + lane] = src[srcOffset * lanes + lane] as number | bigint;
+    // Advance the C-order index (last axis fastest) and the Fortran offset with it.
+    for (let axis = ndim - 1; axis >= 0; axis--) {
+      const next = (index[axis] as number) + 1;
+      if (next < (shape[axis] as number)) {
+        index[axis] = next;
+        srcOffset += fStrides[axis] as number;
+        break;
+      }
+      srcOffset -= (index[axis] as number) * (fStrides[axis] as number);
+      index[axis] = 0;
+    }
+  }
+  return { dtype: array.dtype, shape: [...shape], data: out, order: 'C' };
+}
+
+/**
+ * Wraps a TypedArray as an NdArray. The dtype defaults to the TypedArray's own
+ * (Float32Array → float32); pass it for bool, float16, bfloat16 or complex storage.
+ * @throws TensorioError `ERR_SHAPE_MISMATCH` when the data does not fit the shape.
+ */
+export function ndarray(data: TypedArray, shape?: number[], dtype?: DType): NdArray {
+  const resolvedDtype = dtype ?? dtypeOfTypedArray(data);
+  const lanes = dtypeInfo(resolvedDtype).lanes;
+  const array: NdArray = { dtype: resolvedDtype, shape: shape ?? [data.length / lanes], data };
+  validateNdArray(array);
+  return array;
+}
+
+/** A new C-order array of `shape` filled with zeros. Defaults to float32. */
+export function zeros(shape: number[], dtype: DType = 'float32'): NdArray {
+  const info = dtypeInfo(dtype);
+  return { dtype, shape: [...shape], data: new info.array(shapeSize(shape) * info.lanes) };
+}
+
+/** A new C-order array of `shape` filled with ones (1 + 0i for complex). Defaults to float32. */
+export function ones(shape: number[], dtype: DType = 'float32'): NdArray {
+  const array = zeros(shape, dtype);
+  const info = dtypeInfo(dtype);
+  const one: number | bigint = ONE_BITS[dtype] ?? (info.array === BigInt64Array || info.array === BigUint64Array ? 1n : 1);
+  const data = array.data as unknown as { [i: number]: number | bigint; length: number };
+  for (let i = 0; i < data.length; i += info.lanes) data[i] = one;
+  return array;
+}
+
+// Raw bit patterns of 1.0 for the dtypes stored as bits.
+const ONE_BITS: Partial<Record<DType, number>> = {
+  float16: 0x3c00,
+  bfloat16: 0x3f80,
+  float8_e4m3fn: 0x38,
+  float8_e5m2: 0x3c,
+};

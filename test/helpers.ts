@@ -1,0 +1,61 @@
+/** Shared test helpers: temporary folders, the fixtures, and the Python interpreter with NumPy. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after } from 'node:test';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const FIXTURES = path.resolve(ROOT, '..', 'shared', 'fixtures');
+export const NATIVE_MODE = process.env.TENSORIO_NO_NATIVE !== '1';
+
+/** A fresh temporary folder, removed when the test file ends. */
+export function tempDir(label = 'tensorio'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A fixture's path; fails loudly when ../shared/fixtures is missing. */
+export function fixture(...parts: string[]): string {
+  const file = path.join(FIXTURES, ...parts);
+  if (!fs.existsSync(file)) throw new Error(`fixture ${file} is missing: tests need ../shared/fixtures beside the repository`);
+  return file;
+}
+
+export function fixtureFiles(folder: string, suffix: string): string[] {
+  const dir = path.join(FIXTURES, folder);
+  if (!fs.existsSync(dir)) throw new Error(`fixture folder ${dir} is missing`);
+  return fs.readdirSync(dir).filter((name) => name.endsWith(suffix)).sort().map((name) => path.join(dir, name));
+}
+
+let pythonCache: string | undefined;
+
+/**
+ * The Python interpreter that has NumPy (Debian's python3-numpy, installed by .ci/run).
+ * TENSORIO_PYTHON overrides. Throws (failing the test, never skipping it) when none has it.
+ */
+export function pythonWithNumpy(): string {
+  if (pythonCache) return pythonCache;
+  const candidates = [process.env.TENSORIO_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => !!c);
+  for (const candidate of candidates) {
+    const probe = spawnSync(candidate, ['-c', 'import numpy'], { stdio: 'ignore' });
+    if (probe.status === 0) return (pythonCache = candidate);
+  }
+  throw new Error('no Python with NumPy found: install python3-numpy (see .ci/run) or set TENSORIO_PYTHON');
+}
+
+/** Runs a Python script (with NumPy) and returns its stdout; throws with stderr on failure. */
+export function runPython(script: string, args: string[] = []): string {
+  try {
+    return execFileSync(pythonWithNumpy(), ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? '';
+    throw new Error(`python failed: ${stderr || (error as Error).message}`);
+  }
+}
+
+/** Runs Python and parses its stdout as JSON. */
+export function runPythonJson<T = unknown>(script: string, args: string[] = []): T {
+  return JSON.parse(runPython(script, args)) as T;
+}
