@@ -212,7 +212,7 @@ export function createTempFor(target: string): { tempPath: string; fd: number } 
   const tempPath = tempPathFor(resolved);
   let fd: number;
   try {
-    fd = fs.openSync(tempPath, 'wx', 0o666);
+    fd = fs.openSync(tempPath, 'wx+', 0o666);
   } catch (error) {
     throw fromSystemError(error, target, 'create a file in its folder');
   }

@@ -270,7 +270,9 @@ export function arrayFromBuffer(header: NpyHeader, buffer: ArrayBuffer, byteOffs
   if (header.bigEndian) byteswap(data, info.swapSize);
   if (header.dtype === 'bool') checkBool(data as Uint8Array, file);
   const array: LoadedArray = { dtype: header.dtype, shape: header.shape, data, ...read };
-  if (header.fortranOrder) array.order = 'F';
+  // Files may say fortran_order for shapes whose two layouts coincide ((6, 1), (11,)); like
+  // NumPy's flags, only a layout that differs from C order is reported as 'F'.
+  if (header.fortranOrder && fortranDiffersFromC(header.shape)) array.order = 'F';
   return array;
 }
 
@@ -387,8 +389,11 @@ export function descrFor(dtype: DType): string {
  * Fortran layout differs from the C one (at least two axes longer than 1, not empty).
  */
 function storesFortran(array: NdArray): boolean {
-  if (array.order !== 'F') return false;
-  return array.shape.filter((d) => d > 1).length >= 2 && !array.shape.includes(0);
+  return array.order === 'F' && fortranDiffersFromC(array.shape);
+}
+
+function fortranDiffersFromC(shape: readonly number[]): boolean {
+  return shape.filter((d) => d > 1).length >= 2 && !shape.includes(0);
 }
 
 /**
