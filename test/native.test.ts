@@ -172,6 +172,22 @@ describe('asynchronous I/O', () => {
 });
 
 describe('build files', () => {
+  test('binding.gyp builds a working addon with node-gyp (the fallback build)', () => {
+    if (!NATIVE_MODE) return; // built once, in the native run of the suite
+    const work = tempDir('gyp');
+    for (const name of ['native', 'binding.gyp', 'package.json']) fs.cpSync(path.join(ROOT, name), path.join(work, name), { recursive: true });
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(work, 'node_modules'), 'dir');
+    const npmGyp = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    const gyp = fs.existsSync(npmGyp) ? npmGyp : require.resolve('node-gyp/bin/node-gyp.js');
+    // Node's own headers, as npm passes them to install scripts; never a download.
+    const nodedir = path.resolve(path.dirname(process.execPath), '..');
+    execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], { cwd: work, stdio: 'ignore' });
+    const script = `const b = require('./build/Release/tensorio.node');
+      const out = new Float32Array(1); b.convert('float16:float32', new Uint16Array([0x3c00]), out);
+      console.log(JSON.stringify({ abi: b.abiVersion, one: out[0] }));`;
+    assert.deepEqual(JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: work, encoding: 'utf8' })), { abi: 1, one: 1 });
+  });
+
   test('CMakeLists.txt and binding.gyp list the same sources and defines', () => {
     const cmake = fs.readFileSync(path.join(ROOT, 'CMakeLists.txt'), 'utf8');
     const gyp = JSON.parse(fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8')) as {
