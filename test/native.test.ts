@@ -103,6 +103,44 @@ describe('mappings and the garbage collector', () => {
   });
 });
 
+describe('mappings larger than 4 GiB', () => {
+  test('a 5 GiB sparse .npy maps as one zero-copy array, and is released by the collector', () => {
+    if (!NATIVE_MODE) return; // the TypeScript path would read 5 GiB; mapping is the point here
+    const file = path.join(dir, 'huge.npy');
+    const script = `
+      const fs = require('node:fs');
+      const { encodeNpyHeader, readNpy } = require(${JSON.stringify(path.join(ROOT, 'dist-test', 'src', 'index.js'))});
+      const { native } = require(${JSON.stringify(path.join(ROOT, 'dist-test', 'src', 'native.js'))});
+      const file = ${JSON.stringify(file)};
+      const count = 5 * 2 ** 30 / 4;
+      const header = encodeNpyHeader('float32', [count], false);
+      const fd = fs.openSync(file, 'w');
+      fs.writeSync(fd, header);
+      fs.ftruncateSync(fd, header.length + count * 4); // sparse: no disk, no memory
+      fs.writeSync(fd, new Uint8Array(new Float32Array([2.5]).buffer), 0, 4, header.length + (count - 1) * 4);
+      fs.closeSync(fd);
+      (async () => {
+        const t = process.hrtime.bigint();
+        let array = await readNpy(file, { mmap: true });
+        const ms = Number(process.hrtime.bigint() - t) / 1e6;
+        const result = { mapped: array.mapped, length: array.data.length, last: array.data[count - 1], first: array.data[0], live: native.liveMappings(), rssMb: process.memoryUsage().rss / 2 ** 20 };
+        array = null;
+        for (let i = 0; i < 10; i++) { global.gc(); await new Promise((r) => setImmediate(r)); }
+        result.liveAfterGc = native.liveMappings();
+        fs.unlinkSync(file);
+        console.log(JSON.stringify(result));
+      })();`;
+    const result = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' })) as Record<string, number | boolean>;
+    assert.equal(result.mapped, true);
+    assert.equal(result.length, (5 * 2 ** 30) / 4);
+    assert.equal(result.last, 2.5);
+    assert.equal(result.first, 0);
+    assert.equal(result.live, 1);
+    assert.ok((result.rssMb as number) < 500, `RSS ${String(result.rssMb)} MiB: nothing was read`);
+    assert.equal(result.liveAfterGc, 0);
+  });
+});
+
 describe('the binding checks its arguments', () => {
   test('wrong types and ranges throw TypeError or RangeError, never crash', () => {
     if (!NATIVE_MODE || !native) return;
