@@ -374,6 +374,21 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
   }
 }
 
+/**
+ * Reads only the header of a `.npy` file: dtype, shape, layout, where the data starts.
+ * @throws TensorioError as {@link readNpy}, except for data errors (the data is not read;
+ * truncation is still detected from the file size).
+ */
+export async function readNpyHeader(path: string, options: Pick<NpyReadOptions, 'maxHeaderSize'> = {}): Promise<NpyHeader> {
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const { fd, size, prefix } = await openForReadAsync(path, firstReadLength(Number.MAX_SAFE_INTEGER, maxHeaderSize));
+  try {
+    return await readHeader(fd, size, prefix, path, options);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
 /** Synchronous {@link readNpy}. */
 export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedArray {
   const { fd, size } = openForRead(path);
