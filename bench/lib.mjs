@@ -76,14 +76,19 @@ export function ddWrite(file, bytes, { fsync }, repeat = 5) {
   return median(times);
 }
 
-/** Tries to drop the page cache (root only); returns whether it worked. */
-export function dropCaches() {
-  try {
-    execFileSync('sh', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * Evicts one file from the page cache (GNU dd's documented idiom: posix_fadvise DONTNEED
+ * over the whole file). Needs no privileges and leaves other processes' cache alone.
+ */
+export function evictFromCache(file) {
+  execFileSync('dd', ['if=/dev/null', `of=${file}`, 'oflag=nocache', 'conv=notrunc,fdatasync', 'count=0'], { stdio: 'ignore' });
+}
+
+/** The fraction of a file resident in the page cache (util-linux fincore), to check eviction. */
+export function cachedFraction(file) {
+  const resident = Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim());
+  const size = fs.statSync(file).size;
+  return size === 0 ? 0 : resident / size;
 }
 
 export function machine() {

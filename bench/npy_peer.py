@@ -20,6 +20,12 @@ elif op == 'load-mmap-touch':
     int(np.asarray(a.view(np.uint8)[::4096]).sum())
 elif op == 'load':
     a = np.load(path)
+elif op == 'many-load':
+    for name in sorted(os.listdir(path)):
+        np.load(os.path.join(path, name))
+elif op == 'many-load-mmap':
+    for name in sorted(os.listdir(path)):
+        np.load(os.path.join(path, name), mmap_mode='r')
 elif op == 'save':
     np.save(out, data)
 elif op == 'save-fsync':

@@ -1,7 +1,8 @@
 // One timed .npy operation in a fresh Node process: `node bench/npy_trial.mjs OP FILE [OUT]`.
 // Prints {seconds, rssBeforeKb, maxRssKb}.
 import * as fs from 'node:fs';
-import { readNpy, writeNpy, zeros } from 'tensorio';
+import { parse as npyjsParse } from 'npyjs';
+import { readNpy, writeNpy } from 'tensorio';
 
 const [op, file, out] = process.argv.slice(2);
 const rssKb = () => process.memoryUsage().rss / 1024;
@@ -30,6 +31,22 @@ switch (op) {
     checksum = a.data.length;
     break;
   }
+  case 'npyjs': {
+    // npyjs parses a buffer the caller reads (fs.readFile: at most 2 GiB).
+    const b = await fs.promises.readFile(file);
+    const a = npyjsParse(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    checksum = a.data.length;
+    break;
+  }
+  case 'many-read': {
+    // `file` is a folder of small .npy files.
+    for (const name of fs.readdirSync(file)) checksum += (await readNpy(`${file}/${name}`)).data.length;
+    break;
+  }
+  case 'many-read-mmap': {
+    for (const name of fs.readdirSync(file)) checksum += (await readNpy(`${file}/${name}`, { mmap: true })).data.length;
+    break;
+  }
   case 'fs-readFile': {
     const b = await fs.promises.readFile(file);
     checksum = b.length;
@@ -51,5 +68,4 @@ switch (op) {
     throw new Error(`unknown op ${op}`);
 }
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-void zeros;
 console.log(JSON.stringify({ seconds, rssBeforeKb, maxRssKb: process.resourceUsage().maxRSS, checksum }));
