@@ -38,3 +38,29 @@ export {
   type NpyReadOptions,
   type OpenNpyOptions,
 } from './formats/npy.js';
+// safetensors: single files, lazy views and Hugging Face sharded checkpoints.
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  openSafetensors,
+  openSafetensorsSync,
+  parseSafetensorsHeader,
+  readSafetensors,
+  readSafetensorsSync,
+  safetensorsHeaderLength,
+  writeSafetensors,
+  writeSafetensorsSync,
+  SAFETENSORS_MAX_HEADER_SIZE,
+  type SafetensorsContents,
+  type SafetensorsEntry,
+  type SafetensorsFile,
+  type SafetensorsHeader,
+  type SafetensorsOpenOptions,
+  type SafetensorsReadOptions,
+  type SafetensorsTensorInfo,
+  type SafetensorsWriteOptions,
+  type SafetensorsWriteResult,
+  type SliceRange,
+  type TensorDict,
+} from './formats/safetensors.js';
+export { type SafetensorsIndex } from './formats/safetensors-sharded.js';
