@@ -89,6 +89,40 @@ describe('tensorio convert and diff', () => {
   });
 });
 
+describe('safetensors through the CLI', () => {
+  test('inspect lists tensors, offsets and metadata', () => {
+    const { code, stdout } = cli('inspect', fixture('safetensors', 'safetensorsjl__model.with_metadata.safetensors'));
+    assert.equal(code, 0);
+    assert.match(stdout, /: safetensors, 36 tensors/);
+    assert.match(stdout, /float32_357\s+float32\s+\(3, 5, 7\)\s+420 B\s+4624\s+yes/);
+    assert.match(stdout, /metadata:\n/);
+  });
+
+  test('convert to a sharded checkpoint and back compares equal, tensor by tensor', () => {
+    const src = fixture('safetensors', 'burn__multi_layer.safetensors');
+    const sharded = path.join(dir, 'model.safetensors');
+    assert.equal(cli('convert', src, sharded, '--max-shard-size', '4KB', '--no-fsync').code, 0);
+    assert.ok(fs.existsSync(path.join(dir, 'model.safetensors.index.json')));
+    assert.ok(fs.existsSync(path.join(dir, 'model-00001-of-00002.safetensors')));
+    const back = path.join(dir, 'single.safetensors');
+    assert.equal(cli('convert', path.join(dir, 'model.safetensors.index.json'), back).code, 0);
+    const compared = cli('diff', src, back);
+    assert.equal(compared.code, 0, compared.stdout);
+    assert.match(compared.stdout, /equal: 9 tensors/);
+    const inspected = cli('inspect', path.join(dir, 'model.safetensors.index.json'));
+    assert.match(inspected.stdout, /safetensors \(2 shards\), 9 tensors/);
+  });
+
+  test('a .npy into .safetensors keeps the array under the file name', async () => {
+    const npy = path.join(dir, 'kernel.npy');
+    await writeNpy(npy, ndarray(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]));
+    const st = path.join(dir, 'kernel.safetensors');
+    assert.equal(cli('convert', npy, st).code, 0);
+    assert.equal(cli('diff', npy, st).code, 0);
+    assert.match(cli('inspect', st).stdout, /kernel\s+float32\s+\(2, 3\)/);
+  });
+});
+
 describe('help', () => {
   test('every command has --help', () => {
     for (const command of ['inspect', 'convert', 'diff', 'bench']) {

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
+import { openSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import type { WriteOptions } from '../io.js';
 import type { NdArray } from '../ndarray.js';
 
@@ -99,8 +100,34 @@ const npy: FormatHandler = {
   },
 };
 
+const safetensors: FormatHandler = {
+  name: 'safetensors',
+  // A sharded checkpoint is opened through its index (model.safetensors.index.json).
+  matches: (file) => /\.safetensors(\.index\.json)?$/i.test(file),
+  async open(file) {
+    const opened = await openSafetensors(file);
+    const tensors = opened.offsetKeys().map((name): TensorInfo => {
+      const info = opened.info(name);
+      const aligned = info.byteOffset % dtypeInfo(info.dtype).array.BYTES_PER_ELEMENT === 0;
+      const entry: TensorInfo = { name, dtype: info.dtype, shape: info.shape, byteLength: info.byteLength, byteOffset: info.byteOffset, mappable: aligned };
+      if (opened.files.length > 1) entry.note = path.basename(info.file);
+      return entry;
+    });
+    const summary: FileSummary = { format: opened.files.length > 1 ? `safetensors (${opened.files.length} shards)` : 'safetensors', tensors };
+    if (Object.keys(opened.metadata).length > 0) summary.metadata = opened.metadata;
+    return { summary, get: (name) => opened.get(name), close: () => opened.close() };
+  },
+  async write(file, names, get, options) {
+    // The header lists every tensor first, so all are gathered; sources that map (npy,
+    // safetensors, stored npz) give views whose pages the kernel can drop again.
+    const tensors = new Map<string, NdArray>();
+    for (const name of names) tensors.set(name, await get(name));
+    await writeSafetensors(file.replace(/\.index\.json$/i, ''), tensors, options);
+  },
+};
+
 /** Every format the command line knows, most specific first. */
-export const FORMATS: FormatHandler[] = [npy];
+export const FORMATS: FormatHandler[] = [npy, safetensors];
 
 /**
  * The handler for a path, by its extension.
