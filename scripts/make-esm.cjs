@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const dist = path.resolve(__dirname, '..', 'dist');
-const entries = ['index'];
+const entries = ['index', 'tfjs/index'];
 for (const entry of entries) {
   const cjsFile = path.join(dist, `${entry}.js`);
   if (!fs.existsSync(cjsFile)) continue;

@@ -37,3 +37,17 @@ export {
   type NpyReadOptions,
   type OpenNpyOptions,
 } from './formats/npy.js';
+
+// HDF5 (generic, through h5wasm with contiguous data read outside its heap) and Keras HDF5.
+export {
+  openH5,
+  readH5,
+  writeH5,
+  H5File,
+  H5Writer,
+  type H5AttributeValue,
+  type H5DatasetInfo,
+  type H5ReadOptions,
+  type H5Storage,
+  type H5WriteOptions,
+} from './formats/h5.js';
