@@ -51,3 +51,13 @@ export {
   type H5Storage,
   type H5WriteOptions,
 } from './formats/h5.js';
+export {
+  readKerasWeights,
+  writeKerasWeights,
+  HDF5_OBJECT_HEADER_LIMIT,
+  type KerasLayerToWrite,
+  type KerasLayerWeights,
+  type KerasWeight,
+  type KerasWeightsFile,
+  type KerasWriteOptions,
+} from './formats/keras-h5.js';
