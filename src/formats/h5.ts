@@ -157,9 +157,12 @@ const MAX_HEADER_BYTES = 16 << 20;
 const MAX_CONTINUATIONS = 4096;
 
 interface Superblock {
+  version: number;
   offsetSize: number;
   lengthSize: number;
   base: number;
+  /** Absolute offset of the root group's object header. */
+  rootAddress: number;
 }
 
 /** Where a dataset's bytes are. */
@@ -213,7 +216,7 @@ function readSuperblock(source: ByteSource): Superblock {
   // The superblock sits at 0, 512, 1024, 2048, ... (after a user block).
   for (let at = 0; at + 64 <= source.size || at === 0; at = at === 0 ? 512 : at * 2) {
     if (at + 16 > source.size) break;
-    const head = source.read(at, Math.min(64, source.size - at), 'HDF5 superblock');
+    const head = source.read(at, Math.min(128, source.size - at), 'HDF5 superblock');
     if (!SIGNATURE.every((b, i) => head[i] === b)) continue;
     const version = head[8] as number;
     let offsetSize: number;
@@ -234,7 +237,11 @@ function readSuperblock(source: ByteSource): Superblock {
       throw new TensorioError('ERR_BAD_HEADER', `HDF5 superblock declares ${offsetSize}-byte addresses and ${lengthSize}-byte lengths; expected 2, 4 or 8`, { path: source.file });
     }
     const base = readUint(head, baseAt, offsetSize, source.file);
-    return { offsetSize, lengthSize, base };
+    // v0/v1: base, free space, end of file, driver info, then the root's symbol table entry
+    // (name offset, header address); v2/v3: base, extension, end of file, root header.
+    const rootAt = version <= 1 ? baseAt + 5 * offsetSize : baseAt + 3 * offsetSize;
+    const rootAddress = base + readUint(head, rootAt, offsetSize, source.file);
+    return { version, offsetSize, lengthSize, base, rootAddress };
   }
   throw new TensorioError('ERR_BAD_MAGIC', 'no HDF5 superblock signature (\\x89HDF\\r\\n\\x1a\\n) at offset 0, 512, 1024, ...', { path: source.file });
 }
@@ -298,7 +305,10 @@ function headerMessages(source: ByteSource, sb: Superblock, address: number): He
 
 /** Where the data of the dataset whose header is at `address` (relative to the base) lives. */
 function locateStorage(source: ByteSource, sb: Superblock, address: number): { storage: H5Storage; datatypeMessage?: HeaderMessage } {
-  const messages = headerMessages(source, sb, sb.base + address);
+  return storageOf(source, sb, headerMessages(source, sb, sb.base + address));
+}
+
+function storageOf(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): { storage: H5Storage; datatypeMessage?: HeaderMessage } {
   const datatypeMessage = messages.find((m) => m.type === MSG_DATATYPE);
   const withType = (storage: H5Storage) => (datatypeMessage ? { storage, datatypeMessage } : { storage });
   if (messages.some((m) => m.type === MSG_EXTERNAL)) return withType({ layout: 'external' });
@@ -343,6 +353,292 @@ function locateStorage(source: ByteSource, sb: Superblock, address: number): { s
 }
 
 // ---------------------------------------------------------------------------------------
+// A structure reader for the files Keras and h5py write (superblock v0/v1, symbol-table
+// groups, attributes in the object header, contiguous or compact datasets), so opening
+// such a file does not need h5wasm at all: loading h5wasm costs about 0.4 s (it compiles
+// the HDF5 library) and 80 MiB, more than reading a small model. Anything else (dense
+// link or attribute storage, soft or external links, newer superblocks, compound or enum
+// types, ...) makes buildLiteIndex return null and h5wasm reads the file instead.
+
+const MSG_DATASPACE = 0x01;
+const MSG_LINK_INFO = 0x02;
+const MSG_LINK = 0x06;
+const MSG_ATTRIBUTE = 0x0c;
+const MSG_SYMBOL_TABLE = 0x11;
+const MSG_ATTRIBUTE_INFO = 0x15;
+const MAX_LITE_OBJECTS = 1 << 20;
+
+class LiteUnsupported extends Error {}
+
+interface LiteType {
+  cls: number;
+  size: number;
+  bigEndian: boolean;
+  signed: boolean;
+  /** Strings: true for variable length. */
+  vlen: boolean;
+  /** Strings: padding (0 null-terminated, 1 null-padded, 2 space-padded). */
+  pad: number;
+}
+
+interface LiteSpace {
+  /** null for a null dataspace. */
+  shape: number[] | null;
+}
+
+interface LiteAttribute {
+  type: LiteType;
+  space: LiteSpace;
+  /** File offset and length of the raw value. */
+  offset: number;
+  length: number;
+}
+
+interface LiteObject {
+  kind: 'group' | 'dataset' | 'other';
+  messages: HeaderMessage[];
+  attributes: Map<string, LiteAttribute>;
+  children?: string[];
+}
+
+/** Every object of a file by path ('' is the root), or null when h5wasm must read it. */
+type LiteIndex = Map<string, LiteObject>;
+
+function parseLiteType(bytes: Uint8Array, file: string): LiteType {
+  const b0 = bytes[0] as number;
+  const cls = b0 & 0x0f;
+  const bits = bytes[1] as number;
+  const size = readUint(bytes, 4, 4, file);
+  if (cls === H5T_INTEGER) return { cls, size, bigEndian: (bits & 1) === 1, signed: (bits & 8) === 8, vlen: false, pad: 0 };
+  if (cls === H5T_FLOAT) {
+    if (bits & 0x40) throw new LiteUnsupported('VAX float');
+    return { cls, size, bigEndian: (bits & 1) === 1, signed: true, vlen: false, pad: 0 };
+  }
+  if (cls === H5T_STRING) return { cls, size, bigEndian: false, signed: false, vlen: false, pad: bits & 0x0f };
+  if (cls === 9 && (bits & 0x0f) === 1) return { cls: H5T_STRING, size, bigEndian: false, signed: false, vlen: true, pad: (bits >> 4) & 0x0f };
+  throw new LiteUnsupported(`datatype class ${cls}`);
+}
+
+function parseLiteSpace(bytes: Uint8Array, sb: Superblock, file: string): LiteSpace {
+  const version = bytes[0] as number;
+  const rank = bytes[1] as number;
+  let at: number;
+  if (version === 1) {
+    at = 8;
+  } else if (version === 2) {
+    const type = bytes[3] as number;
+    if (type === 2) return { shape: null };
+    at = 4;
+  } else {
+    throw new LiteUnsupported(`dataspace version ${version}`);
+  }
+  const shape: number[] = [];
+  for (let i = 0; i < rank; i++) shape.push(readUint(bytes, at + i * sb.lengthSize, sb.lengthSize, file));
+  return { shape };
+}
+
+function liteAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): Map<string, LiteAttribute> {
+  const out = new Map<string, LiteAttribute>();
+  for (const m of messages) {
+    if (m.type === MSG_ATTRIBUTE_INFO) {
+      const body = source.read(m.offset, m.size, 'attribute info message');
+      const at = 2 + ((body[1] as number) & 1 ? 2 : 0);
+      if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new LiteUnsupported('dense attribute storage');
+    }
+    if (m.type !== MSG_ATTRIBUTE) continue;
+    const body = source.read(m.offset, m.size, 'attribute message');
+    const version = body[0] as number;
+    if (version < 1 || version > 3) throw new LiteUnsupported(`attribute message version ${version}`);
+    const nameSize = readUint(body, 2, 2, source.file);
+    const typeSize = readUint(body, 4, 2, source.file);
+    const spaceSize = readUint(body, 6, 2, source.file);
+    if (version === 3 && body[8] !== 0 && body[8] !== 1) throw new LiteUnsupported('attribute name encoding');
+    const pad = (n: number) => (version === 1 ? Math.ceil(n / 8) * 8 : n);
+    let at = version === 3 ? 9 : 8;
+    const nameBytes = body.subarray(at, at + nameSize);
+    const nul = nameBytes.indexOf(0);
+    const name = Buffer.from(nul >= 0 ? nameBytes.subarray(0, nul) : nameBytes).toString('utf8');
+    at += pad(nameSize);
+    if (version >= 2 && (body[1] as number) & 3) throw new LiteUnsupported('shared attribute datatype');
+    const type = parseLiteType(body.subarray(at, at + typeSize), source.file);
+    at += pad(typeSize);
+    const space = parseLiteSpace(body.subarray(at, at + spaceSize), sb, source.file);
+    at += pad(spaceSize);
+    if (at > body.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' runs past its message`, { path: source.file });
+    out.set(name, { type, space, offset: m.offset + at, length: body.length - at });
+  }
+  return out;
+}
+
+/** The children (name → header address) of an old-style group: B-tree v1 → SNOD → local heap. */
+function symbolTableChildren(source: ByteSource, sb: Superblock, body: Uint8Array): [string, number][] {
+  const btree = sb.base + readUint(body, 0, sb.offsetSize, source.file);
+  const heapAddress = sb.base + readUint(body, sb.offsetSize, sb.offsetSize, source.file);
+  const heap = source.read(heapAddress, 8 + 2 * sb.lengthSize + sb.offsetSize, 'local heap');
+  if (Buffer.from(heap.subarray(0, 4)).toString('latin1') !== 'HEAP') throw new TensorioError('ERR_BAD_HEADER', `no local heap signature at offset ${heapAddress}`, { path: source.file });
+  const heapSize = readUint(heap, 8, sb.lengthSize, source.file);
+  const heapData = source.read(sb.base + readUint(heap, 8 + 2 * sb.lengthSize, sb.offsetSize, source.file), heapSize, 'local heap data');
+  const out: [string, number][] = [];
+  const seen = new Set<number>();
+  const visitNode = (address: number, depth: number): void => {
+    if (depth > 64 || seen.has(address)) throw new TensorioError('ERR_BAD_HEADER', 'the group B-tree has a cycle', { path: source.file });
+    seen.add(address);
+    const head = source.read(address, 8 + 2 * sb.offsetSize, 'group B-tree node');
+    const signature = Buffer.from(head.subarray(0, 4)).toString('latin1');
+    if (signature === 'SNOD') {
+      const count = readUint(head, 6, 2, source.file);
+      const entrySize = 2 * sb.offsetSize + 24;
+      const entries = source.read(address + 8, count * entrySize, 'symbol table node');
+      for (let i = 0; i < count; i++) {
+        const at = i * entrySize;
+        const nameOffset = readUint(entries, at, sb.offsetSize, source.file);
+        const header = readUint(entries, at + sb.offsetSize, sb.offsetSize, source.file);
+        const cacheType = readUint(entries, at + 2 * sb.offsetSize, 4, source.file);
+        if (cacheType === 2) throw new LiteUnsupported('soft link');
+        const end = heapData.indexOf(0, nameOffset);
+        if (nameOffset >= heapData.length || end < 0) throw new TensorioError('ERR_BAD_HEADER', 'a link name lies outside the local heap', { path: source.file });
+        out.push([Buffer.from(heapData.subarray(nameOffset, end)).toString('utf8'), sb.base + header]);
+      }
+      return;
+    }
+    if (signature !== 'TREE' || head[4] !== 0) throw new TensorioError('ERR_BAD_HEADER', `expected a group B-tree node at offset ${address}`, { path: source.file });
+    const entries = readUint(head, 6, 2, source.file);
+    const keyed = source.read(address + 8 + 2 * sb.offsetSize, (entries + 1) * sb.lengthSize + entries * sb.offsetSize, 'group B-tree node');
+    for (let i = 0; i < entries; i++) {
+      const child = readUint(keyed, sb.lengthSize + i * (sb.lengthSize + sb.offsetSize), sb.offsetSize, source.file);
+      visitNode(sb.base + child, depth + 1);
+    }
+  };
+  visitNode(btree, 0);
+  return out;
+}
+
+/** The hard links of a new-style compact group (link messages in its header). */
+function linkMessageChildren(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): [string, number][] {
+  const out: [string, number][] = [];
+  for (const m of messages) {
+    if (m.type === MSG_LINK_INFO) {
+      const body = source.read(m.offset, m.size, 'link info message');
+      const at = 2 + ((body[1] as number) & 1 ? 8 : 0);
+      if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new LiteUnsupported('dense link storage');
+    }
+    if (m.type !== MSG_LINK) continue;
+    const body = source.read(m.offset, m.size, 'link message');
+    const flags = body[1] as number;
+    let at = 2;
+    let linkType = 0;
+    if (flags & 0x08) linkType = body[at++] as number;
+    if (flags & 0x04) at += 8;
+    if (flags & 0x10) at += 1;
+    const lengthSize = 1 << (flags & 3);
+    const nameLength = readUint(body, at, lengthSize, source.file);
+    at += lengthSize;
+    const name = Buffer.from(body.subarray(at, at + nameLength)).toString('utf8');
+    at += nameLength;
+    if (linkType !== 0) throw new LiteUnsupported('soft or external link');
+    out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
+  }
+  return out;
+}
+
+/** Walks the whole file from the root group; null when h5wasm is needed. */
+function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | null {
+  if (sb.version > 1) return null;
+  const index: LiteIndex = new Map();
+  try {
+    const visit = (path: string, address: number, depth: number): void => {
+      if (index.size > MAX_LITE_OBJECTS || depth > 64) throw new LiteUnsupported('too many objects or a hard-link cycle');
+      const messages = headerMessages(source, sb, address);
+      const attributes = liteAttributes(source, sb, messages);
+      const table = messages.find((m) => m.type === MSG_SYMBOL_TABLE);
+      const isGroup = table !== undefined || messages.some((m) => m.type === MSG_LINK_INFO || m.type === MSG_LINK || m.type === 0x0a);
+      if (isGroup) {
+        const children = table ? symbolTableChildren(source, sb, source.read(table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages);
+        index.set(path, { kind: 'group', messages, attributes, children: children.map(([name]) => name) });
+        for (const [name, child] of children) visit(path === '' ? name : `${path}/${name}`, child, depth + 1);
+        return;
+      }
+      if (messages.some((m) => m.type === MSG_LAYOUT)) {
+        const typeMessage = messages.find((m) => m.type === MSG_DATATYPE);
+        if (!typeMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${path}' has no datatype message`, { path: source.file });
+        parseLiteType(source.read(typeMessage.offset, typeMessage.size, 'datatype message'), source.file);
+        index.set(path, { kind: 'dataset', messages, attributes });
+        return;
+      }
+      index.set(path, { kind: 'other', messages, attributes });
+    };
+    visit('', sb.rootAddress, 0);
+    return index;
+  } catch (error) {
+    if (error instanceof LiteUnsupported) return null;
+    throw error;
+  }
+}
+
+/** Reads a variable-length string from the global heap. */
+function globalHeapString(source: ByteSource, sb: Superblock, collection: number, objectIndex: number, cache: Map<number, Uint8Array>): Uint8Array {
+  let bytes = cache.get(collection);
+  if (!bytes) {
+    const head = source.read(collection, 8 + sb.lengthSize, 'global heap collection');
+    if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'GCOL') throw new TensorioError('ERR_BAD_HEADER', `no global heap signature at offset ${collection}`, { path: source.file });
+    bytes = source.read(collection, readUint(head, 8, sb.lengthSize, source.file), 'global heap collection');
+    cache.set(collection, bytes);
+  }
+  let at = 8 + sb.lengthSize;
+  while (at + 8 + sb.lengthSize <= bytes.length) {
+    const index = readUint(bytes, at, 2, source.file);
+    const size = readUint(bytes, at + 8, sb.lengthSize, source.file);
+    const data = at + 8 + sb.lengthSize;
+    if (index === objectIndex) {
+      if (data + size > bytes.length) break;
+      return bytes.subarray(data, data + size);
+    }
+    if (index === 0) break;
+    at = data + Math.ceil(size / 8) * 8;
+  }
+  throw new TensorioError('ERR_BAD_HEADER', `global heap object ${objectIndex} not found in the collection at ${collection}`, { path: source.file });
+}
+
+function liteAttributeValue(source: ByteSource, sb: Superblock, attr: LiteAttribute, name: string, cache: Map<number, Uint8Array>): H5AttributeValue {
+  const { type, space } = attr;
+  if (space.shape === null) return null;
+  const count = shapeSize(space.shape, source.file);
+  if (type.cls === H5T_STRING) {
+    const strings: string[] = [];
+    const element = type.vlen ? 4 + sb.offsetSize + 4 : type.size;
+    if (count * element > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its ${count} strings need`, { path: source.file });
+    const raw = source.read(attr.offset, count * element, 'attribute value');
+    for (let i = 0; i < count; i++) {
+      let bytes: Uint8Array;
+      if (type.vlen) {
+        const at = i * element;
+        const length = readUint(raw, at, 4, source.file);
+        bytes = length === 0 ? new Uint8Array(0) : globalHeapString(source, sb, sb.base + readUint(raw, at + 4, sb.offsetSize, source.file), readUint(raw, at + 4 + sb.offsetSize, 4, source.file), cache).subarray(0, length);
+      } else {
+        bytes = raw.subarray(i * element, (i + 1) * element);
+        const nul = bytes.indexOf(0);
+        if (nul >= 0) bytes = bytes.subarray(0, nul);
+      }
+      let text = Buffer.from(bytes).toString('utf8');
+      if (!type.vlen && type.pad === 2) text = text.replace(/ +$/, '');
+      strings.push(text);
+    }
+    return space.shape.length === 0 ? (strings[0] as string) : strings;
+  }
+  const info = dtypeOfMetadata({ type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: false, shape: space.shape, total_size: count, chunks: null });
+  if (!info) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' has an HDF5 type tensorio does not read`, { path: source.file });
+  if (count * info.itemSize > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its shape needs`, { path: source.file });
+  const data = new info.array(count * info.lanes);
+  readExactlySync(source.fd, attr.offset, data, source.file, 'attribute value');
+  if (type.bigEndian) byteswap(data, info.swapSize);
+  if (space.shape.length === 0) {
+    const value = data[0] as number | bigint;
+    return value;
+  }
+  return { dtype: info.name, shape: [...space.shape], data };
+}
+
+// ---------------------------------------------------------------------------------------
 // Reading
 
 /** Options for reading HDF5 datasets. */
@@ -353,6 +649,12 @@ export interface H5ReadOptions {
    * own ArrayBuffer). Anything that cannot be mapped is read, with `copyReason` saying why.
    */
   mmap?: boolean;
+  /**
+   * Read the file's structure with h5wasm even when tensorio's own reader could (files
+   * with superblock v0/v1, symbol-table groups and plain types, as Keras and h5py write).
+   * Default false. Chunked and filtered data always go through h5wasm.
+   */
+  h5wasm?: boolean;
 }
 
 /** What {@link H5File.info} tells about a dataset. */
@@ -389,24 +691,52 @@ export class H5File {
   private mapping: ArrayBuffer | undefined;
   private mappingReason: string | undefined;
   private readonly infos = new Map<string, H5DatasetInfo>();
+  private readonly heapCache = new Map<number, Uint8Array>();
+  private wasm: { lib: H5Lib; module: H5Module; h5: H5FileObject } | undefined;
 
   /** @internal */
   constructor(
     /** The file's path. */
     readonly path: string,
-    private readonly lib: H5Lib,
-    private readonly module: H5Module,
-    private readonly h5: H5FileObject,
     private readonly source: ByteSource,
     private readonly superblock: Superblock,
     private readonly options: H5ReadOptions,
-  ) {}
+    /** The structure read without h5wasm, or null when h5wasm reads it. */
+    private readonly lite: LiteIndex | null,
+    wasm?: { lib: H5Lib; module: H5Module; h5: H5FileObject },
+  ) {
+    this.wasm = wasm;
+  }
+
+  /** @internal Whether h5wasm was needed (loaded) for this file so far. */
+  get usesH5wasm(): boolean {
+    return this.wasm !== undefined;
+  }
+
+  private get lib(): H5Lib {
+    return (this.wasm as { lib: H5Lib }).lib;
+  }
+
+  private get module(): H5Module {
+    return (this.wasm as { module: H5Module }).module;
+  }
+
+  private get h5(): H5FileObject {
+    return (this.wasm as { h5: H5FileObject }).h5;
+  }
+
+  private async ensureWasm(): Promise<void> {
+    if (this.wasm) return;
+    const { lib, module } = await loadH5wasm();
+    this.wasm = { lib, module, h5: openWithH5wasm(lib, this.path) };
+  }
 
   private requireOpen(): void {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the HDF5 file is closed', { path: this.path });
   }
 
   private kind(path: string): 'group' | 'dataset' | 'other' | 'missing' {
+    if (this.lite) return this.lite.get(normalise(path))?.kind ?? 'missing';
     const p = `/${normalise(path)}`;
     if (p === '/') return 'group';
     // Ask the parent first: HDF5 prints an error stack for every lookup of a missing name.
@@ -448,6 +778,12 @@ export class H5File {
 
   /** The names of a group's members, in the file's order. Default: the root group. */
   keys(group = ''): string[] {
+    if (this.lite) {
+      this.requireOpen();
+      const object = this.lite.get(normalise(group));
+      if (object?.kind !== 'group') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no group '${normalise(group)}' in the file`, { path: this.path });
+      return [...(object.children ?? [])];
+    }
     return this.requireGroup(group).keys();
   }
 
@@ -456,7 +792,7 @@ export class H5File {
     const out: string[] = [];
     const visit = (prefix: string, depth: number): void => {
       if (depth > 64) return; // a link cycle; HDF5 hard links can make one
-      for (const name of this.requireGroup(prefix).keys()) {
+      for (const name of this.keys(prefix)) {
         const full = joinPath(prefix, name);
         const kind = this.kind(full);
         if (kind === 'dataset') out.push(full);
@@ -469,7 +805,15 @@ export class H5File {
 
   /** The names of the attributes of the object at `path`. */
   attributeNames(path = ''): string[] {
+    if (this.lite) return [...this.liteObject(path).attributes.keys()];
     return Object.keys(this.object(path).attrs);
+  }
+
+  private liteObject(path: string): LiteObject {
+    this.requireOpen();
+    const object = this.lite?.get(normalise(path));
+    if (!object) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no object '${normalise(path)}' in the file`, { path: this.path });
+    return object;
   }
 
   private object(path: string): H5Group {
@@ -487,6 +831,10 @@ export class H5File {
    * @throws TensorioError `ERR_UNSUPPORTED_DTYPE` for attribute types tensorio does not read.
    */
   attribute(path: string, name: string): H5AttributeValue | undefined {
+    if (this.lite) {
+      const attr = this.liteObject(path).attributes.get(name);
+      return attr ? liteAttributeValue(this.source, this.superblock, attr, name, this.heapCache) : undefined;
+    }
     const object = this.object(path);
     const attr = object.attrs[name];
     if (!attr) return undefined;
@@ -522,18 +870,34 @@ export class H5File {
     const cached = this.infos.get(p);
     if (cached) return cached;
     if (this.kind(p) !== 'dataset') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no dataset '${p}' in the file`, { path: this.path });
+    if (this.lite) {
+      const object = this.liteObject(p);
+      const typeMessage = object.messages.find((m) => m.type === MSG_DATATYPE) as HeaderMessage;
+      const type = parseLiteType(this.source.read(typeMessage.offset, typeMessage.size, 'datatype message'), this.path);
+      const spaceMessage = object.messages.find((m) => m.type === MSG_DATASPACE);
+      if (!spaceMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${p}' has no dataspace message`, { path: this.path });
+      const space = parseLiteSpace(this.source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), this.superblock, this.path);
+      const meta: H5Metadata = { type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: type.vlen, shape: space.shape, total_size: 0, chunks: null };
+      return this.finishInfo(p, meta, () => storageOf(this.source, this.superblock, object.messages).storage);
+    }
     let meta: H5Metadata;
     try {
       meta = this.module.get_dataset_metadata(this.h5.file_id, `/${p}`);
     } catch (error) {
       throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot open dataset '${p}' (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
     }
+    return this.finishInfo(p, meta, () => {
+      const ref = this.module.create_object_reference(this.h5.file_id, `/${p}`);
+      const address = readUint(ref, 0, Math.min(8, ref.length), this.path);
+      return locateStorage(this.source, this.superblock, address).storage;
+    });
+  }
+
+  private finishInfo(p: string, meta: H5Metadata, locate: () => H5Storage): H5DatasetInfo {
     const info = dtypeOfMetadata(meta);
     let storage: H5Storage = { layout: 'unknown' };
     if (info && meta.shape) {
-      const ref = this.module.create_object_reference(this.h5.file_id, `/${p}`);
-      const address = readUint(ref, 0, Math.min(8, ref.length), this.path);
-      storage = locateStorage(this.source, this.superblock, address).storage;
+      storage = locate();
       if (storage.layout === 'contiguous' || storage.layout === 'compact') {
         const expected = shapeSize(meta.shape, this.path) * info.itemSize;
         if (storage.length !== expected || storage.offset + storage.length > this.source.size) {
@@ -545,7 +909,7 @@ export class H5File {
         }
       }
     }
-    const result: H5DatasetInfo = { path: p, dtype: info?.name ?? null, shape: meta.shape ? [...meta.shape] : null, bigEndian: !meta.littleEndian, storage };
+    const result: H5DatasetInfo = { path: p, dtype: info?.name ?? null, shape: meta.shape ? [...meta.shape] : null, bigEndian: info !== null && !meta.littleEndian, storage };
     this.infos.set(p, result);
     return result;
   }
@@ -590,6 +954,7 @@ export class H5File {
       const result: LoadedArray = { dtype: info.dtype, shape: [...info.shape], data, mapped: false };
       return wantMap ? { ...result, copyReason: copyReason ?? `the dataset is ${storage.layout}` } : result;
     }
+    await this.ensureWasm();
     const data = this.readThroughHeap(info, dtype, length);
     const result: LoadedArray = { dtype: info.dtype, shape: [...info.shape], data, mapped: false };
     return wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}; read through h5wasm` } : result;
@@ -629,10 +994,18 @@ export class H5File {
     if (this.closed) return;
     this.closed = true;
     try {
-      this.h5.close();
+      this.wasm?.h5.close();
     } finally {
       closeQuietly(this.source.fd);
     }
+  }
+}
+
+function openWithH5wasm(lib: H5Lib, path: string): H5FileObject {
+  try {
+    return new lib.File(path, 'r');
+  } catch (error) {
+    throw new TensorioError('ERR_BAD_HEADER', `h5wasm could not open the file: ${(error as Error).message}`, { path, cause: error });
   }
 }
 
@@ -642,18 +1015,14 @@ export class H5File {
  * it is not HDF5.
  */
 export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
-  const { lib, module } = await loadH5wasm();
   const { fd, size } = openForRead(path);
   try {
     const source = new ByteSource(fd, size, path);
     const superblock = readSuperblock(source);
-    let h5: H5FileObject;
-    try {
-      h5 = new lib.File(path, 'r');
-    } catch (error) {
-      throw new TensorioError('ERR_BAD_HEADER', `h5wasm could not open the file: ${(error as Error).message}`, { path, cause: error });
-    }
-    return new H5File(path, lib, module, h5, source, superblock, options);
+    const lite = options.h5wasm ? null : buildLiteIndex(source, superblock);
+    if (lite) return new H5File(path, source, superblock, options, lite);
+    const { lib, module } = await loadH5wasm();
+    return new H5File(path, source, superblock, options, null, { lib, module, h5: openWithH5wasm(lib, path) });
   } catch (error) {
     closeQuietly(fd);
     throw error;

@@ -107,22 +107,39 @@ async function readLegacy(h5: H5File, root: string): Promise<KerasLayerWeights[]
     const weights: KerasWeight[] = [];
     for (const name of weightNames) {
       if (!h5.isDataset(`${group}/${name}`)) throw new TensorioError('ERR_BAD_HEADER', `weight '${name}' of layer '${layer}' is listed in weight_names but has no dataset`, { path: h5.path });
-      weights.push({ name, array: await h5.read(`${group}/${name}`) });
+      weights.push({ name, array: undefined as unknown as LoadedArray });
     }
     layers.push({ name: layer, weights });
   }
+  await readAll(h5, layers.flatMap((layer) => layer.weights.map((w) => ({ target: w, path: `${root === '' ? layer.name : `${root}/${layer.name}`}/${w.name}` }))));
   return layers;
+}
+
+// Reads run on the thread pool, a few at a time: one thread faulting in fresh pages and
+// copying from the page cache leaves the other cores idle.
+const READ_CONCURRENCY = 4;
+
+async function readAll(h5: H5File, jobs: { target: KerasWeight; path: string }[]): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const job = jobs[next++] as { target: KerasWeight; path: string };
+      job.target.array = await h5.read(job.path);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, jobs.length) }, worker));
 }
 
 async function readKeras3(h5: H5File): Promise<KerasLayerWeights[]> {
   const layers: KerasLayerWeights[] = [];
+  const jobs: { target: KerasWeight; path: string }[] = [];
   const visit = async (group: string, depth: number): Promise<void> => {
     if (depth > 32) return;
     const names = h5.keys(group).sort(naturalCompare);
     if (names.includes('vars') && h5.isGroup(`${group}/vars`)) {
       const vars = h5.keys(`${group}/vars`).filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b));
-      const weights: KerasWeight[] = [];
-      for (const v of vars) weights.push({ name: v, array: await h5.read(`${group}/vars/${v}`) });
+      const weights: KerasWeight[] = vars.map((v) => ({ name: v, array: undefined as unknown as LoadedArray }));
+      jobs.push(...weights.map((w) => ({ target: w, path: `${group}/vars/${w.name}` })));
       layers.push({ name: group.replace(/^layers\//, ''), weights });
     }
     for (const name of names) {
@@ -133,6 +150,7 @@ async function readKeras3(h5: H5File): Promise<KerasLayerWeights[]> {
   if (h5.isGroup('layers')) {
     for (const name of h5.keys('layers').sort(naturalCompare)) if (h5.isGroup(`layers/${name}`)) await visit(`layers/${name}`, 0);
   }
+  await readAll(h5, jobs);
   return layers;
 }
 

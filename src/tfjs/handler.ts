@@ -128,6 +128,16 @@ function checkLayerClasses(topology: JsonObject, path: string): void {
   }
 }
 
+function withZeroInitializers(value: Json): Json {
+  if (Array.isArray(value)) return value.map(withZeroInitializers);
+  if (!isObject(value)) return value;
+  const out: JsonObject = {};
+  for (const [key, item] of Object.entries(value)) {
+    out[key] = key.endsWith('_initializer') && item !== null ? { class_name: 'Zeros', config: {} } : withZeroInitializers(item);
+  }
+  return out;
+}
+
 /**
  * Builds the model once to learn tfjs's names and order for each layer's weights, then pairs
  * them with the file's layers (by name for legacy files, by structure for Keras 3).
@@ -136,7 +146,10 @@ async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3',
   checkLayerClasses(topology, path);
   let probe: tf.LayersModel;
   try {
-    probe = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'] } as tf.io.ModelJSON);
+    // The probe only tells names, order and shapes: zero initializers keep it cheap (a large
+    // untouched zero-filled buffer costs no resident memory; random ones would cost its size).
+    const probeTopology = withZeroInitializers(topology);
+    probe = await tf.models.modelFromJSON({ modelTopology: probeTopology as unknown as tf.io.ModelJSON['modelTopology'] } as tf.io.ModelJSON);
   } catch (error) {
     throw new TensorioError('ERR_BAD_METADATA', `TensorFlow.js cannot build the model from its configuration: ${(error as Error).message}`, { path, cause: error });
   }
