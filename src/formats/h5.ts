@@ -437,14 +437,21 @@ function parseLiteSpace(bytes: Uint8Array, sb: Superblock, file: string): LiteSp
   return { shape };
 }
 
+/**
+ * Link and attribute info messages: version, flags, an optional field (creation order
+ * index: 8 bytes for links, 2 for attributes), then the fractal heap address, undefined
+ * unless the links or attributes are in dense storage, which this reader does not follow.
+ */
+function requireCompactStorage(source: ByteSource, sb: Superblock, m: HeaderMessage, what: string, optionalBytes: number): void {
+  const body = source.read(m.offset, m.size, `${what} info message`);
+  const at = 2 + ((body[1] as number) & 1 ? optionalBytes : 0);
+  if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new LiteUnsupported(`dense ${what} storage`);
+}
+
 function liteAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): Map<string, LiteAttribute> {
   const out = new Map<string, LiteAttribute>();
   for (const m of messages) {
-    if (m.type === MSG_ATTRIBUTE_INFO) {
-      const body = source.read(m.offset, m.size, 'attribute info message');
-      const at = 2 + ((body[1] as number) & 1 ? 2 : 0);
-      if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new LiteUnsupported('dense attribute storage');
-    }
+    if (m.type === MSG_ATTRIBUTE_INFO) requireCompactStorage(source, sb, m, 'attribute', 2);
     if (m.type !== MSG_ATTRIBUTE) continue;
     const body = source.read(m.offset, m.size, 'attribute message');
     const version = body[0] as number;
@@ -517,11 +524,7 @@ function symbolTableChildren(source: ByteSource, sb: Superblock, body: Uint8Arra
 function linkMessageChildren(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): [string, number][] {
   const out: [string, number][] = [];
   for (const m of messages) {
-    if (m.type === MSG_LINK_INFO) {
-      const body = source.read(m.offset, m.size, 'link info message');
-      const at = 2 + ((body[1] as number) & 1 ? 8 : 0);
-      if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new LiteUnsupported('dense link storage');
-    }
+    if (m.type === MSG_LINK_INFO) requireCompactStorage(source, sb, m, 'link', 8);
     if (m.type !== MSG_LINK) continue;
     const body = source.read(m.offset, m.size, 'link message');
     const flags = body[1] as number;
@@ -948,7 +951,7 @@ export class H5File {
         else return { dtype: info.dtype, shape: [...info.shape], data: new dtype.array(mapping, storage.offset, length), mapped: true };
       }
       const data = new dtype.array(length);
-      const got = await readAt(this.source.fd, storage.offset, data, this.path);
+      const got = await readSplit(this.source.fd, storage.offset, data, this.path);
       if (got !== data.byteLength) throw new TensorioError('ERR_TRUNCATED', `dataset '${info.path}': expected ${data.byteLength} bytes at offset ${storage.offset}, found ${got}`, { path: this.path });
       if (info.bigEndian) byteswap(data, dtype.swapSize);
       const result: LoadedArray = { dtype: info.dtype, shape: [...info.shape], data, mapped: false };
@@ -1007,6 +1010,27 @@ function openWithH5wasm(lib: H5Lib, path: string): H5FileObject {
   } catch (error) {
     throw new TensorioError('ERR_BAD_HEADER', `h5wasm could not open the file: ${(error as Error).message}`, { path, cause: error });
   }
+}
+
+// A large dataset is read as several positioned reads at once: one thread faulting in
+// fresh pages and copying from the page cache leaves the other cores idle.
+const READ_SPLIT = 32 << 20;
+
+async function readSplit(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+  if (target.byteLength <= READ_SPLIT) return readAt(fd, position, target, file);
+  const parts: Promise<number>[] = [];
+  for (let at = 0; at < target.byteLength; at += READ_SPLIT) {
+    const length = Math.min(READ_SPLIT, target.byteLength - at);
+    parts.push(readAt(fd, position + at, new Uint8Array(target.buffer, target.byteOffset + at, length), file));
+  }
+  const counts = await Promise.all(parts);
+  // A short part means the file ended early; report the contiguous prefix that was read.
+  let total = 0;
+  for (const count of counts) {
+    total += count;
+    if (count < READ_SPLIT) break;
+  }
+  return Math.min(total, target.byteLength);
 }
 
 /**
