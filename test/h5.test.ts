@@ -379,3 +379,27 @@ test('ERR_UNSUPPORTED_DTYPE: reading a string dataset as an array', async () => 
     h5.close();
   }
 });
+
+test('hostile input: corrupted Keras files read or fail with a TensorioError, never crash or hang (property)', async () => {
+  const original = fs.readFileSync(fixture('keras-h5', 'keras2cpp__my_nn_weights.h5'));
+  const file = path.join(dir, 'fuzz.h5');
+  const { readKerasWeights } = await import('../src/index.js');
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+      fc.boolean(),
+      async (edits, truncate) => {
+        // The first 4 KiB hold the superblock, the root group, its B-tree, heaps and headers.
+        const bytes = Buffer.from(original);
+        for (const [at, value] of edits) bytes[at] = value;
+        fs.writeFileSync(file, truncate ? bytes.subarray(0, 3000) : bytes);
+        try {
+          await readKerasWeights(file);
+        } catch (error) {
+          assert.ok(error instanceof TensorioError, `not a TensorioError: ${String(error)}`);
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+});

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
@@ -192,4 +193,47 @@ test('save/load tensors: one, an array, a record; dtype conversion rules', async
   assert.deepEqual([...((await load(path.join(dir, 'i64.npy'))) as tf.Tensor).dataSync()], [5, -7]);
   await writeNpy(path.join(dir, 'big.npy'), { dtype: 'int64', shape: [1], data: new BigInt64Array([1n << 40n]) });
   await assert.rejects(load(path.join(dir, 'big.npy')), isCode('ERR_BAD_VALUE'));
+});
+
+test('ioHandler: a tf.keras 2.13 model whose initializer is a Python function still loads, with the stored weights', async () => {
+  const file = fixture('keras-h5', 'hls4ml__conv2d_1layer.h5');
+  const model = await tf.loadLayersModel(ioHandler(file));
+  const expected = runPythonJson<number[]>(
+    `import sys, json, h5py, numpy as np\nf = h5py.File(sys.argv[1], 'r')\nprint(json.dumps(np.asarray(f['model_weights/conv2d/conv2d/kernel:0']).ravel().tolist()))`,
+    [file],
+  );
+  assert.deepEqual([...(model.getLayer('conv2d').getWeights()[0] as tf.Tensor).dataSync()], expected.map(Math.fround));
+});
+
+test('ioHandler: an RNN model round-trips through .h5 and model.json', async () => {
+  const build = () => tf.sequential({ layers: [tf.layers.gru({ units: 3, inputShape: [5, 2] }), tf.layers.dense({ units: 2 })] });
+  const model = build();
+  const input = tf.randomUniform([4, 5, 2], -1, 1, 'float32', 3);
+  const expected = [...(model.predict(input) as tf.Tensor).dataSync()];
+  for (const name of ['rnn.h5', 'rnn.json']) {
+    const file = path.join(dir, name);
+    await model.save(ioHandler(file));
+    const again = await tf.loadLayersModel(ioHandler(file));
+    assert.deepEqual([...(again.predict(input) as tf.Tensor).dataSync()], expected, name);
+  }
+});
+
+test('ERR_BAD_ZIP: a damaged .keras archive', async () => {
+  const file = path.join(dir, 'broken.keras');
+  fs.writeFileSync(file, Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(100, 7)]));
+  await assert.rejects(tf.loadLayersModel(ioHandler(file)), isCode('ERR_BAD_ZIP'));
+});
+
+test('ERR_NOT_FOUND_IN_ARCHIVE: a .keras archive without config.json', async () => {
+  const file = path.join(dir, 'empty.keras');
+  runPythonJson(`import sys, zipfile, json\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr('metadata.json', '{}')\nz.close()\nprint(json.dumps(0))`, [file]);
+  await assert.rejects(tf.loadLayersModel(ioHandler(file)), isCode('ERR_NOT_FOUND_IN_ARCHIVE'));
+});
+
+test('ERR_TRUNCATED: a model.json whose shard is shorter than its manifest', async () => {
+  const file = path.join(dir, 'short.json');
+  await mlp().save(ioHandler(file));
+  const bin = path.join(dir, 'short.weights.bin');
+  fs.truncateSync(bin, fs.statSync(bin).size - 4);
+  await assert.rejects(tf.loadLayersModel(ioHandler(file)), isCode('ERR_TRUNCATED'));
 });

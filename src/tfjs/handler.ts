@@ -84,6 +84,12 @@ function normaliseKerasConfig(value: Json): Json {
   const out: JsonObject = {};
   for (const [key, item] of Object.entries(value)) {
     if (key === 'module' || key === 'registered_name' || key === 'build_config' || key === 'compile_config' || key === 'shared_object_id') continue;
+    if (key.endsWith('_initializer') && isObject(item) && item.class_name === 'function') {
+      // A Python function used as initializer cannot exist in tfjs; the loaded weights
+      // replace whatever it would initialise, so Zeros stands in for it.
+      out[key] = { class_name: 'Zeros', config: {} };
+      continue;
+    }
     out[key === 'batch_shape' ? 'batch_input_shape' : key] = normaliseKerasConfig(item);
   }
   return out;
