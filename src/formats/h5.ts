@@ -12,11 +12,11 @@
  * go through h5wasm's low-level `get_dataset_data`, which copies raw bytes in the file's
  * type converted to little-endian, so float16 works there too.
  *
- * Writes build the file with h5wasm in a temporary file next to the target. Small datasets
- * are written through the heap; a large one is created from an uninitialised heap block
- * (HDF5 insists on writing the whole dataset at creation), and the final file is then
- * streamed through an {@link AtomicWriter}, the real bytes taking the place of those
- * placeholder regions. float16 datasets are created as uint16 and their datatype message is
+ * Writes build the file with h5wasm in the temporary file of an {@link AtomicWriter} next
+ * to the target. Small datasets are written through the heap; a large one is created from
+ * an uninitialised heap block (HDF5 insists on writing the whole dataset at creation), and
+ * its real bytes are then written over that placeholder region with positioned writes
+ * before the temporary file is renamed over the target. float16 datasets are created as uint16 and their datatype message is
  * rewritten in the final header, since h5wasm cannot create a 2-byte float type.
  */
 import { byteswap } from '../convert.js';
@@ -748,7 +748,7 @@ export class H5File {
     const name = p.slice(slash + 1);
     if (parent !== '' && this.kind(parent) !== 'group') return 'missing';
     const parentGroup = parent === '' ? this.h5 : new this.lib.Group(this.h5.file_id, parent);
-    if (!parentGroup.keys().includes(name)) return 'missing';
+    if (!this.guard(() => parentGroup.keys(), `list group '${parent || '/'}'`).includes(name)) return 'missing';
     let type: number;
     try {
       type = this.module.get_type(this.h5.file_id, p);
@@ -787,7 +787,21 @@ export class H5File {
       if (object?.kind !== 'group') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no group '${normalise(group)}' in the file`, { path: this.path });
       return [...(object.children ?? [])];
     }
-    return this.requireGroup(group).keys();
+    const object = this.requireGroup(group);
+    return this.guard(() => object.keys(), `list group '${normalise(group) || '/'}'`);
+  }
+
+  /**
+   * Runs an h5wasm call, turning its plain Errors (HDF5 refusing a damaged structure) into
+   * TensorioErrors.
+   */
+  private guard<T>(call: () => T, what: string): T {
+    try {
+      return call();
+    } catch (error) {
+      if (error instanceof TensorioError) throw error;
+      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
+    }
   }
 
   /** Full paths (no leading slash) of every dataset below `group`, depth first. */
@@ -809,7 +823,8 @@ export class H5File {
   /** The names of the attributes of the object at `path`. */
   attributeNames(path = ''): string[] {
     if (this.lite) return [...this.liteObject(path).attributes.keys()];
-    return Object.keys(this.object(path).attrs);
+    const object = this.object(path);
+    return this.guard(() => Object.keys(object.attrs), `list the attributes of '${normalise(path) || '/'}'`);
   }
 
   private liteObject(path: string): LiteObject {
@@ -824,7 +839,7 @@ export class H5File {
     const kind = this.kind(path);
     if (kind === 'missing') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no object '${normalise(path)}' in the file`, { path: this.path });
     const p = normalise(path);
-    return p === '' ? this.h5 : (this.h5.get(p) as H5Group);
+    return p === '' ? this.h5 : this.guard(() => this.h5.get(p) as H5Group, `open '${p}'`);
   }
 
   /**
@@ -839,7 +854,7 @@ export class H5File {
       return attr ? liteAttributeValue(this.source, this.superblock, attr, name, this.heapCache) : undefined;
     }
     const object = this.object(path);
-    const attr = object.attrs[name];
+    const attr = this.guard(() => object.attrs[name], `read attribute '${name}'`);
     if (!attr) return undefined;
     const meta = attr.metadata;
     let value: unknown;
@@ -1257,7 +1272,7 @@ export class H5Writer {
         return;
       }
       await this.rewrite();
-      await this.scratch.abort();
+      await this.scratch.commit();
     } catch (error) {
       await this.scratch.abort();
       throw error;
@@ -1265,8 +1280,8 @@ export class H5Writer {
   }
 
   /**
-   * Streams the scratch file into the target, putting the real bytes where the placeholders
-   * are and the float16 datatype message where uint16 was written.
+   * Writes the real bytes over the placeholders in the temporary file h5wasm wrote, and the
+   * float16 datatype message over the placeholder compound one.
    */
   private async rewrite(): Promise<void> {
     const { lib, module } = { lib: this.lib, module: this.module };
@@ -1294,33 +1309,16 @@ export class H5Writer {
       }
     } finally {
       reader.close();
+      closeQuietly(fd);
     }
     patches.sort((a, b) => a.offset - b.offset);
-    const out = await AtomicWriter.open(this.target, this.options);
-    try {
-      let position = 0;
-      const step = 8 << 20;
-      const copyUpTo = async (end: number) => {
-        while (position < end) {
-          const chunk = new Uint8Array(Math.min(step, end - position));
-          readExactlySync(fd, position, chunk, this.scratch.tempPath, 'HDF5 file being written');
-          await out.write([chunk]);
-          position += chunk.byteLength;
-        }
-      };
-      for (const patch of patches) {
-        if (patch.offset < position) throw new TensorioError('ERR_IO', `overlapping regions at offset ${patch.offset} in the file being written`, { path: this.target });
-        await copyUpTo(patch.offset);
-        await out.write([patch.bytes]);
-        position += patch.bytes.byteLength;
+    let end = 0;
+    for (const patch of patches) {
+      if (patch.offset < end || patch.offset + patch.bytes.byteLength > size) {
+        throw new TensorioError('ERR_IO', `region at offset ${patch.offset} overlaps another or lies past the end of the file being written`, { path: this.target });
       }
-      await copyUpTo(size);
-      await out.commit();
-    } catch (error) {
-      await out.abort();
-      throw error;
-    } finally {
-      closeQuietly(fd);
+      await this.scratch.writeAt(patch.offset, [patch.bytes]);
+      end = patch.offset + patch.bytes.byteLength;
     }
   }
 
