@@ -5,12 +5,17 @@
 // final buffer once and the kernel copies straight into it.
 #include "file_io.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "args.h"
@@ -27,8 +32,21 @@ struct IoResult {
   const char* syscall = nullptr;
 };
 
+// Asks for transparent huge pages on the 2 MiB-aligned interior of a large, still untouched
+// destination. Filling fresh memory costs one page fault per 4 KiB page otherwise, which
+// made eager reads 4x slower than NumPy (it does the same madvise for its large arrays).
+// Advisory only: failures and kernels without THP change nothing.
+void AdviseHugePages(uint8_t* data, size_t length) {
+  constexpr uintptr_t kHuge = 2u << 20;
+  if (length < 2 * kHuge) return;
+  uintptr_t start = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + length) & ~(kHuge - 1);
+  if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+}
+
 IoResult ReadFully(int fd, uint64_t position, uint8_t* data, size_t length) {
   IoResult result;
+  AdviseHugePages(data, length);
   while (result.bytes < length) {
     size_t want = std::min(length - static_cast<size_t>(result.bytes), kMaxIo);
     ssize_t got = pread(fd, data + result.bytes, want, static_cast<off_t>(position + result.bytes));
@@ -159,6 +177,68 @@ class WriteWorker : public Napi::AsyncWorker {
   IoResult result_;
 };
 
+// Opens a file, checks it is not a folder, and reads its first bytes, in one trip to the
+// thread pool: a mapped open is three system calls of metadata, and three separate trips
+// (open, fstat, read) cost more than the calls themselves.
+class OpenWorker : public Napi::AsyncWorker {
+ public:
+  OpenWorker(Napi::Function callback, std::string path, bool writable, size_t prefix_length)
+      : Napi::AsyncWorker(callback, "tensorio:open"), path_(std::move(path)), writable_(writable), prefix_(prefix_length) {}
+
+  void Execute() override {
+    fd_ = open(path_.c_str(), (writable_ ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd_ < 0) return Fail(errno, "open");
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return Fail(errno, "fstat");
+    if (S_ISDIR(st.st_mode)) return Fail(EISDIR, "open");
+    size_ = static_cast<uint64_t>(st.st_size);
+    prefix_.resize(std::min<uint64_t>(prefix_.size(), size_));
+    IoResult read = ReadFully(fd_, 0, prefix_.data(), prefix_.size());
+    if (read.error != 0) return Fail(read.error, read.syscall);
+    prefix_.resize(read.bytes);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::ArrayBuffer prefix = Napi::ArrayBuffer::New(env, prefix_.size());
+    if (!prefix_.empty()) std::memcpy(prefix.Data(), prefix_.data(), prefix_.size());
+    Callback().Call({env.Null(), Napi::Number::New(env, fd_), Napi::Number::New(env, static_cast<double>(size_)), prefix});
+  }
+
+  void OnError(const Napi::Error&) override {
+    Callback().Call({SystemError(Env(), error_, syscall_).Value()});
+  }
+
+ private:
+  void Fail(int error, const char* syscall) {
+    error_ = error;
+    syscall_ = syscall;
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    SetError(syscall);
+  }
+
+  std::string path_;
+  bool writable_;
+  std::vector<uint8_t> prefix_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  int error_ = 0;
+  const char* syscall_ = nullptr;
+};
+
+// open(path, writable, prefixLength, callback(err, fd, size, prefix))
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 4, "open(path, writable, prefixLength, callback)");
+  std::string path = ArgString(info, 0);
+  bool writable = ArgBool(info, 1);
+  uint64_t prefix_length = ArgSize(info, 2);
+  if (prefix_length > (64u << 20)) ThrowRange(info.Env(), "prefixLength is limited to 64 MiB");
+  Napi::Function callback = ArgFunction(info, 3);
+  (new OpenWorker(callback, std::move(path), writable, static_cast<size_t>(prefix_length)))->Queue();
+  return info.Env().Undefined();
+}
+
 // read(fd, position, target, callback(err, bytesRead)): fills target from the file, stopping
 // early only at end of file.
 Napi::Value Read(const Napi::CallbackInfo& info) {
@@ -208,6 +288,7 @@ Napi::Value WriteSync(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFileIo(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("readSync", Napi::Function::New(env, ReadSync, "readSync"));
   exports.Set("write", Napi::Function::New(env, Write, "write"));

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <v8.h>
+
 #include "args.h"
 
 namespace tensorio {
@@ -24,6 +26,10 @@ struct Mapping {
   size_t length;
   bool writable;
   bool unmapped;
+  // Set while napi_create_external_arraybuffer runs: when Node refuses the buffer (over
+  // buffer.constants.MAX_LENGTH, or a host without external memory) it calls the finalizer
+  // itself before returning, and Map() must then be the only one to free the mapping.
+  bool creating;
 };
 
 // Live mappings by base address. Finalizers and unmap() run on a JS thread, but worker
@@ -44,6 +50,7 @@ void Release(Mapping* mapping) {
 }
 
 void Finalize(Napi::Env, void*, Mapping* mapping) {
+  if (mapping->creating) return;
   Release(mapping);
   delete mapping;
 }
@@ -58,6 +65,37 @@ Mapping* Lookup(const Napi::CallbackInfo& info, size_t index, Napi::ArrayBuffer*
   auto found = registry.find(data);
   if (data == nullptr || found == registry.end() || found->second->unmapped) return nullptr;
   return found->second;
+}
+
+// Whether this host lets JavaScript see memory it did not allocate (Electron's V8 sandbox
+// does not). Probed once with N-API, which reports the refusal instead of aborting.
+bool ExternalMemoryAllowed(napi_env env) {
+  static int allowed = -1;
+  if (allowed < 0) {
+    static char probe[1];
+    napi_value ignored;
+    allowed = napi_create_external_arraybuffer(env, probe, 1, nullptr, nullptr, &ignored) == napi_ok ? 1 : 0;
+  }
+  return allowed == 1;
+}
+
+// N-API wraps external memory in a node::Buffer, limited to buffer.constants.MAX_LENGTH
+// (4 GiB on Node 20), but a V8 ArrayBuffer may be far larger. Mappings past that limit are
+// handed to V8 directly, so a 5 GiB tensor is still one zero-copy view. V8 may run the
+// deleter on any thread; Release() is locked for that reason.
+napi_value NewLargeArrayBuffer(Mapping* mapping) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
+      mapping->address, mapping->length,
+      [](void*, size_t, void* hint) {
+        auto* owned = static_cast<Mapping*>(hint);
+        Release(owned);
+        delete owned;
+      },
+      mapping);
+  v8::Local<v8::Value> buffer = v8::ArrayBuffer::New(isolate, std::move(store));
+  // N-API's own conversion (v8impl::JsValueFromV8LocalValue) is this cast.
+  return reinterpret_cast<napi_value>(*buffer);
 }
 
 // map(fd, length, writable) -> ArrayBuffer over bytes [0, length) of the file.
@@ -83,18 +121,38 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   void* address = mmap(nullptr, length, protection, MAP_SHARED, fd, 0);
   if (address == MAP_FAILED) throw SystemError(env, errno, "mmap");
 
-  auto* mapping = new Mapping{address, static_cast<size_t>(length), writable, false};
+  auto* mapping = new Mapping{address, static_cast<size_t>(length), writable, false, true};
   napi_value result;
   napi_status status = napi_create_external_arraybuffer(
       env, address, length,
       [](napi_env e, void* /*data*/, void* hint) { Finalize(Napi::Env(e), nullptr, static_cast<Mapping*>(hint)); },
       mapping, &result);
+  std::string refusal;
+  if (status != napi_ok) {
+    // Node may have raised its own exception; take it, so the message can be passed on.
+    bool pending_exception = false;
+    napi_is_exception_pending(env, &pending_exception);
+    if (pending_exception) {
+      napi_value pending;
+      napi_get_and_clear_last_exception(env, &pending);
+      Napi::Value message = Napi::Value(env, pending).ToObject().Get("message");
+      if (message.IsString()) refusal = message.As<Napi::String>().Utf8Value();
+    }
+    // A host that allows external memory refused only the size (buffer.constants.MAX_LENGTH).
+    if (ExternalMemoryAllowed(env)) {
+      result = NewLargeArrayBuffer(mapping);
+      status = napi_ok;
+    }
+  }
+  mapping->creating = false;
   if (status != napi_ok) {
     munmap(address, length);
     delete mapping;
-    // Electron and other hosts with the V8 sandbox refuse external memory: the TypeScript
-    // layer reads the file instead when it sees this code.
-    Napi::Error error = Napi::Error::New(env, "the JavaScript engine refused external (mapped) memory");
+    // Electron's V8 sandbox refuses external memory: the TypeScript layer reads the file
+    // instead when it sees this code.
+    std::string reason = "the JavaScript engine refused external (mapped) memory";
+    if (!refusal.empty()) reason += ": " + refusal;
+    Napi::Error error = Napi::Error::New(env, reason);
     error.Set("code", Napi::String::New(env, "ERR_EXTERNAL_MEMORY_REFUSED"));
     throw error;
   }
@@ -112,9 +170,11 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Napi::ArrayBuffer buffer;
   Mapping* mapping = Lookup(info, 0, &buffer);
   if (mapping == nullptr) return Napi::Boolean::New(info.Env(), false);
-  // Detach first, so no JavaScript view can reach the memory once it is unmapped.
-  buffer.Detach();
+  // Unmap, then detach before any JavaScript runs again, so no view can reach the memory.
+  // In this order because V8 may run a large mapping's deleter (which frees `mapping`)
+  // inside Detach itself.
   Release(mapping);
+  buffer.Detach();
   return Napi::Boolean::New(info.Env(), true);
 }
 

@@ -28,6 +28,7 @@ export {
   openNpy,
   parseNpyHeader,
   readNpy,
+  readNpyHeader,
   readNpySync,
   writeNpy,
   writeNpySync,

@@ -212,7 +212,7 @@ export function createTempFor(target: string): { tempPath: string; fd: number } 
   const tempPath = tempPathFor(resolved);
   let fd: number;
   try {
-    fd = fs.openSync(tempPath, 'wx', 0o666);
+    fd = fs.openSync(tempPath, 'wx+', 0o666);
   } catch (error) {
     throw fromSystemError(error, target, 'create a file in its folder');
   }
@@ -430,8 +430,28 @@ export function openForRead(file: string, writable = false): { fd: number; size:
   }
 }
 
-/** Asynchronous {@link openForRead}: the open and stat run on libuv's thread pool. */
-export async function openForReadAsync(file: string, writable = false): Promise<{ fd: number; size: number }> {
+/** An open file: its descriptor, its size, and its first bytes. */
+export interface OpenedFile {
+  fd: number;
+  size: number;
+  /** The first min(prefixLength, size) bytes. */
+  prefix: Uint8Array;
+}
+
+/**
+ * Asynchronous {@link openForRead} that also reads the file's first `prefixLength` bytes
+ * (a header). Natively this is one trip to the thread pool instead of three.
+ */
+export async function openForReadAsync(file: string, prefixLength: number, writable = false): Promise<OpenedFile> {
+  if (native) {
+    const binding = native;
+    return new Promise((resolve, reject) => {
+      binding.open(file, writable, prefixLength, (error, fd, size, prefix) => {
+        if (error) reject(fromSystemError(error, file, 'open'));
+        else resolve({ fd: fd as number, size: size as number, prefix: new Uint8Array(prefix as ArrayBuffer) });
+      });
+    });
+  }
   let fd: number;
   try {
     fd = await new Promise<number>((resolve, reject) => fs.open(file, writable ? 'r+' : 'r', (e, d) => (e ? reject(e) : resolve(d))));
@@ -441,10 +461,12 @@ export async function openForReadAsync(file: string, writable = false): Promise<
   try {
     const stat = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (e, s) => (e ? reject(e) : resolve(s))));
     if (stat.isDirectory()) throw new TensorioError('ERR_IS_DIRECTORY', 'is a directory, not a file', { path: file });
-    return { fd, size: stat.size };
+    const prefix = new Uint8Array(Math.min(prefixLength, stat.size));
+    const got = await readAt(fd, 0, prefix, file);
+    return { fd, size: stat.size, prefix: prefix.subarray(0, got) };
   } catch (error) {
     closeQuietly(fd);
-    throw fromSystemError(error, file, 'stat');
+    throw fromSystemError(error, file, 'read');
   }
 }
 

@@ -15,6 +15,7 @@ export interface NativeBinding {
   sync(buffer: ArrayBuffer): void;
   isMapped(buffer: ArrayBuffer): boolean;
   liveMappings(): number;
+  open(path: string, writable: boolean, prefixLength: number, callback: (error: Error | null, fd?: number, size?: number, prefix?: ArrayBuffer) => void): void;
   read(fd: number, position: number, target: ArrayBufferView, callback: Callback<number>): void;
   readSync(fd: number, position: number, target: ArrayBufferView): number;
   write(fd: number, position: number, chunks: ArrayBufferView[], callback: Callback<number>): void;

@@ -149,6 +149,39 @@ function badHeader(file: string, what: string): TensorioError {
   return new TensorioError('ERR_BAD_HEADER', `malformed .npy header: ${what}`, { path: file });
 }
 
+function decodeHeaderText(bytes: Uint8Array, utf8: boolean, file: string): string {
+  if (utf8) {
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw badHeader(file, 'a version 3.0 header is not valid UTF-8');
+    }
+  }
+  // Latin-1 maps each byte to the code point of the same value. Decoded by hand: creating a
+  // TextDecoder costs more than parsing a whole NumPy header.
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 4096) text += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  return text;
+}
+
+// The exact form np.save writes; matched first so the common case skips the general parser.
+const CANONICAL_HEADER = /^\{'descr': '([<>|=]?[a-zA-Z]\d*)', 'fortran_order': (True|False), 'shape': \(((?:\d+, )*\d*,?)\), \} *\n?$/;
+
+function parseCanonicalHeader(text: string): PyDict | undefined {
+  const match = CANONICAL_HEADER.exec(text);
+  if (!match) return undefined;
+  const dims = (match[3] as string).split(',').map((d) => d.trim()).filter((d) => d !== '');
+  const shape = dims.map(Number);
+  if (!shape.every((d) => Number.isSafeInteger(d))) return undefined;
+  return new PyDict(
+    new Map<string, PyValue>([
+      ['descr', match[1] as string],
+      ['fortran_order', match[2] === 'True'],
+      ['shape', new PyTuple(shape)],
+    ]),
+  );
+}
+
 /**
  * Parses a complete `.npy` header (preamble included). `bytes` must hold at least
  * `dataOffset` bytes; the data itself is not looked at.
@@ -157,16 +190,10 @@ export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: Np
   const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
   const preamble = parsePreamble(bytes, fileSize, file, maxHeaderSize);
   if (bytes.length < preamble.dataOffset) throw truncatedHeader(file, fileSize, preamble.dataOffset);
-  const encoding = preamble.version[0] === 3 ? 'utf-8' : 'latin1';
-  let text: string;
-  try {
-    text = new TextDecoder(encoding, { fatal: true }).decode(bytes.subarray(preamble.headerStart, preamble.dataOffset));
-  } catch {
-    throw badHeader(file, `header is not valid ${encoding}`);
-  }
+  const text = decodeHeaderText(bytes.subarray(preamble.headerStart, preamble.dataOffset), preamble.version[0] === 3, file);
   let parsed: PyValue;
   try {
-    parsed = parsePyLiteral(text);
+    parsed = parseCanonicalHeader(text) ?? parsePyLiteral(text);
   } catch (error) {
     if (error instanceof PyLiteralError) throw badHeader(file, error.message);
     throw error;
@@ -210,10 +237,9 @@ function headerBytesNeeded(prefix: Uint8Array, fileSize: number, file: string, o
   return parsePreamble(prefix, fileSize, file, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE).dataOffset;
 }
 
-/** Reads and parses the header of an open file. */
-async function readHeader(fd: number, size: number, file: string, options: NpyReadOptions): Promise<NpyHeader> {
-  let prefix = new Uint8Array(firstReadLength(size, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
-  await readExactly(fd, 0, prefix, file, '.npy header');
+/** Parses the header of an open file from its first bytes, reading more if it is longer. */
+async function readHeader(fd: number, size: number, first: Uint8Array, file: string, options: NpyReadOptions): Promise<NpyHeader> {
+  let prefix = first;
   const needed = headerBytesNeeded(prefix, size, file, options);
   if (needed > prefix.length) {
     if (needed > size) throw truncatedHeader(file, size, needed);
@@ -270,7 +296,9 @@ export function arrayFromBuffer(header: NpyHeader, buffer: ArrayBuffer, byteOffs
   if (header.bigEndian) byteswap(data, info.swapSize);
   if (header.dtype === 'bool') checkBool(data as Uint8Array, file);
   const array: LoadedArray = { dtype: header.dtype, shape: header.shape, data, ...read };
-  if (header.fortranOrder) array.order = 'F';
+  // Files may say fortran_order for shapes whose two layouts coincide ((6, 1), (11,)); like
+  // NumPy's flags, only a layout that differs from C order is reported as 'F'.
+  if (header.fortranOrder && fortranDiffersFromC(header.shape)) array.order = 'F';
   return array;
 }
 
@@ -331,15 +359,31 @@ function readInfo(copyReason: string | undefined): { mapped: false; copyReason?:
  * other than 0/1), `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
 export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray> {
-  const { fd, size } = await openForReadAsync(path);
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const { fd, size, prefix } = await openForReadAsync(path, firstReadLength(Number.MAX_SAFE_INTEGER, maxHeaderSize));
   try {
-    const plan = planRead(await readHeader(fd, size, path, options), options);
+    const plan = planRead(await readHeader(fd, size, prefix, path, options), options);
     const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
     if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
     const { header } = plan;
     const buffer = new ArrayBuffer(header.dataLength);
     await readExactly(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
     return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/**
+ * Reads only the header of a `.npy` file: dtype, shape, layout, where the data starts.
+ * @throws TensorioError as {@link readNpy}, except for data errors (the data is not read;
+ * truncation is still detected from the file size).
+ */
+export async function readNpyHeader(path: string, options: Pick<NpyReadOptions, 'maxHeaderSize'> = {}): Promise<NpyHeader> {
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const { fd, size, prefix } = await openForReadAsync(path, firstReadLength(Number.MAX_SAFE_INTEGER, maxHeaderSize));
+  try {
+    return await readHeader(fd, size, prefix, path, options);
   } finally {
     closeQuietly(fd);
   }
@@ -387,8 +431,11 @@ export function descrFor(dtype: DType): string {
  * Fortran layout differs from the C one (at least two axes longer than 1, not empty).
  */
 function storesFortran(array: NdArray): boolean {
-  if (array.order !== 'F') return false;
-  return array.shape.filter((d) => d > 1).length >= 2 && !array.shape.includes(0);
+  return array.order === 'F' && fortranDiffersFromC(array.shape);
+}
+
+function fortranDiffersFromC(shape: readonly number[]): boolean {
+  return shape.filter((d) => d > 1).length >= 2 && !shape.includes(0);
 }
 
 /**

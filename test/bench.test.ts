@@ -1,0 +1,24 @@
+/** The benchmark suite's smoke mode runs in the test suite, so the scripts never rot. */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+import { ROOT, tempDir } from './helpers.js';
+
+test('npm run bench -- --smoke writes a table, a JSON record and an SVG chart with every peer', () => {
+  const out = tempDir('bench');
+  execFileSync(process.execPath, [path.join(ROOT, 'bench', 'run.mjs'), '--smoke', '--out', out, '--dir', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const files = fs.readdirSync(out);
+  const json = files.find((f) => f.endsWith('.json'));
+  assert.ok(json && files.some((f) => f.endsWith('.svg')) && files.some((f) => f.endsWith('.md')), files.join(', '));
+  const record = JSON.parse(fs.readFileSync(path.join(out, json), 'utf8')) as { description: string; results: Array<{ group: string; label: string; seconds: number }> };
+  assert.match(record.description, /NumPy \d/);
+  const labels = new Set(record.results.map((r) => r.label));
+  for (const peer of ['tensorio readNpy', 'numpy np.load', 'npyjs (fs.readFile + parse)', 'fs.readFile (bytes only)', 'dd to /dev/null (ceiling)', 'numpy np.save (no fsync)']) {
+    assert.ok(labels.has(peer), `missing ${peer}`);
+  }
+  assert.ok(record.results.every((r) => r.seconds > 0));
+  assert.match(fs.readFileSync(path.join(out, files.find((f) => f.endsWith('.svg')) as string), 'utf8'), /^<svg[\s\S]*polyline/);
+});

@@ -1,0 +1,102 @@
+/** The tensorio command line, run as users run it (a child process of the built CLI). */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+
+import { ndarray, readNpy, writeNpy } from '../src/index.js';
+import { fixture, ROOT, tempDir } from './helpers.js';
+
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+const dir = tempDir('cli');
+
+function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('tensorio inspect', () => {
+  test('shows format, version, the tensor table and totals without reading data', () => {
+    const { code, stdout } = cli('inspect', fixture('npy', 'ndarray-npy__example_f64_big_endian_fortran.npy'));
+    assert.equal(code, 0);
+    assert.match(stdout, /: npy 1\.0, 1 tensor/);
+    assert.match(stdout, /ndarray-npy__example_f64_big_endian_fortran\s+float64\s+\(2, 3, 4\)\s+192 B\s+128\s+no\s+big-endian, fortran order/);
+    assert.match(stdout, /total: 1 tensors, 192 B \(192 bytes\)/);
+  });
+
+  test('--json for scripts', () => {
+    const { code, stdout } = cli('inspect', '--json', fixture('npy', 'npyjs__4x4x4x4x4-float32.npy'));
+    assert.equal(code, 0);
+    const summary = JSON.parse(stdout) as { format: string; tensors: Array<{ dtype: string; shape: number[]; byteOffset: number; mappable: boolean }> };
+    assert.equal(summary.format, 'npy');
+    assert.deepEqual(summary.tensors[0], { name: 'npyjs__4x4x4x4x4-float32', dtype: 'float32', shape: [4, 4, 4, 4, 4], byteLength: 4096, byteOffset: 128, mappable: true });
+  });
+
+  test('a corrupted file is one line with the file and the code, exit code 2', () => {
+    const bad = path.join(dir, 'bad.npy');
+    const bytes = fs.readFileSync(fixture('npy', 'npyjs__10-int8.npy'));
+    fs.writeFileSync(bad, bytes.subarray(0, 100));
+    const { code, stderr, stdout } = cli('inspect', bad);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    assert.equal(stderr.trim().split('\n').length, 1);
+    assert.match(stderr, /^tensorio: ERR_TRUNCATED: .*bad\.npy: /);
+  });
+});
+
+describe('tensorio convert and diff', () => {
+  test('converts with a cast, and diff tells equal from different', async () => {
+    const src = path.join(dir, 'weights.npy');
+    await writeNpy(src, ndarray(new Float64Array([1, 2.5, -3, 1e-3]), [2, 2]));
+    const dst = path.join(dir, 'weights32.npy');
+    const converted = cli('convert', src, dst, '--dtype', 'float32', '--no-fsync');
+    assert.equal(converted.code, 0, converted.stderr);
+    assert.match(converted.stderr, /100% .*wrote/s);
+    const loaded = await readNpy(dst);
+    assert.equal(loaded.dtype, 'float32');
+    assert.deepEqual([...(loaded.data as Float32Array)], [1, 2.5, -3, Math.fround(1e-3)]);
+
+    assert.equal(cli('diff', src, dst).code, 1, 'float64 against float32 differs by dtype');
+    assert.equal(cli('diff', src, dst, '--ignore-dtype', '--rtol', '1e-7').code, 0);
+    assert.equal(cli('diff', src, dst, '--ignore-dtype').code, 1, '1e-3 is not exact in float32');
+    const json = JSON.parse(cli('diff', src, dst, '--ignore-dtype', '--json').stdout) as { equal: boolean; tensors: Array<{ maxAbs: number; mismatched: number }> };
+    assert.equal(json.equal, false);
+    assert.equal(json.tensors[0]?.mismatched, 1);
+    assert.ok((json.tensors[0]?.maxAbs as number) > 0 && (json.tensors[0]?.maxAbs as number) < 1e-10);
+  });
+
+  test('diff finds shape differences and NaN equal to NaN', async () => {
+    const a = path.join(dir, 'nan-a.npy');
+    const b = path.join(dir, 'nan-b.npy');
+    const c = path.join(dir, 'nan-c.npy');
+    await writeNpy(a, ndarray(new Float32Array([NaN, 1, Infinity])));
+    await writeNpy(b, ndarray(new Float32Array([NaN, 1, Infinity])));
+    await writeNpy(c, ndarray(new Float32Array([NaN, 1, Infinity]), [3, 1]));
+    assert.equal(cli('diff', a, b).code, 0);
+    const shape = cli('diff', a, c);
+    assert.equal(shape.code, 1);
+    assert.match(shape.stdout, /shape differs .* shapes \(3,\) vs \(3, 1\)/);
+  });
+
+  test('refusals: one array into .npy from nothing, unknown extensions, bad options', () => {
+    assert.equal(cli('convert', fixture('npy', 'npyjs__10-int8.npy'), path.join(dir, 'x.unknown')).code, 2);
+    const badDtype = cli('convert', fixture('npy', 'npyjs__10-int8.npy'), path.join(dir, 'y.npy'), '--dtype', 'int3');
+    assert.equal(badDtype.code, 2);
+    assert.match(badDtype.stderr, /--dtype must be one of/);
+    assert.equal(cli('diff', 'only-one.npy').code, 2);
+    assert.equal(cli('frobnicate').code, 2);
+  });
+});
+
+describe('help', () => {
+  test('every command has --help', () => {
+    for (const command of ['inspect', 'convert', 'diff', 'bench']) {
+      const { code, stdout } = cli(command, '--help');
+      assert.equal(code, 0);
+      assert.match(stdout, new RegExp(`Usage: tensorio ${command}`));
+    }
+    assert.match(cli('--help').stdout, /Commands:/);
+    assert.match(cli('--version').stdout, /^\d+\.\d+\.\d+/);
+  });
+});

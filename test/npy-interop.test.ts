@@ -1,0 +1,222 @@
+/**
+ * .npy interop with real NumPy, both ways: NumPy writes the dtype × shape × byte order ×
+ * Fortran-order matrix and tensorio reads it (mapped and eager); tensorio writes the same
+ * arrays and NumPy loads them and compares, and the files must equal np.save's byte for byte.
+ * Then every fixture in ../shared/fixtures/npy, compared with what NumPy reads from it.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+
+import { readNpy, readNpySync, TensorioError, writeNpy, type DType, type NdArray } from '../src/index.js';
+import { dtypeInfo } from '../src/dtype.js';
+import { fixtureFiles, NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
+
+interface MatrixEntry {
+  file: string;
+  dtype: DType;
+  shape: number[];
+  fortran: boolean;
+  bigEndian: boolean;
+  /** The little-endian bytes in stored order, as NumPy holds them. */
+  raw: string;
+}
+
+const NUMPY_TO_DTYPE: Record<string, DType> = {
+  b1: 'bool', i1: 'int8', u1: 'uint8', i2: 'int16', u2: 'uint16', i4: 'int32', u4: 'uint32', i8: 'int64', u8: 'uint64',
+  f2: 'float16', f4: 'float32', f8: 'float64', c8: 'complex64', c16: 'complex128',
+};
+
+const MATRIX_SCRIPT = String.raw`
+import json, sys, os, base64
+import numpy as np
+out = sys.argv[1]
+codes = ['b1','i1','u1','i2','u2','i4','u4','i8','u8','f2','f4','f8','c8','c16']
+shapes = [(), (0,), (5,), (3, 4), (2, 3, 4), (1, 7), (4, 0, 2), (2, 1, 3)]
+entries = []
+for code in codes:
+    for shape in shapes:
+        n = int(np.prod(shape))
+        base = (np.arange(n, dtype=np.float64) * 7.25 - 11).reshape(shape)
+        if code == 'b1':
+            a = (np.arange(n) % 3 == 0).reshape(shape)
+        elif code[0] in 'iu':
+            info = np.iinfo(np.dtype(code))
+            a = (np.arange(n, dtype=np.int64).reshape(shape) * 37 % (int(info.max) if info.max < 2**62 else 2**62)).astype(code)
+            if n >= 2:
+                a.flat[0] = info.min
+                a.flat[-1] = info.max
+        elif code[0] == 'c':
+            a = (base + 1j * (base[::-1] if base.ndim else base)).astype(code)
+        else:
+            a = base.astype(code)
+            if n >= 4:
+                a.flat[1] = np.nan
+                a.flat[2] = np.inf
+                a.flat[3] = -0.0
+        for order in ['<', '>']:
+            if order == '>' and np.dtype(code).itemsize == 1:
+                continue
+            for fortran in [False, True]:
+                b = a.astype(np.dtype(code).newbyteorder(order))
+                b = np.asfortranarray(b) if fortran else np.ascontiguousarray(b)
+                name = f"{code}_{'x'.join(map(str, shape)) or 'scalar'}_{'be' if order == '>' else 'le'}_{'F' if fortran else 'C'}.npy"
+                path = os.path.join(out, name)
+                np.save(path, b)
+                stored_fortran = b.flags.f_contiguous and not b.flags.c_contiguous
+                le = b.astype(np.dtype(code).newbyteorder('<'))
+                raw = le.tobytes(order='F' if stored_fortran else 'C')
+                entries.append(dict(file=name, code=code, shape=list(b.shape), fortran=bool(stored_fortran),
+                                    bigEndian=b.dtype.byteorder == '>', raw=base64.b64encode(raw).decode()))
+print(json.dumps(entries))
+`;
+
+const CHECK_SCRIPT = String.raw`
+import json, sys, os, base64
+import numpy as np
+ours, theirs, manifest = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
+problems = []
+for e in manifest:
+    mine = os.path.join(ours, e['file'])
+    a = np.load(mine)
+    expected = np.load(os.path.join(theirs, e['file']))
+    code = e['code']
+    if a.dtype != np.dtype(code).newbyteorder('<') and a.dtype.itemsize > 1:
+        problems.append(f"{e['file']}: dtype {a.dtype.str}")
+    if a.shape != expected.shape:
+        problems.append(f"{e['file']}: shape {a.shape} != {expected.shape}")
+    if a.astype(expected.dtype).tobytes() != expected.tobytes():
+        problems.append(f"{e['file']}: values differ")
+    # Byte for byte what np.save writes for the little-endian array in the same layout.
+    le = expected.astype(expected.dtype.newbyteorder('<'))
+    ref = os.path.join(ours, e['file'] + '.ref')
+    np.save(ref, le)
+    if open(mine, 'rb').read() != open(ref + '.npy', 'rb').read():
+        problems.append(f"{e['file']}: file bytes differ from np.save")
+print(json.dumps(dict(checked=len(manifest), problems=problems)))
+`;
+
+describe('NumPy interop', () => {
+  const numpyDir = tempDir('npy-numpy');
+  const ourDir = tempDir('npy-ours');
+  const manifest = runPythonJson<Array<Omit<MatrixEntry, 'dtype'> & { code: string }>>(MATRIX_SCRIPT, [numpyDir]).map((e) => ({
+    ...e,
+    dtype: NUMPY_TO_DTYPE[e.code] as DType,
+  }));
+
+  test('the matrix is complete', () => {
+    // 14 dtypes × 8 shapes × (1 or 2 byte orders) × 2 layouts.
+    assert.equal(manifest.length, (3 * 1 + 11 * 2) * 8 * 2);
+  });
+
+  test('tensorio reads what NumPy writes, mapped and eager, sync and async', async () => {
+    let mappedCount = 0;
+    for (const entry of manifest) {
+      const file = path.join(numpyDir, entry.file);
+      const expected = Buffer.from(entry.raw, 'base64');
+      for (const mmap of [false, true]) {
+        for (const array of [await readNpy(file, { mmap }), readNpySync(file, { mmap })]) {
+          assert.equal(array.dtype, entry.dtype, entry.file);
+          assert.deepEqual(array.shape, entry.shape, entry.file);
+          assert.equal(array.order === 'F', entry.fortran, entry.file);
+          const bytes = Buffer.from(array.data.buffer, array.data.byteOffset, array.data.byteLength);
+          assert.ok(bytes.equals(expected), `${entry.file} (mmap ${mmap}) values differ`);
+          if (mmap && NATIVE_MODE && !entry.bigEndian) {
+            assert.equal(array.mapped, true, entry.file);
+            mappedCount++;
+          } else {
+            assert.equal(array.mapped, false, entry.file);
+          }
+        }
+      }
+    }
+    if (NATIVE_MODE) assert.ok(mappedCount > 100);
+  });
+
+  test('NumPy reads what tensorio writes, and the bytes equal np.save', async () => {
+    for (const entry of manifest) {
+      const info = dtypeInfo(entry.dtype);
+      const raw = Buffer.from(entry.raw, 'base64');
+      const copy = new Uint8Array(raw.length);
+      copy.set(raw);
+      const array: NdArray = { dtype: entry.dtype, shape: entry.shape, data: new info.array(copy.buffer, 0, raw.length / info.array.BYTES_PER_ELEMENT) };
+      if (entry.fortran) array.order = 'F';
+      await writeNpy(path.join(ourDir, entry.file), array, { fsync: false });
+    }
+    const manifestFile = path.join(ourDir, 'manifest.json');
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest.map((e) => ({ file: e.file, code: Object.keys(NUMPY_TO_DTYPE).find((k) => NUMPY_TO_DTYPE[k] === e.dtype) }))));
+    const result = JSON.parse(runPython(CHECK_SCRIPT, [ourDir, numpyDir, manifestFile])) as { checked: number; problems: string[] };
+    assert.equal(result.checked, manifest.length);
+    assert.deepEqual(result.problems, []);
+  });
+});
+
+// What NumPy itself makes of each fixture: dtype, shape, stored order and bytes, or why it fails.
+const FIXTURE_SCRIPT = String.raw`
+import json, sys, base64
+import numpy as np
+out = {}
+for path in sys.argv[1:]:
+    try:
+        a = np.load(path, allow_pickle=False, max_header_size=10**6)
+        fortran = bool(a.flags.f_contiguous and not a.flags.c_contiguous)
+        entry = dict(descr=a.dtype.str, kind=a.dtype.kind, structured=a.dtype.names is not None, shape=list(a.shape), fortran=fortran)
+        if a.dtype.names is None and a.dtype.kind in 'biufc':
+            entry['raw'] = base64.b64encode(a.astype(a.dtype.newbyteorder('<')).tobytes(order='F' if fortran else 'C')).decode()
+        out[path] = entry
+    except Exception as e:
+        out[path] = dict(error=type(e).__name__ + ': ' + str(e)[:200])
+print(json.dumps(out))
+`;
+
+// Fixtures tensorio refuses on purpose, with the code it gives.
+const EXPECTED_REFUSALS: Record<string, string> = {
+  'ndarray-npy__example_bool_bad_value.npy': 'ERR_BAD_VALUE', // a byte that is not 0/1; NumPy reads it as True
+  'numsharp__version2_large_header.npy': 'ERR_HEADER_TOO_LARGE', // 92 KB header; NumPy refuses it by default too
+};
+
+describe('fixtures from other tools', () => {
+  const files = fixtureFiles('npy', '.npy');
+  const numpyView = runPythonJson<Record<string, Record<string, unknown>>>(FIXTURE_SCRIPT, files);
+
+  test('there are fixtures', () => assert.ok(files.length >= 40, `only ${files.length} fixtures`));
+
+  for (const file of files) {
+    const name = path.basename(file);
+    test(name, async () => {
+      const truth = numpyView[file] as { descr?: string; kind?: string; structured?: boolean; shape?: number[]; fortran?: boolean; raw?: string; error?: string };
+      const refusal = EXPECTED_REFUSALS[name];
+      const supported = truth.raw !== undefined;
+      for (const mmap of [false, true]) {
+        let result: Awaited<ReturnType<typeof readNpy>> | undefined;
+        let failure: unknown;
+        try {
+          result = await readNpy(file, { mmap });
+        } catch (error) {
+          failure = error;
+        }
+        if (refusal) {
+          assert.ok(failure instanceof TensorioError, `${name}: expected ${refusal}`);
+          assert.equal(failure.code, refusal);
+        } else if (supported) {
+          assert.ok(result, `${name}: ${String(failure)}`);
+          assert.deepEqual(result.shape, truth.shape);
+          assert.equal(result.order === 'F', truth.fortran);
+          const bytes = Buffer.from(result.data.buffer, result.data.byteOffset, result.data.byteLength);
+          assert.ok(bytes.equals(Buffer.from(truth.raw as string, 'base64')), `${name}: values differ from NumPy's`);
+        } else {
+          // Object (pickled), string and structured arrays: refused with the descr named.
+          assert.ok(failure instanceof TensorioError, `${name}: expected ERR_UNSUPPORTED_DTYPE, got ${String(failure ?? 'success')}`);
+          assert.equal(failure.code, 'ERR_UNSUPPORTED_DTYPE', failure.message);
+          assert.equal(failure.path, file);
+        }
+      }
+    });
+  }
+
+  test('the large version 2.0 header reads with maxHeaderSize raised (then its structured dtype is named)', async () => {
+    const file = files.find((f) => f.endsWith('numsharp__version2_large_header.npy')) as string;
+    await assert.rejects(readNpy(file, { maxHeaderSize: 200000 }), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_UNSUPPORTED_DTYPE' && /field_0000/.test(e.message));
+  });
+});
