@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -236,4 +237,30 @@ test('ERR_TRUNCATED: a model.json whose shard is shorter than its manifest', asy
   const bin = path.join(dir, 'short.weights.bin');
   fs.truncateSync(bin, fs.statSync(bin).size - 4);
   await assert.rejects(tf.loadLayersModel(ioHandler(file)), isCode('ERR_TRUNCATED'));
+});
+
+test('loadWeights reads the weights of a Keras 3 .keras archive (by structure)', async () => {
+  // The nested-container fixture: four Dense layers, 4 -> 4 -> 4 -> 4 -> 2, the first three without bias.
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ units: 4, useBias: false, inputShape: [4] }),
+      tf.layers.dense({ units: 4, useBias: false }),
+      tf.layers.dense({ units: 4, useBias: false }),
+      tf.layers.dense({ units: 2 }),
+    ],
+  });
+  const file = fixture('keras3', 'keras__pre_pr22362_nested_container.keras');
+  await loadWeights(model, file);
+  const expected = runPythonJson<number[]>(
+    `import sys, json, h5py, numpy as np\nf = h5py.File(sys.argv[1], 'r')\nprint(json.dumps(np.asarray(f['layers/dense_3/vars/0']).ravel().tolist()))`,
+    [fixture('keras3', 'keras__pre_pr22362_nested_container.model.weights.h5')],
+  );
+  assert.deepEqual([...(model.layers[3]?.getWeights()[0] as tf.Tensor).dataSync()], expected.map(Math.fround));
+});
+
+test('the chapter demo runs and prints Y_clone == Y, all true', () => {
+  const out = execFileSync(process.execPath, [path.join(__dirname, '..', '..', 'demo', 'chapter-tfjs.mjs')], { encoding: 'utf8' });
+  assert.match(out, /x2: Tensor\s+\[0, 1, 2, 3\]/);
+  const verdict = out.slice(out.indexOf('Y_clone == Y:'));
+  assert.ok(verdict.includes('true') && !verdict.includes('false'), verdict);
 });

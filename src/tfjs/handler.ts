@@ -7,8 +7,6 @@
  * Weight data is handed to tfjs as `ArrayBuffer[]` (one piece per weight or shard), so a
  * large model never needs one giant buffer.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as nodePath from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
@@ -17,7 +15,7 @@ import { toFloat32 } from '../convert.js';
 import { TensorioError } from '../errors.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras-h5.js';
 import { closeQuietly, openForRead, readExactly, writeAtomic, type WriteOptions } from '../io.js';
-import { KerasArchive } from './keras-archive.js';
+import { isZipFile, readKerasArchive } from './keras-archive.js';
 import { kerasSnakeCase } from './weights.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -196,13 +194,8 @@ async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3',
   }
 }
 
-function isZip(bytes: Uint8Array): boolean {
-  return bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
-}
-
 async function loadKeras(path: string): Promise<tf.io.ModelArtifacts> {
-  const head = await readHead(path);
-  if (isZip(head)) return loadKerasArchive(path);
+  if (isZipFile(path)) return loadKerasArchive(path);
   const file = await readKerasWeights(path);
   if (file.modelConfig === undefined) {
     throw new TensorioError('ERR_BAD_METADATA', "no 'model_config' attribute: this is a weights-only file; build the model and use loadWeights()", { path });
@@ -212,33 +205,11 @@ async function loadKeras(path: string): Promise<tf.io.ModelArtifacts> {
   return kerasArtifacts(config, 'legacy', file.layers, path);
 }
 
-async function readHead(path: string): Promise<Uint8Array> {
-  const { fd, size } = openForRead(path);
-  try {
-    const head = new Uint8Array(Math.min(8, size));
-    await readExactly(fd, 0, head, path, 'file signature');
-    return head;
-  } finally {
-    closeQuietly(fd);
-  }
-}
-
 async function loadKerasArchive(path: string): Promise<tf.io.ModelArtifacts> {
-  const archive = KerasArchive.open(path);
-  let tempDir: string | undefined;
-  try {
-    const config = normaliseKerasConfig(parseJson(archive.read('config.json'), path, 'config.json'));
-    if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'config.json is not a JSON object', { path });
-    // h5wasm opens files by path, so the weights member is written out to a private folder.
-    tempDir = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'tensorio-keras-'));
-    const weightsPath = nodePath.join(tempDir, 'model.weights.h5');
-    await writeAtomic(weightsPath, [archive.read('model.weights.h5')], { fsync: false });
-    const file = await readKerasWeights(weightsPath);
-    return await kerasArtifacts(config, 'keras3', file.layers, path);
-  } finally {
-    archive.close();
-    if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
-  }
+  const { config: text, weights } = await readKerasArchive(path);
+  const config = normaliseKerasConfig(parseJson(text, path, 'config.json'));
+  if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'config.json is not a JSON object', { path });
+  return kerasArtifacts(config, 'keras3', weights.layers, path);
 }
 
 async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {

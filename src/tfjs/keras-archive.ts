@@ -3,10 +3,14 @@
  * stored (method 0, what Keras writes) or deflated (method 8, via node:zlib). Members are
  * read one at a time with positioned reads, bounded by the real file size.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as nodePath from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 
 import { TensorioError } from '../errors.js';
-import { closeQuietly, openForRead, readExactlySync } from '../io.js';
+import { readKerasWeights, type KerasWeightsFile } from '../formats/keras-h5.js';
+import { closeQuietly, openForRead, readExactlySync, writeAtomic } from '../io.js';
 
 interface Member {
   name: string;
@@ -114,5 +118,40 @@ export class KerasArchive {
 
   close(): void {
     closeQuietly(this.fd);
+  }
+}
+
+/** True when the file starts like a ZIP archive (a Keras 3 `.keras` file). */
+export function isZipFile(path: string): boolean {
+  const { fd, size } = openForRead(path);
+  try {
+    if (size < 4) return false;
+    const head = new Uint8Array(4);
+    readExactlySync(fd, 0, head, path, 'file signature');
+    return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/**
+ * The config.json text and the weights of a Keras 3 `.keras` archive. h5wasm and the
+ * structure reader open files by path, so the weights member is written to a private
+ * temporary folder, read, and removed.
+ */
+export async function readKerasArchive(path: string): Promise<{ config: Uint8Array; weights: KerasWeightsFile }> {
+  const archive = KerasArchive.open(path);
+  let tempDir: string | undefined;
+  try {
+    const config = archive.read('config.json');
+    tempDir = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'tensorio-keras-'));
+    const weightsPath = nodePath.join(tempDir, 'model.weights.h5');
+    await writeAtomic(weightsPath, [archive.read('model.weights.h5')], { fsync: false });
+    // Read eagerly: the temporary copy is removed right after.
+    const weights = await readKerasWeights(weightsPath);
+    return { config, weights };
+  } finally {
+    archive.close();
+    if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
   }
 }

@@ -10,6 +10,7 @@ import { toFloat32 } from '../convert.js';
 import { TensorioError } from '../errors.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
 import { type NdArray } from '../ndarray.js';
+import { isZipFile, readKerasArchive } from './keras-archive.js';
 
 /** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
@@ -138,7 +139,8 @@ function pairLayers(
 }
 
 /**
- * Loads Keras weights (`.h5` legacy, weights-only or full model; `.weights.h5` Keras 3) into
+ * Loads Keras weights (`.h5` legacy, weights-only or full model; `.weights.h5` Keras 3; the
+ * weights of a `.keras` archive) into
  * a model, matching layers topologically (default) or by name, and each layer's weights in
  * order. Data goes to tfjs without an extra copy when it is float32 (the tensor wraps the
  * array read from the file); float64 and other types are converted to float32.
@@ -147,7 +149,7 @@ function pairLayers(
  */
 export async function loadWeights(model: tf.LayersModel, path: string, options: LoadWeightsOptions = {}): Promise<void> {
   layoutFor(path);
-  const file = await readKerasWeights(path, options.mmap ? { mmap: true } : {});
+  const file = /\.keras$/i.test(path) && isZipFile(path) ? (await readKerasArchive(path)).weights : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
   const pairs = pairLayers(model, file, options.byName ?? false, path);
   const assignments: [tf.layers.Layer, tf.Tensor[]][] = [];
   for (const [layer, stored] of pairs) {
