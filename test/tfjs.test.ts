@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { TensorioError, writeNpy } from '../src/index.js';
-import { ioHandler, load, loadWeights, save, saveWeights } from '../src/tfjs/index.js';
+import { ioHandler, load, loadWeights, registerRouters, save, saveWeights } from '../src/tfjs/index.js';
 import { fixture, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('tensorio-tfjs');
@@ -263,4 +263,40 @@ test('the chapter demo runs and prints Y_clone == Y, all true', () => {
   assert.match(out, /x2: Tensor\s+\[0, 1, 2, 3\]/);
   const verdict = out.slice(out.indexOf('Y_clone == Y:'));
   assert.ok(verdict.includes('true') && !verdict.includes('false'), verdict);
+});
+
+test('registerRouters: tensorio:// URLs save and load through ioHandler', async () => {
+  registerRouters();
+  registerRouters();
+  const net = mlp();
+  const Y = forward(net);
+  const file = path.join(dir, 'routed.h5');
+  await net.save(`tensorio://${file}`);
+  const again = await tf.loadLayersModel(`tensorio://${file}`);
+  assert.deepEqual([...forward(again)], [...Y]);
+});
+
+test('a Bidirectional LSTM round-trips through saveWeights and a full-model .h5, and Keras order holds', async () => {
+  const build = () =>
+    tf.sequential({ layers: [tf.layers.bidirectional({ layer: tf.layers.lstm({ units: 3 }) as tf.RNN, inputShape: [5, 2] }), tf.layers.dense({ units: 2 })] });
+  const model = build();
+  const input = tf.randomUniform([3, 5, 2], -1, 1, 'float32', 5);
+  const expected = [...(model.predict(input) as tf.Tensor).dataSync()];
+  const weightsFile = path.join(dir, 'bilstm.h5');
+  await saveWeights(model, weightsFile);
+  const clone = build();
+  await loadWeights(clone, weightsFile);
+  assert.deepEqual([...(clone.predict(input) as tf.Tensor).dataSync()], expected);
+  // Keras's Bidirectional lists the forward layer's weights, then the backward layer's.
+  const names = runPythonJson<string[]>(
+    `import sys, json, h5py\nf = h5py.File(sys.argv[1], 'r')\nl = [n.decode() for n in f.attrs['layer_names']][0]\nprint(json.dumps([n.decode() for n in f[l].attrs['weight_names']]))`,
+    [weightsFile],
+  );
+  assert.equal(names.length, 6);
+  assert.match(names[0] ?? '', /forward.*kernel:0$/);
+  assert.match(names[3] ?? '', /backward.*kernel:0$/);
+  const full = path.join(dir, 'bilstm-full.h5');
+  await model.save(ioHandler(full));
+  const again = await tf.loadLayersModel(ioHandler(full));
+  assert.deepEqual([...(again.predict(input) as tf.Tensor).dataSync()], expected);
 });

@@ -326,3 +326,27 @@ export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.I
   }
   throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a model.json, .h5, .hdf5 or .keras path', { path });
 }
+
+/** The URL scheme {@link registerRouters} claims. */
+export const TENSORIO_SCHEME = 'tensorio://';
+
+let routersRegistered = false;
+
+/**
+ * Registers tfjs routers for `tensorio://<path>` URLs, so `model.save('tensorio://m.h5')`
+ * and `tf.loadLayersModel('tensorio://m.h5')` use {@link ioHandler}. The scheme is ours on
+ * purpose: tfjs-node claims `file://`, and tfjs throws when two routers match one URL.
+ * Calling it again does nothing.
+ */
+export function registerRouters(): void {
+  if (routersRegistered) return;
+  routersRegistered = true;
+  // tfjs's IORouter type says IOHandler, but routers return null for URLs they do not claim.
+  const route = ((url: string | string[]) => {
+    const one = Array.isArray(url) ? url[0] : url;
+    if (typeof one !== 'string' || !one.startsWith(TENSORIO_SCHEME)) return null;
+    return ioHandler(one.slice(TENSORIO_SCHEME.length));
+  }) as (url: string | string[]) => tf.io.IOHandler;
+  tf.io.registerSaveRouter(route);
+  tf.io.registerLoadRouter(route);
+}

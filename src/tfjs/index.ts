@@ -4,5 +4,5 @@
  * re-exports it) as a peer dependency.
  */
 export { saveWeights, loadWeights, kerasSnakeCase, type LoadWeightsOptions, type SaveWeightsOptions } from './weights.js';
-export { ioHandler, type IOHandlerOptions } from './handler.js';
+export { ioHandler, registerRouters, TENSORIO_SCHEME, type IOHandlerOptions } from './handler.js';
 export { save, load, toTensor, type LoadTensorOptions, type TensorValue } from './tensors.js';
