@@ -146,11 +146,18 @@ function dtypeOfMetadata(meta: H5Metadata): DTypeInfo | null {
 // Spec: "HDF5 File Format Specification Version 3.0", sections II.A, IV.A.1-2, IV.A.2.i.
 
 const SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
-const MSG_CONTINUATION = 0x10;
-const MSG_LAYOUT = 0x08;
-const MSG_EXTERNAL = 0x07;
-const MSG_FILTERS = 0x0b;
+// Object header message types (spec IV.A.2).
+const MSG_DATASPACE = 0x01;
+const MSG_LINK_INFO = 0x02;
 const MSG_DATATYPE = 0x03;
+const MSG_LINK = 0x06;
+const MSG_EXTERNAL = 0x07;
+const MSG_LAYOUT = 0x08;
+const MSG_FILTERS = 0x0b;
+const MSG_ATTRIBUTE = 0x0c;
+const MSG_CONTINUATION = 0x10;
+const MSG_SYMBOL_TABLE = 0x11;
+const MSG_ATTRIBUTE_INFO = 0x15;
 // A header larger than this is hostile: real ones are a few hundred bytes to a few KiB
 // (attributes of 64 KiB live in dense storage outside the header).
 const MAX_HEADER_BYTES = 16 << 20;
@@ -360,12 +367,6 @@ function storageOf(source: ByteSource, sb: Superblock, messages: HeaderMessage[]
 // link or attribute storage, soft or external links, newer superblocks, compound or enum
 // types, ...) makes buildLiteIndex return null and h5wasm reads the file instead.
 
-const MSG_DATASPACE = 0x01;
-const MSG_LINK_INFO = 0x02;
-const MSG_LINK = 0x06;
-const MSG_ATTRIBUTE = 0x0c;
-const MSG_SYMBOL_TABLE = 0x11;
-const MSG_ATTRIBUTE_INFO = 0x15;
 const MAX_LITE_OBJECTS = 1 << 20;
 
 class LiteUnsupported extends Error {}
@@ -541,7 +542,8 @@ function linkMessageChildren(source: ByteSource, sb: Superblock, messages: Heade
     if (linkType !== 0) throw new LiteUnsupported('soft or external link');
     out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
   }
-  return out;
+  // HDF5 (and so h5py and h5wasm) lists links by name unless asked for creation order.
+  return out.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
 /** Walks the whole file from the root group; null when h5wasm is needed. */
