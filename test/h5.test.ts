@@ -403,3 +403,11 @@ test('hostile input: corrupted Keras files read or fail with a TensorioError, ne
     { numRuns: 150 },
   );
 });
+
+test('ERR_UNSUPPORTED_VERSION: a superblock version tensorio does not know', async () => {
+  const file = path.join(dir, 'v9.h5');
+  const bytes = Buffer.alloc(1024);
+  Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 9]).copy(bytes);
+  fs.writeFileSync(file, bytes);
+  await rejectsWith(readH5(file), 'ERR_UNSUPPORTED_VERSION');
+});
