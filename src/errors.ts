@@ -18,6 +18,8 @@ export const ERROR_CODES = [
   // Arguments and shapes
   'ERR_INVALID_ARGUMENT',
   'ERR_SHAPE_MISMATCH',
+  // A Keras layer class that TensorFlow.js does not have (tensorio/tfjs).
+  'ERR_UNSUPPORTED_LAYER',
   'ERR_CLOSED',
   'ERR_NOT_MAPPABLE',
   // Containers and pickles (npz, pickled object arrays)

@@ -64,3 +64,27 @@ export {
   type TensorDict,
 } from './formats/safetensors.js';
 export { type SafetensorsIndex } from './formats/safetensors-sharded.js';
+
+// HDF5 (generic, through h5wasm with contiguous data read outside its heap) and Keras HDF5.
+export {
+  openH5,
+  readH5,
+  writeH5,
+  H5File,
+  H5Writer,
+  type H5AttributeValue,
+  type H5DatasetInfo,
+  type H5ReadOptions,
+  type H5Storage,
+  type H5WriteOptions,
+} from './formats/h5.js';
+export {
+  readKerasWeights,
+  writeKerasWeights,
+  HDF5_OBJECT_HEADER_LIMIT,
+  type KerasLayerToWrite,
+  type KerasLayerWeights,
+  type KerasWeight,
+  type KerasWeightsFile,
+  type KerasWriteOptions,
+} from './formats/keras-h5.js';

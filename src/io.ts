@@ -269,24 +269,36 @@ export class AtomicWriter {
 
   /** Appends chunks (gathered into one system call where possible; never concatenated). */
   async write(chunks: ArrayBufferView[]): Promise<void> {
+    await this.writeAt(this.position, chunks);
+  }
+
+  /**
+   * Writes chunks at `position` of the temporary file, for writers that fill in regions of
+   * a file another library laid out (the HDF5 writer streams large datasets into the space
+   * h5wasm reserved for them). {@link bytesWritten} becomes the end of the furthest write.
+   */
+  async writeAt(position: number, chunks: ArrayBufferView[]): Promise<void> {
     const fd = this.requireOpen();
+    if (!Number.isSafeInteger(position) || position < 0) {
+      throw new TensorioError('ERR_INVALID_ARGUMENT', `write position must be a non-negative integer, got ${position}`, { path: this.target });
+    }
     const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
     try {
       if (native) {
         const binding = native;
         await new Promise<void>((resolve, reject) => {
-          binding.write(fd, this.position, chunks, (error) => (error ? reject(error) : resolve()));
+          binding.write(fd, position, chunks, (error) => (error ? reject(error) : resolve()));
         });
       } else {
-        let position = this.position;
+        let at = position;
         for (const chunk of chunks) {
           for (let done = 0; done < chunk.byteLength; ) {
             const step = Math.min(chunk.byteLength - done, FS_STEP);
             const written = await new Promise<number>((resolve, reject) => {
-              fs.write(fd, viewBytes(chunk, done, step), 0, step, position, (error, n) => (error ? reject(error) : resolve(n)));
+              fs.write(fd, viewBytes(chunk, done, step), 0, step, at, (error, n) => (error ? reject(error) : resolve(n)));
             });
             done += written;
-            position += written;
+            at += written;
           }
         }
       }
@@ -294,7 +306,7 @@ export class AtomicWriter {
       await this.abort();
       throw fromSystemError(error, this.target, 'write');
     }
-    this.position += total;
+    this.position = Math.max(this.position, position + total);
   }
 
   /** Synchronous {@link write}. */

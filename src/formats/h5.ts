@@ -1,0 +1,1391 @@
+/**
+ * Generic HDF5 through h5wasm (the HDF5 C library compiled to WebAssembly), with the bulk
+ * data kept out of h5wasm's heap.
+ *
+ * h5wasm reads the file's structure (groups, attributes, dataset shapes and types). Its heap
+ * is capped at 2 GiB, never shrinks, and its high-level API refuses float16, so dataset
+ * payloads do not go through it when that can be avoided: for a contiguous, allocated,
+ * unfiltered dataset we take the object header's address from an HDF5 object reference
+ * (`hobj_ref_t` is that address), parse just enough of the header to find the data layout
+ * message, and read or map the bytes with src/io.ts, the way h5py's
+ * `dataset.id.get_offset()` allows. Other layouts (compact, chunked, filtered, unallocated)
+ * go through h5wasm's low-level `get_dataset_data`, which copies raw bytes in the file's
+ * type converted to little-endian, so float16 works there too.
+ *
+ * Writes build the file with h5wasm in the temporary file of an {@link AtomicWriter} next
+ * to the target. Small datasets are written through the heap; a large one is created from
+ * an uninitialised heap block (HDF5 insists on writing the whole dataset at creation), and
+ * its real bytes are then written over that placeholder region with positioned writes
+ * before the temporary file is renamed over the target. float16 datasets are created as uint16 and their datatype message is
+ * rewritten in the final header, since h5wasm cannot create a 2-byte float type.
+ */
+import { byteswap } from '../convert.js';
+import { dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
+import { TensorioError } from '../errors.js';
+import {
+  AtomicWriter,
+  closeQuietly,
+  mapFile,
+  openForRead,
+  readAt,
+  readExactlySync,
+  type WriteOptions,
+} from '../io.js';
+import { asCOrder, bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
+
+// ---------------------------------------------------------------------------------------
+// h5wasm, loaded lazily. It is an ES module; this package is CommonJS, and TypeScript keeps
+// `import()` as a real dynamic import under module node16.
+
+/** The part of h5wasm's metadata record tensorio uses. */
+interface H5Metadata {
+  type: number;
+  size: number;
+  signed: boolean;
+  littleEndian: boolean;
+  vlen: boolean;
+  shape: number[] | null;
+  total_size: number;
+  chunks: number[] | null;
+  enum_type?: { members: Record<string, number>; nmembers: number; type: number };
+  compound_type?: { members: (H5Metadata & { name: string; offset: number })[]; nmembers: number };
+}
+
+interface H5Module {
+  HEAPU8: Uint8Array;
+  _malloc(size: number): number;
+  _free(ptr: number): void;
+  MAXIMUM_MEMORY: number;
+  get_dataset_metadata(fileId: bigint, path: string): H5Metadata;
+  get_dataset_filters(fileId: bigint, path: string): { id: number; name: string }[];
+  get_dataset_data(fileId: bigint, path: string, count: null, offset: null, strides: null, ptr: bigint): number;
+  create_dataset(fileId: bigint, path: string, ptr: bigint, metadata: object): number;
+  create_object_reference(fileId: bigint, path: string): Uint8Array;
+  get_type(fileId: bigint, path: string): number;
+  H5O_TYPE_DATASET: number;
+  H5O_TYPE_GROUP: number;
+}
+
+interface H5Group {
+  file_id: bigint;
+  path: string;
+  keys(): string[];
+  get(name: string): unknown;
+  attrs: Record<string, { metadata: H5Metadata }>;
+  get_attribute(name: string, json: false): unknown;
+  create_attribute(name: string, data: unknown, shape?: number[] | null, dtype?: string | null): void;
+  create_group(name: string): H5Group;
+}
+
+interface H5FileObject extends H5Group {
+  close(): number;
+}
+
+interface H5Lib {
+  File: new (filename: string, mode: 'r' | 'w', options?: { libver?: string | [string, string] }) => H5FileObject;
+  Group: new (fileId: bigint, path: string) => H5Group;
+  ready: Promise<H5Module>;
+}
+
+let h5Promise: Promise<{ lib: H5Lib; module: H5Module }> | undefined;
+
+/** Loads h5wasm once (a few hundred milliseconds: it compiles the WebAssembly module). */
+export function loadH5wasm(): Promise<{ lib: H5Lib; module: H5Module }> {
+  if (!h5Promise) {
+    h5Promise = (async () => {
+      const imported = (await import('h5wasm/node')) as unknown as { default: H5Lib };
+      const lib = imported.default;
+      const module = await lib.ready;
+      return { lib, module };
+    })();
+  }
+  return h5Promise;
+}
+
+// HDF5 datatype classes (H5T_class_t).
+const H5T_INTEGER = 0;
+const H5T_FLOAT = 1;
+const H5T_STRING = 3;
+const H5T_COMPOUND = 6;
+const H5T_ENUM = 8;
+
+/**
+ * The tensorio dtype of an HDF5 type, as h5py maps it: integers and floats by size, an
+ * int8 enum {FALSE, TRUE} is bool, a compound of two equal floats named r and i is complex.
+ * Returns null for types that are not numeric arrays (strings, references, other compounds).
+ */
+function dtypeOfMetadata(meta: H5Metadata): DTypeInfo | null {
+  if (meta.type === H5T_INTEGER) {
+    const name = ({ 1: 'int8', 2: 'int16', 4: 'int32', 8: 'int64' } as Record<number, DType>)[meta.size];
+    if (!name) return null;
+    return dtypeInfo(meta.signed ? name : (`u${name}` as DType));
+  }
+  if (meta.type === H5T_FLOAT) {
+    const name = ({ 2: 'float16', 4: 'float32', 8: 'float64' } as Record<number, DType>)[meta.size];
+    return name ? dtypeInfo(name) : null;
+  }
+  if (meta.type === H5T_ENUM && meta.size === 1 && meta.enum_type) {
+    const members = meta.enum_type.members;
+    const names = Object.keys(members);
+    if (names.length === 2 && members.FALSE === 0 && members.TRUE === 1) return dtypeInfo('bool');
+    return null;
+  }
+  if (meta.type === H5T_COMPOUND && meta.compound_type && meta.compound_type.nmembers === 2) {
+    const [re, im] = meta.compound_type.members;
+    if (!re || !im || re.type !== H5T_FLOAT || im.type !== H5T_FLOAT || re.size !== im.size) return null;
+    if (re.name !== 'r' || im.name !== 'i' || re.offset !== 0 || im.offset !== re.size || meta.size !== 2 * re.size) return null;
+    if (re.size === 4) return dtypeInfo('complex64');
+    if (re.size === 8) return dtypeInfo('complex128');
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------
+// Just enough of the HDF5 file format to find a dataset's data: the superblock (for the
+// size of addresses and the base address) and the object header's data layout message.
+// Spec: "HDF5 File Format Specification Version 3.0", sections II.A, IV.A.1-2, IV.A.2.i.
+
+const SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+// Object header message types (spec IV.A.2).
+const MSG_DATASPACE = 0x01;
+const MSG_LINK_INFO = 0x02;
+const MSG_DATATYPE = 0x03;
+const MSG_LINK = 0x06;
+const MSG_EXTERNAL = 0x07;
+const MSG_LAYOUT = 0x08;
+const MSG_FILTERS = 0x0b;
+const MSG_ATTRIBUTE = 0x0c;
+const MSG_CONTINUATION = 0x10;
+const MSG_SYMBOL_TABLE = 0x11;
+const MSG_ATTRIBUTE_INFO = 0x15;
+// A header larger than this is hostile: real ones are a few hundred bytes to a few KiB
+// (attributes of 64 KiB live in dense storage outside the header).
+const MAX_HEADER_BYTES = 16 << 20;
+const MAX_CONTINUATIONS = 4096;
+
+interface Superblock {
+  version: number;
+  offsetSize: number;
+  lengthSize: number;
+  base: number;
+  /** Absolute offset of the root group's object header. */
+  rootAddress: number;
+}
+
+/** Where a dataset's bytes are. */
+export type H5Storage =
+  | { layout: 'contiguous'; offset: number; length: number }
+  | { layout: 'compact'; offset: number; length: number }
+  | { layout: 'chunked' | 'virtual' | 'external' | 'unallocated' | 'filtered' | 'unknown' };
+
+/** A message found in an object header: its type and where its body is in the file. */
+interface HeaderMessage {
+  type: number;
+  offset: number;
+  size: number;
+}
+
+class ByteSource {
+  constructor(
+    readonly fd: number,
+    readonly size: number,
+    readonly file: string,
+  ) {}
+
+  read(position: number, length: number, what: string): Uint8Array {
+    if (!Number.isSafeInteger(position) || position < 0 || length < 0 || position + length > this.size) {
+      throw new TensorioError('ERR_BAD_HEADER', `the ${what} at offset ${position} (${length} bytes) lies outside the file of ${this.size} bytes`, { path: this.file });
+    }
+    const bytes = new Uint8Array(length);
+    readExactlySync(this.fd, position, bytes, this.file, what);
+    return bytes;
+  }
+}
+
+function readUint(bytes: Uint8Array, at: number, size: number, file: string): number {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < size; i++) {
+    const byte = bytes[at + i];
+    if (byte === undefined) throw new TensorioError('ERR_BAD_HEADER', `field at byte ${at} runs past its structure`, { path: file });
+    value += byte * scale;
+    scale *= 256;
+  }
+  return value;
+}
+
+function isUndefinedAddress(bytes: Uint8Array, at: number, size: number): boolean {
+  for (let i = 0; i < size; i++) if (bytes[at + i] !== 0xff) return false;
+  return true;
+}
+
+function readSuperblock(source: ByteSource): Superblock {
+  // The superblock sits at 0, 512, 1024, 2048, ... (after a user block).
+  for (let at = 0; at + 64 <= source.size || at === 0; at = at === 0 ? 512 : at * 2) {
+    if (at + 16 > source.size) break;
+    const head = source.read(at, Math.min(128, source.size - at), 'HDF5 superblock');
+    if (!SIGNATURE.every((b, i) => head[i] === b)) continue;
+    const version = head[8] as number;
+    let offsetSize: number;
+    let lengthSize: number;
+    let baseAt: number;
+    if (version === 0 || version === 1) {
+      offsetSize = head[13] as number;
+      lengthSize = head[14] as number;
+      baseAt = version === 0 ? 24 : 28;
+    } else if (version === 2 || version === 3) {
+      offsetSize = head[9] as number;
+      lengthSize = head[10] as number;
+      baseAt = 12;
+    } else {
+      throw new TensorioError('ERR_UNSUPPORTED_VERSION', `HDF5 superblock version ${version}; expected 0 to 3`, { path: source.file });
+    }
+    if (![2, 4, 8].includes(offsetSize) || ![2, 4, 8].includes(lengthSize)) {
+      throw new TensorioError('ERR_BAD_HEADER', `HDF5 superblock declares ${offsetSize}-byte addresses and ${lengthSize}-byte lengths; expected 2, 4 or 8`, { path: source.file });
+    }
+    const base = readUint(head, baseAt, offsetSize, source.file);
+    // v0/v1: base, free space, end of file, driver info, then the root's symbol table entry
+    // (name offset, header address); v2/v3: base, extension, end of file, root header.
+    const rootAt = version <= 1 ? baseAt + 5 * offsetSize : baseAt + 3 * offsetSize;
+    const rootAddress = base + readUint(head, rootAt, offsetSize, source.file);
+    return { version, offsetSize, lengthSize, base, rootAddress };
+  }
+  throw new TensorioError('ERR_BAD_MAGIC', 'no HDF5 superblock signature (\\x89HDF\\r\\n\\x1a\\n) at offset 0, 512, 1024, ...', { path: source.file });
+}
+
+/** Every message of the object header at `address` (absolute), following continuations. */
+function headerMessages(source: ByteSource, sb: Superblock, address: number): HeaderMessage[] {
+  const messages: HeaderMessage[] = [];
+  const first = source.read(address, Math.min(16, source.size - address), 'object header');
+  const blocks: { start: number; length: number; v2: boolean }[] = [];
+  let v2 = false;
+  if (first[0] === 1) {
+    const headerSize = readUint(first, 8, 4, source.file);
+    blocks.push({ start: address + 16, length: headerSize, v2: false });
+  } else if (first[0] === 0x4f && first[1] === 0x48 && first[2] === 0x44 && first[3] === 0x52 && first[4] === 2) {
+    v2 = true;
+    const flags = first[5] as number;
+    let at = 6;
+    if (flags & 0x20) at += 16;
+    if (flags & 0x10) at += 4;
+    const sizeBytes = 1 << (flags & 3);
+    const sizeField = source.read(address + at, sizeBytes, 'object header');
+    const chunkSize = readUint(sizeField, 0, sizeBytes, source.file);
+    blocks.push({ start: address + at + sizeBytes, length: chunkSize, v2: true });
+  } else {
+    throw new TensorioError('ERR_BAD_HEADER', `object header at offset ${address}: expected version 1 or an OHDR signature, found byte ${String(first[0])}`, { path: source.file });
+  }
+  let total = 0;
+  let continuations = 0;
+  const creationOrder = v2 && ((first[5] as number) & 0x04) !== 0;
+  while (blocks.length > 0) {
+    const block = blocks.shift() as { start: number; length: number; v2: boolean };
+    total += block.length;
+    if (total > MAX_HEADER_BYTES) throw new TensorioError('ERR_HEADER_TOO_LARGE', `object header at offset ${address} exceeds ${MAX_HEADER_BYTES} bytes`, { path: source.file });
+    const bytes = source.read(block.start, block.length, 'object header');
+    let at = 0;
+    const headSize = block.v2 ? 4 + (creationOrder ? 2 : 0) : 8;
+    while (at + headSize <= bytes.length) {
+      const type = block.v2 ? (bytes[at] as number) : readUint(bytes, at, 2, source.file);
+      const size = block.v2 ? readUint(bytes, at + 1, 2, source.file) : readUint(bytes, at + 2, 2, source.file);
+      const body = at + headSize;
+      if (body + size > bytes.length) {
+        throw new TensorioError('ERR_BAD_HEADER', `object header message of ${size} bytes at offset ${block.start + at} runs past its block`, { path: source.file });
+      }
+      messages.push({ type, offset: block.start + body, size });
+      if (type === MSG_CONTINUATION) {
+        if (++continuations > MAX_CONTINUATIONS) throw new TensorioError('ERR_BAD_HEADER', 'too many object header continuations', { path: source.file });
+        const target = sb.base + readUint(bytes, body, sb.offsetSize, source.file);
+        const length = readUint(bytes, body + sb.offsetSize, sb.lengthSize, source.file);
+        if (block.v2) {
+          // OCHK signature before, checksum after the messages.
+          blocks.push({ start: target + 4, length: Math.max(0, length - 8), v2: true });
+        } else {
+          blocks.push({ start: target, length, v2: false });
+        }
+      }
+      at = body + size;
+    }
+  }
+  return messages;
+}
+
+/** Where the data of the dataset whose header is at `address` (relative to the base) lives. */
+function locateStorage(source: ByteSource, sb: Superblock, address: number): { storage: H5Storage; datatypeMessage?: HeaderMessage } {
+  return storageOf(source, sb, headerMessages(source, sb, sb.base + address));
+}
+
+function storageOf(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): { storage: H5Storage; datatypeMessage?: HeaderMessage } {
+  const datatypeMessage = messages.find((m) => m.type === MSG_DATATYPE);
+  const withType = (storage: H5Storage) => (datatypeMessage ? { storage, datatypeMessage } : { storage });
+  if (messages.some((m) => m.type === MSG_EXTERNAL)) return withType({ layout: 'external' });
+  if (messages.some((m) => m.type === MSG_FILTERS)) return withType({ layout: 'filtered' });
+  const layout = messages.find((m) => m.type === MSG_LAYOUT);
+  if (!layout) return withType({ layout: 'unknown' });
+  const body = source.read(layout.offset, layout.size, 'data layout message');
+  const version = body[0] as number;
+  if (version === 3 || version === 4) {
+    const cls = body[1] as number;
+    if (cls === 0) {
+      const length = readUint(body, 2, 2, source.file);
+      return withType({ layout: 'compact', offset: layout.offset + 4, length });
+    }
+    if (cls === 1) {
+      if (isUndefinedAddress(body, 2, sb.offsetSize)) return withType({ layout: 'unallocated' });
+      const offset = sb.base + readUint(body, 2, sb.offsetSize, source.file);
+      const length = readUint(body, 2 + sb.offsetSize, sb.lengthSize, source.file);
+      return withType({ layout: 'contiguous', offset, length });
+    }
+    return withType({ layout: cls === 2 ? 'chunked' : cls === 3 ? 'virtual' : 'unknown' });
+  }
+  if (version === 1 || version === 2) {
+    const rank = body[1] as number;
+    const cls = body[2] as number;
+    if (cls === 1) {
+      if (isUndefinedAddress(body, 8, sb.offsetSize)) return withType({ layout: 'unallocated' });
+      const offset = sb.base + readUint(body, 8, sb.offsetSize, source.file);
+      // Versions 1-2 store no byte size: the dimensions, the last being the element size.
+      let length = 1;
+      for (let i = 0; i < rank; i++) length *= readUint(body, 8 + sb.offsetSize + 4 * i, 4, source.file);
+      return withType({ layout: 'contiguous', offset, length });
+    }
+    if (cls === 0) {
+      const at = 8 + 4 * rank;
+      const length = readUint(body, at, 4, source.file);
+      return withType({ layout: 'compact', offset: layout.offset + at + 4, length });
+    }
+    return withType({ layout: 'chunked' });
+  }
+  throw new TensorioError('ERR_UNSUPPORTED_VERSION', `data layout message version ${version}; expected 1 to 4`, { path: source.file });
+}
+
+// ---------------------------------------------------------------------------------------
+// A structure reader for the files Keras and h5py write (superblock v0/v1, symbol-table
+// groups, attributes in the object header, contiguous or compact datasets), so opening
+// such a file does not need h5wasm at all: loading h5wasm costs about 0.4 s (it compiles
+// the HDF5 library) and 80 MiB, more than reading a small model. Anything else (dense
+// link or attribute storage, soft or external links, newer superblocks, compound or enum
+// types, ...) makes buildLiteIndex return null and h5wasm reads the file instead.
+
+const MAX_LITE_OBJECTS = 1 << 20;
+
+class LiteUnsupported extends Error {}
+
+interface LiteType {
+  cls: number;
+  size: number;
+  bigEndian: boolean;
+  signed: boolean;
+  /** Strings: true for variable length. */
+  vlen: boolean;
+  /** Strings: padding (0 null-terminated, 1 null-padded, 2 space-padded). */
+  pad: number;
+}
+
+interface LiteSpace {
+  /** null for a null dataspace. */
+  shape: number[] | null;
+}
+
+interface LiteAttribute {
+  type: LiteType;
+  space: LiteSpace;
+  /** File offset and length of the raw value. */
+  offset: number;
+  length: number;
+}
+
+interface LiteObject {
+  kind: 'group' | 'dataset' | 'other';
+  messages: HeaderMessage[];
+  attributes: Map<string, LiteAttribute>;
+  children?: string[];
+}
+
+/** Every object of a file by path ('' is the root), or null when h5wasm must read it. */
+type LiteIndex = Map<string, LiteObject>;
+
+function parseLiteType(bytes: Uint8Array, file: string): LiteType {
+  const b0 = bytes[0] as number;
+  const cls = b0 & 0x0f;
+  const bits = bytes[1] as number;
+  const size = readUint(bytes, 4, 4, file);
+  if (cls === H5T_INTEGER) return { cls, size, bigEndian: (bits & 1) === 1, signed: (bits & 8) === 8, vlen: false, pad: 0 };
+  if (cls === H5T_FLOAT) {
+    if (bits & 0x40) throw new LiteUnsupported('VAX float');
+    return { cls, size, bigEndian: (bits & 1) === 1, signed: true, vlen: false, pad: 0 };
+  }
+  if (cls === H5T_STRING) return { cls, size, bigEndian: false, signed: false, vlen: false, pad: bits & 0x0f };
+  if (cls === 9 && (bits & 0x0f) === 1) return { cls: H5T_STRING, size, bigEndian: false, signed: false, vlen: true, pad: (bits >> 4) & 0x0f };
+  throw new LiteUnsupported(`datatype class ${cls}`);
+}
+
+function parseLiteSpace(bytes: Uint8Array, sb: Superblock, file: string): LiteSpace {
+  const version = bytes[0] as number;
+  const rank = bytes[1] as number;
+  let at: number;
+  if (version === 1) {
+    at = 8;
+  } else if (version === 2) {
+    const type = bytes[3] as number;
+    if (type === 2) return { shape: null };
+    at = 4;
+  } else {
+    throw new LiteUnsupported(`dataspace version ${version}`);
+  }
+  const shape: number[] = [];
+  for (let i = 0; i < rank; i++) shape.push(readUint(bytes, at + i * sb.lengthSize, sb.lengthSize, file));
+  return { shape };
+}
+
+/**
+ * Link and attribute info messages: version, flags, an optional field (creation order
+ * index: 8 bytes for links, 2 for attributes), then the fractal heap address, undefined
+ * unless the links or attributes are in dense storage, which this reader does not follow.
+ */
+function requireCompactStorage(source: ByteSource, sb: Superblock, m: HeaderMessage, what: string, optionalBytes: number): void {
+  const body = source.read(m.offset, m.size, `${what} info message`);
+  const at = 2 + ((body[1] as number) & 1 ? optionalBytes : 0);
+  if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new LiteUnsupported(`dense ${what} storage`);
+}
+
+function liteAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): Map<string, LiteAttribute> {
+  const out = new Map<string, LiteAttribute>();
+  for (const m of messages) {
+    if (m.type === MSG_ATTRIBUTE_INFO) requireCompactStorage(source, sb, m, 'attribute', 2);
+    if (m.type !== MSG_ATTRIBUTE) continue;
+    const body = source.read(m.offset, m.size, 'attribute message');
+    const version = body[0] as number;
+    if (version < 1 || version > 3) throw new LiteUnsupported(`attribute message version ${version}`);
+    const nameSize = readUint(body, 2, 2, source.file);
+    const typeSize = readUint(body, 4, 2, source.file);
+    const spaceSize = readUint(body, 6, 2, source.file);
+    if (version === 3 && body[8] !== 0 && body[8] !== 1) throw new LiteUnsupported('attribute name encoding');
+    const pad = (n: number) => (version === 1 ? Math.ceil(n / 8) * 8 : n);
+    let at = version === 3 ? 9 : 8;
+    const nameBytes = body.subarray(at, at + nameSize);
+    const nul = nameBytes.indexOf(0);
+    const name = Buffer.from(nul >= 0 ? nameBytes.subarray(0, nul) : nameBytes).toString('utf8');
+    at += pad(nameSize);
+    if (version >= 2 && (body[1] as number) & 3) throw new LiteUnsupported('shared attribute datatype');
+    const type = parseLiteType(body.subarray(at, at + typeSize), source.file);
+    at += pad(typeSize);
+    const space = parseLiteSpace(body.subarray(at, at + spaceSize), sb, source.file);
+    at += pad(spaceSize);
+    if (at > body.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' runs past its message`, { path: source.file });
+    out.set(name, { type, space, offset: m.offset + at, length: body.length - at });
+  }
+  return out;
+}
+
+/** The children (name → header address) of an old-style group: B-tree v1 → SNOD → local heap. */
+function symbolTableChildren(source: ByteSource, sb: Superblock, body: Uint8Array): [string, number][] {
+  const btree = sb.base + readUint(body, 0, sb.offsetSize, source.file);
+  const heapAddress = sb.base + readUint(body, sb.offsetSize, sb.offsetSize, source.file);
+  const heap = source.read(heapAddress, 8 + 2 * sb.lengthSize + sb.offsetSize, 'local heap');
+  if (Buffer.from(heap.subarray(0, 4)).toString('latin1') !== 'HEAP') throw new TensorioError('ERR_BAD_HEADER', `no local heap signature at offset ${heapAddress}`, { path: source.file });
+  const heapSize = readUint(heap, 8, sb.lengthSize, source.file);
+  const heapData = source.read(sb.base + readUint(heap, 8 + 2 * sb.lengthSize, sb.offsetSize, source.file), heapSize, 'local heap data');
+  const out: [string, number][] = [];
+  const seen = new Set<number>();
+  const visitNode = (address: number, depth: number): void => {
+    if (depth > 64 || seen.has(address)) throw new TensorioError('ERR_BAD_HEADER', 'the group B-tree has a cycle', { path: source.file });
+    seen.add(address);
+    const head = source.read(address, 8 + 2 * sb.offsetSize, 'group B-tree node');
+    const signature = Buffer.from(head.subarray(0, 4)).toString('latin1');
+    if (signature === 'SNOD') {
+      const count = readUint(head, 6, 2, source.file);
+      const entrySize = 2 * sb.offsetSize + 24;
+      const entries = source.read(address + 8, count * entrySize, 'symbol table node');
+      for (let i = 0; i < count; i++) {
+        const at = i * entrySize;
+        const nameOffset = readUint(entries, at, sb.offsetSize, source.file);
+        const header = readUint(entries, at + sb.offsetSize, sb.offsetSize, source.file);
+        const cacheType = readUint(entries, at + 2 * sb.offsetSize, 4, source.file);
+        if (cacheType === 2) throw new LiteUnsupported('soft link');
+        const end = heapData.indexOf(0, nameOffset);
+        if (nameOffset >= heapData.length || end < 0) throw new TensorioError('ERR_BAD_HEADER', 'a link name lies outside the local heap', { path: source.file });
+        out.push([Buffer.from(heapData.subarray(nameOffset, end)).toString('utf8'), sb.base + header]);
+      }
+      return;
+    }
+    if (signature !== 'TREE' || head[4] !== 0) throw new TensorioError('ERR_BAD_HEADER', `expected a group B-tree node at offset ${address}`, { path: source.file });
+    const entries = readUint(head, 6, 2, source.file);
+    const keyed = source.read(address + 8 + 2 * sb.offsetSize, (entries + 1) * sb.lengthSize + entries * sb.offsetSize, 'group B-tree node');
+    for (let i = 0; i < entries; i++) {
+      const child = readUint(keyed, sb.lengthSize + i * (sb.lengthSize + sb.offsetSize), sb.offsetSize, source.file);
+      visitNode(sb.base + child, depth + 1);
+    }
+  };
+  visitNode(btree, 0);
+  return out;
+}
+
+/** The hard links of a new-style compact group (link messages in its header). */
+function linkMessageChildren(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): [string, number][] {
+  const out: [string, number][] = [];
+  for (const m of messages) {
+    if (m.type === MSG_LINK_INFO) requireCompactStorage(source, sb, m, 'link', 8);
+    if (m.type !== MSG_LINK) continue;
+    const body = source.read(m.offset, m.size, 'link message');
+    const flags = body[1] as number;
+    let at = 2;
+    let linkType = 0;
+    if (flags & 0x08) linkType = body[at++] as number;
+    if (flags & 0x04) at += 8;
+    if (flags & 0x10) at += 1;
+    const lengthSize = 1 << (flags & 3);
+    const nameLength = readUint(body, at, lengthSize, source.file);
+    at += lengthSize;
+    const name = Buffer.from(body.subarray(at, at + nameLength)).toString('utf8');
+    at += nameLength;
+    if (linkType !== 0) throw new LiteUnsupported('soft or external link');
+    out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
+  }
+  // HDF5 (and so h5py and h5wasm) lists links by name unless asked for creation order.
+  return out.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+/** Walks the whole file from the root group; null when h5wasm is needed. */
+function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | null {
+  if (sb.version > 1) return null;
+  const index: LiteIndex = new Map();
+  try {
+    const visit = (path: string, address: number, depth: number): void => {
+      if (index.size > MAX_LITE_OBJECTS || depth > 64) throw new LiteUnsupported('too many objects or a hard-link cycle');
+      const messages = headerMessages(source, sb, address);
+      const attributes = liteAttributes(source, sb, messages);
+      const table = messages.find((m) => m.type === MSG_SYMBOL_TABLE);
+      const isGroup = table !== undefined || messages.some((m) => m.type === MSG_LINK_INFO || m.type === MSG_LINK || m.type === 0x0a);
+      if (isGroup) {
+        const children = table ? symbolTableChildren(source, sb, source.read(table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages);
+        index.set(path, { kind: 'group', messages, attributes, children: children.map(([name]) => name) });
+        for (const [name, child] of children) visit(path === '' ? name : `${path}/${name}`, child, depth + 1);
+        return;
+      }
+      if (messages.some((m) => m.type === MSG_LAYOUT)) {
+        const typeMessage = messages.find((m) => m.type === MSG_DATATYPE);
+        if (!typeMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${path}' has no datatype message`, { path: source.file });
+        parseLiteType(source.read(typeMessage.offset, typeMessage.size, 'datatype message'), source.file);
+        index.set(path, { kind: 'dataset', messages, attributes });
+        return;
+      }
+      index.set(path, { kind: 'other', messages, attributes });
+    };
+    visit('', sb.rootAddress, 0);
+    return index;
+  } catch (error) {
+    if (error instanceof LiteUnsupported) return null;
+    throw error;
+  }
+}
+
+/** Reads a variable-length string from the global heap. */
+function globalHeapString(source: ByteSource, sb: Superblock, collection: number, objectIndex: number, cache: Map<number, Uint8Array>): Uint8Array {
+  let bytes = cache.get(collection);
+  if (!bytes) {
+    const head = source.read(collection, 8 + sb.lengthSize, 'global heap collection');
+    if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'GCOL') throw new TensorioError('ERR_BAD_HEADER', `no global heap signature at offset ${collection}`, { path: source.file });
+    bytes = source.read(collection, readUint(head, 8, sb.lengthSize, source.file), 'global heap collection');
+    cache.set(collection, bytes);
+  }
+  let at = 8 + sb.lengthSize;
+  while (at + 8 + sb.lengthSize <= bytes.length) {
+    const index = readUint(bytes, at, 2, source.file);
+    const size = readUint(bytes, at + 8, sb.lengthSize, source.file);
+    const data = at + 8 + sb.lengthSize;
+    if (index === objectIndex) {
+      if (data + size > bytes.length) break;
+      return bytes.subarray(data, data + size);
+    }
+    if (index === 0) break;
+    at = data + Math.ceil(size / 8) * 8;
+  }
+  throw new TensorioError('ERR_BAD_HEADER', `global heap object ${objectIndex} not found in the collection at ${collection}`, { path: source.file });
+}
+
+function liteAttributeValue(source: ByteSource, sb: Superblock, attr: LiteAttribute, name: string, cache: Map<number, Uint8Array>): H5AttributeValue {
+  const { type, space } = attr;
+  if (space.shape === null) return null;
+  const count = shapeSize(space.shape, source.file);
+  if (type.cls === H5T_STRING) {
+    const strings: string[] = [];
+    const element = type.vlen ? 4 + sb.offsetSize + 4 : type.size;
+    if (count * element > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its ${count} strings need`, { path: source.file });
+    const raw = source.read(attr.offset, count * element, 'attribute value');
+    for (let i = 0; i < count; i++) {
+      let bytes: Uint8Array;
+      if (type.vlen) {
+        const at = i * element;
+        const length = readUint(raw, at, 4, source.file);
+        bytes = length === 0 ? new Uint8Array(0) : globalHeapString(source, sb, sb.base + readUint(raw, at + 4, sb.offsetSize, source.file), readUint(raw, at + 4 + sb.offsetSize, 4, source.file), cache).subarray(0, length);
+      } else {
+        bytes = raw.subarray(i * element, (i + 1) * element);
+        const nul = bytes.indexOf(0);
+        if (nul >= 0) bytes = bytes.subarray(0, nul);
+      }
+      let text = Buffer.from(bytes).toString('utf8');
+      if (!type.vlen && type.pad === 2) text = text.replace(/ +$/, '');
+      strings.push(text);
+    }
+    return space.shape.length === 0 ? (strings[0] as string) : strings;
+  }
+  const info = dtypeOfMetadata({ type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: false, shape: space.shape, total_size: count, chunks: null });
+  if (!info) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' has an HDF5 type tensorio does not read`, { path: source.file });
+  if (count * info.itemSize > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its shape needs`, { path: source.file });
+  const data = new info.array(count * info.lanes);
+  readExactlySync(source.fd, attr.offset, data, source.file, 'attribute value');
+  if (type.bigEndian) byteswap(data, info.swapSize);
+  if (space.shape.length === 0) {
+    const value = data[0] as number | bigint;
+    return value;
+  }
+  return { dtype: info.name, shape: [...space.shape], data };
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+/** Options for reading HDF5 datasets. */
+export interface H5ReadOptions {
+  /**
+   * Map the file and return views into the mapping for contiguous little-endian datasets
+   * whose offset is aligned for their dtype. Default false (each dataset is read into its
+   * own ArrayBuffer). Anything that cannot be mapped is read, with `copyReason` saying why.
+   */
+  mmap?: boolean;
+  /**
+   * Read the file's structure with h5wasm even when tensorio's own reader could (files
+   * with superblock v0/v1, symbol-table groups and plain types, as Keras and h5py write).
+   * Default false. Chunked and filtered data always go through h5wasm.
+   */
+  h5wasm?: boolean;
+}
+
+/** What {@link H5File.info} tells about a dataset. */
+export interface H5DatasetInfo {
+  /** Full path, without the leading slash. */
+  path: string;
+  /** The tensorio dtype, or null when the dataset is not a numeric array (strings, ...). */
+  dtype: DType | null;
+  /** The shape; null for an HDF5 null dataspace (no elements, not even a scalar). */
+  shape: number[] | null;
+  /** True when the stored bytes are big-endian. */
+  bigEndian: boolean;
+  /** Where the bytes are: `contiguous` datasets are read or mapped without h5wasm. */
+  storage: H5Storage;
+}
+
+/** An attribute's value as tensorio returns it: strings, numbers, or an NdArray. */
+export type H5AttributeValue = string | string[] | number | bigint | boolean | NdArray | null;
+
+function joinPath(group: string, name: string): string {
+  return group === '' || group === '/' ? name : `${group.replace(/^\/+|\/+$/g, '')}/${name}`;
+}
+
+function normalise(path: string): string {
+  return path.replace(/^\/+|\/+$/g, '');
+}
+
+/**
+ * An HDF5 file open for reading; see {@link openH5}. Datasets are read one at a time, so a
+ * file larger than memory can be processed dataset by dataset.
+ */
+export class H5File {
+  private closed = false;
+  private mapping: ArrayBuffer | undefined;
+  private mappingReason: string | undefined;
+  private readonly infos = new Map<string, H5DatasetInfo>();
+  private readonly heapCache = new Map<number, Uint8Array>();
+  private wasm: { lib: H5Lib; module: H5Module; h5: H5FileObject } | undefined;
+
+  /** @internal */
+  constructor(
+    /** The file's path. */
+    readonly path: string,
+    private readonly source: ByteSource,
+    private readonly superblock: Superblock,
+    private readonly options: H5ReadOptions,
+    /** The structure read without h5wasm, or null when h5wasm reads it. */
+    private readonly lite: LiteIndex | null,
+    wasm?: { lib: H5Lib; module: H5Module; h5: H5FileObject },
+  ) {
+    this.wasm = wasm;
+  }
+
+  /** @internal Whether h5wasm was needed (loaded) for this file so far. */
+  get usesH5wasm(): boolean {
+    return this.wasm !== undefined;
+  }
+
+  private get lib(): H5Lib {
+    return (this.wasm as { lib: H5Lib }).lib;
+  }
+
+  private get module(): H5Module {
+    return (this.wasm as { module: H5Module }).module;
+  }
+
+  private get h5(): H5FileObject {
+    return (this.wasm as { h5: H5FileObject }).h5;
+  }
+
+  private async ensureWasm(): Promise<void> {
+    if (this.wasm) return;
+    const { lib, module } = await loadH5wasm();
+    this.wasm = { lib, module, h5: openWithH5wasm(lib, this.path) };
+  }
+
+  private requireOpen(): void {
+    if (this.closed) throw new TensorioError('ERR_CLOSED', 'the HDF5 file is closed', { path: this.path });
+  }
+
+  private kind(path: string): 'group' | 'dataset' | 'other' | 'missing' {
+    if (this.lite) return this.lite.get(normalise(path))?.kind ?? 'missing';
+    const p = `/${normalise(path)}`;
+    if (p === '/') return 'group';
+    // Ask the parent first: HDF5 prints an error stack for every lookup of a missing name.
+    const slash = p.lastIndexOf('/');
+    const parent = p.slice(0, slash);
+    const name = p.slice(slash + 1);
+    if (parent !== '' && this.kind(parent) !== 'group') return 'missing';
+    const parentGroup = parent === '' ? this.h5 : new this.lib.Group(this.h5.file_id, parent);
+    if (!this.guard(() => parentGroup.keys(), `list group '${parent || '/'}'`).includes(name)) return 'missing';
+    let type: number;
+    try {
+      type = this.module.get_type(this.h5.file_id, p);
+    } catch {
+      return 'missing';
+    }
+    if (type === this.module.H5O_TYPE_GROUP) return 'group';
+    if (type === this.module.H5O_TYPE_DATASET) return 'dataset';
+    return type < 0 ? 'missing' : 'other';
+  }
+
+  private requireGroup(path: string): H5Group {
+    this.requireOpen();
+    if (this.kind(path) !== 'group') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no group '${normalise(path)}' in the file`, { path: this.path });
+    const p = normalise(path);
+    return p === '' ? this.h5 : new this.lib.Group(this.h5.file_id, `/${p}`);
+  }
+
+  /** True when `path` names a group. */
+  isGroup(path: string): boolean {
+    this.requireOpen();
+    return this.kind(path) === 'group';
+  }
+
+  /** True when `path` names a dataset. */
+  isDataset(path: string): boolean {
+    this.requireOpen();
+    return this.kind(path) === 'dataset';
+  }
+
+  /** The names of a group's members, in the file's order. Default: the root group. */
+  keys(group = ''): string[] {
+    if (this.lite) {
+      this.requireOpen();
+      const object = this.lite.get(normalise(group));
+      if (object?.kind !== 'group') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no group '${normalise(group)}' in the file`, { path: this.path });
+      return [...(object.children ?? [])];
+    }
+    const object = this.requireGroup(group);
+    return this.guard(() => object.keys(), `list group '${normalise(group) || '/'}'`);
+  }
+
+  /**
+   * Runs an h5wasm call, turning its plain Errors (HDF5 refusing a damaged structure) into
+   * TensorioErrors.
+   */
+  private guard<T>(call: () => T, what: string): T {
+    try {
+      return call();
+    } catch (error) {
+      if (error instanceof TensorioError) throw error;
+      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
+    }
+  }
+
+  /** Full paths (no leading slash) of every dataset below `group`, depth first. */
+  datasets(group = ''): string[] {
+    const out: string[] = [];
+    const visit = (prefix: string, depth: number): void => {
+      if (depth > 64) return; // a link cycle; HDF5 hard links can make one
+      for (const name of this.keys(prefix)) {
+        const full = joinPath(prefix, name);
+        const kind = this.kind(full);
+        if (kind === 'dataset') out.push(full);
+        else if (kind === 'group') visit(full, depth + 1);
+      }
+    };
+    visit(normalise(group), 0);
+    return out;
+  }
+
+  /** The names of the attributes of the object at `path`. */
+  attributeNames(path = ''): string[] {
+    if (this.lite) return [...this.liteObject(path).attributes.keys()];
+    const object = this.object(path);
+    return this.guard(() => Object.keys(object.attrs), `list the attributes of '${normalise(path) || '/'}'`);
+  }
+
+  private liteObject(path: string): LiteObject {
+    this.requireOpen();
+    const object = this.lite?.get(normalise(path));
+    if (!object) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no object '${normalise(path)}' in the file`, { path: this.path });
+    return object;
+  }
+
+  private object(path: string): H5Group {
+    this.requireOpen();
+    const kind = this.kind(path);
+    if (kind === 'missing') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no object '${normalise(path)}' in the file`, { path: this.path });
+    const p = normalise(path);
+    return p === '' ? this.h5 : this.guard(() => this.h5.get(p) as H5Group, `open '${p}'`);
+  }
+
+  /**
+   * An attribute of the object at `path`: strings (fixed or variable length) as strings,
+   * numeric scalars as numbers, numeric arrays as NdArrays (an empty float64 array as one
+   * of shape [0]). Returns undefined when there is no such attribute.
+   * @throws TensorioError `ERR_UNSUPPORTED_DTYPE` for attribute types tensorio does not read.
+   */
+  attribute(path: string, name: string): H5AttributeValue | undefined {
+    if (this.lite) {
+      const attr = this.liteObject(path).attributes.get(name);
+      return attr ? liteAttributeValue(this.source, this.superblock, attr, name, this.heapCache) : undefined;
+    }
+    const object = this.object(path);
+    const attr = this.guard(() => object.attrs[name], `read attribute '${name}'`);
+    if (!attr) return undefined;
+    const meta = attr.metadata;
+    let value: unknown;
+    try {
+      value = object.get_attribute(name, false);
+    } catch (error) {
+      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' of '${normalise(path) || '/'}': ${(error as Error).message}`, { path: this.path, cause: error });
+    }
+    if (value === null || value === undefined) return null;
+    if (meta.type === H5T_STRING) {
+      if (typeof value === 'string') return meta.shape && meta.shape.length > 0 ? [value] : value;
+      if (Array.isArray(value)) return value.map(String);
+    }
+    const info = dtypeOfMetadata(meta);
+    if (info && meta.shape) {
+      if (ArrayBuffer.isView(value)) {
+        const data = new info.array(shapeSize(meta.shape) * info.lanes);
+        new Uint8Array(data.buffer).set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength).subarray(0, data.byteLength));
+        return { dtype: info.name, shape: [...meta.shape], data };
+      }
+    }
+    if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean' || typeof value === 'string') return value;
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' of '${normalise(path) || '/'}' has an HDF5 type tensorio does not read (class ${meta.type})`, { path: this.path });
+  }
+
+  /** Dtype, shape and storage of a dataset. */
+  info(path: string): H5DatasetInfo {
+    this.requireOpen();
+    const p = normalise(path);
+    const cached = this.infos.get(p);
+    if (cached) return cached;
+    if (this.kind(p) !== 'dataset') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no dataset '${p}' in the file`, { path: this.path });
+    if (this.lite) {
+      const object = this.liteObject(p);
+      const typeMessage = object.messages.find((m) => m.type === MSG_DATATYPE) as HeaderMessage;
+      const type = parseLiteType(this.source.read(typeMessage.offset, typeMessage.size, 'datatype message'), this.path);
+      const spaceMessage = object.messages.find((m) => m.type === MSG_DATASPACE);
+      if (!spaceMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${p}' has no dataspace message`, { path: this.path });
+      const space = parseLiteSpace(this.source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), this.superblock, this.path);
+      const meta: H5Metadata = { type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: type.vlen, shape: space.shape, total_size: 0, chunks: null };
+      return this.finishInfo(p, meta, () => storageOf(this.source, this.superblock, object.messages).storage);
+    }
+    let meta: H5Metadata;
+    try {
+      meta = this.module.get_dataset_metadata(this.h5.file_id, `/${p}`);
+    } catch (error) {
+      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot open dataset '${p}' (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
+    }
+    return this.finishInfo(p, meta, () => {
+      const ref = this.module.create_object_reference(this.h5.file_id, `/${p}`);
+      const address = readUint(ref, 0, Math.min(8, ref.length), this.path);
+      return locateStorage(this.source, this.superblock, address).storage;
+    });
+  }
+
+  private finishInfo(p: string, meta: H5Metadata, locate: () => H5Storage): H5DatasetInfo {
+    const info = dtypeOfMetadata(meta);
+    let storage: H5Storage = { layout: 'unknown' };
+    if (info && meta.shape) {
+      storage = locate();
+      if (storage.layout === 'contiguous' || storage.layout === 'compact') {
+        const expected = shapeSize(meta.shape, this.path) * info.itemSize;
+        if (storage.length !== expected || storage.offset + storage.length > this.source.size) {
+          throw new TensorioError(
+            'ERR_BAD_OFFSETS',
+            `dataset '${p}': its ${storage.layout} data (${storage.length} bytes at offset ${storage.offset}) does not hold ${expected} bytes within the file of ${this.source.size} bytes`,
+            { path: this.path },
+          );
+        }
+      }
+    }
+    const result: H5DatasetInfo = { path: p, dtype: info?.name ?? null, shape: meta.shape ? [...meta.shape] : null, bigEndian: info !== null && !meta.littleEndian, storage };
+    this.infos.set(p, result);
+    return result;
+  }
+
+  private mapped(): ArrayBuffer | string {
+    if (this.mapping) return this.mapping;
+    if (this.mappingReason) return this.mappingReason;
+    const result = mapFile(this.source.fd, this.source.size, false, this.path);
+    if (result.buffer) return (this.mapping = result.buffer);
+    return (this.mappingReason = result.reason);
+  }
+
+  /**
+   * Reads one numeric dataset. Contiguous data is read (or mapped, with `mmap`) straight
+   * from the file; other layouts go through h5wasm.
+   * @throws TensorioError `ERR_NOT_FOUND_IN_ARCHIVE` when there is no such dataset,
+   * `ERR_UNSUPPORTED_DTYPE` when it is not a numeric array, `ERR_BAD_OFFSETS` when its
+   * declared storage lies outside the file.
+   */
+  async read(path: string, options: H5ReadOptions = {}): Promise<LoadedArray> {
+    const info = this.info(path);
+    if (info.dtype === null || info.shape === null) {
+      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `dataset '${info.path}' is not a numeric array (strings, references and other compound types are not read)`, { path: this.path });
+    }
+    const dtype = dtypeInfo(info.dtype);
+    const length = shapeSize(info.shape) * dtype.lanes;
+    const storage = info.storage;
+    const wantMap = options.mmap ?? this.options.mmap ?? false;
+    if (storage.layout === 'contiguous' || storage.layout === 'compact') {
+      let copyReason: string | undefined;
+      if (wantMap && storage.layout === 'contiguous') {
+        const mapping = this.mapped();
+        if (typeof mapping === 'string') copyReason = mapping;
+        else if (info.bigEndian) copyReason = 'the data is big-endian';
+        else if (storage.offset % dtype.array.BYTES_PER_ELEMENT !== 0) copyReason = `offset ${storage.offset} is not aligned for ${info.dtype}`;
+        else return { dtype: info.dtype, shape: [...info.shape], data: new dtype.array(mapping, storage.offset, length), mapped: true };
+      }
+      const data = new dtype.array(length);
+      const got = await readSplit(this.source.fd, storage.offset, data, this.path);
+      if (got !== data.byteLength) throw new TensorioError('ERR_TRUNCATED', `dataset '${info.path}': expected ${data.byteLength} bytes at offset ${storage.offset}, found ${got}`, { path: this.path });
+      if (info.bigEndian) byteswap(data, dtype.swapSize);
+      const result: LoadedArray = { dtype: info.dtype, shape: [...info.shape], data, mapped: false };
+      return wantMap ? { ...result, copyReason: copyReason ?? `the dataset is ${storage.layout}` } : result;
+    }
+    await this.ensureWasm();
+    const data = this.readThroughHeap(info, dtype, length);
+    const result: LoadedArray = { dtype: info.dtype, shape: [...info.shape], data, mapped: false };
+    return wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}; read through h5wasm` } : result;
+  }
+
+  private readThroughHeap(info: H5DatasetInfo, dtype: DTypeInfo, length: number): NdArray['data'] {
+    const data = new dtype.array(length);
+    const bytes = data.byteLength;
+    if (bytes === 0) return data;
+    if (bytes > this.module.MAXIMUM_MEMORY / 2) {
+      throw new TensorioError('ERR_TOO_LARGE', `dataset '${info.path}' (${bytes} bytes, ${info.storage.layout}) does not fit h5wasm's heap; only contiguous datasets are read outside it`, { path: this.path });
+    }
+    const ptr = this.module._malloc(bytes);
+    if (ptr === 0) throw new TensorioError('ERR_TOO_LARGE', `h5wasm could not allocate ${bytes} bytes for dataset '${info.path}'`, { path: this.path });
+    try {
+      const filters = this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`);
+      let status: number;
+      try {
+        status = this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
+      } catch (error) {
+        status = -1;
+        void error;
+      }
+      if (status < 0) {
+        const names = filters.map((f) => f.name || `#${f.id}`).join(', ');
+        throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `h5wasm could not read dataset '${info.path}'${names ? ` (filters: ${names}; a filter may be unavailable)` : ''}`, { path: this.path });
+      }
+      new Uint8Array(data.buffer).set(this.module.HEAPU8.subarray(ptr, ptr + bytes));
+    } finally {
+      this.module._free(ptr);
+    }
+    return data;
+  }
+
+  /** Closes h5wasm's handle and the file descriptor. Mapped arrays stay valid. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.wasm?.h5.close();
+    } finally {
+      closeQuietly(this.source.fd);
+    }
+  }
+}
+
+function openWithH5wasm(lib: H5Lib, path: string): H5FileObject {
+  try {
+    return new lib.File(path, 'r');
+  } catch (error) {
+    throw new TensorioError('ERR_BAD_HEADER', `h5wasm could not open the file: ${(error as Error).message}`, { path, cause: error });
+  }
+}
+
+// A large dataset is read as several positioned reads at once: one thread faulting in
+// fresh pages and copying from the page cache leaves the other cores idle.
+const READ_SPLIT = 32 << 20;
+
+async function readSplit(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+  if (target.byteLength <= READ_SPLIT) return readAt(fd, position, target, file);
+  const parts: Promise<number>[] = [];
+  for (let at = 0; at < target.byteLength; at += READ_SPLIT) {
+    const length = Math.min(READ_SPLIT, target.byteLength - at);
+    parts.push(readAt(fd, position + at, new Uint8Array(target.buffer, target.byteOffset + at, length), file));
+  }
+  const counts = await Promise.all(parts);
+  // A short part means the file ended early; report the contiguous prefix that was read.
+  let total = 0;
+  for (const count of counts) {
+    total += count;
+    if (count < READ_SPLIT) break;
+  }
+  return Math.min(total, target.byteLength);
+}
+
+/**
+ * Opens an HDF5 file for lazy, dataset-by-dataset reading.
+ * @throws TensorioError `ERR_NOT_FOUND` when the file does not exist, `ERR_BAD_MAGIC` when
+ * it is not HDF5.
+ */
+export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
+  const { fd, size } = openForRead(path);
+  try {
+    const source = new ByteSource(fd, size, path);
+    const superblock = readSuperblock(source);
+    const lite = options.h5wasm ? null : buildLiteIndex(source, superblock);
+    if (lite) return new H5File(path, source, superblock, options, lite);
+    const { lib, module } = await loadH5wasm();
+    return new H5File(path, source, superblock, options, null, { lib, module, h5: openWithH5wasm(lib, path) });
+  } catch (error) {
+    closeQuietly(fd);
+    throw error;
+  }
+}
+
+/**
+ * Reads every numeric dataset of an HDF5 file, keyed by its full path without the leading
+ * slash (`'group1/dataset2'`). Datasets that are not numeric arrays (strings, references,
+ * other compound types) and null dataspaces are left out.
+ * @throws TensorioError as {@link openH5} and {@link H5File.read}.
+ */
+export async function readH5(path: string, options: H5ReadOptions = {}): Promise<Record<string, LoadedArray>> {
+  const file = await openH5(path, options);
+  try {
+    const out: Record<string, LoadedArray> = {};
+    for (const name of file.datasets()) {
+      const info = file.info(name);
+      if (info.dtype === null || info.shape === null) continue;
+      out[name] = await file.read(name);
+    }
+    return out;
+  } finally {
+    file.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+/** Datasets up to this size go through h5wasm's heap; larger ones are streamed past it. */
+const HEAP_WRITE_LIMIT = 1 << 20;
+
+/** Options of {@link writeH5}. */
+export interface H5WriteOptions extends WriteOptions {
+  /** @internal Datasets above this many bytes bypass h5wasm's heap. Default 1 MiB. */
+  heapWriteLimit?: number;
+}
+
+interface Pending {
+  path: string;
+  bytes: Uint8Array;
+  float16: boolean;
+  placeholder: boolean;
+}
+
+function h5TypeOf(dtype: DType): object {
+  const base = { vlen: false, littleEndian: true, signed: false };
+  switch (dtype) {
+    case 'float32':
+      return { ...base, type: H5T_FLOAT, size: 4 };
+    case 'float64':
+      return { ...base, type: H5T_FLOAT, size: 8 };
+    case 'complex64':
+    case 'complex128': {
+      const part = dtype === 'complex64' ? 4 : 8;
+      const member = (name: string, offset: number) => ({ ...base, type: H5T_FLOAT, size: part, name, offset, shape: null });
+      return { ...base, type: H5T_COMPOUND, size: 2 * part, compound_type: { nmembers: 2, members: [member('r', 0), member('i', part)] } };
+    }
+    case 'float16': {
+      const member = { ...base, type: H5T_INTEGER, size: 2, name: 'float16', offset: 0, shape: null };
+      return { ...base, type: H5T_COMPOUND, size: 2, compound_type: { nmembers: 1, members: [member] } };
+    }
+    default: {
+      // float16 is created as a placeholder compound and retyped afterwards (see
+      // float16DatatypeMessage); bool, bfloat16 and float8 have
+      // no standard HDF5 type and are stored as the unsigned integers holding their bits.
+      const info = dtypeInfo(dtype);
+      const signed = dtype === 'int8' || dtype === 'int16' || dtype === 'int32' || dtype === 'int64';
+      return { ...base, type: H5T_INTEGER, size: info.itemSize, signed };
+    }
+  }
+}
+
+/**
+ * Builds an HDF5 file: groups, attributes and datasets, written atomically on
+ * {@link commit}. Intermediate groups are created as needed (h5wasm does not create them,
+ * and fails silently when asked to).
+ */
+export class H5Writer {
+  private readonly pending: Pending[] = [];
+  private readonly groups = new Set<string>(['']);
+  private done = false;
+
+  private constructor(
+    private readonly target: string,
+    private readonly scratch: AtomicWriter,
+    private readonly lib: H5Lib,
+    private readonly module: H5Module,
+    private readonly h5: H5FileObject,
+    private readonly options: H5WriteOptions,
+  ) {}
+
+  /** Starts a new file that will replace `target` on {@link commit}. */
+  static async create(target: string, options: H5WriteOptions = {}): Promise<H5Writer> {
+    const { lib, module } = await loadH5wasm();
+    const scratch = AtomicWriter.openSync(target, options);
+    let h5: H5FileObject;
+    try {
+      // libver ('earliest', 'latest'), h5py's default, keeps superblock v0 and old-style groups, as h5py and Keras write.
+      h5 = new lib.File(scratch.tempPath, 'w', { libver: ['earliest', 'latest'] });
+    } catch (error) {
+      scratch.abortSync();
+      throw new TensorioError('ERR_IO', `h5wasm could not create the file: ${(error as Error).message}`, { path: target, cause: error });
+    }
+    return new H5Writer(target, scratch, lib, module, h5, options);
+  }
+
+  private requireOpen(): void {
+    if (this.done) throw new TensorioError('ERR_CLOSED', 'the HDF5 writer is already committed or aborted', { path: this.target });
+  }
+
+  /** Creates the group at `path` and every missing group above it. */
+  group(path: string): void {
+    this.requireOpen();
+    const parts = normalise(path).split('/').filter((p) => p !== '');
+    let current = '';
+    for (const part of parts) {
+      if (part === '.' || part === '..') throw new TensorioError('ERR_INVALID_ARGUMENT', `invalid HDF5 path component '${part}' in '${path}'`, { path: this.target });
+      current = current === '' ? part : `${current}/${part}`;
+      if (this.groups.has(current)) continue;
+      if (this.datasetPaths.has(current)) throw new TensorioError('ERR_INVALID_ARGUMENT', `'${current}' is a dataset, it cannot hold '${path}'`, { path: this.target });
+      const parent = this.groupObject(current.includes('/') ? current.slice(0, current.lastIndexOf('/')) : '');
+      parent.create_group(part);
+      this.groups.add(current);
+    }
+  }
+
+  private readonly datasetPaths = new Set<string>();
+
+  private groupObject(path: string): H5Group {
+    return path === '' ? this.h5 : new this.lib.Group(this.h5.file_id, `/${path}`);
+  }
+
+  /**
+   * Sets an attribute on the group or dataset at `path` (groups are created as needed).
+   * Strings and string arrays are stored as fixed-length ASCII (what h5py reads as bytes
+   * and every Keras 2 loader decodes); NdArrays as numeric arrays.
+   * @throws TensorioError `ERR_INVALID_ARGUMENT` for a non-ASCII string.
+   */
+  attribute(path: string, name: string, value: string | string[] | NdArray): void {
+    this.requireOpen();
+    const p = normalise(path);
+    if (!this.datasetPaths.has(p)) this.group(p);
+    const object = this.datasetPaths.has(p) ? (this.h5.get(p) as H5Group) : this.groupObject(p);
+    if (typeof value === 'string' || Array.isArray(value)) {
+      const list = typeof value === 'string' ? [value] : value;
+      for (const s of list) {
+        if (!/^[\x00-\x7f]*$/.test(s)) throw new TensorioError('ERR_INVALID_ARGUMENT', `attribute '${name}': '${s}' is not ASCII; fixed-length ASCII strings are required`, { path: this.target });
+      }
+      const width = Math.max(1, ...list.map((s) => s.length));
+      object.create_attribute(name, value, typeof value === 'string' ? null : [value.length], `A${width}`);
+      return;
+    }
+    validateNdArray(value, this.target);
+    const array = asCOrder(value);
+    const meta = h5TypeOf(array.dtype) as { type: number; size: number; signed: boolean };
+    const letter = meta.type === H5T_FLOAT ? ({ 4: 'f', 8: 'd' } as Record<number, string>)[meta.size] : ({ 1: 'b', 2: 'h', 4: 'i', 8: 'q' } as Record<number, string>)[meta.size];
+    if (!letter || meta.type === H5T_COMPOUND) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}': ${array.dtype} attributes are not supported`, { path: this.target });
+    const code = `<${meta.type === H5T_INTEGER && !meta.signed ? letter.toUpperCase() : letter}`;
+    object.create_attribute(name, array.data, array.shape, code);
+  }
+
+  /**
+   * Adds a dataset at `path` (intermediate groups created). The data is not copied: it must
+   * stay unchanged until {@link commit} resolves.
+   * @throws TensorioError `ERR_INVALID_ARGUMENT` when the path exists, `ERR_TOO_LARGE` when
+   * the dataset does not fit h5wasm's heap even as a placeholder (about 2 GiB).
+   */
+  dataset(path: string, value: NdArray): void {
+    this.requireOpen();
+    validateNdArray(value, this.target);
+    const p = normalise(path);
+    if (p === '' || this.groups.has(p) || this.datasetPaths.has(p)) throw new TensorioError('ERR_INVALID_ARGUMENT', `'${p || '/'}' already exists in the file`, { path: this.target });
+    const slash = p.lastIndexOf('/');
+    if (slash >= 0) this.group(p.slice(0, slash));
+    const array = asCOrder(value);
+    const bytes = bytesOf(array.data);
+    const limit = this.options.heapWriteLimit ?? HEAP_WRITE_LIMIT;
+    const placeholder = bytes.byteLength > limit;
+    const size = Math.max(1, bytes.byteLength);
+    if (size > this.module.MAXIMUM_MEMORY / 2) {
+      throw new TensorioError('ERR_TOO_LARGE', `dataset '${p}' has ${bytes.byteLength} bytes; h5wasm must allocate that much of its ${this.module.MAXIMUM_MEMORY}-byte heap to create it`, { path: this.target });
+    }
+    const ptr = this.module._malloc(size);
+    if (ptr === 0) throw new TensorioError('ERR_TOO_LARGE', `h5wasm could not allocate ${size} bytes to create dataset '${p}'`, { path: this.target });
+    try {
+      // A placeholder's bytes are whatever the heap holds: the real ones replace them in commit().
+      if (!placeholder) this.module.HEAPU8.set(bytes, ptr);
+      const meta = { ...h5TypeOf(array.dtype), shape: array.shape.map(BigInt), maxshape: array.shape.map(BigInt), chunks: null, compression: 0, compression_opts: [], track_order: false };
+      this.module.create_dataset(this.h5.file_id, `/${p}`, BigInt(ptr), meta);
+    } finally {
+      this.module._free(ptr);
+    }
+    this.datasetPaths.add(p);
+    const float16 = array.dtype === 'float16';
+    if (placeholder || float16) this.pending.push({ path: p, bytes, float16, placeholder });
+  }
+
+  /** Writes the file and moves it over the target. */
+  async commit(): Promise<void> {
+    this.requireOpen();
+    this.done = true;
+    try {
+      this.h5.close();
+      if (this.pending.length === 0) {
+        await this.scratch.commit();
+        return;
+      }
+      await this.rewrite();
+      await this.scratch.commit();
+    } catch (error) {
+      await this.scratch.abort();
+      throw error;
+    }
+  }
+
+  /**
+   * Writes the real bytes over the placeholders in the temporary file h5wasm wrote, and the
+   * float16 datatype message over the placeholder compound one.
+   */
+  private async rewrite(): Promise<void> {
+    const { lib, module } = { lib: this.lib, module: this.module };
+    const reader = new lib.File(this.scratch.tempPath, 'r');
+    const { fd, size } = openForRead(this.scratch.tempPath);
+    const patches: { offset: number; bytes: Uint8Array }[] = [];
+    try {
+      const source = new ByteSource(fd, size, this.scratch.tempPath);
+      const sb = readSuperblock(source);
+      for (const item of this.pending) {
+        const ref = module.create_object_reference(reader.file_id, `/${item.path}`);
+        const located = locateStorage(source, sb, readUint(ref, 0, 8, this.target));
+        if (item.placeholder) {
+          const storage = located.storage;
+          if (storage.layout !== 'contiguous' || storage.length !== item.bytes.byteLength) {
+            throw new TensorioError('ERR_IO', `h5wasm stored dataset '${item.path}' as ${storage.layout}; expected contiguous data of ${item.bytes.byteLength} bytes`, { path: this.target });
+          }
+          patches.push({ offset: storage.offset, bytes: item.bytes });
+        }
+        if (item.float16) {
+          const message = located.datatypeMessage;
+          if (!message) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
+          patches.push({ offset: message.offset, bytes: float16DatatypeMessage(source.read(message.offset, message.size, 'datatype message'), this.target) });
+        }
+      }
+    } finally {
+      reader.close();
+      closeQuietly(fd);
+    }
+    patches.sort((a, b) => a.offset - b.offset);
+    let end = 0;
+    for (const patch of patches) {
+      if (patch.offset < end || patch.offset + patch.bytes.byteLength > size) {
+        throw new TensorioError('ERR_IO', `region at offset ${patch.offset} overlaps another or lies past the end of the file being written`, { path: this.target });
+      }
+      await this.scratch.writeAt(patch.offset, [patch.bytes]);
+      end = patch.offset + patch.bytes.byteLength;
+    }
+  }
+
+  /** Discards the file; the target is untouched. */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    try {
+      this.h5.close();
+    } finally {
+      await this.scratch.abort();
+    }
+  }
+}
+
+/**
+ * The datatype message of an IEEE little-endian half-precision float, padded with zeros to
+ * the size of the message it replaces. h5wasm cannot create a 2-byte float type, so a
+ * float16 dataset is created with a one-member compound type of the same element size
+ * (whose message is longer than the 20 bytes a float one needs) and this message is written
+ * over it. Object headers of version 1 (libver 'earliest', what h5py writes) carry no
+ * checksum, and HDF5 ignores a message's padding.
+ */
+function float16DatatypeMessage(current: Uint8Array, file: string): Uint8Array {
+  const body = [
+    0x11, 0x20, 0x0f, 0x00, // version 1, class 1 (float); LE, implied mantissa msb, sign at bit 15
+    2, 0, 0, 0, // element size
+    0, 0, 16, 0, // bit offset 0, precision 16
+    10, 5, 0, 10, // exponent at bit 10, 5 bits; mantissa at bit 0, 10 bits
+    15, 0, 0, 0, // exponent bias
+  ];
+  if (current.length < body.length) {
+    throw new TensorioError('ERR_IO', `the datatype message has ${current.length} bytes; a float16 one needs ${body.length}`, { path: file });
+  }
+  const message = new Uint8Array(current.length);
+  message.set(body);
+  return message;
+}
+
+/**
+ * Writes a record of arrays as an HDF5 file, one dataset per key (`'a/b/c'` creates groups
+ * `a` and `a/b`). The file replaces `path` atomically. float16 is stored as IEEE half
+ * precision; bool, bfloat16 and float8 as the unsigned integers holding their bits.
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for a key that collides with a group,
+ * `ERR_TOO_LARGE` for a dataset beyond h5wasm's heap (about 1 GiB).
+ */
+export async function writeH5(path: string, record: Record<string, NdArray>, options: H5WriteOptions = {}): Promise<void> {
+  const writer = await H5Writer.create(path, options);
+  try {
+    for (const [name, array] of Object.entries(record)) writer.dataset(name, array);
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+  await writer.commit();
+}
+
+/** @internal Exposed for tests: the superblock and storage parser over a file. */
+export function locateDatasetStorage(path: string, headerAddress: number): H5Storage {
+  const { fd, size } = openForRead(path);
+  try {
+    const source = new ByteSource(fd, size, path);
+    return locateStorage(source, readSuperblock(source), headerAddress).storage;
+  } finally {
+    closeQuietly(fd);
+  }
+}
+

@@ -1,0 +1,352 @@
+/**
+ * `ioHandler(path)`: a `tf.io.IOHandler` for full models on disk, without tfjs-node:
+ * - `model.json` (the tfjs format: topology + `.bin` shards), read and write;
+ * - Keras `.h5` full models (`model_config` + `model_weights`), read and write;
+ * - `.keras` archives (Keras 3 zip, or the HDF5 file some tf.keras versions wrote under
+ *   that name), read.
+ * Weight data is handed to tfjs as `ArrayBuffer[]` (one piece per weight or shard), so a
+ * large model never needs one giant buffer.
+ */
+import * as nodePath from 'node:path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { toFloat32 } from '../convert.js';
+import { TensorioError } from '../errors.js';
+import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras-h5.js';
+import { closeQuietly, openForRead, readExactly, writeAtomic, type WriteOptions } from '../io.js';
+import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { kerasSnakeCase } from './weights.js';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+async function readWhole(path: string, what: string): Promise<Uint8Array> {
+  const { fd, size } = openForRead(path);
+  try {
+    const bytes = new Uint8Array(size);
+    await readExactly(fd, 0, bytes, path, what);
+    return bytes;
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+function parseJson(bytes: Uint8Array | string, path: string, what: string): Json {
+  try {
+    return JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8')) as Json;
+  } catch (error) {
+    throw new TensorioError('ERR_BAD_METADATA', `${what} is not valid JSON: ${(error as Error).message}`, { path, cause: error });
+  }
+}
+
+function isObject(value: Json | undefined): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Each weight's bytes, as its own ArrayBuffer (a view when aligned, else a copy). */
+function splitWeightData(specs: tf.io.WeightsManifestEntry[], data: tf.io.WeightData): ArrayBuffer[] {
+  const composite = new tf.io.CompositeArrayBuffer(data);
+  const out: ArrayBuffer[] = [];
+  let offset = 0;
+  for (const spec of specs) {
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    const size = count * (spec.dtype === 'bool' ? 1 : 4);
+    out.push(composite.slice(offset, offset + size));
+    offset += size;
+  }
+  return out;
+}
+
+function arrayBufferOf(view: ArrayBufferView): ArrayBuffer {
+  if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer) return view.buffer;
+  return view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer;
+}
+
+// ---------------------------------------------------------------------------------------
+// Keras configurations → something tfjs-layers deserialises.
+
+/**
+ * Rewrites a Keras 3 config into the Keras 2 shape tfjs reads: dtype policies become their
+ * name, `batch_shape` becomes `batch_input_shape`, Keras 3 bookkeeping keys go.
+ */
+function normaliseKerasConfig(value: Json): Json {
+  if (Array.isArray(value)) return value.map(normaliseKerasConfig);
+  if (!isObject(value)) return value;
+  if (value.class_name === 'DTypePolicy' || value.class_name === 'Policy') {
+    const config = value.config;
+    if (isObject(config) && typeof config.name === 'string') return config.name;
+  }
+  // tf.keras 2.13 writes activations as {module: 'builtins', class_name: 'function', config: 'relu'}.
+  if (value.class_name === 'function' && typeof value.config === 'string') return value.config;
+  const out: JsonObject = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (key === 'module' || key === 'registered_name' || key === 'build_config' || key === 'compile_config' || key === 'shared_object_id') continue;
+    if (key.endsWith('_initializer') && isObject(item) && item.class_name === 'function') {
+      // A Python function used as initializer cannot exist in tfjs; the loaded weights
+      // replace whatever it would initialise, so Zeros stands in for it.
+      out[key] = { class_name: 'Zeros', config: {} };
+      continue;
+    }
+    out[key === 'batch_shape' ? 'batch_input_shape' : key] = normaliseKerasConfig(item);
+  }
+  return out;
+}
+
+function layerConfigs(topology: JsonObject): JsonObject[] {
+  const config = topology.config;
+  const layers = isObject(config) ? config.layers : Array.isArray(config) ? config : undefined;
+  return Array.isArray(layers) ? layers.filter(isObject) : [];
+}
+
+function layerName(layer: JsonObject): string | undefined {
+  if (typeof layer.name === 'string') return layer.name;
+  const config = layer.config;
+  return isObject(config) && typeof config.name === 'string' ? config.name : undefined;
+}
+
+/** Every layer class a topology uses, nested models and wrapped layers included. */
+function layerClasses(value: Json, out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) value.forEach((v) => layerClasses(v, out));
+  else if (isObject(value)) {
+    const config = value.config;
+    if (typeof value.class_name === 'string' && isObject(config) && ('name' in config || 'layers' in config)) {
+      if (value.class_name !== 'Sequential' && value.class_name !== 'Functional' && value.class_name !== 'Model') out.add(value.class_name);
+    }
+    for (const item of Object.values(value)) layerClasses(item, out);
+  }
+  return out;
+}
+
+function checkLayerClasses(topology: JsonObject, path: string): void {
+  const known = tf.serialization.SerializationMap.getMap().classNameMap as Record<string, unknown>;
+  const classes = layerClasses(topology.config ?? null);
+  if (typeof topology.class_name === 'string' && !['Sequential', 'Functional', 'Model'].includes(topology.class_name)) classes.add(topology.class_name);
+  const reallyMissing = [...classes].filter((name) => !(name in known));
+  if (reallyMissing.length > 0) {
+    throw new TensorioError(
+      'ERR_UNSUPPORTED_LAYER',
+      `TensorFlow.js has no layer class ${reallyMissing.map((n) => `'${n}'`).join(', ')}: the model cannot be built in tfjs (register a custom layer with tf.serialization.registerClass first)`,
+      { path },
+    );
+  }
+}
+
+function withZeroInitializers(value: Json): Json {
+  if (Array.isArray(value)) return value.map(withZeroInitializers);
+  if (!isObject(value)) return value;
+  const out: JsonObject = {};
+  for (const [key, item] of Object.entries(value)) {
+    out[key] = key.endsWith('_initializer') && item !== null ? { class_name: 'Zeros', config: {} } : withZeroInitializers(item);
+  }
+  return out;
+}
+
+/**
+ * Builds the model once to learn tfjs's names and order for each layer's weights, then pairs
+ * them with the file's layers (by name for legacy files, by structure for Keras 3).
+ */
+async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3', fileLayers: KerasLayerWeights[], path: string): Promise<tf.io.ModelArtifacts> {
+  checkLayerClasses(topology, path);
+  let probe: tf.LayersModel;
+  try {
+    // The probe only tells names, order and shapes: zero initializers keep it cheap (a large
+    // untouched zero-filled buffer costs no resident memory; random ones would cost its size).
+    const probeTopology = withZeroInitializers(topology);
+    probe = await tf.models.modelFromJSON({ modelTopology: probeTopology as unknown as tf.io.ModelJSON['modelTopology'] } as tf.io.ModelJSON);
+  } catch (error) {
+    throw new TensorioError('ERR_BAD_METADATA', `TensorFlow.js cannot build the model from its configuration: ${(error as Error).message}`, { path, cause: error });
+  }
+  try {
+    const specs: tf.io.WeightsManifestEntry[] = [];
+    const pieces: ArrayBuffer[] = [];
+    const counts = new Map<string, number>();
+    const byName = new Map(fileLayers.map((l) => [l.name, l]));
+    for (const layer of probe.layers) {
+      let stored: KerasLayerWeights | undefined;
+      if (layout === 'keras3') {
+        if (layer.getClassName() === 'InputLayer') continue;
+        const base = kerasSnakeCase(layer.getClassName());
+        const n = counts.get(base) ?? 0;
+        counts.set(base, n + 1);
+        stored = byName.get(n === 0 ? base : `${base}_${n}`);
+      } else {
+        stored = byName.get(layer.name);
+      }
+      if (layer.weights.length === 0) continue;
+      if (!stored || stored.weights.length !== layer.weights.length) {
+        throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}' has ${layer.weights.length} weights; the file has ${stored ? stored.weights.length : 'none'} for it`, { path });
+      }
+      layer.weights.forEach((variable, i) => {
+        const array = (stored as KerasLayerWeights).weights[i]?.array;
+        if (!array) return;
+        if (array.shape.join() !== variable.shape.join()) {
+          throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}', weight '${variable.originalName}': the model expects (${variable.shape.join(', ')}), the file has (${array.shape.join(', ')})`, { path });
+        }
+        const data = variable.dtype === 'int32' ? array.data : toFloat32(array).data;
+        specs.push({ name: variable.originalName, shape: [...array.shape], dtype: variable.dtype === 'int32' ? 'int32' : 'float32' });
+        pieces.push(arrayBufferOf(data));
+      });
+    }
+    return { modelTopology: topology as unknown as tf.io.ModelArtifacts['modelTopology'], format: 'layers-model', weightSpecs: specs, weightData: pieces, convertedBy: 'tensorio' };
+  } finally {
+    probe.dispose();
+  }
+}
+
+async function loadKeras(path: string): Promise<tf.io.ModelArtifacts> {
+  if (isZipFile(path)) return loadKerasArchive(path);
+  const file = await readKerasWeights(path);
+  if (file.modelConfig === undefined) {
+    throw new TensorioError('ERR_BAD_METADATA', "no 'model_config' attribute: this is a weights-only file; build the model and use loadWeights()", { path });
+  }
+  const config = normaliseKerasConfig(parseJson(file.modelConfig, path, 'model_config'));
+  if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'model_config is not a JSON object', { path });
+  return kerasArtifacts(config, 'legacy', file.layers, path);
+}
+
+async function loadKerasArchive(path: string): Promise<tf.io.ModelArtifacts> {
+  const { config: text, weights } = await readKerasArchive(path);
+  const config = normaliseKerasConfig(parseJson(text, path, 'config.json'));
+  if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'config.json is not a JSON object', { path });
+  return kerasArtifacts(config, 'keras3', weights.layers, path);
+}
+
+async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+  if (!isObject(artifacts.modelTopology as Json)) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'the model artifacts carry no JSON topology (a graph model cannot be saved as Keras .h5)', { path });
+  }
+  const topology = artifacts.modelTopology as unknown as JsonObject;
+  const specs = artifacts.weightSpecs ?? [];
+  const pieces = artifacts.weightData ? splitWeightData(specs, artifacts.weightData) : [];
+  const byLayer = new Map<string, KerasLayerToWrite>();
+  const order = layerConfigs(topology).map(layerName).filter((n): n is string => n !== undefined);
+  for (const name of order) byLayer.set(name, { name, weights: [] });
+  specs.forEach((spec, i) => {
+    const layer = spec.name.includes('/') ? spec.name.slice(0, spec.name.indexOf('/')) : spec.name;
+    let entry = byLayer.get(layer);
+    if (!entry) byLayer.set(layer, (entry = { name: layer, weights: [] }));
+    const buffer = pieces[i] as ArrayBuffer;
+    const data = spec.dtype === 'int32' ? new Int32Array(buffer) : spec.dtype === 'bool' ? new Uint8Array(buffer) : new Float32Array(buffer);
+    entry.weights.push({ name: `${spec.name}:0`, array: { dtype: spec.dtype === 'int32' ? 'int32' : spec.dtype === 'bool' ? 'bool' : 'float32', shape: [...spec.shape], data } });
+  });
+  const modelConfig = JSON.stringify({ class_name: topology.class_name, config: topology.config });
+  const writeOptions: Parameters<typeof writeKerasWeights>[2] = { modelConfig, kerasVersion: `tfjs-layers ${tf.version_layers}`, backend: 'tensorflow' };
+  if (options.fsync !== undefined) writeOptions.fsync = options.fsync;
+  if (artifacts.trainingConfig) writeOptions.trainingConfig = JSON.stringify(artifacts.trainingConfig);
+  await writeKerasWeights(path, [...byLayer.values()], writeOptions);
+  return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+}
+
+// ---------------------------------------------------------------------------------------
+// The tfjs format: model.json + .bin shards.
+
+async function loadTfjs(path: string): Promise<tf.io.ModelArtifacts> {
+  const json = parseJson(await readWhole(path, 'model.json'), path, 'model.json');
+  if (!isObject(json) || !('modelTopology' in json)) throw new TensorioError('ERR_BAD_METADATA', "model.json has no 'modelTopology'", { path });
+  const manifest = json.weightsManifest;
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const shards: ArrayBuffer[] = [];
+  const folder = nodePath.dirname(path);
+  if (manifest !== undefined) {
+    if (!Array.isArray(manifest)) throw new TensorioError('ERR_BAD_METADATA', 'weightsManifest is not a list', { path });
+    for (const group of manifest) {
+      if (!isObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) throw new TensorioError('ERR_BAD_METADATA', 'a weightsManifest entry lacks paths or weights', { path });
+      for (const shard of group.paths) {
+        if (typeof shard !== 'string' || nodePath.isAbsolute(shard) || shard.split(/[\\/]/).includes('..')) {
+          throw new TensorioError('ERR_BAD_METADATA', `weight shard path ${JSON.stringify(shard)} must be relative and stay in the model's folder`, { path });
+        }
+        const bytes = await readWhole(nodePath.join(folder, shard), 'weight shard');
+        shards.push(arrayBufferOf(bytes));
+      }
+      specs.push(...(group.weights as unknown as tf.io.WeightsManifestEntry[]));
+    }
+  }
+  const declared = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1) * (s.dtype === 'bool' ? 1 : s.dtype === 'complex64' ? 8 : 4), 0);
+  const actual = shards.reduce((sum, b) => sum + b.byteLength, 0);
+  if (specs.every((s) => !s.quantization && s.dtype !== 'string') && declared > actual) {
+    throw new TensorioError('ERR_TRUNCATED', `the weight manifest declares ${declared} bytes, the shards hold ${actual}`, { path });
+  }
+  const artifacts: tf.io.ModelArtifacts = { modelTopology: json.modelTopology as unknown as tf.io.ModelArtifacts['modelTopology'], weightSpecs: specs, weightData: shards };
+  for (const key of ['format', 'generatedBy', 'convertedBy'] as const) if (typeof json[key] === 'string') artifacts[key] = json[key] as string;
+  if (isObject(json.trainingConfig)) artifacts.trainingConfig = json.trainingConfig as unknown as tf.io.TrainingConfig;
+  if (isObject(json.userDefinedMetadata)) artifacts.userDefinedMetadata = json.userDefinedMetadata as unknown as Record<string, object>;
+  return artifacts;
+}
+
+async function saveTfjs(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+  const stem = nodePath.basename(path).replace(/\.json$/i, '');
+  const binName = `${stem}.weights.bin`;
+  const pieces = artifacts.weightData === undefined ? [] : Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
+  await writeAtomic(nodePath.join(nodePath.dirname(path), binName), pieces.map((b) => new Uint8Array(b)), options);
+  const json: Record<string, unknown> = {
+    modelTopology: artifacts.modelTopology,
+    format: artifacts.format ?? 'layers-model',
+    generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+    convertedBy: artifacts.convertedBy ?? null,
+    weightsManifest: [{ paths: [binName], weights: artifacts.weightSpecs ?? [] }],
+  };
+  if (artifacts.trainingConfig) json.trainingConfig = artifacts.trainingConfig;
+  if (artifacts.userDefinedMetadata) json.userDefinedMetadata = artifacts.userDefinedMetadata;
+  await writeAtomic(path, [Buffer.from(JSON.stringify(json))], options);
+  return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+}
+
+/** Options of {@link ioHandler}. */
+export type IOHandlerOptions = WriteOptions;
+
+/**
+ * A `tf.io.IOHandler` for a model file, chosen by extension:
+ * `.json` (tfjs format, load and save), `.h5` / `.hdf5` (Keras full model, load and save),
+ * `.keras` (Keras 3 archive or HDF5, load).
+ *
+ * @example
+ * await model.save(ioHandler('model.h5'));
+ * const again = await tf.loadLayersModel(ioHandler('model.h5'));
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension; on load,
+ * `ERR_UNSUPPORTED_LAYER` naming a Keras layer class tfjs lacks, `ERR_SHAPE_MISMATCH`,
+ * `ERR_BAD_METADATA`, and the file errors.
+ */
+export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.IOHandler {
+  const lower = path.toLowerCase();
+  if (lower.endsWith('.json')) {
+    return { load: () => loadTfjs(path), save: (artifacts) => saveTfjs(path, artifacts, options) };
+  }
+  if (lower.endsWith('.weights.h5')) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'a .weights.h5 file holds weights only: use saveWeights()/loadWeights() with a built model', { path });
+  }
+  if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) {
+    return { load: () => loadKeras(path), save: (artifacts) => saveKeras(path, artifacts, options) };
+  }
+  if (lower.endsWith('.keras')) {
+    return {
+      load: () => loadKeras(path),
+      save: () => Promise.reject(new TensorioError('ERR_INVALID_ARGUMENT', 'writing .keras archives is not supported; save as .h5 or model.json', { path })),
+    };
+  }
+  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a model.json, .h5, .hdf5 or .keras path', { path });
+}
+
+/** The URL scheme {@link registerRouters} claims. */
+export const TENSORIO_SCHEME = 'tensorio://';
+
+let routersRegistered = false;
+
+/**
+ * Registers tfjs routers for `tensorio://<path>` URLs, so `model.save('tensorio://m.h5')`
+ * and `tf.loadLayersModel('tensorio://m.h5')` use {@link ioHandler}. The scheme is ours on
+ * purpose: tfjs-node claims `file://`, and tfjs throws when two routers match one URL.
+ * Calling it again does nothing.
+ */
+export function registerRouters(): void {
+  if (routersRegistered) return;
+  routersRegistered = true;
+  // tfjs's IORouter type says IOHandler, but routers return null for URLs they do not claim.
+  const route = ((url: string | string[]) => {
+    const one = Array.isArray(url) ? url[0] : url;
+    if (typeof one !== 'string' || !one.startsWith(TENSORIO_SCHEME)) return null;
+    return ioHandler(one.slice(TENSORIO_SCHEME.length));
+  }) as (url: string | string[]) => tf.io.IOHandler;
+  tf.io.registerSaveRouter(route);
+  tf.io.registerLoadRouter(route);
+}

@@ -1,0 +1,8 @@
+/**
+ * tensorio/tfjs: TensorFlow.js models and tensors on disk, in Keras's and tfjs's formats,
+ * without tfjs-node. Requires `@tensorflow/tfjs` (or `@tensorflow/tfjs-node`, which
+ * re-exports it) as a peer dependency.
+ */
+export { saveWeights, loadWeights, kerasSnakeCase, type LoadWeightsOptions, type SaveWeightsOptions } from './weights.js';
+export { ioHandler, registerRouters, TENSORIO_SCHEME, type IOHandlerOptions } from './handler.js';
+export { save, load, toTensor, type LoadTensorOptions, type TensorValue } from './tensors.js';

@@ -1,0 +1,189 @@
+/**
+ * saveWeights / loadWeights for TensorFlow.js LayersModels, with Keras's matching rules:
+ * topological by default (the layers that have weights, in model order, each layer's
+ * weights in its own order: trainable then non-trainable, which is not the order of
+ * `model.weights`), or by layer name.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { toFloat32 } from '../convert.js';
+import { TensorioError } from '../errors.js';
+import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
+import { type NdArray } from '../ndarray.js';
+import { isZipFile, readKerasArchive } from './keras-archive.js';
+
+/** Options of {@link loadWeights}. */
+export interface LoadWeightsOptions {
+  /** Match file layers to model layers by name instead of by position. Default false. */
+  byName?: boolean;
+  /**
+   * Skip a layer whose weight count or shapes differ (with a warning) instead of throwing
+   * `ERR_SHAPE_MISMATCH`. Default false.
+   */
+  skipMismatch?: boolean;
+  /** Read contiguous datasets as views into a mapping of the file. Default false. */
+  mmap?: boolean;
+}
+
+/** Options of {@link saveWeights}. */
+export interface SaveWeightsOptions extends Pick<KerasWriteOptions, 'fsync' | 'kerasVersion' | 'backend'> {
+  /** Override the layout chosen by extension ('.weights.h5' → 'keras3', '.h5' → 'legacy'). */
+  layout?: 'legacy' | 'keras3';
+}
+
+/** The Keras 3 group name of a class: `to_snake_case` from keras/src/utils/naming.py. */
+export function kerasSnakeCase(name: string): string {
+  const step = name.replace(/(.)([A-Z][a-z]+)/g, '$1_$2').replace(/\W+/g, '');
+  return step.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+function layoutFor(path: string, override?: 'legacy' | 'keras3'): 'legacy' | 'keras3' {
+  if (override) return override;
+  if (/\.weights\.h5$/i.test(path)) return 'keras3';
+  if (/\.(h5|hdf5|keras)$/i.test(path)) return 'legacy';
+  if (/\.(npz|safetensors)$/i.test(path)) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `weights in ${path.slice(path.lastIndexOf('.'))} are not supported yet; use .h5 or .weights.h5`, { path });
+  }
+  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .h5 or .weights.h5 file name', { path });
+}
+
+/** Keras 3 group names for a model's layers: snake_case class name, deduplicated in order. */
+function keras3Names(model: tf.LayersModel): Map<tf.layers.Layer, string> {
+  const counts = new Map<string, number>();
+  const names = new Map<tf.layers.Layer, string>();
+  for (const layer of model.layers) {
+    if (layer.getClassName() === 'InputLayer') continue;
+    const base = kerasSnakeCase(layer.getClassName());
+    const n = counts.get(base) ?? 0;
+    counts.set(base, n + 1);
+    names.set(layer, n === 0 ? base : `${base}_${n}`);
+  }
+  return names;
+}
+
+async function weightArray(variable: tf.LayerVariable): Promise<NdArray> {
+  const tensor = variable.read();
+  const data = (await tensor.data()) as Float32Array | Int32Array | Uint8Array;
+  const dtype = tensor.dtype === 'int32' ? 'int32' : tensor.dtype === 'bool' ? 'bool' : 'float32';
+  return { dtype, shape: [...tensor.shape], data };
+}
+
+/**
+ * Saves a model's weights in Keras's layout, chosen by extension: `.h5` → Keras 2 legacy
+ * (every layer in `layer_names`, weights named `<layer>/<weight>:0`), `.weights.h5` → Keras 3
+ * (`layers/<snake_case class>/vars/<i>`). The file replaces `path` atomically.
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension (.npz and .safetensors
+ * are not wired in yet).
+ */
+export async function saveWeights(model: tf.LayersModel, path: string, options: SaveWeightsOptions = {}): Promise<void> {
+  const layout = layoutFor(path, options.layout);
+  const layers: KerasLayerToWrite[] = [];
+  const k3 = layout === 'keras3' ? keras3Names(model) : undefined;
+  for (const layer of model.layers) {
+    const name = k3 ? k3.get(layer) : layer.name;
+    if (name === undefined) continue;
+    const weights = [];
+    for (const variable of layer.weights) {
+      const array = await weightArray(variable as tf.LayerVariable);
+      weights.push({ name: layout === 'keras3' ? String(weights.length) : `${variable.originalName}:0`, array });
+    }
+    layers.push({ name, weights });
+  }
+  const write: KerasWriteOptions = { layout };
+  if (options.fsync !== undefined) write.fsync = options.fsync;
+  if (options.kerasVersion !== undefined) write.kerasVersion = options.kerasVersion;
+  if (options.backend !== undefined) write.backend = options.backend;
+  await writeKerasWeights(path, layers, write);
+}
+
+function shapeText(shape: readonly number[]): string {
+  return `(${shape.join(', ')}${shape.length === 1 ? ',' : ''})`;
+}
+
+/**
+ * Pairs each model layer that has weights with the file layer holding its weights, as
+ * Keras's `load_weights_from_hdf5_group` (topological) or `..._by_name` does.
+ */
+function pairLayers(
+  model: tf.LayersModel,
+  file: { layout: 'legacy' | 'keras3'; layers: KerasLayerWeights[] },
+  byName: boolean,
+  path: string,
+): [tf.layers.Layer, KerasLayerWeights][] {
+  const modelLayers = model.layers.filter((l) => l.weights.length > 0);
+  if (file.layout === 'keras3') {
+    const names = keras3Names(model);
+    const byPath = new Map(file.layers.map((l) => [l.name, l]));
+    return modelLayers.flatMap((layer) => {
+      const found = byPath.get(names.get(layer) ?? '');
+      if (!found) throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}' expects weights at layers/${names.get(layer) ?? '?'}/vars in the file, which has none`, { path });
+      return [[layer, found] as [tf.layers.Layer, KerasLayerWeights]];
+    });
+  }
+  if (byName) {
+    const byLayerName = new Map(file.layers.map((l) => [l.name, l]));
+    return model.layers.flatMap((layer) => {
+      const found = byLayerName.get(layer.name);
+      return found && (found.weights.length > 0 || layer.weights.length > 0) ? [[layer, found] as [tf.layers.Layer, KerasLayerWeights]] : [];
+    });
+  }
+  const fileLayers = file.layers.filter((l) => l.weights.length > 0);
+  if (fileLayers.length !== modelLayers.length) {
+    throw new TensorioError(
+      'ERR_SHAPE_MISMATCH',
+      `the file has ${fileLayers.length} layers with weights, the model ${modelLayers.length} (file: ${fileLayers.map((l) => l.name).join(', ')}; model: ${modelLayers.map((l) => l.name).join(', ')})`,
+      { path },
+    );
+  }
+  return modelLayers.map((layer, i) => [layer, fileLayers[i] as KerasLayerWeights]);
+}
+
+/**
+ * Loads Keras weights (`.h5` legacy, weights-only or full model; `.weights.h5` Keras 3; the
+ * weights of a `.keras` archive) into
+ * a model, matching layers topologically (default) or by name, and each layer's weights in
+ * order. Data goes to tfjs without an extra copy when it is float32 (the tensor wraps the
+ * array read from the file); float64 and other types are converted to float32.
+ * @throws TensorioError `ERR_SHAPE_MISMATCH` naming the layer, the weight and both shapes
+ * (unless `skipMismatch`), and the errors of {@link readKerasWeights}.
+ */
+export async function loadWeights(model: tf.LayersModel, path: string, options: LoadWeightsOptions = {}): Promise<void> {
+  layoutFor(path);
+  const file = /\.keras$/i.test(path) && isZipFile(path) ? (await readKerasArchive(path)).weights : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
+  const pairs = pairLayers(model, file, options.byName ?? false, path);
+  const assignments: [tf.layers.Layer, tf.Tensor[]][] = [];
+  for (const [layer, stored] of pairs) {
+    const expected = layer.weights;
+    let problem: string | undefined;
+    if (stored.weights.length !== expected.length) {
+      problem = `layer '${layer.name}' (${layer.getClassName()}) expects ${expected.length} weights, file layer '${stored.name}' has ${stored.weights.length}`;
+    } else {
+      for (let i = 0; i < expected.length; i++) {
+        const want = expected[i] as tf.LayerVariable;
+        const got = stored.weights[i]?.array as NdArray;
+        if (want.shape.length !== got.shape.length || want.shape.some((d, j) => d !== got.shape[j])) {
+          problem = `layer '${layer.name}', weight '${want.originalName}': the model expects shape ${shapeText(want.shape as number[])}, file weight '${stored.weights[i]?.name}' has shape ${shapeText(got.shape)}`;
+          break;
+        }
+      }
+    }
+    if (problem) {
+      if (options.skipMismatch) {
+        process.emitWarning(`skipping ${problem}`, { code: 'TENSORIO_SKIP_MISMATCH' });
+        continue;
+      }
+      throw new TensorioError('ERR_SHAPE_MISMATCH', problem, { path });
+    }
+    const tensors = stored.weights.map((w, i) => {
+      const variable = expected[i] as tf.LayerVariable;
+      const array = variable.dtype === 'int32' ? w.array : toFloat32(w.array);
+      return tf.tensor(array.data as Float32Array | Int32Array, array.shape, variable.dtype === 'int32' ? 'int32' : 'float32');
+    });
+    assignments.push([layer, tensors]);
+  }
+  // Assign only after every check passed, so a failed load leaves the model unchanged.
+  for (const [layer, tensors] of assignments) {
+    layer.setWeights(tensors);
+    tf.dispose(tensors);
+  }
+}

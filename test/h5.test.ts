@@ -1,0 +1,413 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+import fc from 'fast-check';
+
+import { openH5, readH5, TensorioError, writeH5, type DType, type NdArray } from '../src/index.js';
+import { locateDatasetStorage } from '../src/formats/h5.js';
+import { dtypeInfo } from '../src/dtype.js';
+import { fixture, fixtureFiles, NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
+
+const dir = tempDir('tensorio-h5');
+
+function hex(array: NdArray): string {
+  return Buffer.from(array.data.buffer, array.data.byteOffset, array.data.byteLength).toString('hex');
+}
+
+async function rejectsWith(promise: Promise<unknown> | (() => unknown), code: string): Promise<void> {
+  await assert.rejects(
+    async () => (typeof promise === 'function' ? promise() : promise),
+    (error: unknown) => error instanceof TensorioError && error.code === code,
+  );
+}
+
+// h5py's reading of every numeric dataset: dtype kind, shape, and the little-endian bytes.
+const H5PY_DUMP = `
+import sys, json, h5py, numpy as np
+out = {}
+def walk(group, prefix, depth):
+    # Follows soft and hard links like tensorio does (h5py's visititems visits an object once).
+    for key in group.keys():
+        name = prefix + key
+        try:
+            obj = group[key]
+        except KeyError:
+            continue
+        if isinstance(obj, h5py.Group):
+            if depth < 8:
+                walk(obj, name + '/', depth + 1)
+            continue
+        if not isinstance(obj, h5py.Dataset) or obj.shape is None:
+            continue
+        dt = obj.dtype
+        if dt.kind not in 'iufbc':
+            continue
+        try:
+            value = obj[()]
+        except Exception as e:
+            out[name] = {'error': str(e)}
+            continue
+        value = np.asarray(value).astype(dt.newbyteorder('<'))
+        out[name] = {'dtype': dt.newbyteorder('<').str, 'shape': list(obj.shape), 'hex': value.tobytes().hex()}
+with h5py.File(sys.argv[1], 'r') as f:
+    walk(f, '', 0)
+print(json.dumps(out))
+`;
+
+const NUMPY_NAMES: Record<string, DType> = {
+  '|b1': 'bool', '|i1': 'int8', '|u1': 'uint8', '<i2': 'int16', '<u2': 'uint16', '<i4': 'int32', '<u4': 'uint32',
+  '<i8': 'int64', '<u8': 'uint64', '<f2': 'float16', '<f4': 'float32', '<f8': 'float64', '<c8': 'complex64', '<c16': 'complex128',
+};
+
+type Dump = Record<string, { dtype: string; shape: number[]; hex: string } | { error: string }>;
+
+test('every numeric dataset of every hdf5-generic fixture reads as h5py reads it', async () => {
+  let compared = 0;
+  for (const file of fixtureFiles('hdf5-generic', '')) {
+    if (!/\.(h5|hdf5)$/.test(file)) continue;
+    const expected = runPythonJson<Dump>(H5PY_DUMP, [file]);
+    const h5 = await openH5(file);
+    try {
+      const ours = h5.datasets().filter((name) => {
+        const info = h5.info(name);
+        return info.dtype !== null && info.shape !== null;
+      });
+      assert.deepEqual([...ours].sort(), Object.keys(expected).sort(), `${path.basename(file)}: the numeric datasets`);
+      for (const name of ours) {
+        const want = expected[name];
+        assert.ok(want);
+        if ('error' in want) {
+          await rejectsWith(h5.read(name), 'ERR_UNSUPPORTED_DTYPE');
+          continue;
+        }
+        let array: NdArray;
+        try {
+          array = await h5.read(name);
+        } catch (error) {
+          // h5wasm has no LZF filter (h5py ships its own): such a chunk must fail, never read as garbage.
+          assert.ok(/lzf$/.test(name) && error instanceof TensorioError && error.code === 'ERR_UNSUPPORTED_DTYPE', `${name}: ${String(error)}`);
+          continue;
+        }
+        assert.equal(array.dtype, NUMPY_NAMES[want.dtype], `${path.basename(file)}:${name} dtype`);
+        assert.deepEqual(array.shape, want.shape, `${path.basename(file)}:${name} shape`);
+        assert.equal(hex(array), want.hex, `${path.basename(file)}:${name} bytes`);
+        compared++;
+      }
+    } finally {
+      h5.close();
+    }
+  }
+  assert.ok(compared > 150, `compared ${compared} datasets`);
+});
+
+function plain(value: unknown): unknown {
+  if (value && typeof value === 'object' && 'data' in value) {
+    const array = value as NdArray;
+    return { dtype: array.dtype, shape: array.shape, hex: hex(array) };
+  }
+  return typeof value === 'bigint' ? `${value}n` : value;
+}
+
+test("tensorio's own structure reader and h5wasm agree on every fixture (groups, attributes, datasets)", async () => {
+  let liteFiles = 0;
+  const files = [...fixtureFiles('hdf5-generic', ''), ...fixtureFiles('keras-h5', '.h5'), ...fixtureFiles('keras3', '.h5')].filter((f) => /\.(h5|hdf5)$/.test(f));
+  for (const file of files) {
+    const lite = await openH5(file);
+    const wasm = await openH5(file, { h5wasm: true });
+    try {
+      const label = path.basename(file);
+      if (!lite.usesH5wasm) liteFiles++;
+      const names = wasm.datasets();
+      assert.deepEqual(lite.datasets(), names, `${label}: datasets`);
+      const objects = ['', ...names];
+      const walk = (group: string): void => {
+        for (const key of wasm.keys(group)) {
+          const full = group === '' ? key : `${group}/${key}`;
+          if (wasm.isGroup(full)) {
+            objects.push(full);
+            walk(full);
+          }
+        }
+      };
+      walk('');
+      for (const object of objects) {
+        assert.deepEqual(lite.attributeNames(object).sort(), wasm.attributeNames(object).sort(), `${label}:${object} attribute names`);
+        for (const name of wasm.attributeNames(object)) {
+          let expected: unknown;
+          try {
+            expected = plain(wasm.attribute(object, name));
+          } catch {
+            continue; // types neither reads (complex attributes)
+          }
+          assert.deepEqual(plain(lite.attribute(object, name)), expected, `${label}:${object}@${name}`);
+        }
+      }
+      for (const name of names) {
+        const a = lite.info(name);
+        const b = wasm.info(name);
+        assert.deepEqual(a, b, `${label}:${name} info`);
+      }
+    } finally {
+      lite.close();
+      wasm.close();
+    }
+  }
+  assert.ok(liteFiles >= 20, `${liteFiles} files read without h5wasm`);
+});
+
+test('contiguous datasets are found at the offset h5py reports, and read outside h5wasm', async () => {
+  const file = fixture('keras-h5', 'keras2cpp__my_nn_weights.h5');
+  const offsets = runPythonJson<Record<string, [number, number]>>(
+    `
+import sys, json, h5py
+out = {}
+with h5py.File(sys.argv[1], 'r') as f:
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = [h5py.h5o.get_info(obj.id).addr, obj.id.get_offset()]
+    f.visititems(visit)
+print(json.dumps(out))
+`,
+    [file],
+  );
+  const h5 = await openH5(file);
+  try {
+    for (const [name, [address, offset]] of Object.entries(offsets)) {
+      const storage = locateDatasetStorage(file, address);
+      assert.equal(storage.layout, 'contiguous');
+      assert.equal((storage as { offset: number }).offset, offset, name);
+      assert.deepEqual(h5.info(name).storage, storage);
+    }
+  } finally {
+    h5.close();
+  }
+});
+
+test('mmap maps aligned little-endian contiguous datasets, or says why not', async () => {
+  const file = fixture('hdf5-generic', 'pyfive__dataset_datatypes.hdf5');
+  const h5 = await openH5(file, { mmap: true });
+  try {
+    const little = await h5.read('float64_little');
+    const big = await h5.read('float64_big');
+    assert.deepEqual([...(big.data as Float64Array)], [...(little.data as Float64Array)]);
+    assert.equal(big.mapped, false);
+    assert.match(big.copyReason ?? '', NATIVE_MODE ? /big-endian/ : /native addon/);
+    const info = h5.info('float64_little');
+    const aligned = info.storage.layout === 'contiguous' && info.storage.offset % 8 === 0;
+    if (NATIVE_MODE && aligned) assert.equal(little.mapped, true);
+    else assert.equal(little.mapped, false);
+    if (!NATIVE_MODE) assert.match(little.copyReason ?? '', /native addon/);
+  } finally {
+    h5.close();
+  }
+});
+
+const ALL_DTYPES: DType[] = ['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float16', 'float32', 'float64', 'complex64', 'complex128'];
+
+function sample(dtype: DType, shape: number[], seed = 1): NdArray {
+  const info = dtypeInfo(dtype);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const data = new info.array(size * info.lanes);
+  for (let i = 0; i < data.length; i++) {
+    const v = ((i * 7919 + seed * 104729) % 251) - 120;
+    if (data instanceof BigInt64Array) data[i] = BigInt(v) * 1000000007n;
+    else if (data instanceof BigUint64Array) data[i] = BigInt(v + 120) * 1000000007n;
+    else if (dtype === 'float16') data[i] = (0x3c00 + v) & 0xffff;
+    else if (dtype.startsWith('u')) data[i] = v + 120;
+    else data[i] = dtype.startsWith('float') || dtype.startsWith('complex') ? v / 8 : v;
+  }
+  return { dtype, shape, data };
+}
+
+test('h5py reads what writeH5 writes: every dtype, scalars, empty arrays, nested groups, big datasets', async () => {
+  const record: Record<string, NdArray> = {};
+  for (const dtype of ALL_DTYPES) record[`types/${dtype}`] = sample(dtype, [3, 4]);
+  record['scalar'] = sample('float64', []);
+  record['empty'] = sample('float32', [0, 5]);
+  record['a/b/c/deep'] = sample('int32', [2, 2, 2]);
+  record['big/f32'] = sample('float32', [512, 1024]); // 2 MiB: past the heap-write limit
+  record['big/f16'] = sample('float16', [1024, 1024]);
+  const file = path.join(dir, 'ours.h5');
+  await writeH5(file, record);
+  const dump = runPythonJson<Dump>(H5PY_DUMP, [file]);
+  assert.deepEqual(Object.keys(dump).sort(), Object.keys(record).sort());
+  for (const [name, array] of Object.entries(record)) {
+    const got = dump[name];
+    assert.ok(got && !('error' in got), name);
+    assert.equal(NUMPY_NAMES[got.dtype], array.dtype, name);
+    assert.deepEqual(got.shape, array.shape, name);
+    assert.equal(got.hex, hex(array), name);
+  }
+  // Superblock v0 and h5py's own checks pass on the file.
+  const version = runPython(`import sys, h5py\nf = h5py.File(sys.argv[1], 'r')\nprint(open(sys.argv[1], 'rb').read(9)[8])`, [file]).trim();
+  assert.equal(version, '0');
+  const back = await readH5(file);
+  for (const [name, array] of Object.entries(record)) assert.equal(hex(back[name] as NdArray), hex(array), name);
+});
+
+test('readH5 reads what h5py writes: byte orders, chunks, gzip, shuffle, float16, bool, complex', async () => {
+  const file = path.join(dir, 'h5py.h5');
+  runPython(
+    `
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'w') as f:
+    f['le'] = np.arange(12, dtype='<f4').reshape(3, 4)
+    f['be'] = np.arange(12, dtype='>f8').reshape(3, 4)
+    f['bei'] = np.arange(-6, 6, dtype='>i2')
+    f.create_dataset('chunked', data=np.arange(1000, dtype='<i4').reshape(10, 100), chunks=(3, 7))
+    f.create_dataset('gzip', data=np.linspace(0, 1, 999, dtype='<f4'), chunks=(100,), compression='gzip', shuffle=True)
+    f['half'] = np.array([0.5, -2, 65504, np.inf], dtype='<f2')
+    f.create_dataset('half_chunked', data=np.arange(50, dtype='<f2'), chunks=(7,))
+    f['flag'] = np.array([True, False, True])
+    f['z'] = np.array([1 + 2j, -3.5j], dtype='<c16')
+    f['g/h/scalar'] = np.float32(2.5)
+    f.attrs['note'] = 'hello'
+`,
+    [file],
+  );
+  const ours = await readH5(file);
+  const expected = runPythonJson<Dump>(H5PY_DUMP, [file]);
+  assert.deepEqual(Object.keys(ours).sort(), Object.keys(expected).sort());
+  for (const [name, want] of Object.entries(expected)) {
+    assert.ok(!('error' in want));
+    const got = ours[name] as NdArray;
+    assert.equal(got.dtype, NUMPY_NAMES[want.dtype], name);
+    assert.deepEqual(got.shape, want.shape, name);
+    assert.equal(hex(got), want.hex, name);
+  }
+  const h5 = await openH5(file);
+  try {
+    assert.equal(h5.attribute('', 'note'), 'hello');
+    assert.equal(h5.attribute('', 'missing'), undefined);
+    assert.equal(h5.info('le').storage.layout, 'contiguous');
+    assert.equal(h5.info('chunked').storage.layout, 'chunked');
+    assert.equal(h5.info('gzip').storage.layout, 'filtered');
+    assert.deepEqual(h5.keys(), ['be', 'bei', 'chunked', 'flag', 'g', 'gzip', 'half', 'half_chunked', 'le', 'z']);
+    assert.deepEqual(h5.keys('g'), ['h']);
+    assert.equal(h5.isGroup('g/h'), true);
+    assert.equal(h5.isDataset('g/h/scalar'), true);
+  } finally {
+    h5.close();
+  }
+});
+
+test('writeH5 round-trips random arrays (property)', async () => {
+  const file = path.join(dir, 'prop.h5');
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...ALL_DTYPES),
+      fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxLength: 3 }),
+      fc.integer({ min: 0, max: 1000 }),
+      fc.boolean(),
+      async (dtype, shape, seed, bypassHeap) => {
+        const array = sample(dtype, shape, seed);
+        await writeH5(file, { 'x/y': array }, bypassHeap ? { heapWriteLimit: 0 } : {});
+        const back = await readH5(file);
+        const got = back['x/y'] as NdArray;
+        assert.equal(got.dtype, dtype);
+        assert.deepEqual(got.shape, shape);
+        assert.equal(hex(got), hex(array));
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+test('writeH5 errors: a dataset where a group is, a bad array', async () => {
+  const file = path.join(dir, 'bad.h5');
+  await rejectsWith(writeH5(file, { a: sample('float32', [2]), 'a/b': sample('float32', [2]) }), 'ERR_INVALID_ARGUMENT');
+  await rejectsWith(writeH5(file, { a: { dtype: 'float32', shape: [3], data: new Float32Array(2) } }), 'ERR_SHAPE_MISMATCH');
+  assert.equal(fs.existsSync(file), false, 'a failed write leaves no file');
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('tensorio-tmp')), [], 'and no temporary file');
+});
+
+test('ERR_NOT_FOUND: a missing file', async () => {
+  await rejectsWith(readH5(path.join(dir, 'missing.h5')), 'ERR_NOT_FOUND');
+});
+
+test('ERR_BAD_MAGIC: a file that is not HDF5', async () => {
+  const file = path.join(dir, 'not.h5');
+  fs.writeFileSync(file, Buffer.alloc(600, 0x41));
+  await rejectsWith(readH5(file), 'ERR_BAD_MAGIC');
+});
+
+test('ERR_NOT_FOUND_IN_ARCHIVE and ERR_CLOSED', async () => {
+  const h5 = await openH5(fixture('hdf5-generic', 'pyfive__earliest.hdf5'));
+  await rejectsWith(h5.read('nope'), 'ERR_NOT_FOUND_IN_ARCHIVE');
+  await rejectsWith(() => h5.keys('nope'), 'ERR_NOT_FOUND_IN_ARCHIVE');
+  h5.close();
+  await rejectsWith(() => h5.keys(), 'ERR_CLOSED');
+});
+
+test('ERR_BAD_OFFSETS (and ERR_BAD_HEADER through h5wasm): a contiguous dataset whose address points past the end of the file', async () => {
+  const file = path.join(dir, 'corrupt.h5');
+  await writeH5(file, { x: sample('float32', [64]) });
+  const [header, offset] = runPythonJson<[number, number]>(
+    `import sys, json, h5py\nd = h5py.File(sys.argv[1], 'r')['x']\nprint(json.dumps([h5py.h5o.get_info(d.id).addr, d.id.get_offset()]))`,
+    [file],
+  );
+  const bytes = fs.readFileSync(file);
+  // The layout message stores the address as 8 little-endian bytes: find and corrupt it.
+  const needle = Buffer.alloc(8);
+  needle.writeBigUInt64LE(BigInt(offset));
+  const at = bytes.indexOf(needle, header);
+  assert.ok(at > 0);
+  bytes.writeBigUInt64LE(BigInt(bytes.length + 4096), at);
+  fs.writeFileSync(file, bytes);
+  const h5 = await openH5(file);
+  try {
+    await rejectsWith(h5.read('x'), 'ERR_BAD_OFFSETS');
+  } finally {
+    h5.close();
+  }
+  // Through h5wasm, HDF5 itself refuses the dataset before tensorio's bounds check runs.
+  const viaWasm = await openH5(file, { h5wasm: true });
+  try {
+    await rejectsWith(viaWasm.read('x'), 'ERR_BAD_HEADER');
+  } finally {
+    viaWasm.close();
+  }
+});
+
+test('ERR_UNSUPPORTED_DTYPE: reading a string dataset as an array', async () => {
+  const h5 = await openH5(fixture('hdf5-generic', 'jhdf__test_string_datasets_latest.hdf5'));
+  try {
+    await rejectsWith(h5.read('fixed_length_ascii'), 'ERR_UNSUPPORTED_DTYPE');
+  } finally {
+    h5.close();
+  }
+});
+
+test('hostile input: corrupted Keras files read or fail with a TensorioError, never crash or hang (property)', async () => {
+  const original = fs.readFileSync(fixture('keras-h5', 'keras2cpp__my_nn_weights.h5'));
+  const file = path.join(dir, 'fuzz.h5');
+  const { readKerasWeights } = await import('../src/index.js');
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+      fc.boolean(),
+      async (edits, truncate) => {
+        // The first 4 KiB hold the superblock, the root group, its B-tree, heaps and headers.
+        const bytes = Buffer.from(original);
+        for (const [at, value] of edits) bytes[at] = value;
+        fs.writeFileSync(file, truncate ? bytes.subarray(0, 3000) : bytes);
+        try {
+          await readKerasWeights(file);
+        } catch (error) {
+          assert.ok(error instanceof TensorioError, `not a TensorioError: ${String(error)}`);
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+test('ERR_UNSUPPORTED_VERSION: a superblock version tensorio does not know', async () => {
+  const file = path.join(dir, 'v9.h5');
+  const bytes = Buffer.alloc(1024);
+  Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 9]).copy(bytes);
+  fs.writeFileSync(file, bytes);
+  await rejectsWith(readH5(file), 'ERR_UNSUPPORTED_VERSION');
+});

@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+import { readKerasWeights, TensorioError, writeKerasWeights, type NdArray } from '../src/index.js';
+import { kerasAttributeChunks } from '../src/formats/keras-h5.js';
+import { fixtureFiles, runPythonJson, tempDir } from './helpers.js';
+
+const dir = tempDir('tensorio-keras');
+
+function hex(array: NdArray): string {
+  return Buffer.from(array.data.buffer, array.data.byteOffset, array.data.byteLength).toString('hex');
+}
+
+// Reads a Keras file the way Keras's loaders do: legacy (load_weights_from_hdf5_group:
+// layer_names -> weight_names -> datasets, decoding bytes, joining layer_names0..N) or
+// Keras 3 (layers/<name>/vars/<i>).
+const KERAS_READ = `
+import sys, json, h5py, numpy as np
+def attr_list(group, name):
+    if name in group.attrs:
+        data = [n.decode('utf8') if hasattr(n, 'decode') else n for n in group.attrs[name]]
+    else:
+        data, i = [], 0
+        while '%s%d' % (name, i) in group.attrs:
+            data.extend([n.decode('utf8') if hasattr(n, 'decode') else n for n in group.attrs['%s%d' % (name, i)]])
+            i += 1
+    return [str(n) for n in data]
+def dump(d):
+    v = np.asarray(d[()])
+    return {'dtype': v.dtype.str, 'shape': list(v.shape), 'hex': np.ascontiguousarray(v.astype(v.dtype.newbyteorder('<'))).tobytes().hex()}
+out = []
+with h5py.File(sys.argv[1], 'r') as f:
+    if 'layer_names' in f.attrs or 'layer_names0' in f.attrs or 'model_weights' in f:
+        g = f['model_weights'] if ('layer_names' not in f.attrs and 'layer_names0' not in f.attrs and 'model_weights' in f) else f
+        for layer in attr_list(g, 'layer_names'):
+            names = attr_list(g[layer], 'weight_names')
+            out.append([layer, [[n, dump(g[layer][n])] for n in names]])
+    else:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Group) and 'vars' in obj and name.startswith('layers/'):
+                vs = sorted(obj['vars'].keys(), key=int)
+                out.append([name[len('layers/'):], [[v, dump(obj['vars'][v])] for v in vs]])
+        f.visititems(visit)
+print(json.dumps(out))
+`;
+
+type KerasDump = [string, [string, { dtype: string; shape: number[]; hex: string }][]][];
+
+test('every Keras fixture (Keras 1, 2.0-2.2, tf.keras 2.x, full models, Keras 3) reads as Keras reads it', async () => {
+  const files = [...fixtureFiles('keras-h5', '.h5'), ...fixtureFiles('keras3', '.weights.h5')];
+  assert.ok(files.length >= 14);
+  let weights = 0;
+  for (const file of files) {
+    const expected = runPythonJson<KerasDump>(KERAS_READ, [file]);
+    const ours = await readKerasWeights(file);
+    const label = path.basename(file);
+    if (ours.layout === 'keras3') {
+      // Keras 3 matches by structure: compare as a set of layer paths.
+      const byName = new Map(ours.layers.map((l) => [l.name, l]));
+      assert.equal(byName.size, expected.length, label);
+      for (const [name, list] of expected) {
+        const layer = byName.get(name);
+        assert.ok(layer, `${label}: ${name}`);
+        assert.deepEqual(layer.weights.map((w) => w.name), list.map(([n]) => n));
+        list.forEach(([, want], i) => assert.equal(hex(layer.weights[i]?.array as NdArray), want.hex, `${label}:${name}/${i}`));
+        weights += list.length;
+      }
+      continue;
+    }
+    assert.deepEqual(ours.layers.map((l) => l.name), expected.map(([n]) => n), `${label}: layer_names`);
+    ours.layers.forEach((layer, i) => {
+      const want = expected[i]?.[1] ?? [];
+      assert.deepEqual(layer.weights.map((w) => w.name), want.map(([n]) => n), `${label}:${layer.name} weight_names`);
+      layer.weights.forEach((w, j) => {
+        const ref = want[j]?.[1];
+        assert.ok(ref);
+        assert.deepEqual(w.array.shape, ref.shape, `${label}:${w.name} shape`);
+        assert.equal(hex(w.array), ref.hex, `${label}:${w.name}`);
+        weights++;
+      });
+    });
+    if (label.startsWith('hls4ml__relu.h5') || label.includes('FashionMNIST') || label.includes('QKERAS') || label.includes('gru_model') || label.includes('conv2d_1layer.h5')) {
+      assert.ok(ours.modelConfig, `${label}: model_config`);
+      assert.equal(JSON.parse(ours.modelConfig).class_name !== undefined, true);
+    }
+  }
+  assert.ok(weights > 40, `compared ${weights} weights`);
+});
+
+function dense(rows: number, cols: number, seed: number): NdArray {
+  const data = new Float32Array(rows * cols);
+  for (let i = 0; i < data.length; i++) data[i] = Math.fround(Math.sin(i * 0.37 + seed) / 3);
+  return { dtype: 'float32', shape: rows === 1 ? [cols] : [rows, cols], data };
+}
+
+test('Keras reads our legacy file: fixed-length ASCII attributes, weightless layers, weight datasets', async () => {
+  const file = path.join(dir, 'w.h5');
+  await writeKerasWeights(file, [
+    { name: 'flatten', weights: [] },
+    { name: 'dense', weights: [{ name: 'dense/kernel:0', array: dense(20, 256, 1) }, { name: 'dense/bias:0', array: dense(1, 256, 2) }] },
+    { name: 'dense_1', weights: [{ name: 'dense_1/kernel:0', array: dense(256, 10, 3) }, { name: 'dense_1/bias:0', array: dense(1, 10, 4) }] },
+  ]);
+  const types = runPythonJson<Record<string, string>>(
+    `
+import sys, json, h5py
+f = h5py.File(sys.argv[1], 'r')
+out = {}
+for name in ['layer_names', 'backend', 'keras_version']:
+    a = h5py.h5a.open(f.id, name.encode())
+    t = a.get_type()
+    out[name] = '%s/%s/%s' % (type(t).__name__, t.is_variable_str(), t.get_cset())
+out['weight_names'] = str(f['dense'].attrs['weight_names'].dtype)
+out['flatten'] = str(f['flatten'].attrs['weight_names'].dtype) + str(f['flatten'].attrs['weight_names'].shape)
+out['layer_names_value'] = [n.decode('utf8') for n in f.attrs['layer_names']]
+out['backend_value'] = f.attrs['backend'].decode('utf8')
+print(json.dumps(out))
+`,
+    [file],
+  );
+  assert.equal(types.layer_names, 'TypeStringID/False/0');
+  assert.equal(types.backend, 'TypeStringID/False/0');
+  assert.equal(types.weight_names, '|S14');
+  assert.equal(types.flatten, 'float64(0,)');
+  assert.deepEqual(types.layer_names_value, ['flatten', 'dense', 'dense_1']);
+  assert.equal(types.backend_value, 'tensorflow');
+  const expected = runPythonJson<KerasDump>(KERAS_READ, [file]);
+  const ours = await readKerasWeights(file);
+  assert.deepEqual(expected.map(([n, w]) => [n, w.map(([x]) => x)]), ours.layers.map((l) => [l.name, l.weights.map((w) => w.name)]));
+});
+
+test('layer_names past 64 KiB is split into layer_names0..N as Keras does, and read back joined', async () => {
+  const names = Array.from({ length: 700 }, (_, i) => `layer_with_a_rather_long_generated_name_${'x'.repeat(60)}_${i}`);
+  const chunks = kerasAttributeChunks(names);
+  assert.ok(chunks.length > 1);
+  assert.deepEqual(chunks.flat(), names);
+  const file = path.join(dir, 'many.h5');
+  await writeKerasWeights(file, names.map((name) => ({ name, weights: [] })));
+  const seen = runPythonJson<{ keys: string[]; names: string[] }>(
+    `
+import sys, json, h5py, numpy as np
+f = h5py.File(sys.argv[1], 'r')
+keys = sorted(k for k in f.attrs.keys() if k.startswith('layer_names'))
+names = []
+for k in keys:
+    names.extend(n.decode('utf8') for n in f.attrs[k])
+# Keras's own splitting of the same list, for comparison.
+HDF5_OBJECT_HEADER_LIMIT = 64512
+data = np.asarray([n.encode('utf8') for n in json.loads(sys.argv[2])])
+num = 1
+chunked = np.array_split(data, num)
+while any(x.nbytes > HDF5_OBJECT_HEADER_LIMIT for x in chunked):
+    num += 1
+    chunked = np.array_split(data, num)
+print(json.dumps({'keys': keys, 'names': names, 'num': num}))
+`,
+    [file, JSON.stringify(names)],
+  ) as { keys: string[]; names: string[]; num?: number };
+  assert.equal(seen.keys.length, chunks.length);
+  assert.equal((seen as { num?: number }).num, chunks.length);
+  assert.deepEqual([...seen.names].sort(), [...names].sort());
+  const back = await readKerasWeights(file);
+  assert.deepEqual(back.layers.map((l) => l.name), names);
+});
+
+test('float64 and 0-d weights keep their dtype and shape both ways', async () => {
+  const file = path.join(dir, 'f64.h5');
+  const w64: NdArray = { dtype: 'float64', shape: [2, 2], data: new Float64Array([0.1, 0.2, 0.3, 1e-300]) };
+  const scalar: NdArray = { dtype: 'float32', shape: [], data: new Float32Array([4.5]) };
+  await writeKerasWeights(file, [{ name: 'bn', weights: [{ name: 'bn/w:0', array: w64 }, { name: 'bn/step:0', array: scalar }] }]);
+  const expected = runPythonJson<KerasDump>(KERAS_READ, [file]);
+  assert.deepEqual(expected[0]?.[1].map(([, d]) => [d.dtype, d.shape]), [['<f8', [2, 2]], ['<f4', []]]);
+  const back = await readKerasWeights(file);
+  assert.equal(back.layers[0]?.weights[0]?.array.dtype, 'float64');
+  assert.deepEqual(back.layers[0]?.weights[1]?.array.shape, []);
+  assert.equal(hex(back.layers[0]?.weights[0]?.array as NdArray), hex(w64));
+});
+
+test('Keras 3 layout round trip: layers/<name>/vars/<i>', async () => {
+  const file = path.join(dir, 'm.weights.h5');
+  await writeKerasWeights(
+    file,
+    [
+      { name: 'flatten', weights: [] },
+      { name: 'dense', weights: [{ name: 'kernel', array: dense(20, 256, 1) }, { name: 'bias', array: dense(1, 256, 2) }] },
+    ],
+    { layout: 'keras3' },
+  );
+  const back = await readKerasWeights(file);
+  assert.equal(back.layout, 'keras3');
+  const d = back.layers.find((l) => l.name === 'dense');
+  assert.ok(d);
+  assert.deepEqual(d.weights.map((w) => w.name), ['0', '1']);
+  assert.equal(hex(d.weights[0]?.array as NdArray), hex(dense(20, 256, 1)));
+  const expected = runPythonJson<KerasDump>(KERAS_READ, [file]);
+  assert.deepEqual(expected.map(([n]) => n).sort(), ['dense', 'flatten']);
+});
+
+test('full-model layout: model_config at the root, weights under model_weights', async () => {
+  const file = path.join(dir, 'full.h5');
+  const config = JSON.stringify({ class_name: 'Sequential', config: { name: 's', layers: [] } });
+  await writeKerasWeights(file, [{ name: 'dense', weights: [{ name: 'dense/kernel:0', array: dense(2, 3, 1) }] }], { modelConfig: config });
+  const back = await readKerasWeights(file);
+  assert.equal(back.modelConfig, config);
+  assert.equal(back.layers[0]?.name, 'dense');
+  const py = runPythonJson<string>(`import sys, json, h5py\nf = h5py.File(sys.argv[1], 'r')\nc = f.attrs['model_config']\nprint(json.dumps(c.decode('utf8') if hasattr(c, 'decode') else c))`, [file]);
+  assert.equal(py, config);
+});
+
+test('ERR_BAD_HEADER: an HDF5 file that holds no Keras weights', async () => {
+  const file = path.join(dir, 'plain.h5');
+  const { writeH5 } = await import('../src/index.js');
+  await writeH5(file, { x: dense(2, 2, 0) });
+  await assert.rejects(readKerasWeights(file), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_BAD_HEADER');
+});
+
+test('ERR_INVALID_ARGUMENT: two layers with one name', async () => {
+  const file = path.join(dir, 'dup.h5');
+  await assert.rejects(
+    writeKerasWeights(file, [{ name: 'a', weights: [] }, { name: 'a', weights: [] }]),
+    (e: unknown) => e instanceof TensorioError && e.code === 'ERR_INVALID_ARGUMENT',
+  );
+  assert.equal(fs.existsSync(file), false);
+});
