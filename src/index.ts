@@ -38,3 +38,7 @@ export {
   type NpyReadOptions,
   type OpenNpyOptions,
 } from './formats/npy.js';
+// Containers and pickles: .npz archives, pickled object .npy files, save()/load() (issue 3).
+export { save, load, type Loaded, type LoadOptions, type SaveOptions, type SaveValue } from './containers.js';
+export { openNpz, readNpz, writeNpz, type NpzFile, type NpzReadOptions, type NpzWriteOptions } from './formats/npz.js';
+export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type UnpickleOptions } from './formats/pickle.js';
