@@ -391,9 +391,10 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
       case 0x46: {
         // FLOAT (protocol 0)
         const t = line('FLOAT').trim();
-        const v = Number(t);
-        if (Number.isNaN(v) && !/^[-+]?nan$/i.test(t)) throw bad(path, `invalid FLOAT '${t.slice(0, 40)}'`);
-        stack.push(/^[-+]?inf$/i.test(t) ? (t.startsWith('-') ? -Infinity : Infinity) : v);
+        if (/^[-+]?inf$/i.test(t)) stack.push(t.startsWith('-') ? -Infinity : Infinity);
+        else if (/^[-+]?nan$/i.test(t)) stack.push(NaN);
+        else if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) stack.push(Number(t));
+        else throw bad(path, `invalid FLOAT '${t.slice(0, 40)}'`);
         break;
       }
       case 0x47: // BINFLOAT (big-endian)

@@ -371,9 +371,14 @@ export class ZipWriter {
   private readonly entries: WrittenEntry[] = [];
   private readonly names = new Set<string>();
 
+  /**
+   * @param options `forceZip64` writes ZIP64 fields everywhere, as if every size and offset
+   * were past 4 GiB (Python's `force_zip64`); it lets tests reach the large-file paths.
+   */
   constructor(
     private readonly out: AtomicWriter,
     private readonly path: string,
+    private readonly options: { forceZip64?: boolean } = {},
   ) {}
 
   private nameBytes(name: string): Uint8Array {
@@ -395,7 +400,7 @@ export class ZipWriter {
     let crc = 0;
     for (const chunk of chunks) crc = crc32(chunk, crc);
     const offset = this.out.bytesWritten;
-    const zip64 = size >= U32_MAX;
+    const zip64 = this.options.forceZip64 === true || size >= U32_MAX;
     const zip64Extra = zip64 ? 20 : 0;
     // The alignment extra (id, length, 2-byte alignment, zero padding) is at least 6 bytes.
     const before = offset + LOCAL_SIZE + nameBytes.length + zip64Extra + 6;
@@ -425,7 +430,7 @@ export class ZipWriter {
     const nameBytes = this.nameBytes(name);
     const size = chunks.reduce((sum, c) => sum + c.length, 0);
     // Deflate's worst case adds 5 bytes per 16 KiB block: size it as ZIP64 with a margin.
-    const zip64 = size + Math.ceil(size / 16384) * 5 + 64 >= U32_MAX;
+    const zip64 = this.options.forceZip64 === true || size + Math.ceil(size / 16384) * 5 + 64 >= U32_MAX;
     const offset = this.out.bytesWritten;
     const flags = 0x8 | (ZipWriter.isAscii(nameBytes) ? 0 : 0x800);
     const extraLength = zip64 ? 20 : 0;
@@ -503,7 +508,8 @@ export class ZipWriter {
     const cdOffset = this.out.bytesWritten;
     let cdSize = 0;
     for (const entry of this.entries) {
-      const needs = [entry.uncompressedSize >= U32_MAX, entry.compressedSize >= U32_MAX, entry.offset >= U32_MAX];
+      const force = this.options.forceZip64 === true;
+      const needs = [force || entry.uncompressedSize >= U32_MAX, force || entry.compressedSize >= U32_MAX, force || entry.offset >= U32_MAX];
       const zip64Length = needs.filter(Boolean).length * 8;
       const extraLength = zip64Length > 0 ? 4 + zip64Length : 0;
       const { bytes, view } = header(CENTRAL_SIZE + entry.nameBytes.length + extraLength);
@@ -535,7 +541,7 @@ export class ZipWriter {
       cdSize += bytes.length;
     }
     const count = this.entries.length;
-    const zip64 = count >= U16_MAX || cdSize >= U32_MAX || cdOffset >= U32_MAX;
+    const zip64 = this.options.forceZip64 === true || count >= U16_MAX || cdSize >= U32_MAX || cdOffset >= U32_MAX;
     if (zip64) {
       const record = header(56 + 20);
       const v = record.view;
