@@ -1,5 +1,6 @@
 /** .npz archives: every fixture, NumPy both ways, mapping, laziness, every error code, truncation, round trips. */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -53,7 +54,7 @@ for f in sys.argv[1:]:
     out[f] = members
 print(json.dumps(out))`;
 
-const sha = (a: NdArray): string => require('node:crypto').createHash('sha256').update(bytesOf(a.data)).digest('hex');
+const sha = (a: NdArray): string => createHash('sha256').update(bytesOf(a.data)).digest('hex');
 
 const SUPPORTED = new Set(['|b1', '|i1', '|u1', '<i2', '<u2', '<i4', '<u4', '<i8', '<u8', '<f2', '<f4', '<f8', '<c8', '<c16', '>f8', '>i8']);
 
