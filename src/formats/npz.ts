@@ -7,15 +7,19 @@ import { TensorioError } from '../errors.js';
 import { AtomicWriter, closeQuietly, mapFile, openForReadAsync, type WriteOptions } from '../io.js';
 import { validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
 import { native } from '../native.js';
-import { arrayFromBuffer, decodeNpy, encodeNpy, isObjectDescr, parseNpyHeader, parseNpyRawHeader, type NpyReadOptions } from './npy.js';
+import { arrayFromBuffer, decodeNpy, DEFAULT_MAX_HEADER_SIZE, encodeNpy, isObjectDescr, parseNpyHeader, parseNpyRawHeader, type NpyReadOptions } from './npy.js';
 import { unpickle, type PyObject } from './pickle.js';
 import {
   bytesSource,
+  checkCrc,
   checkMemberSize,
+  crc32,
+  crc32OfChunks,
   DEFAULT_MAX_MEMBER_SIZE,
   fdSource,
   memberDataOffset,
   readCentralDirectory,
+  readIntoWithCrc,
   readMember,
   ZipWriter,
   type ZipEntry,
@@ -145,6 +149,13 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
       const copy = bytes.slice(header.dataOffset, header.dataOffset + header.dataLength);
       return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false, copyReason: reason });
     }
+    if (entry.method === 0 && !mapping) {
+      const array = await this.readStored(entry, where, headerOptions);
+      if (array !== undefined) {
+        if (!this.options.mmap) return array;
+        return { ...array, mapped: false, copyReason: this.mapReason ?? 'the archive is not mapped' };
+      }
+    }
     let bytes = await readMember(this.source, entry, this.path, {
       maxMemberSize: this.options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE,
     });
@@ -155,6 +166,31 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     if (!this.options.mmap) return array;
     const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
     return { ...array, mapped: false, copyReason };
+  }
+
+  /**
+   * A stored numeric member read straight into a buffer of its own, the data at offset 0 so it
+   * is aligned whatever the archive's layout, CRC-checked chunk by chunk as it arrives.
+   * Undefined for members that need the general path (object arrays, trailing bytes).
+   */
+  private async readStored(entry: ZipEntry, where: string, headerOptions: NpyReadOptions): Promise<LoadedArray | undefined> {
+    checkMemberSize(entry, this.path, this.options.maxMemberSize);
+    const start = await memberDataOffset(this.source, entry, this.path);
+    const maxHeaderSize = headerOptions.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+    const prefix = await this.source.read(start, Math.min(entry.compressedSize, 12 + maxHeaderSize), `member '${entry.name}'`);
+    const raw = parseNpyRawHeader(prefix, where, headerOptions, entry.compressedSize);
+    if (isObjectDescr(raw.descr)) return undefined;
+    const header = parseNpyHeader(prefix, where, headerOptions, entry.compressedSize);
+    if (header.dataOffset + header.dataLength !== entry.compressedSize) {
+      if (header.dataOffset + header.dataLength > entry.compressedSize) {
+        throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${header.dataLength} bytes needed at offset ${header.dataOffset}, the member has ${entry.compressedSize}`, { path: where });
+      }
+      return undefined;
+    }
+    const buffer = new ArrayBuffer(header.dataLength);
+    const crc = await readIntoWithCrc(this.source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix.subarray(0, header.dataOffset)), `member '${entry.name}'`);
+    checkCrc(entry, crc, this.path);
+    return arrayFromBuffer(header, buffer, 0, where, { mapped: false });
   }
 
   private unpickleMember(bytes: Uint8Array, where: string): PyObject {
@@ -220,10 +256,21 @@ export async function readNpz(path: string, options: NpzReadOptions): Promise<Re
 export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, LoadedArray | PyObject>> {
   const file = await openNpz(path, options);
   try {
+    // Two members in flight: one is read on libuv's pool while the other's CRC is checked here.
+    const keys = file.keys();
+    const values = new Array<LoadedArray | PyObject>(keys.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < keys.length) {
+        const index = next++;
+        values[index] = await file.get(keys[index] as string);
+      }
+    };
+    await Promise.all([worker(), worker()]);
     const out: Record<string, LoadedArray | PyObject> = {};
-    for (const key of file.keys()) {
-      Object.defineProperty(out, key, { value: await file.get(key), enumerable: true, writable: true, configurable: true });
-    }
+    keys.forEach((key, index) => {
+      Object.defineProperty(out, key, { value: values[index], enumerable: true, writable: true, configurable: true });
+    });
     return out;
   } finally {
     file.close();
@@ -278,9 +325,17 @@ export async function writeNpz(path: string, arrays: readonly NdArray[] | Readon
   const out = await AtomicWriter.open(path, options);
   try {
     const zip = new ZipWriter(out, path);
-    for (const member of members) {
-      if (level < 0) await zip.addStored(member.name, member.chunks);
-      else await zip.addDeflated(member.name, member.chunks, level);
+    if (level < 0) {
+      // The CRC of member k + 1 is computed here while member k is written on libuv's pool.
+      let crc = members.length > 0 ? crc32OfChunks((members[0] as { chunks: Uint8Array[] }).chunks) : 0;
+      for (const [index, member] of members.entries()) {
+        const writing = zip.addStored(member.name, member.chunks, 64, crc);
+        const next = members[index + 1];
+        if (next) crc = crc32OfChunks(next.chunks);
+        await writing;
+      }
+    } else {
+      for (const member of members) await zip.addDeflated(member.name, member.chunks, level);
     }
     await zip.finish();
     await out.commit();

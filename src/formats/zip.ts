@@ -52,6 +52,8 @@ export interface ZipSource {
   readonly size: number;
   /** `length` bytes at `position`; a view when the source is mapped. */
   read(position: number, length: number, what: string): Promise<Uint8Array>;
+  /** Fills `target` from `position`. */
+  readInto(position: number, target: Uint8Array, what: string): Promise<void>;
   /** The whole file when it is mapped. */
   readonly mapping?: Uint8Array;
 }
@@ -65,20 +67,23 @@ export function fdSource(fd: number, size: number, path: string): ZipSource {
       await readExactly(fd, position, out, path, what);
       return out;
     },
+    readInto: (position, target, what) => readExactly(fd, position, target, path, what),
   };
 }
 
 /** A source over a mapping (or any in-memory copy) of the whole file. */
 export function bytesSource(bytes: Uint8Array, path: string): ZipSource {
+  const read = async (position: number, length: number, what: string): Promise<Uint8Array> => {
+    if (position + length > bytes.length) {
+      throw new TensorioError('ERR_TRUNCATED', `file ends inside the ${what}: expected ${length} bytes at offset ${position}, found ${Math.max(0, bytes.length - position)}`, { path });
+    }
+    return bytes.subarray(position, position + length);
+  };
   return {
     size: bytes.length,
     mapping: bytes,
-    read: async (position, length, what) => {
-      if (position + length > bytes.length) {
-        throw new TensorioError('ERR_TRUNCATED', `file ends inside the ${what}: expected ${length} bytes at offset ${position}, found ${Math.max(0, bytes.length - position)}`, { path });
-      }
-      return bytes.subarray(position, position + length);
-    },
+    read,
+    readInto: async (position, target, what) => target.set(await read(position, target.length, what)),
   };
 }
 
@@ -251,7 +256,14 @@ export function crc32(bytes: Uint8Array, initial = 0): number {
   return crc >>> 0;
 }
 
-function checkCrc(entry: ZipEntry, actual: number, path: string): void {
+/** CRC-32 of chunks taken as one byte sequence. */
+export function crc32OfChunks(chunks: readonly Uint8Array[]): number {
+  let crc = 0;
+  for (const chunk of chunks) crc = crc32(chunk, crc);
+  return crc;
+}
+
+export function checkCrc(entry: ZipEntry, actual: number, path: string): void {
   if (actual !== entry.crc32 >>> 0) {
     throw new TensorioError(
       'ERR_CRC_MISMATCH',
@@ -297,14 +309,36 @@ export async function readMember(source: ZipSource, entry: ZipEntry, path: strin
     if (options.verify !== false) checkCrc(entry, crc32(raw), path);
     return raw;
   }
-  const out = await inflateInto(raw, new Uint8Array(entry.uncompressedSize), entry.name, path);
-  if (options.verify !== false) checkCrc(entry, crc32(out), path);
+  const out = new Uint8Array(entry.uncompressedSize);
+  const crc = await inflateInto(raw, out, entry.name, path);
+  if (options.verify !== false) checkCrc(entry, crc, path);
   return out;
 }
 
+const PIPELINE_CHUNK = 8 << 20;
+
+/**
+ * Reads `target.length` bytes at `position` in chunks, computing the CRC-32 of each chunk
+ * (continuing from `crc`) while the next one is being read on libuv's pool; returns the CRC.
+ */
+export async function readIntoWithCrc(source: ZipSource, position: number, target: Uint8Array, crc: number, what: string): Promise<number> {
+  let pending: Promise<void> | undefined;
+  let previous: Uint8Array | undefined;
+  for (let at = 0; at < target.length || previous; at += PIPELINE_CHUNK) {
+    const chunk = at < target.length ? target.subarray(at, Math.min(target.length, at + PIPELINE_CHUNK)) : undefined;
+    const reading = chunk ? source.readInto(position + at, chunk, what) : undefined;
+    if (pending) await pending;
+    if (previous) crc = crc32(previous, crc);
+    pending = reading;
+    previous = chunk;
+  }
+  return crc >>> 0;
+}
+
 /** Inflates raw deflate data into `target`, which must be filled exactly. */
-function inflateInto(compressed: Uint8Array, target: Uint8Array, name: string, path: string): Promise<Uint8Array> {
+function inflateInto(compressed: Uint8Array, target: Uint8Array, name: string, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
+    let crc = 0;
     const inflate = zlib.createInflateRaw({ chunkSize: 1 << 20 });
     let filled = 0;
     let failed = false;
@@ -321,13 +355,14 @@ function inflateInto(compressed: Uint8Array, target: Uint8Array, name: string, p
         return;
       }
       target.set(chunk, filled);
+      crc = zlib.crc32(chunk, crc);
       filled += chunk.length;
     });
     inflate.on('error', (error) => fail(new TensorioError('ERR_BAD_ZIP', `member '${name}' is not valid deflate data: ${error.message}`, { path, cause: error })));
     inflate.on('end', () => {
       if (failed) return;
       if (filled !== target.length) fail(badZip(path, `member '${name}' inflates to ${filled} bytes, its header says ${target.length}`));
-      else resolve(target);
+      else resolve(crc >>> 0);
     });
     const feed = (at: number): void => {
       if (failed) return;
@@ -393,12 +428,14 @@ export class ZipWriter {
     return bytes.every((b) => b < 0x80);
   }
 
-  /** Adds a stored member whose contents are `chunks`, its data starting at a multiple of `align`. */
-  async addStored(name: string, chunks: Uint8Array[], align = 64): Promise<void> {
+  /**
+   * Adds a stored member whose contents are `chunks`, its data starting at a multiple of
+   * `align`. Pass `crc` (from {@link crc32OfChunks}) when it is already known, so a caller can
+   * compute the next member's CRC while this one is being written.
+   */
+  async addStored(name: string, chunks: Uint8Array[], align = 64, crc = crc32OfChunks(chunks)): Promise<void> {
     const nameBytes = this.nameBytes(name);
     const size = chunks.reduce((sum, c) => sum + c.length, 0);
-    let crc = 0;
-    for (const chunk of chunks) crc = crc32(chunk, crc);
     const offset = this.out.bytesWritten;
     const zip64 = this.options.forceZip64 === true || size >= U32_MAX;
     const zip64Extra = zip64 ? 20 : 0;
