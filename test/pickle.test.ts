@@ -114,6 +114,14 @@ describe('pickles written by Python, every protocol', () => {
     }
   });
 
+  test('vgg16 style: a dict of [W, b] lists with byte-string keys (as Python 2 wrote them) is a plain object', () => {
+    for (const bytes of pythonPickles("{b'conv1_1': [np.ones((2, 2), 'f4'), np.zeros(2, 'f4')], b'fc8': [np.ones(1, 'f4'), np.zeros(1, 'f4')]}", [0, 2])) {
+      const value = unpickle(bytes) as Record<string, NdArray[]>;
+      assert.deepEqual(Object.keys(value), ['conv1_1', 'fc8']);
+      assert.deepEqual(value.conv1_1?.map((a) => a.shape), [[2, 2], [2]]);
+    }
+  });
+
   test('a dict key named __proto__ stays a key', () => {
     const [bytes] = pythonPickles("{'__proto__': 1, 'a': 2}", [2]);
     const value = unpickle(bytes as Uint8Array) as Record<string, number>;
