@@ -128,11 +128,9 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Loa
 
 /** The unpickled contents of an object-array `.npy`, or undefined for any other `.npy`. */
 async function readPickledNpy(path: string, options: LoadOptions): Promise<{ value: PyObject } | undefined> {
-  const { fd, size } = await openForReadAsync(path);
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const { fd, size, prefix } = await openForReadAsync(path, 12 + maxHeaderSize);
   try {
-    const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
-    let prefix = new Uint8Array(Math.min(size, 12 + maxHeaderSize));
-    prefix = prefix.subarray(0, await readAt(fd, 0, prefix, path));
     let raw;
     try {
       raw = parseNpyRawHeader(prefix, path, { maxHeaderSize }, size);

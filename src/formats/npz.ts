@@ -219,7 +219,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
 export async function openNpz(path: string, options?: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray>>;
 export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<LoadedArray | PyObject>>;
 export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<LoadedArray | PyObject>> {
-  const { fd, size } = await openForReadAsync(path);
+  const { fd, size } = await openForReadAsync(path, 0);
   try {
     let source = fdSource(fd, size, path);
     let mapReason: string | undefined;
