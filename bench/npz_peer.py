@@ -1,4 +1,10 @@
-"""NumPy side of bench/npz.mjs: one operation per process, timed inside, with peak RSS."""
+"""NumPy side of bench/npz.mjs: one timed operation per process.
+
+Prints {seconds, rssBeforeKb, maxRssKb} like bench/npy_peer.py.
+    make FOLDER MIB COUNT          write COUNT float32 .npy inputs totalling MIB (not timed)
+    savez | savez_compressed INPUTS OUT
+    load ARCHIVE                   np.load and keep every member, as readNpz does
+"""
 import json
 import os
 import resource
@@ -6,6 +12,11 @@ import sys
 import time
 
 import numpy as np
+
+
+def rss_kb():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') // 1024
 
 
 def inputs(folder):
@@ -21,24 +32,25 @@ def main():
         rng = np.random.default_rng(0)
         per = total_mib * 2**20 // count // 4
         for i in range(count):
-            # Weights-like data: normal floats rounded to 1/1024 so deflate has something to find.
-            a = (np.round(rng.standard_normal(per) * 1024) / 1024).astype('<f4')
-            np.save(os.path.join(folder, f'w{i}.npy'), a)
-        print(json.dumps({'ok': True}))
+            # Weights-like data: normal float32, which deflate shrinks by about 7%.
+            np.save(os.path.join(folder, f'w{i}.npy'), rng.standard_normal(per, dtype=np.float32))
         return
+    arrays = inputs(args[0]) if op.startswith('savez') else None
+    before = rss_kb()
     start = time.perf_counter()
-    if op in ('savez', 'savez_compressed'):
-        arrays = inputs(args[0])
-        start = time.perf_counter()
-        (np.savez if op == 'savez' else np.savez_compressed)(args[1], **arrays)
+    if op == 'savez':
+        np.savez(args[1], **arrays)
+    elif op == 'savez_compressed':
+        np.savez_compressed(args[1], **arrays)
     elif op == 'load':
-        # Keep every array, as readNpz does (dropping each would let malloc reuse its pages).
+        # Keep every array (dropping each would let malloc reuse its pages for the next).
         with np.load(args[0]) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+            kept = {k: archive[k] for k in archive.files}
+        assert kept
     else:
         raise SystemExit(f'unknown op {op}')
     seconds = time.perf_counter() - start
-    print(json.dumps({'seconds': seconds, 'maxRssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({'seconds': seconds, 'rssBeforeKb': before, 'maxRssKb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
 main()

@@ -14,7 +14,7 @@ import {
   checkCrc,
   checkMemberSize,
   crc32,
-  crc32OfChunks,
+  CrcCursor,
   DEFAULT_MAX_MEMBER_SIZE,
   fdSource,
   memberDataOffset,
@@ -326,13 +326,14 @@ export async function writeNpz(path: string, arrays: readonly NdArray[] | Readon
   try {
     const zip = new ZipWriter(out, path);
     if (level < 0) {
-      // The CRC of member k + 1 is computed here while member k is written on libuv's pool.
-      let crc = members.length > 0 ? crc32OfChunks((members[0] as { chunks: Uint8Array[] }).chunks) : 0;
+      // The CRC of member k + 1 is computed here, a piece at a time, while the pieces of
+      // member k are written on libuv's pool.
+      let crc = members.length > 0 ? new CrcCursor((members[0] as { chunks: Uint8Array[] }).chunks).finish() : 0;
       for (const [index, member] of members.entries()) {
-        const writing = zip.addStored(member.name, member.chunks, 64, crc);
         const next = members[index + 1];
-        if (next) crc = crc32OfChunks(next.chunks);
-        await writing;
+        const cursor = next ? new CrcCursor(next.chunks) : undefined;
+        await zip.addStored(member.name, member.chunks, 64, crc, () => cursor?.step(16 << 20));
+        if (cursor) crc = cursor.finish();
       }
     } else {
       for (const member of members) await zip.addDeflated(member.name, member.chunks, level);

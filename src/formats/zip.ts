@@ -256,11 +256,66 @@ export function crc32(bytes: Uint8Array, initial = 0): number {
   return crc >>> 0;
 }
 
+// Bytes per write call: one 64 MiB pwritev measured 1.6x slower here than 16 MiB ones.
+const WRITE_PIECE = 16 << 20;
+
+/** `chunks` regrouped into write calls of at most `limit` bytes (views, no copies). */
+function* pieces(chunks: readonly Uint8Array[], limit: number): Generator<Uint8Array[]> {
+  let group: Uint8Array[] = [];
+  let groupBytes = 0;
+  for (const chunk of chunks) {
+    for (let at = 0; at < chunk.length; ) {
+      const take = Math.min(chunk.length - at, limit - groupBytes);
+      group.push(chunk.subarray(at, at + take));
+      groupBytes += take;
+      at += take;
+      if (groupBytes === limit) {
+        yield group;
+        group = [];
+        groupBytes = 0;
+      }
+    }
+  }
+  if (group.length > 0) yield group;
+}
+
+/**
+ * A CRC-32 computed a slice at a time, so the work can be spread over the writes of the
+ * previous member (the two cores then CRC and write at once).
+ */
+export class CrcCursor {
+  private value = 0;
+  private chunk = 0;
+  private at = 0;
+
+  constructor(private readonly chunks: readonly Uint8Array[]) {}
+
+  /** Advances over at most `bytes` bytes. */
+  step(bytes: number): void {
+    let left = bytes;
+    while (left > 0 && this.chunk < this.chunks.length) {
+      const chunk = this.chunks[this.chunk] as Uint8Array;
+      const take = Math.min(left, chunk.length - this.at);
+      this.value = crc32(chunk.subarray(this.at, this.at + take), this.value);
+      this.at += take;
+      left -= take;
+      if (this.at >= chunk.length) {
+        this.chunk++;
+        this.at = 0;
+      }
+    }
+  }
+
+  /** The CRC of all the chunks (finishing what is left). */
+  finish(): number {
+    this.step(Number.MAX_SAFE_INTEGER);
+    return this.value >>> 0;
+  }
+}
+
 /** CRC-32 of chunks taken as one byte sequence. */
 export function crc32OfChunks(chunks: readonly Uint8Array[]): number {
-  let crc = 0;
-  for (const chunk of chunks) crc = crc32(chunk, crc);
-  return crc;
+  return new CrcCursor(chunks).finish();
 }
 
 export function checkCrc(entry: ZipEntry, actual: number, path: string): void {
@@ -304,18 +359,20 @@ export function checkMemberSize(entry: ZipEntry, path: string, maxMemberSize = D
 export async function readMember(source: ZipSource, entry: ZipEntry, path: string, options: ReadMemberOptions = {}): Promise<Uint8Array> {
   checkMemberSize(entry, path, options.maxMemberSize);
   const start = await memberDataOffset(source, entry, path);
-  const raw = await source.read(start, entry.compressedSize, `member '${entry.name}'`);
   if (entry.method === 0) {
+    const raw = await source.read(start, entry.compressedSize, `member '${entry.name}'`);
     if (options.verify !== false) checkCrc(entry, crc32(raw), path);
     return raw;
   }
   const out = new Uint8Array(entry.uncompressedSize);
-  const crc = await inflateInto(raw, out, entry.name, path);
+  const crc = await inflateInto(source, start, entry.compressedSize, out, entry.name, path);
   if (options.verify !== false) checkCrc(entry, crc, path);
   return out;
 }
 
 const PIPELINE_CHUNK = 8 << 20;
+// Compressed bytes read per step while inflating: memory stays bounded by this, not the member.
+const INFLATE_SLICE = 4 << 20;
 
 /**
  * Reads `target.length` bytes at `position` in chunks, computing the CRC-32 of each chunk
@@ -335,47 +392,53 @@ export async function readIntoWithCrc(source: ZipSource, position: number, targe
   return crc >>> 0;
 }
 
-/** Inflates raw deflate data into `target`, which must be filled exactly. */
-function inflateInto(compressed: Uint8Array, target: Uint8Array, name: string, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let crc = 0;
-    const inflate = zlib.createInflateRaw({ chunkSize: 1 << 20 });
-    let filled = 0;
-    let failed = false;
-    const fail = (error: TensorioError): void => {
-      if (failed) return;
-      failed = true;
-      inflate.destroy();
-      reject(error);
-    };
-    inflate.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      if (filled + chunk.length > target.length) {
-        fail(badZip(path, `member '${name}' inflates to more than its declared ${target.length} bytes`));
-        return;
-      }
-      target.set(chunk, filled);
-      crc = zlib.crc32(chunk, crc);
-      filled += chunk.length;
-    });
-    inflate.on('error', (error) => fail(new TensorioError('ERR_BAD_ZIP', `member '${name}' is not valid deflate data: ${error.message}`, { path, cause: error })));
-    inflate.on('end', () => {
-      if (failed) return;
-      if (filled !== target.length) fail(badZip(path, `member '${name}' inflates to ${filled} bytes, its header says ${target.length}`));
-      else resolve(crc >>> 0);
-    });
-    const feed = (at: number): void => {
-      if (failed) return;
-      if (at >= compressed.length) {
-        inflate.end();
-        return;
-      }
-      const slice = compressed.subarray(at, Math.min(compressed.length, at + (8 << 20)));
-      if (inflate.write(slice)) feed(at + slice.length);
-      else inflate.once('drain', () => feed(at + slice.length));
-    };
-    feed(0);
+/**
+ * Inflates raw deflate data, read from the source in slices (the next slice is read while the
+ * current one inflates), into `target`, which must be filled exactly. Returns the output's CRC.
+ */
+async function inflateInto(source: ZipSource, start: number, length: number, target: Uint8Array, name: string, path: string): Promise<number> {
+  const inflate = zlib.createInflateRaw({ chunkSize: 1 << 20 });
+  let filled = 0;
+  let crc = 0;
+  let failure: TensorioError | undefined;
+  const fail = (error: TensorioError): void => {
+    failure ??= error;
+    inflate.destroy();
+  };
+  inflate.on('data', (chunk: Buffer) => {
+    if (failure) return;
+    if (filled + chunk.length > target.length) {
+      fail(badZip(path, `member '${name}' inflates to more than its declared ${target.length} bytes`));
+      return;
+    }
+    target.set(chunk, filled);
+    crc = zlib.crc32(chunk, crc);
+    filled += chunk.length;
   });
+  const finished = new Promise<void>((resolve) => {
+    inflate.on('error', (error) => fail(new TensorioError('ERR_BAD_ZIP', `member '${name}' is not valid deflate data: ${error.message}`, { path, cause: error })));
+    inflate.on('end', resolve);
+    inflate.on('close', resolve);
+  });
+  const slice = (at: number): Promise<Uint8Array> => source.read(start + at, Math.min(INFLATE_SLICE, length - at), `member '${name}'`);
+  let next = length > 0 ? slice(0) : undefined;
+  for (let at = 0; next && !failure; ) {
+    const input = await next;
+    at += input.length;
+    next = at < length ? slice(at) : undefined;
+    if (!inflate.write(input)) {
+      await new Promise<void>((resolve) => {
+        inflate.once('drain', resolve);
+        inflate.once('close', resolve);
+      });
+    }
+  }
+  await next?.catch(() => undefined); // a read still in flight after a failure
+  if (!failure) inflate.end();
+  await finished;
+  if (failure) throw failure;
+  if (filled !== target.length) throw badZip(path, `member '${name}' inflates to ${filled} bytes, its header says ${target.length}`);
+  return crc >>> 0;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,9 +494,10 @@ export class ZipWriter {
   /**
    * Adds a stored member whose contents are `chunks`, its data starting at a multiple of
    * `align`. Pass `crc` (from {@link crc32OfChunks}) when it is already known, so a caller can
-   * compute the next member's CRC while this one is being written.
+   * compute the next member's CRC while this one is being written; `whileWriting` is called
+   * each time a piece of the data has been handed to the writer, before it is awaited.
    */
-  async addStored(name: string, chunks: Uint8Array[], align = 64, crc = crc32OfChunks(chunks)): Promise<void> {
+  async addStored(name: string, chunks: Uint8Array[], align = 64, crc = crc32OfChunks(chunks), whileWriting?: () => void): Promise<void> {
     const nameBytes = this.nameBytes(name);
     const size = chunks.reduce((sum, c) => sum + c.length, 0);
     const offset = this.out.bytesWritten;
@@ -458,7 +522,11 @@ export class ZipWriter {
     view.setUint16(at, ALIGN_EXTRA_ID, true);
     view.setUint16(at + 2, 2 + padding, true);
     view.setUint16(at + 4, align, true);
-    await this.out.write([bytes, ...chunks]);
+    for (const piece of pieces([bytes, ...chunks], WRITE_PIECE)) {
+      const writing = this.out.write(piece);
+      whileWriting?.();
+      await writing;
+    }
     this.entries.push({ nameBytes, method: 0, flags, crc, compressedSize: size, uncompressedSize: size, offset });
   }
 
