@@ -4,24 +4,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load, ndarray, save, TensorioError, type ErrorCode, type LoadedArray, type NdArray, type PyObject } from '../src/index.js';
+import { load, ndarray, save, type LoadedArray, type NdArray, type PyObject } from '../src/index.js';
+import { expectCode } from './expect-code.js';
 import { NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('containers');
 let counter = 0;
 const tmp = (name: string): string => path.join(dir, `${counter++}-${name}`);
 
-async function expectCode(action: () => unknown, code: ErrorCode, message?: RegExp): Promise<TensorioError> {
-  try {
-    await action();
-  } catch (error) {
-    assert.ok(error instanceof TensorioError, `expected a TensorioError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    if (message) assert.match(error.message, message);
-    return error;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 const values = (a: unknown): unknown[] => Array.from((a as NdArray).data as ArrayLike<unknown>);
 

@@ -7,28 +7,18 @@ import * as zlib from 'node:zlib';
 import { describe, test } from 'node:test';
 import * as fc from 'fast-check';
 
-import { ndarray, openNpz, readNpz, TensorioError, writeNpz, type DType, type ErrorCode, type LoadedArray, type NdArray } from '../src/index.js';
+import { ndarray, openNpz, readNpz, writeNpz, type DType, type LoadedArray, type NdArray } from '../src/index.js';
 import { AtomicWriter } from '../src/io.js';
 import { bytesOf } from '../src/ndarray.js';
 import { encodeNpy } from '../src/formats/npy.js';
 import { ZipWriter } from '../src/formats/zip.js';
+import { expectCode } from './expect-code.js';
 import { fixtureFiles, NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('npz');
 let counter = 0;
 const tmp = (name = 'a.npz'): string => path.join(dir, `${counter++}-${name}`);
 
-async function expectCode(action: () => unknown, code: ErrorCode, message?: RegExp): Promise<TensorioError> {
-  try {
-    await action();
-  } catch (error) {
-    assert.ok(error instanceof TensorioError, `expected a TensorioError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    if (message) assert.match(error.message, message);
-    return error;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
-}
 
 const values = (a: NdArray | undefined): unknown[] => Array.from((a?.data ?? []) as ArrayLike<unknown>);
 const hex = (a: NdArray): string => Buffer.from(bytesOf(a.data)).toString('hex');
