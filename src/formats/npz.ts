@@ -156,10 +156,11 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
         return { ...array, mapped: false, copyReason: this.mapReason ?? 'the archive is not mapped' };
       }
     }
-    let bytes = await readMember(this.source, entry, this.path, {
+    // Deflated members, and stored ones the fast path leaves: a fresh buffer (stored members
+    // of a mapping never get here, so nothing read this way pins the mapping).
+    const bytes = await readMember(this.source, entry, this.path, {
       maxMemberSize: this.options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE,
     });
-    if (mapping) bytes = bytes.slice(); // a member of a mapped source read as a copy must not pin the mapping
     const raw = parseNpyRawHeader(bytes, where, headerOptions);
     if (isObjectDescr(raw.descr)) return this.unpickleMember(bytes.subarray(raw.dataOffset), where);
     const array = decodeNpy(bytes, where, headerOptions);
