@@ -12,6 +12,7 @@
  * The writer emits protocol 3 (what `np.save` uses) with only NumPy's reconstruct globals,
  * in the `numpy.core.multiarray` spelling that NumPy 1.x and 2.x both resolve.
  */
+import { halfToNumber } from '../convert.js';
 import { dtypeFromNumpyCode, dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { bytesOf, shapeSize, validateNdArray, type NdArray } from '../ndarray.js';
@@ -790,15 +791,6 @@ function scalarOf(array: NdArray): number | bigint | boolean {
   if (typeof value === 'bigint') return pyInt(value);
   if (array.dtype === 'float16') return halfToNumber(value);
   return value;
-}
-
-function halfToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >> 10) & 0x1f;
-  const frac = bits & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** Turns the finished stack value into plain JavaScript, keeping shared and cyclic references. */
