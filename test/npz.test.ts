@@ -1,13 +1,13 @@
 /** .npz archives: every fixture, NumPy both ways, mapping, laziness, every error code, truncation, round trips. */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { describe, test } from 'node:test';
 import * as fc from 'fast-check';
 
-import { ndarray, openNpz, readNpz, writeNpz, type DType, type LoadedArray, type NdArray } from '../src/index.js';
+import { ndarray, openNpz, readNpz, TensorioError, writeNpz, type DType, type LoadedArray, type NdArray } from '../src/index.js';
 import { AtomicWriter } from '../src/io.js';
 import { bytesOf } from '../src/ndarray.js';
 import { encodeNpy } from '../src/formats/npy.js';
@@ -315,6 +315,36 @@ describe('error codes, hand-made bytes', () => {
     await expectCode(() => readNpz(write(claim)), 'ERR_BAD_ZIP', /more than deflate can produce/);
     const short = handZip({ name: 'x.npy', data: member, method: 8, size: member.length + 10, compressed: zlib.deflateRawSync(member) });
     await expectCode(() => readNpz(write(short)), 'ERR_BAD_ZIP', /inflates to 144 bytes, its header says 154/);
+  });
+
+  test('a member lying about a huge size costs only the memory of its real data', async () => {
+    const random = new Uint8Array(randomBytes(2 << 20));
+    const lying = handZip({ name: 'x.npy', data: member, method: 8, size: 1 << 30, compressed: zlib.deflateRawSync(random) });
+    const before = process.memoryUsage().arrayBuffers;
+    await expectCode(() => readNpz(write(lying)), 'ERR_BAD_ZIP', /inflates to 2097152 bytes, its header says 1073741824/);
+    assert.ok(process.memoryUsage().arrayBuffers - before < 200 << 20, 'the claimed gigabyte was not allocated');
+  });
+
+  test('random corruption of a valid archive is a TensorioError or a correct read, never anything else', async () => {
+    const file = tmp();
+    await writeNpz(file, { a: ndarray(new Float32Array([1, 2, 3])), b: ndarray(new Int16Array([4, 5])) });
+    const deflated = tmp();
+    await writeNpz(deflated, { a: ndarray(new Float64Array(64).map((_, i) => i)) }, { compress: true });
+    const originals = [fs.readFileSync(file), fs.readFileSync(deflated)];
+    const target = tmp();
+    await fc.assert(
+      fc.asyncProperty(fc.nat(1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.boolean(), async (which, edits, mmap) => {
+        const bytes = Buffer.from(originals[which] as Buffer);
+        for (const [at, value] of edits) bytes[at % bytes.length] = value;
+        fs.writeFileSync(target, bytes);
+        try {
+          await readNpz(target, { mmap });
+        } catch (error) {
+          assert.ok(error instanceof TensorioError, `not a TensorioError: ${String(error)}`);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   test('every truncation of a valid archive is ERR_TRUNCATED or ERR_BAD_ZIP, never a crash', async () => {

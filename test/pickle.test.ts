@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as fc from 'fast-check';
 
-import { load, ndarray, PythonGlobal, unpickle, type NdArray, type PyObject, type TensorioError } from '../src/index.js';
+import { load, ndarray, PythonGlobal, TensorioError, unpickle, type NdArray, type PyObject } from '../src/index.js';
 import { pickleChunks, type PicklableValue } from '../src/formats/pickle.js';
 import { expectCode } from './expect-code.js';
 import { fixture, runPython, runPythonJson, tempDir } from './helpers.js';
@@ -232,6 +232,22 @@ describe('error codes and bounds, hand-made bytes', () => {
     const [bytes] = pythonPickles("[np.arange(4.0), {'a': np.int32(3)}]", [3]);
     const whole = bytes as Uint8Array;
     for (let n = 0; n < whole.length; n++) await expectCode(() => unpickle(whole.subarray(0, n)), 'ERR_BAD_PICKLE');
+  });
+
+  test('random corruption of real NumPy pickles is a TensorioError or a value, never anything else', async () => {
+    const wholes = pythonPickles("[np.arange(6.0).reshape(2, 3), {'k': [1, 'two', b'3', None]}, np.float32(1.5), 2**70]", [0, 2, 3, 4, 5]);
+    fc.assert(
+      fc.property(fc.nat(wholes.length - 1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (which, edits) => {
+        const bytes = Uint8Array.from(wholes[which] as Uint8Array);
+        for (const [at, value] of edits) bytes[at % bytes.length] = value;
+        try {
+          unpickle(bytes);
+        } catch (error) {
+          assert.ok(error instanceof TensorioError, `not a TensorioError: ${String(error)}`);
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   test('an array whose data disagrees with its shape is refused before any allocation', async () => {

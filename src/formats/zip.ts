@@ -364,8 +364,7 @@ export async function readMember(source: ZipSource, entry: ZipEntry, path: strin
     if (options.verify !== false) checkCrc(entry, crc32(raw), path);
     return raw;
   }
-  const out = new Uint8Array(entry.uncompressedSize);
-  const crc = await inflateInto(source, start, entry.compressedSize, out, entry.name, path);
+  const { out, crc } = await inflateInto(source, start, entry.compressedSize, entry.uncompressedSize, entry.name, path);
   if (options.verify !== false) checkCrc(entry, crc, path);
   return out;
 }
@@ -394,10 +393,14 @@ export async function readIntoWithCrc(source: ZipSource, position: number, targe
 
 /**
  * Inflates raw deflate data, read from the source in slices (the next slice is read while the
- * current one inflates), into `target`, which must be filled exactly. Returns the output's CRC.
+ * current one inflates), into a buffer of exactly `claimed` bytes, and returns it with its
+ * CRC. The buffer starts at most a few times the compressed size and grows only as output
+ * really arrives, so a member that lies about its size costs no more memory than the data it
+ * holds; output past the claim stops inflation at once.
  */
-async function inflateInto(source: ZipSource, start: number, length: number, target: Uint8Array, name: string, path: string): Promise<number> {
+async function inflateInto(source: ZipSource, start: number, length: number, claimed: number, name: string, path: string): Promise<{ out: Uint8Array; crc: number }> {
   const inflate = zlib.createInflateRaw({ chunkSize: 1 << 20 });
+  let target = new Uint8Array(Math.min(claimed, Math.max(INFLATE_SLICE, length * 4)));
   let filled = 0;
   let crc = 0;
   let failure: TensorioError | undefined;
@@ -407,9 +410,14 @@ async function inflateInto(source: ZipSource, start: number, length: number, tar
   };
   inflate.on('data', (chunk: Buffer) => {
     if (failure) return;
-    if (filled + chunk.length > target.length) {
-      fail(badZip(path, `member '${name}' inflates to more than its declared ${target.length} bytes`));
+    if (filled + chunk.length > claimed) {
+      fail(badZip(path, `member '${name}' inflates to more than its declared ${claimed} bytes`));
       return;
+    }
+    if (filled + chunk.length > target.length) {
+      const grown = new Uint8Array(Math.min(claimed, Math.max(filled + chunk.length, target.length * 2)));
+      grown.set(target.subarray(0, filled));
+      target = grown;
     }
     target.set(chunk, filled);
     crc = zlib.crc32(chunk, crc);
@@ -437,8 +445,8 @@ async function inflateInto(source: ZipSource, start: number, length: number, tar
   if (!failure) inflate.end();
   await finished;
   if (failure) throw failure;
-  if (filled !== target.length) throw badZip(path, `member '${name}' inflates to ${filled} bytes, its header says ${target.length}`);
-  return crc >>> 0;
+  if (filled !== claimed) throw badZip(path, `member '${name}' inflates to ${filled} bytes, its header says ${claimed}`);
+  return { out: target, crc: crc >>> 0 };
 }
 
 // ---------------------------------------------------------------------------------------
