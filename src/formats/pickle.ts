@@ -91,8 +91,6 @@ class Ndarray {
   raw: unknown;
   built = false;
 }
-class Mark {}
-const MARK = new Mark();
 
 type Handler = 'reconstruct' | 'frombuffer' | 'ndarray' | 'dtype' | 'scalar' | 'encode' | 'bytes' | 'bytearray' | 'ordereddict' | 'set' | 'frozenset' | 'value';
 
@@ -805,7 +803,6 @@ function toJs(root: unknown, path: string | undefined, maxDepth: number): PyObje
     const seen = done.get(value);
     if (seen !== undefined) return seen;
     if (depth > maxDepth) throw bad(path, `containers nested deeper than ${maxDepth}`);
-    if (value instanceof Mark) throw bad(path, 'a MARK left on the stack');
     if (value instanceof Global) {
       if (value.handler !== 'value') throw bad(path, `${value.module}.${value.name} is left uncalled`);
       const out = new PythonGlobal(value.module, value.name);
