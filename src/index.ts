@@ -88,3 +88,8 @@ export {
   type KerasWeightsFile,
   type KerasWriteOptions,
 } from './formats/keras-h5.js';
+
+// Containers and pickles: .npz archives, pickled object .npy files, save()/load() (issue 3).
+export { save, load, type Loaded, type LoadOptions, type SaveOptions, type SaveValue } from './containers.js';
+export { openNpz, readNpz, writeNpz, type NpzFile, type NpzReadOptions, type NpzWriteOptions } from './formats/npz.js';
+export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type UnpickleOptions } from './formats/pickle.js';

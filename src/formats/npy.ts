@@ -182,11 +182,21 @@ function parseCanonicalHeader(text: string): PyDict | undefined {
   );
 }
 
+/** A `.npy` header before its descr is resolved to a dtype (object arrays stop here). */
+export interface NpyRawHeader {
+  version: [number, number];
+  descr: PyValue;
+  fortranOrder: boolean;
+  shape: number[];
+  dataOffset: number;
+}
+
 /**
- * Parses a complete `.npy` header (preamble included). `bytes` must hold at least
- * `dataOffset` bytes; the data itself is not looked at.
+ * Parses a complete `.npy` header (preamble included) without resolving its descr, so a
+ * caller can handle descrs {@link parseNpyHeader} refuses (object arrays, for the pickle
+ * reader). `bytes` must hold at least `dataOffset` bytes.
  */
-export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: NpyReadOptions = {}, fileSize = bytes.length): NpyHeader {
+export function parseNpyRawHeader(bytes: Uint8Array, file = '<buffer>', options: NpyReadOptions = {}, fileSize = bytes.length): NpyRawHeader {
   const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
   const preamble = parsePreamble(bytes, fileSize, file, maxHeaderSize);
   if (bytes.length < preamble.dataOffset) throw truncatedHeader(file, fileSize, preamble.dataOffset);
@@ -210,7 +220,21 @@ export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: Np
   if (!(shapeValue instanceof PyTuple) || !shapeValue.items.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
     throw badHeader(file, `'shape' must be a tuple of non-negative integers, found ${shorten(describe(shapeValue))}`);
   }
-  const shape = shapeValue.items as number[];
+  return { version: preamble.version, descr, fortranOrder: fortran, shape: shapeValue.items as number[], dataOffset: preamble.dataOffset };
+}
+
+/** True for the descr of an object (pickled) array: '|O', '|O8', 'O'. */
+export function isObjectDescr(descr: PyValue): boolean {
+  return typeof descr === 'string' && /^[|<>=]?O\d*$/.test(descr);
+}
+
+/**
+ * Parses a complete `.npy` header (preamble included). `bytes` must hold at least
+ * `dataOffset` bytes; the data itself is not looked at.
+ */
+export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: NpyReadOptions = {}, fileSize = bytes.length): NpyHeader {
+  const { version, descr, fortranOrder: fortran, shape, dataOffset } = parseNpyRawHeader(bytes, file, options, fileSize);
+  const preamble = { version, dataOffset };
   const { info, bigEndian } = dtypeFromDescr(descr, file);
   const size = shapeSize(shape, file);
   const dataLength = size * info.itemSize;
@@ -443,7 +467,12 @@ function fortranDiffersFromC(shape: readonly number[]): boolean {
  * growth-axis spare spaces, padding to 64 bytes, and the smallest version that fits.
  */
 export function encodeNpyHeader(dtype: DType, shape: readonly number[], fortranOrder: boolean): Uint8Array {
-  let dict = `{'descr': ${pyRepr(descrFor(dtype))}, 'fortran_order': ${pyRepr(fortranOrder)}, 'shape': ${pyRepr([...shape])}, }`;
+  return encodeNpyHeaderDescr(descrFor(dtype), shape, fortranOrder);
+}
+
+/** {@link encodeNpyHeader} for any descr string ('|O' for a pickled object array). */
+export function encodeNpyHeaderDescr(descr: string, shape: readonly number[], fortranOrder: boolean): Uint8Array {
+  let dict = `{'descr': ${pyRepr(descr)}, 'fortran_order': ${pyRepr(fortranOrder)}, 'shape': ${pyRepr([...shape])}, }`;
   if (shape.length > 0) {
     const growthAxis = shape[fortranOrder ? shape.length - 1 : 0] as number;
     dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(growthAxis).length));

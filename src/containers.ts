@@ -1,0 +1,160 @@
+/**
+ * `save` and `load`: NumPy's np.save / np.load for Node. The file's extension picks the
+ * format: `.npy` for one array (or, pickled, a list or dict of them), `.npz` for a list or
+ * record of arrays.
+ */
+import { TensorioError } from './errors.js';
+import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from './io.js';
+import type { LoadedArray, NdArray } from './ndarray.js';
+import { DEFAULT_MAX_HEADER_SIZE, encodeNpyHeaderDescr, isObjectDescr, parseNpyRawHeader, readNpy, writeNpy } from './formats/npy.js';
+import { readNpz, writeNpz, type NpzReadOptions } from './formats/npz.js';
+import { isNdArrayLike, pickleObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
+
+/** What {@link save} writes: an array, a list of arrays, or a record of arrays. */
+export type SaveValue = NdArray | readonly NdArray[] | Readonly<Record<string, NdArray>>;
+
+/** Options of {@link save}. */
+export interface SaveOptions extends WriteOptions {
+  /** `.npz` only: deflate the members (see {@link NpzWriteOptions.compress}). Default false. */
+  compress?: boolean | number;
+}
+
+/** Options of {@link load}. */
+export interface LoadOptions extends NpzReadOptions {
+  /** Largest pickled `.npy` file read with `allowPickle`, in bytes. Default 4 GiB. */
+  maxPickleSize?: number;
+}
+
+/** What {@link load} returns without `allowPickle`. */
+export type Loaded = LoadedArray | LoadedArray[] | Record<string, LoadedArray>;
+
+type Format = 'npy' | 'npz';
+
+function formatOf(path: string): Format {
+  const lower = path.toLowerCase();
+  if (lower.endsWith('.npy')) return 'npy';
+  if (lower.endsWith('.npz')) return 'npz';
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy or .npz extension`, { path });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Saves `value` like np.save / np.savez.
+ *
+ * - `.npz`: an NdArray becomes member `arr_0`, a list members `arr_0`, `arr_1`, ... (as
+ *   `np.savez(path, *arrays)`), a record one member per key. This is the portable choice.
+ * - `.npy`: an NdArray is written as is. A list or record (or any nesting of lists, records,
+ *   arrays, numbers, strings) is written as NumPy writes them: a pickled object array (a
+ *   list gives shape (n,), anything else a 0-d array), which Python reads with
+ *   `np.load(path, allow_pickle=True)` (`.item()` for a dict). Note that `np.save` of a list of
+ *   equal-shape arrays would stack them into one array; `save` always keeps the list.
+ *
+ * Atomic and streamed like every write.
+ * @param options `compress` (`.npz`, default false), `fsync` (default true).
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` (unknown extension, values that are not
+ * arrays), `ERR_UNSUPPORTED_DTYPE`, `ERR_SHAPE_MISMATCH`, and the file-system errors.
+ */
+export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
+  const format = formatOf(path);
+  if (format === 'npz') {
+    if (isNdArrayLike(value)) return writeNpz(path, [value], options);
+    if (Array.isArray(value) || isRecord(value)) {
+      const members = Array.isArray(value) ? value : Object.values(value);
+      const bad = members.findIndex((m) => !isNdArrayLike(m));
+      if (bad >= 0) {
+        throw new TensorioError('ERR_INVALID_ARGUMENT', `a .npz holds only arrays, and entry ${Array.isArray(value) ? bad : `'${Object.keys(value)[bad]}'`} is not an NdArray; save nested values to .npy`, { path });
+      }
+      return writeNpz(path, value as SaveValue as NdArray[], options);
+    }
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'save to .npz needs an NdArray, a list of NdArrays or a record of NdArrays', { path });
+  }
+  if (options.compress !== undefined && options.compress !== false) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
+  }
+  if (isNdArrayLike(value)) return writeNpy(path, value, options);
+  if (!Array.isArray(value) && !isRecord(value)) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'save to .npy needs an NdArray, a list or a record', { path });
+  }
+  const items: readonly PicklableValue[] = Array.isArray(value) ? value : [value as PicklableValue];
+  const pickle = pickleObjectArray(items, !Array.isArray(value), path);
+  const header = encodeNpyHeaderDescr('|O', Array.isArray(value) ? [items.length] : [], false);
+  const out = await AtomicWriter.open(path, options);
+  try {
+    await out.write([header, ...pickle]);
+    await out.commit();
+  } catch (error) {
+    await out.abort();
+    throw error;
+  }
+}
+
+/** Turns the members of a `.npz` back into a list when they are exactly arr_0 ... arr_{n-1}. */
+function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T> {
+  const keys = Object.keys(record);
+  if (keys.length === 0 || !keys.every((k, i) => k === `arr_${i}`)) return record;
+  return keys.map((k) => record[k] as T);
+}
+
+/**
+ * Loads what {@link save} or NumPy wrote, like np.load.
+ *
+ * - `.npy`: the array. A pickled object array (np.save of a list, dict or ragged array)
+ *   needs `allowPickle: true` and returns the Python structure (see {@link PyObject}): an
+ *   object array of shape (n,) is an Array, a 0-d one its element (the dict).
+ * - `.npz`: a record of the members, or an Array when they are exactly `arr_0` ...
+ *   `arr_{n-1}` (what np.savez of positional arrays and `save` of a list write).
+ *
+ * @param options `mmap` (default false), `allowPickle` (default false), `maxMemberSize`,
+ * `maxHeaderSize`, `maxPickleSize` (default 4 GiB).
+ * @throws TensorioError `ERR_PICKLE_DISALLOWED` (a pickled file without `allowPickle`),
+ * `ERR_UNSAFE_PICKLE`, `ERR_BAD_PICKLE`, `ERR_INVALID_ARGUMENT` (unknown extension), and every
+ * error of {@link readNpy} and {@link readNpz}.
+ */
+export async function load(path: string, options?: LoadOptions & { allowPickle?: false }): Promise<Loaded>;
+export async function load(path: string, options: LoadOptions): Promise<PyObject>;
+export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
+  const format = formatOf(path);
+  if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
+  const pickled = await readPickledNpy(path, options);
+  if (pickled !== undefined) return pickled.value;
+  const npyOptions = { ...(options.mmap === undefined ? {} : { mmap: options.mmap }), ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) };
+  return readNpy(path, npyOptions);
+}
+
+/** The unpickled contents of an object-array `.npy`, or undefined for any other `.npy`. */
+async function readPickledNpy(path: string, options: LoadOptions): Promise<{ value: PyObject } | undefined> {
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const { fd, size, prefix } = await openForReadAsync(path, 12 + maxHeaderSize);
+  try {
+    let raw;
+    try {
+      raw = parseNpyRawHeader(prefix, path, { maxHeaderSize }, size);
+    } catch {
+      return undefined; // readNpy reports the problem with its own message
+    }
+    if (!isObjectDescr(raw.descr)) return undefined;
+    if (!options.allowPickle) {
+      throw new TensorioError(
+        'ERR_PICKLE_DISALLOWED',
+        `the file holds an object array stored as a Python pickle (descr ${String(raw.descr)}); pass { allowPickle: true } to load it with the restricted unpickler, which runs no code`,
+        { path },
+      );
+    }
+    const length = size - raw.dataOffset;
+    const limit = options.maxPickleSize ?? 2 ** 32;
+    if (length > limit) {
+      throw new TensorioError('ERR_TOO_LARGE', `the pickle is ${length} bytes, over the limit of ${limit}; pass { maxPickleSize } if you trust this file`, { path });
+    }
+    const body = new Uint8Array(length);
+    const got = await readAt(fd, raw.dataOffset, body, path);
+    if (got !== length) throw new TensorioError('ERR_TRUNCATED', `file ends inside the pickle: expected ${length} bytes, found ${got}`, { path });
+    return { value: unpickle(body, { path }) };
+  } finally {
+    closeQuietly(fd);
+  }
+}
