@@ -31,3 +31,10 @@ show('x2', x2);
 const mapped = await readNpy(file, { mmap: true });
 show('x2 (memory-mapped)', mapped);
 console.log(`x2 == x: ${x2.data.every((v, i) => v === x.data[i])}`);
+
+// Part 2: lists and dicts of tensors (.npz and pickled .npy, as NumPy reads them).
+await import('./containers.mjs');
+
+// Part 3: the same with TensorFlow.js tensors, then an MLP's parameters saved and loaded.
+console.log('\n# TensorFlow.js: tensors and model parameters');
+await import('./chapter-tfjs.mjs');

@@ -1,13 +1,14 @@
 /**
  * `save` and `load`: NumPy's np.save / np.load for Node. The file's extension picks the
- * format: `.npy` for one array (or, pickled, a list or dict of them), `.npz` for a list or
- * record of arrays.
+ * format: `.npy` for one array (or, pickled, a list or dict of them), `.npz` or
+ * `.safetensors` for a list or record of arrays.
  */
 import { TensorioError } from './errors.js';
 import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from './io.js';
 import type { LoadedArray, NdArray } from './ndarray.js';
 import { DEFAULT_MAX_HEADER_SIZE, encodeNpyHeaderDescr, isObjectDescr, parseNpyRawHeader, readNpy, writeNpy } from './formats/npy.js';
 import { readNpz, writeNpz, type NpzReadOptions } from './formats/npz.js';
+import { readSafetensors, writeSafetensors } from './formats/safetensors.js';
 import { isNdArrayLike, pickleObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
 
 /** What {@link save} writes: an array, a list of arrays, or a record of arrays. */
@@ -28,13 +29,28 @@ export interface LoadOptions extends NpzReadOptions {
 /** What {@link load} returns without `allowPickle`. */
 export type Loaded = LoadedArray | LoadedArray[] | Record<string, LoadedArray>;
 
-type Format = 'npy' | 'npz';
+type Format = 'npy' | 'npz' | 'safetensors';
 
 function formatOf(path: string): Format {
   const lower = path.toLowerCase();
   if (lower.endsWith('.npy')) return 'npy';
   if (lower.endsWith('.npz')) return 'npz';
-  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy or .npz extension`, { path });
+  if (lower.endsWith('.safetensors') || lower.endsWith('.safetensors.index.json')) return 'safetensors';
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz or .safetensors extension`, { path });
+}
+
+/** The members of a list or record of arrays, named as np.savez names them (arr_0, arr_1, ...). */
+function namedArrays(path: string, value: SaveValue | PicklableValue, format: string): [string, NdArray][] {
+  if (isNdArrayLike(value)) return [['arr_0', value]];
+  if (Array.isArray(value) || isRecord(value)) {
+    const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [`arr_${i}`, v]) : Object.entries(value);
+    const bad = entries.find(([, v]) => !isNdArrayLike(v));
+    if (bad) {
+      throw new TensorioError('ERR_INVALID_ARGUMENT', `a ${format} file holds only arrays, and entry '${bad[0]}' is not an NdArray; save nested values to .npy`, { path });
+    }
+    return entries as [string, NdArray][];
+  }
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `save to ${format} needs an NdArray, a list of NdArrays or a record of NdArrays`, { path });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -48,6 +64,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *
  * - `.npz`: an NdArray becomes member `arr_0`, a list members `arr_0`, `arr_1`, ... (as
  *   `np.savez(path, *arrays)`), a record one member per key. This is the portable choice.
+ * - `.safetensors`: the same naming as `.npz` (a record's keys, or arr_0, arr_1, ...), written
+ *   as the reference writer does; `fsync` applies, `compress` does not.
  * - `.npy`: an NdArray is written as is. A list or record (or any nesting of lists, records,
  *   arrays, numbers, strings) is written as NumPy writes them: a pickled object array (a
  *   list gives shape (n,), anything else a 0-d array), which Python reads with
@@ -61,17 +79,13 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
   const format = formatOf(path);
-  if (format === 'npz') {
-    if (isNdArrayLike(value)) return writeNpz(path, [value], options);
-    if (Array.isArray(value) || isRecord(value)) {
-      const members = Array.isArray(value) ? value : Object.values(value);
-      const bad = members.findIndex((m) => !isNdArrayLike(m));
-      if (bad >= 0) {
-        throw new TensorioError('ERR_INVALID_ARGUMENT', `a .npz holds only arrays, and entry ${Array.isArray(value) ? bad : `'${Object.keys(value)[bad]}'`} is not an NdArray; save nested values to .npy`, { path });
-      }
-      return writeNpz(path, value as SaveValue as NdArray[], options);
+  if (format === 'npz') return writeNpz(path, Object.fromEntries(namedArrays(path, value, '.npz')), options);
+  if (format === 'safetensors') {
+    if (options.compress !== undefined && options.compress !== false) {
+      throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
     }
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'save to .npz needs an NdArray, a list of NdArrays or a record of NdArrays', { path });
+    await writeSafetensors(path, new Map(namedArrays(path, value, '.safetensors')), options.fsync === undefined ? {} : { fsync: options.fsync });
+    return;
   }
   if (options.compress !== undefined && options.compress !== false) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
@@ -106,8 +120,9 @@ function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T
  * - `.npy`: the array. A pickled object array (np.save of a list, dict or ragged array)
  *   needs `allowPickle: true` and returns the Python structure (see {@link PyObject}): an
  *   object array of shape (n,) is an Array, a 0-d one its element (the dict).
- * - `.npz`: a record of the members, or an Array when they are exactly `arr_0` ...
- *   `arr_{n-1}` (what np.savez of positional arrays and `save` of a list write).
+ * - `.npz` and `.safetensors` (a single file or a sharded checkpoint's index): a record of
+ *   the tensors, or an Array when they are exactly `arr_0` ... `arr_{n-1}` (what np.savez of
+ *   positional arrays and `save` of a list write).
  *
  * @param options `mmap` (default false), `allowPickle` (default false), `maxMemberSize`,
  * `maxHeaderSize`, `maxPickleSize` (default 4 GiB).
@@ -120,6 +135,7 @@ export async function load(path: string, options: LoadOptions): Promise<PyObject
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
   const format = formatOf(path);
   if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
+  if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, options.mmap === undefined ? {} : { mmap: options.mmap })).tensors);
   const pickled = await readPickledNpy(path, options);
   if (pickled !== undefined) return pickled.value;
   const npyOptions = { ...(options.mmap === undefined ? {} : { mmap: options.mmap }), ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) };

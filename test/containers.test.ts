@@ -81,6 +81,46 @@ describe('save() read by NumPy', () => {
   });
 });
 
+describe('save() and load() of .safetensors', () => {
+  // An independent reader: the header JSON and numpy.frombuffer, as the format defines it.
+  const SAFETENSORS_DUMP = `import json, struct, sys, numpy as np
+raw = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+types = {'F32': '<f4', 'F64': '<f8', 'I64': '<i8'}
+out = {}
+for name, e in sorted(header.items()):
+    if name == '__metadata__': continue
+    b, end = e['data_offsets']
+    a = np.frombuffer(raw[8 + n + b: 8 + n + end], dtype=types[e['dtype']]).reshape(e['shape'])
+    out[name] = {'dtype': str(a.dtype), 'shape': list(a.shape), 'data': a.ravel().tolist()}
+print(json.dumps(out))`;
+
+  test('a dict keeps its keys, a list is arr_0, arr_1, ...; load gives back the same shape of value', async () => {
+    const dict = tmp('mydict.safetensors');
+    await save(dict, { x, w });
+    assert.deepEqual(runPythonJson(SAFETENSORS_DUMP, [dict]), {
+      w: { dtype: 'float64', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] },
+      x: { dtype: 'float32', shape: [4], data: [0, 1, 2, 3] },
+    });
+    const loaded = (await load(dict, { mmap: true })) as Record<string, LoadedArray>;
+    assert.deepEqual(Object.keys(loaded).sort(), ['w', 'x']);
+    assert.deepEqual(values(loaded.w), [1, 2, 3, 4, 5, 6]);
+    assert.equal(loaded.x?.mapped, NATIVE_MODE);
+
+    const list = tmp('xy.safetensors');
+    await save(list, [x, y]);
+    const back = (await load(list)) as LoadedArray[];
+    assert.ok(Array.isArray(back));
+    assert.deepEqual(back.map(values), [[0, 1, 2, 3], [0, 0, 0, 0]]);
+  });
+
+  test('refusals: nested values and compress', async () => {
+    await expectCode(() => save(tmp('bad.safetensors'), { a: [x] } as never), 'ERR_INVALID_ARGUMENT', /entry 'a' is not an NdArray/);
+    await expectCode(() => save(tmp('bad.safetensors'), { x }, { compress: true }), 'ERR_INVALID_ARGUMENT', /compress/);
+  });
+});
+
 describe('load() of what NumPy wrote', () => {
   test('np.save of a list and a dict, with allowPickle', async () => {
     const list = tmp('xy.npy');
@@ -147,7 +187,7 @@ describe('load() of what NumPy wrote', () => {
 
 describe('errors', () => {
   test('ERR_INVALID_ARGUMENT: unknown extension, non-arrays in .npz, compress on .npy', async () => {
-    await expectCode(() => save(tmp('x.bin'), x), 'ERR_INVALID_ARGUMENT', /\.npy or \.npz/);
+    await expectCode(() => save(tmp('x.bin'), x), 'ERR_INVALID_ARGUMENT', /\.npy, \.npz or \.safetensors/);
     await expectCode(() => load(tmp('x.txt')), 'ERR_INVALID_ARGUMENT');
     await expectCode(() => save(tmp('x.npz'), { a: x, b: [x] } as never), 'ERR_INVALID_ARGUMENT', /entry 'b' is not an NdArray/);
     await expectCode(() => save(tmp('x.npy'), [x], { compress: true }), 'ERR_INVALID_ARGUMENT', /\.npz only/);
