@@ -8,9 +8,11 @@ import * as path from 'node:path';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
+import { openH5, writeH5, type H5File } from '../formats/h5.js';
+import { openNpz, writeNpz } from '../formats/npz.js';
 import { openSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import type { WriteOptions } from '../io.js';
-import type { NdArray } from '../ndarray.js';
+import { byteLength, type NdArray } from '../ndarray.js';
 
 /** One tensor as a file's table lists it. */
 export interface TensorInfo {
@@ -34,6 +36,8 @@ export interface FileSummary {
   metadata?: Record<string, string>;
   /** For model files: layers with the names of their weights. */
   layers?: Array<{ name: string; className?: string; weights: string[] }>;
+  /** Entries that hold no tensor tensorio reads (strings, pickles), with why. */
+  skipped?: string[];
 }
 
 /** An opened file: its summary and its tensors one at a time. */
@@ -126,8 +130,98 @@ const safetensors: FormatHandler = {
   },
 };
 
+const npz: FormatHandler = {
+  name: 'npz',
+  matches: (file) => file.toLowerCase().endsWith('.npz'),
+  async open(file) {
+    const archive = await openNpz(file, { mmap: true });
+    const tensors: TensorInfo[] = [];
+    const skipped: string[] = [];
+    for (const key of archive.keys()) {
+      let member;
+      try {
+        member = await archive.info(key);
+      } catch (error) {
+        if (!(error instanceof TensorioError) || error.code !== 'ERR_UNSUPPORTED_DTYPE') throw error;
+        skipped.push(`${key}: ${error.message.replace(/^.*?: unsupported/, 'unsupported')}`);
+        continue;
+      }
+      if (member.dtype === null) {
+        skipped.push(`${key}: a pickled object array`);
+        continue;
+      }
+      const notes = [member.compressed ? 'deflated' : 'stored', member.bigEndian ? 'big-endian' : '', member.fortranOrder ? 'fortran order' : ''].filter(Boolean);
+      const entry: TensorInfo = { name: key, dtype: member.dtype, shape: member.shape, byteLength: member.dataLength, note: notes.join(', ') };
+      entry.mappable = member.dataOffset !== undefined && !member.bigEndian && member.dataOffset % dtypeInfo(member.dtype).array.BYTES_PER_ELEMENT === 0;
+      if (member.dataOffset !== undefined) entry.byteOffset = member.dataOffset;
+      tensors.push(entry);
+    }
+    const summary: FileSummary = { format: 'npz', tensors };
+    if (skipped.length > 0) summary.skipped = skipped;
+    return { summary, get: (name) => archive.get(name), close: () => archive.close() };
+  },
+  async write(file, names, get, options) {
+    // writeNpz streams member by member; the arrays are views where the source maps.
+    const arrays: Record<string, NdArray> = {};
+    for (const name of names) arrays[name] = await get(name);
+    await writeNpz(file, arrays, options);
+  },
+};
+
+/** Layers and their weight names as a Keras file lists them, from attributes only. */
+function kerasLayers(h5: H5File): FileSummary['layers'] {
+  const asList = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : typeof value === 'string' ? [value] : []);
+  const base = h5.isGroup('model_weights') ? 'model_weights' : '';
+  let names = asList(h5.attribute(base, 'layer_names'));
+  // Past 64 KiB Keras splits the list into layer_names0, layer_names1, ...
+  for (let i = 0; names.length === 0 && h5.attribute(base, `layer_names${i}`) !== undefined; i++) names = names.concat(asList(h5.attribute(base, `layer_names${i}`)));
+  if (names.length > 0) {
+    return names.map((name) => ({ name, weights: asList(h5.attribute(base ? `${base}/${name}` : name, 'weight_names')) }));
+  }
+  if (h5.isGroup('layers')) {
+    // Keras 3 .weights.h5: layers/<name>/vars/<i>
+    return h5.keys('layers').map((name) => ({ name, weights: h5.isGroup(`layers/${name}/vars`) ? h5.keys(`layers/${name}/vars`) : [] }));
+  }
+  return undefined;
+}
+
+const hdf5: FormatHandler = {
+  name: 'hdf5 (.h5, .hdf5, Keras .weights.h5)',
+  matches: (file) => /\.(h5|hdf5)$/i.test(file),
+  async open(file) {
+    const h5 = await openH5(file);
+    const tensors: TensorInfo[] = [];
+    const skipped: string[] = [];
+    for (const name of h5.datasets()) {
+      const info = h5.info(name);
+      if (info.dtype === null || info.shape === null) {
+        skipped.push(`${name}: not a numeric array`);
+        continue;
+      }
+      const entry: TensorInfo = { name, dtype: info.dtype, shape: info.shape, byteLength: byteLength(info.dtype, info.shape), note: info.storage.layout };
+      if (info.storage.layout === 'contiguous' || info.storage.layout === 'compact') entry.byteOffset = info.storage.offset;
+      entry.mappable = info.storage.layout === 'contiguous' && !info.bigEndian && info.storage.offset % dtypeInfo(info.dtype).array.BYTES_PER_ELEMENT === 0;
+      tensors.push(entry);
+    }
+    const layers = kerasLayers(h5);
+    const summary: FileSummary = { format: layers ? (h5.isGroup('layers') && !h5.isGroup('model_weights') ? 'keras 3 weights (hdf5)' : 'keras (hdf5)') : 'hdf5', tensors };
+    if (layers) summary.layers = layers;
+    if (skipped.length > 0) summary.skipped = skipped;
+    const version = h5.attribute('', 'keras_version');
+    if (typeof version === 'string') summary.version = `keras ${version}`;
+    return { summary, get: (name) => h5.read(name, { mmap: true }), close: () => h5.close() };
+  },
+  async write(file, names, get, options) {
+    // Datasets at the tensors' names (groups created as needed): a conversion keeps every
+    // name, so a Keras file converted to .safetensors and back has the same paths.
+    const record: Record<string, NdArray> = {};
+    for (const name of names) record[name] = await get(name);
+    await writeH5(file, record, options);
+  },
+};
+
 /** Every format the command line knows, most specific first. */
-export const FORMATS: FormatHandler[] = [npy, safetensors];
+export const FORMATS: FormatHandler[] = [npy, npz, safetensors, hdf5];
 
 /**
  * The handler for a path, by its extension.

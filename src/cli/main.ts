@@ -83,6 +83,10 @@ export function renderSummary(file: string, summary: FileSummary): string {
     lines.push('', 'metadata:');
     for (const [key, value] of metadata) lines.push(`  ${key}: ${value.length > 200 ? `${value.slice(0, 197)}...` : value}`);
   }
+  if (summary.skipped && summary.skipped.length > 0) {
+    lines.push('', 'not tensors:');
+    for (const entry of summary.skipped) lines.push(`  ${entry}`);
+  }
   if (summary.layers && summary.layers.length > 0) {
     lines.push('', 'layers:');
     for (const layer of summary.layers) lines.push(`  ${layer.name}${layer.className ? ` (${layer.className})` : ''}: ${layer.weights.length === 0 ? 'no weights' : layer.weights.join(', ')}`);

@@ -2,7 +2,9 @@
  * NumPy's `.npz` archives: a ZIP file whose members are `.npy` files, `x.npy` holding the
  * array NumPy calls `x` (numpy/lib/npyio.py, NpzFile and savez).
  */
-import { dtypeInfo } from '../dtype.js';
+import * as zlib from 'node:zlib';
+
+import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { AtomicWriter, closeQuietly, mapFile, openForReadAsync, type WriteOptions } from '../io.js';
 import { validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
@@ -61,11 +63,36 @@ export interface NpzFile<T = LoadedArray> {
    */
   get(name: string): Promise<T>;
   /**
+   * What a member holds, from its `.npy` header alone (a deflated member inflates only its
+   * first bytes): dtype, shape, whether it is compressed, and for stored members where its
+   * data starts in the archive. Object (pickled) members report `dtype: null`.
+   * @throws TensorioError `ERR_NOT_FOUND_IN_ARCHIVE`, `ERR_CLOSED`, header errors.
+   */
+  info(name: string): Promise<NpzMemberInfo>;
+  /**
    * Closes the file. Arrays already returned stay valid (mapped ones keep their mapping
    * until they are collected, or until `unmap(array.data.buffer)`).
    */
   close(): void;
 }
+
+/** What {@link NpzFile.info} reports. */
+export interface NpzMemberInfo {
+  key: string;
+  /** Null for an object (pickled) member. */
+  dtype: DType | null;
+  shape: number[];
+  compressed: boolean;
+  /** Bytes of array data (uncompressed). */
+  dataLength: number;
+  /** Absolute offset of the array data in the archive, for stored members. */
+  dataOffset?: number;
+  bigEndian: boolean;
+  fortranOrder: boolean;
+}
+
+// Enough of a member's start to hold any .npy header within NumPy's default limit.
+const HEADER_PROBE = 16 * 1024;
 
 function keyOf(name: string): string {
   return name.endsWith('.npy') ? name.slice(0, -4) : name;
@@ -122,6 +149,27 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
       this.pending--;
       if (this.closed && this.pending === 0) closeQuietly(this.fd);
     }
+  }
+
+  async info(name: string): Promise<NpzMemberInfo> {
+    if (this.closed) throw new TensorioError('ERR_CLOSED', 'the archive is closed', { path: this.path });
+    const entry = this.entry(name);
+    if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no member '${name}' in the archive`, { path: this.path });
+    const where = `${this.path}[${entry.name}]`;
+    const start = await memberDataOffset(this.source, entry, this.path);
+    const probe = await this.source.read(start, Math.min(entry.compressedSize, HEADER_PROBE), 'member header');
+    // A partial deflate stream inflates as far as it goes with a sync flush.
+    const bytes = entry.method === 0 ? probe : new Uint8Array(zlib.inflateRawSync(probe, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: HEADER_PROBE * 64 }));
+    const headerOptions: NpyReadOptions = this.options.maxHeaderSize === undefined ? {} : { maxHeaderSize: this.options.maxHeaderSize };
+    const raw = parseNpyRawHeader(bytes, where, headerOptions, entry.uncompressedSize);
+    const common = { key: keyOf(entry.name), compressed: entry.method !== 0 };
+    if (isObjectDescr(raw.descr)) {
+      return { ...common, dtype: null, shape: raw.shape, dataLength: entry.uncompressedSize - raw.dataOffset, bigEndian: false, fortranOrder: raw.fortranOrder };
+    }
+    const header = parseNpyHeader(bytes, where, headerOptions, entry.uncompressedSize);
+    const info: NpzMemberInfo = { ...common, dtype: header.dtype, shape: header.shape, dataLength: header.dataLength, bigEndian: header.bigEndian, fortranOrder: header.fortranOrder };
+    if (entry.method === 0) info.dataOffset = start + header.dataOffset;
+    return info;
   }
 
   private async load(entry: ZipEntry): Promise<LoadedArray | PyObject> {
