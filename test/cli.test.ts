@@ -123,6 +123,50 @@ describe('safetensors through the CLI', () => {
   });
 });
 
+describe('npz, Keras HDF5 and tfjs through the CLI', () => {
+  test('inspect a NumPy .npz: members from their headers, and what is not a tensor', () => {
+    const { code, stdout } = cli('inspect', fixture('npz', 'numpy__py3-arr-savez-compressed.npz'));
+    assert.equal(code, 0);
+    assert.match(stdout, /x\s+int64\s+\(4, 3\)\s+96 B\s+-\s+no\s+deflated/);
+    assert.match(stdout, /not tensors:\n  foo: unsupported dtype '<U3'/);
+  });
+
+  test('inspect a Keras .h5 lists the layers with their weights', () => {
+    const { code, stdout } = cli('inspect', fixture('keras-h5', 'hls4ml__KERAS_3layer_weights.h5'));
+    assert.equal(code, 0);
+    assert.match(stdout, /keras \(hdf5\) keras 2\.0\.0, 8 tensors/);
+    assert.match(stdout, /fc1_relu\/fc1_relu\/kernel:0\s+float32\s+\(16, 64\)\s+4\.00 KiB\s+8896\s+yes\s+contiguous/);
+    assert.match(stdout, /layers:\n  input_1: no weights\n  fc1_relu: fc1_relu\/kernel:0, fc1_relu\/bias:0/);
+  });
+
+  test('Keras .h5 → .safetensors → .npz → .h5 → tfjs weights, equal at every step', () => {
+    const keras = fixture('keras-h5', 'hls4ml__KERAS_3layer_weights.h5');
+    const steps = ['k.safetensors', 'k.npz', 'k.h5', 'k.json'].map((name) => path.join(dir, name));
+    let previous = keras;
+    for (const next of steps) {
+      const converted = cli('convert', previous, next, '--no-fsync');
+      assert.equal(converted.code, 0, converted.stderr);
+      const compared = cli('diff', keras, next);
+      assert.equal(compared.code, 0, `${next}: ${compared.stdout}${compared.stderr}`);
+      assert.match(compared.stdout, /equal: 8 tensors/);
+      previous = next;
+    }
+    assert.ok(fs.existsSync(path.join(dir, 'k.weights.bin')));
+  });
+
+  test('a Keras full model converts to model.json with its topology', () => {
+    const out = path.join(dir, 'conv', 'model.json');
+    fs.mkdirSync(path.dirname(out));
+    const converted = cli('convert', fixture('keras-h5', 'hls4ml__conv2d_1layer.h5'), out);
+    assert.equal(converted.code, 0, converted.stderr);
+    assert.match(converted.stderr, /model topology and weights/);
+    const model = JSON.parse(fs.readFileSync(out, 'utf8')) as { modelTopology: { config: { layers: Array<{ class_name: string }> } } };
+    assert.ok(model.modelTopology.config.layers.some((l) => l.class_name === 'Conv2D'));
+    const inspected = cli('inspect', out);
+    assert.match(inspected.stdout, /conv2d \(Conv2D\): conv2d\/kernel, conv2d\/bias/);
+  });
+});
+
 describe('help', () => {
   test('every command has --help', () => {
     for (const command of ['inspect', 'convert', 'diff', 'bench']) {

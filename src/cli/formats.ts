@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 
+import { toFloat32 } from '../convert.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
@@ -220,8 +221,127 @@ const hdf5: FormatHandler = {
   },
 };
 
+/** The tfjs entry point, loaded only when a tfjs file is involved (@tensorflow/tfjs is a peer dependency). */
+export async function loadTfjsEntry(file: string): Promise<typeof import('../tfjs/index.js')> {
+  try {
+    return await import('../tfjs/index.js');
+  } catch (error) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `the TensorFlow.js format needs @tensorflow/tfjs installed (npm install @tensorflow/tfjs): ${(error as Error).message}`, { path: file, cause: error });
+  }
+}
+
+const TFJS_DTYPES: Record<string, DType> = { float32: 'float32', int32: 'int32', bool: 'bool', complex64: 'complex64' };
+
+/** Bytes [start, start + length) of weight data split across buffers (tfjs shards cut weights anywhere). */
+function sliceAcross(pieces: readonly ArrayBuffer[], start: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let base = 0;
+  let copied = 0;
+  for (const piece of pieces) {
+    const end = base + piece.byteLength;
+    if (end > start && base < start + length) {
+      const from = Math.max(start, base) - base;
+      const to = Math.min(start + length, end) - base;
+      out.set(new Uint8Array(piece, from, to - from), copied);
+      copied += to - from;
+    }
+    base = end;
+  }
+  return out;
+}
+
+/** An array's data as a tfjs dtype: float32 for every float, int32 (checked) for integers. */
+function forTfjs(array: NdArray, file: string): NdArray {
+  const info = dtypeInfo(array.dtype);
+  if (info.tfjs !== null) return array;
+  if (array.dtype.startsWith('float') || array.dtype === 'bfloat16') return toFloat32(array);
+  if (info.lanes === 2) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `tfjs has no ${array.dtype}`, { path: file });
+  const out = new Int32Array(array.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const value = Number(array.data[i]);
+    if (value < -2147483648 || value > 2147483647) {
+      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${array.dtype} value ${String(array.data[i])} does not fit tfjs's int32`, { path: file });
+    }
+    out[i] = value;
+  }
+  return { dtype: 'int32', shape: array.shape, data: out };
+}
+
+const tfjsFormat: FormatHandler = {
+  name: 'tfjs (model.json + .bin)',
+  matches: (file) => file.toLowerCase().endsWith('.json') && !file.toLowerCase().endsWith('.safetensors.index.json'),
+  async open(file) {
+    const { ioHandler } = await loadTfjsEntry(file);
+    const artifacts = await (ioHandler(file).load as () => Promise<import('@tensorflow/tfjs').io.ModelArtifacts>)();
+    const pieces = artifacts.weightData === undefined ? [] : Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
+    const tensors: TensorInfo[] = [];
+    const skipped: string[] = [];
+    const arrays = new Map<string, () => NdArray>();
+    let offset = 0;
+    for (const spec of artifacts.weightSpecs ?? []) {
+      const size = spec.shape.reduce((a, b) => a * b, 1);
+      const quantization = spec.quantization;
+      const storedDtype = quantization ? quantization.dtype : spec.dtype;
+      const itemSize = storedDtype === 'uint8' || storedDtype === 'bool' ? 1 : storedDtype === 'uint16' || storedDtype === 'float16' ? 2 : storedDtype === 'complex64' ? 8 : 4;
+      const start = offset;
+      offset += size * itemSize;
+      const dtype: DType | undefined = quantization?.dtype === 'float16' ? 'float16' : quantization ? 'float32' : TFJS_DTYPES[spec.dtype];
+      if (dtype === undefined) {
+        skipped.push(`${spec.name}: tfjs dtype ${spec.dtype}`);
+        continue;
+      }
+      tensors.push({ name: spec.name, dtype, shape: spec.shape, byteLength: byteLength(dtype, spec.shape), note: quantization ? `quantized ${quantization.dtype}` : '' });
+      arrays.set(spec.name, () => {
+        const bytes = sliceAcross(pieces, start, size * itemSize);
+        const info = dtypeInfo(dtype);
+        if (!quantization || quantization.dtype === 'float16') return { dtype, shape: spec.shape, data: new info.array(bytes.buffer, 0, size * info.lanes) };
+        // Affine quantization (uint8/uint16): value = q * scale + min.
+        const q = quantization.dtype === 'uint8' ? bytes : new Uint16Array(bytes.buffer, 0, size);
+        const data = new Float32Array(size);
+        for (let i = 0; i < size; i++) data[i] = (q[i] as number) * (quantization.scale ?? 1) + (quantization.min ?? 0);
+        return { dtype: 'float32', shape: spec.shape, data };
+      });
+    }
+    const summary: FileSummary = { format: `tfjs ${artifacts.format ?? ''}`.trim(), tensors };
+    if (skipped.length > 0) summary.skipped = skipped;
+    const topology = artifacts.modelTopology as { config?: { layers?: Array<{ class_name?: string; config?: { name?: string } }> } } | null | undefined;
+    const layers = topology?.config?.layers;
+    if (Array.isArray(layers)) {
+      summary.layers = layers.map((layer) => {
+        const name = layer.config?.name ?? '?';
+        const entry: { name: string; className?: string; weights: string[] } = { name, weights: tensors.filter((t) => t.name.startsWith(`${name}/`)).map((t) => t.name) };
+        if (layer.class_name) entry.className = layer.class_name;
+        return entry;
+      });
+    }
+    return {
+      summary,
+      get: async (name) => {
+        const make = arrays.get(name);
+        if (!make) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no weight '${name}' in the manifest`, { path: file });
+        return make();
+      },
+      close: () => undefined,
+    };
+  },
+  async write(file, names, get, options) {
+    // Weights only (no model topology): tf.io.loadWeights reads the manifest. A Keras model
+    // file converted to model.json keeps its topology instead (see convert).
+    const { ioHandler } = await loadTfjsEntry(file);
+    const weightSpecs: Array<{ name: string; shape: number[]; dtype: 'float32' | 'int32' | 'bool' | 'complex64' }> = [];
+    const weightData: ArrayBuffer[] = [];
+    for (const name of names) {
+      const array = forTfjs(await get(name), file);
+      weightSpecs.push({ name, shape: array.shape, dtype: dtypeInfo(array.dtype).tfjs as 'float32' });
+      weightData.push(array.data.buffer.slice(array.data.byteOffset, array.data.byteOffset + array.data.byteLength) as ArrayBuffer);
+    }
+    const handler = ioHandler(file, options);
+    await (handler.save as (a: object) => Promise<unknown>)({ modelTopology: null, format: 'weights-only', weightSpecs, weightData });
+  },
+};
+
 /** Every format the command line knows, most specific first. */
-export const FORMATS: FormatHandler[] = [npy, npz, safetensors, hdf5];
+export const FORMATS: FormatHandler[] = [npy, npz, safetensors, hdf5, tfjsFormat];
 
 /**
  * The handler for a path, by its extension.

@@ -14,7 +14,8 @@ import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 import { diffSources, type TensorDiff } from './diff.js';
-import { formatFor, FORMATS, type FileSummary, type TensorSource } from './formats.js';
+import { formatFor, FORMATS, loadTfjsEntry, type FileSummary, type TensorSource } from './formats.js';
+import { openH5 } from '../formats/h5.js';
 import { formatBytes, Progress } from './progress.js';
 
 const HELP: Record<string, string> = {
@@ -22,7 +23,7 @@ const HELP: Record<string, string> = {
 
 Commands:
   inspect FILE            show a file's format, tensors, metadata and layers (no data is read)
-  convert SRC DST         convert between formats, chosen by extension
+  convert SRC DST         convert between formats, chosen by extension (whole Keras/tfjs models too)
   diff A B                compare the tensors of two files by name
   bench                   run the benchmark suite
 
@@ -37,7 +38,11 @@ Only headers are read.
   convert: `Usage: tensorio convert SRC DST [--dtype DTYPE] [--max-shard-size SIZE] [--no-fsync]
 
 Converts tensor by tensor (each read mapped where possible, so memory stays bounded) with a
-progress line on stderr. The output is written atomically.
+progress line on stderr. The output is written atomically. Formats by extension: .npy, .npz,
+.safetensors (a sharded checkpoint by its .safetensors.index.json), .h5/.hdf5/.weights.h5,
+and model.json (TensorFlow.js; needs @tensorflow/tfjs). A Keras full-model .h5 (or .keras)
+converted to model.json or .h5, or a model.json to .h5, moves the whole model: topology,
+training config and weights.
 
   --dtype DTYPE           cast every floating-point tensor: float32, float16, bfloat16, float64
   --max-shard-size SIZE   shard the output (formats that shard), e.g. 5GB, 500MB, 1048576
@@ -134,6 +139,15 @@ async function convert(args: string[]): Promise<number> {
   const [src, dst] = positionals as [string, string];
   const cast = values.dtype === undefined ? undefined : CASTS[values.dtype];
   if (values.dtype !== undefined && !cast) throw new UsageError(`--dtype must be one of ${Object.keys(CASTS).join(', ')}`);
+  if (cast === undefined && values['max-shard-size'] === undefined && isModelTarget(dst) && (await isModelFile(src))) {
+    // A whole Keras or tfjs model: topology, training config and weights move together,
+    // as the tfjs converter moves them (tensor-level conversion would keep only weights).
+    const { ioHandler } = await loadTfjsEntry(src);
+    const artifacts = await (ioHandler(src).load as () => Promise<object>)();
+    await (ioHandler(dst, { fsync: !values['no-fsync'] }).save as (a: object) => Promise<unknown>)(artifacts);
+    console.error(`wrote ${dst} (model topology and weights)`);
+    return 0;
+  }
   const sink = formatFor(dst);
   const source = await formatFor(src).open(src);
   try {
@@ -158,6 +172,30 @@ async function convert(args: string[]): Promise<number> {
   }
   console.error(`wrote ${dst}`);
   return 0;
+}
+
+function isModelTarget(file: string): boolean {
+  return /\.json$/i.test(file) ? !/\.safetensors\.index\.json$/i.test(file) : /\.(h5|hdf5)$/i.test(file) && !/\.weights\.h5$/i.test(file);
+}
+
+/** True for a Keras full-model file (model_config) or a tfjs model.json with a topology. */
+async function isModelFile(file: string): Promise<boolean> {
+  if (/\.keras$/i.test(file)) return true;
+  if (/\.json$/i.test(file) && !/\.safetensors\.index\.json$/i.test(file)) {
+    try {
+      const json = JSON.parse(await fs.promises.readFile(file, 'utf8')) as { modelTopology?: unknown };
+      return json.modelTopology !== null && json.modelTopology !== undefined;
+    } catch {
+      return false; // the tensor-level reader reports what is wrong with the file
+    }
+  }
+  if (!/\.(h5|hdf5)$/i.test(file) || /\.weights\.h5$/i.test(file)) return false;
+  const h5 = await openH5(file);
+  try {
+    return h5.attribute('', 'model_config') !== undefined;
+  } finally {
+    h5.close();
+  }
 }
 
 function describeDiff(d: TensorDiff): string {
