@@ -110,7 +110,8 @@ export function formatTable(rows, columns) {
 }
 
 export function saveResults(name, data) {
-  const dir = path.join(path.dirname(new URL(import.meta.url).pathname), 'results');
+  // The suite points smoke runs elsewhere, so they never overwrite the committed records.
+  const dir = process.env.TENSORIO_BENCH_RESULTS ?? path.join(path.dirname(new URL(import.meta.url).pathname), 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}-${new Date().toISOString().slice(0, 10)}.json`);
   fs.writeFileSync(file, JSON.stringify(data, null, 2));

@@ -41,6 +41,28 @@ for (const row of await manySmallBench({ count: smoke ? 20 : 1000, repeat, dir: 
   results.push({ format: 'npy', sizeMb: row.count / 256, cache: 'warm', ...row });
 }
 
+// ---- the formats' own benchmarks ----------------------------------------------------------
+// Each prints its own table (NumPy, h5py, h5wasm, Python json + memmap, dd in the same run);
+// the suite keeps their output in its report.
+import { spawnSync } from 'node:child_process';
+
+const formatRuns = [
+  ['npz', 'npz.mjs', smoke ? ['--size-mb', '1', '--repeat', '1', '--deflate-repeat', '1'] : ['--size-mb', '512', '--repeat', String(repeat)]],
+  ['safetensors', 'safetensors.mjs', smoke ? ['--trials', '1', '--shape', '8x64'] : ['--trials', String(repeat)]],
+  ['keras', 'keras.mjs', smoke ? ['--size-mib', '4', '--trials', '1'] : ['--trials', String(repeat)]],
+];
+const formatReports = [];
+for (const [name, script, args] of formatRuns) {
+  log(`running bench/${script} ${args.join(' ')}`);
+  const result = spawnSync(process.execPath, [path.join(here, script), '--dir', values.dir, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, TENSORIO_BENCH_RESULTS: values.out },
+    maxBuffer: 64 << 20,
+  });
+  if (result.status !== 0) throw new Error(`bench/${script} failed: ${result.stderr}`);
+  formatReports.push({ name, command: `node bench/${script} ${args.join(' ')}`, output: result.stdout.trim() });
+}
+
 // ---- report ---------------------------------------------------------------------------
 
 const peerOf = (label) => label.split(' ')[0];
@@ -104,8 +126,9 @@ fs.mkdirSync(values.out, { recursive: true });
 const stamp = started.toISOString().slice(0, 16).replace(/[:T]/g, '-');
 const base = path.join(values.out, `suite-${smoke ? 'smoke-' : ''}${stamp}`);
 const table = markdownTable();
-fs.writeFileSync(`${base}.json`, JSON.stringify({ description, sizes, repeat, results }, null, 2));
-fs.writeFileSync(`${base}.md`, `${description}\n\n${table}\n`);
+const formatText = formatReports.map((r) => `### ${r.name}\n\n\`${r.command}\`\n\n\`\`\`\n${r.output}\n\`\`\``).join('\n\n');
+fs.writeFileSync(`${base}.json`, JSON.stringify({ description, sizes, repeat, results, formats: formatReports }, null, 2));
+fs.writeFileSync(`${base}.md`, `${description}\n\n${table}\n\n${formatText}\n`);
 fs.writeFileSync(`${base}.svg`, svgChart());
 console.log(`${description}\n\n${table}`);
 console.error(`wrote ${base}.json, .md, .svg`);
@@ -116,6 +139,6 @@ if (!smoke && !values['no-readme']) {
   const chart = path.join(here, 'results', 'latest.svg');
   fs.copyFileSync(`${base}.svg`, chart);
   const text = fs.readFileSync(readme, 'utf8');
-  const section = `<!-- suite:begin -->\n${description}\n\n![throughput against size](results/latest.svg)\n\n${table}\n<!-- suite:end -->`;
+  const section = `<!-- suite:begin -->\n${description}\n\n![throughput against size](results/latest.svg)\n\n${table}\n\n${formatText}\n<!-- suite:end -->`;
   fs.writeFileSync(readme, text.replace(/<!-- suite:begin -->[\s\S]*<!-- suite:end -->/, section));
 }

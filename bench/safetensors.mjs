@@ -1,6 +1,6 @@
 // safetensors benchmark: a ~2 GiB checkpoint of 1,000 float32 tensors.
 //
-//   node bench/safetensors.mjs [--trials 3] [--dir /tmp]
+//   node bench/safetensors.mjs [--trials 3] [--dir /tmp] [--shape 512x1024]
 //
 // Measures, each trial in a fresh process, with the page cache warm (the file was just
 // written and read once; `dd` to /dev/null gives the page cache's ceiling), and the eager
@@ -23,7 +23,9 @@ const require = createRequire(import.meta.url);
 const tensorio = require(path.join(here, '..', 'dist', 'index.js'));
 
 const TENSORS = 1000;
-const SHAPE = [512, 1024]; // float32: 2 MiB each, 2,000 MiB in all
+// float32 512 x 1024: 2 MiB each, 2,000 MiB in all. `--shape 8x64` (passed to the trial
+// processes through the environment) makes the suite's smoke run small.
+const SHAPE = (process.env.TENSORIO_BENCH_SHAPE ?? '512x1024').split('x').map(Number);
 const MiB = 2 ** 20;
 
 function makeTensors(shape) {
@@ -104,6 +106,7 @@ if (process.argv[2] === '--child') {
 // The parent: trials in fresh processes, medians, ratios.
 
 const args = process.argv.slice(2);
+if (args.includes('--shape')) process.env.TENSORIO_BENCH_SHAPE = args[args.indexOf('--shape') + 1];
 const trials = Number(args[args.indexOf('--trials') + 1]) || 3;
 const root = fs.mkdtempSync(path.join(args.includes('--dir') ? args[args.indexOf('--dir') + 1] : os.tmpdir(), 'tensorio-bench-st-'));
 const big = path.join(root, 'big.safetensors');

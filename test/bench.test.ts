@@ -11,7 +11,7 @@ test('npm run bench -- --smoke writes a table, a JSON record and an SVG chart wi
   const out = tempDir('bench');
   execFileSync(process.execPath, [path.join(ROOT, 'bench', 'run.mjs'), '--smoke', '--out', out, '--dir', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const files = fs.readdirSync(out);
-  const json = files.find((f) => f.endsWith('.json'));
+  const json = files.find((f) => f.startsWith('suite-') && f.endsWith('.json'));
   assert.ok(json && files.some((f) => f.endsWith('.svg')) && files.some((f) => f.endsWith('.md')), files.join(', '));
   const record = JSON.parse(fs.readFileSync(path.join(out, json), 'utf8')) as { description: string; results: Array<{ group: string; label: string; seconds: number }> };
   assert.match(record.description, /NumPy \d/);
@@ -20,5 +20,8 @@ test('npm run bench -- --smoke writes a table, a JSON record and an SVG chart wi
     assert.ok(labels.has(peer), `missing ${peer}`);
   }
   assert.ok(record.results.every((r) => r.seconds > 0));
+  // The formats' own benchmarks ran too, with their peers in the same run.
+  const report = fs.readFileSync(path.join(out, files.find((f) => f.startsWith('suite-') && f.endsWith('.md')) as string), 'utf8');
+  for (const peer of ['### npz', 'np.savez', '### safetensors', 'python json+memmap', '### keras', 'h5py', 'h5wasm']) assert.ok(report.includes(peer), `report lacks ${peer}`);
   assert.match(fs.readFileSync(path.join(out, files.find((f) => f.endsWith('.svg')) as string), 'utf8'), /^<svg[\s\S]*polyline/);
 });
