@@ -23,6 +23,7 @@ import {
   type ErrorCode,
   type NdArray,
 } from '../src/index.js';
+import { expectCode } from './expect-code.js';
 import { NATIVE_MODE, tempDir } from './helpers.js';
 
 const dir = tempDir('npy');
@@ -54,18 +55,6 @@ function f64Bytes(values: number[], bigEndian = false): Uint8Array {
   return out;
 }
 
-async function expectCode(action: () => unknown, code: ErrorCode, message?: RegExp): Promise<TensorioError> {
-  let caught: unknown;
-  try {
-    await action();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof TensorioError, `expected a TensorioError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  if (message) assert.match(caught.message, message);
-  return caught;
-}
 
 function writeRaw(bytes: Uint8Array, name?: string): string {
   const file = tmp(name);

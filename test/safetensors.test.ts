@@ -26,6 +26,9 @@ import {
 } from '../src/index.js';
 import { planShards, parseShardSize } from '../src/formats/safetensors-sharded.js';
 import { fixture, fixtureFiles, NATIVE_MODE, runPythonJson, tempDir } from './helpers.js';
+import { expectCode } from './expect-code.js';
+
+const rejectsWith = (code: string, fn: () => unknown): Promise<TensorioError> => expectCode(fn, code as Parameters<typeof expectCode>[1]);
 
 const dir = tempDir('safetensors');
 let counter = 0;
@@ -62,17 +65,6 @@ function writeTemp(content: Uint8Array): string {
   return file;
 }
 
-async function rejectsWith(code: string, fn: () => Promise<unknown> | unknown): Promise<TensorioError> {
-  let caught: unknown;
-  try {
-    await fn();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof TensorioError, `expected a TensorioError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 /** Every reader entry point must refuse a bad file with the same code. */
 async function allReadersRefuse(content: Uint8Array, code: string): Promise<void> {
