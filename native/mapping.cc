@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 
@@ -35,6 +36,21 @@ struct Mapping {
 // Live mappings by base address. Finalizers and unmap() run on a JS thread, but worker
 // threads each have their own, so the table is shared and locked.
 std::mutex registry_mutex;
+
+// V8 counts every ArrayBuffer's bytes as external memory and, past a limit, collects garbage
+// synchronously inside ArrayBuffer creation: mapping a 512 MiB file cost a 2-3 ms full GC, so
+// a mapped open grew with the file's size. A mapping is not allocated memory (its pages are
+// the page cache's), so Map() takes the mapping's length off the count before creating the
+// buffer, and gives it back once V8 has let go of the buffer. Deleters may run on any thread,
+// where N-API cannot be called, so they only note the bytes here and the next Map() settles
+// them.
+std::atomic<int64_t> uncounted_released_bytes{0};
+
+void SettleReleasedBytes(napi_env env) {
+  int64_t released = uncounted_released_bytes.exchange(0);
+  int64_t unused;
+  if (released != 0) napi_adjust_external_memory(env, released, &unused);
+}
 std::unordered_map<void*, Mapping*> registry;
 
 // Unmaps once, and forgets the address at the same moment: after munmap the kernel may hand
@@ -49,10 +65,17 @@ void Release(Mapping* mapping) {
   mapping->unmapped = true;
 }
 
+// Runs once V8 has swept the buffer (and so stopped counting its bytes), so the bytes Map()
+// took off the count go back now, balancing it; an earlier unmap() changes nothing here.
+void Forget(Mapping* mapping) {
+  Release(mapping);
+  uncounted_released_bytes += static_cast<int64_t>(mapping->length);
+  delete mapping;
+}
+
 void Finalize(Napi::Env, void*, Mapping* mapping) {
   if (mapping->creating) return;
-  Release(mapping);
-  delete mapping;
+  Forget(mapping);
 }
 
 Mapping* Lookup(const Napi::CallbackInfo& info, size_t index, Napi::ArrayBuffer* buffer_out) {
@@ -88,9 +111,7 @@ napi_value NewLargeArrayBuffer(Mapping* mapping) {
   std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
       mapping->address, mapping->length,
       [](void*, size_t, void* hint) {
-        auto* owned = static_cast<Mapping*>(hint);
-        Release(owned);
-        delete owned;
+        Forget(static_cast<Mapping*>(hint));
       },
       mapping);
   v8::Local<v8::Value> buffer = v8::ArrayBuffer::New(isolate, std::move(store));
@@ -122,6 +143,9 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   if (address == MAP_FAILED) throw SystemError(env, errno, "mmap");
 
   auto* mapping = new Mapping{address, static_cast<size_t>(length), writable, false, true};
+  SettleReleasedBytes(env);
+  int64_t unused;
+  napi_adjust_external_memory(env, -static_cast<int64_t>(length), &unused);
   napi_value result;
   napi_status status = napi_create_external_arraybuffer(
       env, address, length,
@@ -148,6 +172,7 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   if (status != napi_ok) {
     munmap(address, length);
     delete mapping;
+    napi_adjust_external_memory(env, static_cast<int64_t>(length), &unused);
     // Electron's V8 sandbox refuses external memory: the TypeScript layer reads the file
     // instead when it sees this code.
     std::string reason = "the JavaScript engine refused external (mapped) memory";

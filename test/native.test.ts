@@ -103,6 +103,28 @@ describe('mappings and the garbage collector', () => {
   });
 });
 
+describe('mappings and V8 external memory', () => {
+  test('mapping large files starts no garbage collection for external memory pressure', () => {
+    if (!NATIVE_MODE) return; // nothing is mapped on the TypeScript path
+    const file = path.join(dir, 'sparse-1g.bin');
+    const fd = fs.openSync(file, 'w');
+    fs.ftruncateSync(fd, 2 ** 30);
+    fs.closeSync(fd);
+    const script = `
+      const fs = require('node:fs');
+      const { native } = require(${JSON.stringify(path.join(ROOT, 'dist-test', 'src', 'native.js'))});
+      const fd = fs.openSync(${JSON.stringify(file)}, 'r');
+      const kept = [];
+      for (let i = 0; i < 16; i++) kept.push(native.map(fd, 2 ** 30, false));
+      for (const buffer of kept.splice(0, 8)) native.unmap(buffer);
+      for (let i = 0; i < 8; i++) kept.push(native.map(fd, 2 ** 30, false));
+      console.log('mapped', kept.length);`;
+    const output = execFileSync(process.execPath, ['--trace-gc', '-e', script], { encoding: 'utf8' });
+    assert.match(output, /mapped 16/);
+    assert.doesNotMatch(output, /external memory pressure/, 'a mapping is not allocated memory');
+  });
+});
+
 describe('mappings larger than 4 GiB', () => {
   test('a 5 GiB sparse .npy maps as one zero-copy array, and is released by the collector', () => {
     if (!NATIVE_MODE) return; // the TypeScript path would read 5 GiB; mapping is the point here
