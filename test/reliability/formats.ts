@@ -18,7 +18,10 @@ export interface ReliabilityFormat {
   extension: string;
   /** Folder under ../shared/fixtures holding real files of this format. */
   fixtures: string;
-  /** Writes one array atomically (the format's own writer; containers hold it as their only entry). */
+  /**
+   * Writes one array atomically (the format's own writer; containers hold it as their only
+   * entry). Make it an async function, so a sync writer's throw becomes a rejection.
+   */
   write(file: string, array: NdArray, sync: boolean): Promise<void>;
   /** Reads every array of a file, mapped when asked and supported. */
   read(file: string, mmap: boolean): Promise<LoadedArray[]>;
@@ -73,7 +76,7 @@ export const FORMATS: ReliabilityFormat[] = [
     name: 'npy',
     extension: '.npy',
     fixtures: 'npy',
-    write: (file, array, sync) => (sync ? Promise.resolve(writeNpySync(file, array)) : writeNpy(file, array)),
+    write: async (file, array, sync) => (sync ? writeNpySync(file, array) : writeNpy(file, array)),
     read: async (file, mmap) => [await readNpy(file, { mmap })],
     readSync: (file, mmap) => [readNpySync(file, { mmap })],
     parse: (bytes) => [decodeNpy(bytes)],
