@@ -5,6 +5,7 @@
 // has it, chosen at run time so the addon still loads on CPUs without it.
 #pragma once
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstddef>
@@ -98,8 +99,19 @@ __attribute__((target("avx,f16c"))) inline void FloatToHalfF16c(const float* src
   for (; i < count; ++i) dst[i] = FloatToHalf(src[i]);
 }
 
+// Asked of cpuid directly: clang before 15 rejects __builtin_cpu_supports("f16c"), which made
+// the addon (and the fuzz harnesses) fail to compile with clang 14. AVX also needs the OS to
+// save YMM registers (OSXSAVE, then XCR0 bits 1 and 2), which cpuid alone does not say.
 inline bool CpuHasF16c() {
-  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+    const unsigned kOsxsave = 1u << 27, kAvx = 1u << 28, kF16c = 1u << 29;
+    if ((ecx & (kOsxsave | kAvx | kF16c)) != (kOsxsave | kAvx | kF16c)) return false;
+    unsigned xcr0_low = 0, xcr0_high = 0;
+    __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+    return (xcr0_low & 6u) == 6u;
+  }();
   return has;
 }
 
