@@ -53,6 +53,14 @@ describe('the checks themselves', () => {
     const greedy = { ...base, name: 'greedy', run: () => new ArrayBuffer(8 << 20).byteLength };
     assert.throws(() => checkInput(greedy, new Uint8Array(10)), /allocated \d+ bytes for a 10-byte input/);
   });
+  test('catch a parser whose heap grows beyond the bound', () => {
+    const hoarder = { ...base, name: 'hoarder', run: () => { (globalThis as { hoard?: unknown }).hoard = Array.from({ length: 3e6 }, (_, i) => ({ i })); return 0; } };
+    try {
+      assert.throws(() => checkInput(hoarder, new Uint8Array(10)), /heap grew by \d+ bytes/);
+    } finally {
+      delete (globalThis as { hoard?: unknown }).hoard;
+    }
+  });
   test('catch an untyped error', () => {
     const crashy = { ...base, name: 'crashy', run: (): number => { throw new TypeError('boom'); } };
     assert.throws(() => checkInput(crashy, new Uint8Array(1)), /untyped failure TypeError: boom/);

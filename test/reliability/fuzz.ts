@@ -309,6 +309,8 @@ export interface FuzzFigures {
   maxMs: number;
   /** Largest (allocated bytes / bound) seen: must stay at or below 1. */
   maxAllocationRatio: number;
+  /** Largest growth of the JS heap across one input, in bytes. */
+  maxHeapGrowth: number;
   seconds: number;
   saved: string[];
 }
@@ -316,7 +318,8 @@ export interface FuzzFigures {
 /** Checks one input; throws an Error describing any violation. Returns whether it was accepted. */
 export function checkInput(target: FuzzTarget, bytes: Uint8Array, figures?: FuzzFigures): boolean {
   const bound = target.allocationBound ? target.allocationBound(bytes.length) : 2 * bytes.length + (1 << 20);
-  const before = process.memoryUsage().arrayBuffers;
+  const memoryBefore = process.memoryUsage();
+  const before = memoryBefore.arrayBuffers;
   const start = performance.now();
   let accepted = false;
   let produced = 0;
@@ -329,12 +332,19 @@ export function checkInput(target: FuzzTarget, bytes: Uint8Array, figures?: Fuzz
     }
   }
   const ms = performance.now() - start;
-  const allocated = Math.max(produced, process.memoryUsage().arrayBuffers - before);
+  const memoryAfter = process.memoryUsage();
+  const allocated = Math.max(produced, memoryAfter.arrayBuffers - before);
+  // Growth of the JS heap across the call (a collection in between only lowers it): strings
+  // and objects the parser builds. Generous, since a parser builds a few objects per byte.
+  const heapGrowth = memoryAfter.heapUsed - memoryBefore.heapUsed;
+  const heapBound = 512 * bytes.length + (16 << 20);
+  if (heapGrowth > heapBound) throw new Error(`${target.name}: the heap grew by ${heapGrowth} bytes for a ${bytes.length}-byte input (bound ${heapBound})`);
   if (ms > TIME_BUDGET_MS) throw new Error(`${target.name}: ${ms.toFixed(1)} ms for a ${bytes.length}-byte input (budget ${TIME_BUDGET_MS} ms)`);
   if (allocated > bound) throw new Error(`${target.name}: allocated ${allocated} bytes for a ${bytes.length}-byte input (bound ${bound})`);
   if (figures) {
     figures.maxMs = Math.max(figures.maxMs, ms);
     figures.maxAllocationRatio = Math.max(figures.maxAllocationRatio, allocated / bound);
+    figures.maxHeapGrowth = Math.max(figures.maxHeapGrowth, heapGrowth);
   }
   return accepted;
 }
@@ -369,7 +379,7 @@ export function inputs(target: FuzzTarget): fc.Arbitrary<Uint8Array> {
  * `onInput` sees each input before it runs (the long campaign's hang watchdog records it).
  */
 export function fuzz(target: FuzzTarget, runs: number, options: { seed?: number; batch?: number; onInput?: (bytes: Uint8Array) => void } = {}): FuzzFigures {
-  const figures: FuzzFigures = { target: target.name, runs: 0, accepted: 0, refused: 0, failures: 0, maxMs: 0, maxAllocationRatio: 0, seconds: 0, saved: [] };
+  const figures: FuzzFigures = { target: target.name, runs: 0, accepted: 0, refused: 0, failures: 0, maxMs: 0, maxAllocationRatio: 0, maxHeapGrowth: 0, seconds: 0, saved: [] };
   const arbitrary = inputs(target);
   const batch = options.batch ?? 10000;
   const started = performance.now();
