@@ -8,8 +8,18 @@
 # process (LD_PRELOAD is inherited by the suite's child processes) and leak detection is off:
 # node never frees its heap at exit, which LeakSanitizer would report as thousands of leaks.
 # UBSan stops at the first finding (halt_on_error), so any report fails the run.
-#   scripts/test-sanitized.sh [test-file-substring...]
+#
+# With --leaks, LeakSanitizer runs too: node's own heap is never freed at exit, so every
+# process reports leaks; the script keeps only leak records whose allocation stack passes
+# through the addon (tensorio.node) and fails when there is one. Exit statuses are left to
+# the tests (exitcode=0 for the sanitizer).
+#   scripts/test-sanitized.sh [--leaks] [test-file-substring...]
 set -euo pipefail
+leaks=0
+if [ "${1:-}" = "--leaks" ]; then
+  leaks=1
+  shift
+fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 asan="$(g++ -print-file-name=libasan.so)"
@@ -46,5 +56,35 @@ export LD_PRELOAD="$asan:$ubsan"
 # still caught.
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1:detect_stack_use_after_return=0:quarantine_size_mb=8"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-echo "test-sanitized: running the suite with $(basename "$asan") and $(basename "$ubsan") preloaded"
+if [ "$leaks" = 0 ]; then
+  echo "test-sanitized: running the suite with $(basename "$asan") and $(basename "$ubsan") preloaded"
+  node scripts/run-tests.cjs "$@"
+  exit
+fi
+
+reports="$root/build-sanitize/lsan"
+rm -rf "$reports"
+mkdir -p "$reports"
+export ASAN_OPTIONS="${ASAN_OPTIONS/detect_leaks=0/detect_leaks=1}:exitcode=0:log_path=$reports/report"
+export LSAN_OPTIONS="exitcode=0:max_leaks=0"
+echo "test-sanitized: running the suite with LeakSanitizer; reports in ${reports#$root/}"
+set +e
 node scripts/run-tests.cjs "$@"
+status=$?
+set -e
+# One record per "Direct/Indirect leak of ..." paragraph; keep those allocated by the addon.
+ours=$(cat "$reports"/report.* 2>/dev/null | awk '
+  /^(Direct|Indirect) leak of/ { if (record ~ /tensorio\.node/) print record; record = $0; next }
+  /^$/ { if (record ~ /tensorio\.node/) print record "\n"; record = ""; next }
+  { if (record != "") record = record "\n" $0 }
+  END { if (record ~ /tensorio\.node/) print record }')
+processes=$(ls "$reports" | wc -l)
+records=$(cat "$reports"/report.* 2>/dev/null | grep -cE '^(Direct|Indirect) leak of' || true)
+echo "test-sanitized: LeakSanitizer reports from $processes processes, $records leak records in all (node's own heap at exit)"
+if [ -n "$ours" ]; then
+  echo "test-sanitized: leaks allocated through tensorio.node:" >&2
+  echo -e "$ours" >&2
+  exit 1
+fi
+echo "test-sanitized: no leak record passes through tensorio.node"
+exit $status
