@@ -184,39 +184,28 @@ inline const Conversion* FindConversion(const std::string& name) {
   return nullptr;
 }
 
+inline uint16_t Bswap(uint16_t v) { return __builtin_bswap16(v); }
+inline uint32_t Bswap(uint32_t v) { return __builtin_bswap32(v); }
+inline uint64_t Bswap(uint64_t v) { return __builtin_bswap64(v); }
+
+// memcpy in and out keeps this correct for unaligned views; compilers emit plain loads.
+template <typename T>
+inline void SwapEach(uint8_t* data, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    T v;
+    std::memcpy(&v, data + i * sizeof(T), sizeof(T));
+    v = Bswap(v);
+    std::memcpy(data + i * sizeof(T), &v, sizeof(T));
+  }
+}
+
 // Reverses the bytes of each of the length / item_size items in place. item_size is 1, 2, 4
 // or 8 and divides length (the caller checks).
 inline void ByteswapInPlace(uint8_t* data, size_t length, size_t item_size) {
   size_t count = length / item_size;
-  // memcpy in and out keeps this correct for unaligned views; compilers emit plain loads.
-  switch (item_size) {
-    case 2:
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t v;
-        std::memcpy(&v, data + i * 2, 2);
-        v = __builtin_bswap16(v);
-        std::memcpy(data + i * 2, &v, 2);
-      }
-      break;
-    case 4:
-      for (size_t i = 0; i < count; ++i) {
-        uint32_t v;
-        std::memcpy(&v, data + i * 4, 4);
-        v = __builtin_bswap32(v);
-        std::memcpy(data + i * 4, &v, 4);
-      }
-      break;
-    case 8:
-      for (size_t i = 0; i < count; ++i) {
-        uint64_t v;
-        std::memcpy(&v, data + i * 8, 8);
-        v = __builtin_bswap64(v);
-        std::memcpy(data + i * 8, &v, 8);
-      }
-      break;
-    default:
-      break;
-  }
+  if (item_size == 2) SwapEach<uint16_t>(data, count);
+  if (item_size == 4) SwapEach<uint32_t>(data, count);
+  if (item_size == 8) SwapEach<uint64_t>(data, count);
 }
 
 }  // namespace tensorio
