@@ -25,7 +25,7 @@ if (isMainThread) {
   for (const name of names) {
     results.push(await runTarget(name, runs));
     const r = results.at(-1);
-    console.log(`${r.target.padEnd(12)} ${String(r.runs).padStart(9)} inputs  accepted ${String(r.accepted).padStart(7)}  refused ${String(r.refused).padStart(8)}  failures ${r.failures}  hangs ${r.hangs ?? 0}  max ${r.maxMs.toFixed(1)} ms/input  max alloc ${(r.maxAllocationRatio * 100).toFixed(2)}% of bound  max heap growth ${((r.maxHeapGrowth ?? 0) / 1048576).toFixed(1)} MiB  ${r.seconds.toFixed(1)} s`);
+    console.log(`${r.target.padEnd(12)} ${String(r.runs).padStart(9)} inputs  accepted ${String(r.accepted).padStart(7)}  refused ${String(r.refused).padStart(8)}  failures ${r.failures}  slow-then-fine ${r.retriedSlow}  hangs ${r.hangs ?? 0}  max ${r.maxMs.toFixed(1)} ms/input  max alloc ${(r.maxAllocationRatio * 100).toFixed(2)}% of bound  max heap growth ${((r.maxHeapGrowth ?? 0) / 1048576).toFixed(1)} MiB  ${r.seconds.toFixed(1)} s`);
   }
   const record = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} x${os.cpus().length}, node ${process.version}`, runsPerTarget: runs, results };
   const out = path.join(root, 'bench', 'results', `fuzz-${record.date.slice(0, 10)}.json`);
@@ -34,7 +34,7 @@ if (isMainThread) {
   console.log(`figures written to ${path.relative(root, out)}`);
   const bad = results.filter((r) => r.failures > 0 || r.hangs > 0);
   if (bad.length > 0) {
-    console.error(`FAILURES: ${bad.map((r) => `${r.target}: ${r.saved.join(', ')}`).join('; ')}`);
+    console.error(`FAILURES: ${bad.map((r) => `${r.target}: ${r.saved.map((file, i) => `${file} (${r.messages[i]})`).join(', ')}`).join('; ')}`);
     process.exit(1);
   }
 } else {
@@ -70,7 +70,7 @@ function runTarget(name, runs) {
         const saved = engine.saveRegression(name, input);
         console.error(`${name}: an input ran over ${HANG_MS} ms; saved as ${saved}`);
         void worker.terminate();
-        resolve({ target: name, runs: now, accepted: 0, refused: 0, failures: 0, hangs: 1, maxMs: HANG_MS, maxAllocationRatio: 0, maxHeapGrowth: 0, seconds: 0, saved: [saved] });
+        resolve({ target: name, runs: now, accepted: 0, refused: 0, failures: 0, hangs: 1, maxMs: HANG_MS, maxAllocationRatio: 0, maxHeapGrowth: 0, retriedSlow: 0, seconds: 0, saved: [saved], messages: ['hang'] });
       }
     }, 1000);
     worker.once('message', (figures) => {
