@@ -6,11 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import fc from 'fast-check';
 
-import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, parseNpyHeader, TensorioError, type NdArray } from '../../src/index.js';
+import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, parseNpyHeader, TensorioError, unmap, type NdArray } from '../../src/index.js';
 import { parsePyLiteral, PyLiteralError } from '../../src/formats/pyliteral.js';
 import { ROOT } from '../helpers.js';
 import { FORMATS, formatFixtures, type ReliabilityFormat } from './formats.js';
@@ -251,7 +252,7 @@ function fixtureSeeds(format: ReliabilityFormat): Uint8Array[] {
   return seeds;
 }
 
-/** Every fuzz target: one per format in the table, plus the npy header and literal parsers. */
+/** Every fuzz target: two per format in the table (bytes in memory, a file), plus the npy header and literal parsers. */
 export function fuzzTargets(): FuzzTarget[] {
   const formats = FORMATS.map(
     (format): FuzzTarget => ({
@@ -262,9 +263,30 @@ export function fuzzTargets(): FuzzTarget[] {
       structured: format.name === 'npy' ? [npyStructured] : [],
     }),
   );
+  // The same inputs through each format's file reader (eager or mapped by the input's
+  // length), which has its own paths: a first read of the header, a second for long ones,
+  // size checks against the real file, the mapping.
+  const files = FORMATS.map(
+    (format): FuzzTarget => ({
+      name: `${format.name}-file`,
+      run: (bytes) => {
+        const file = scratchFile(format.extension);
+        fs.writeFileSync(file, bytes);
+        const arrays = format.readSync(file, bytes.length % 2 === 0);
+        const produced = dataBytes(arrays);
+        // Unmapped now: a synchronous loop never yields to the finalizers that would.
+        for (const array of arrays) unmap(array.data.buffer);
+        return produced;
+      },
+      typed: isTensorioError,
+      seeds: () => fixtureSeeds(format),
+      structured: format.name === 'npy' ? [npyStructured] : [],
+    }),
+  );
   const npy = FORMATS.find((f) => f.name === 'npy') as ReliabilityFormat;
   return [
     ...formats,
+    ...files,
     {
       name: 'npy-header',
       run: (bytes) => {
@@ -288,6 +310,18 @@ export function fuzzTargets(): FuzzTarget[] {
       structured: [pyStructured],
     },
   ];
+}
+
+let scratchDir: string | undefined;
+
+/** A file in a private folder (one per process and thread), removed at exit. */
+function scratchFile(extension: string): string {
+  if (!scratchDir) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorio-fuzz-'));
+    scratchDir = dir;
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  return path.join(scratchDir, `input${extension}`);
 }
 
 /** What a fuzz run found. */
