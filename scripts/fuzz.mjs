@@ -27,8 +27,15 @@ if (isMainThread) {
     const r = results.at(-1);
     console.log(`${r.target.padEnd(12)} ${String(r.runs).padStart(9)} inputs  accepted ${String(r.accepted).padStart(7)}  refused ${String(r.refused).padStart(8)}  failures ${r.failures}  slow-then-fine ${r.retriedSlow}  hangs ${r.hangs ?? 0}  max ${r.maxMs.toFixed(1)} ms/input  max alloc ${(r.maxAllocationRatio * 100).toFixed(2)}% of bound  max heap growth ${((r.maxHeapGrowth ?? 0) / 1048576).toFixed(1)} MiB  ${r.seconds.toFixed(1)} s`);
   }
-  const record = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} x${os.cpus().length}, node ${process.version}`, runsPerTarget: runs, results };
-  const out = path.join(root, 'bench', 'results', `fuzz-${record.date.slice(0, 10)}${only.length > 0 ? `-${only.join('-')}` : ''}.json`);
+  const record = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus()[0]?.model} x${os.cpus().length}, node ${process.version}`,
+    path: process.env.TENSORIO_NO_NATIVE === '1' ? 'pure-typescript' : 'native',
+    runsPerTarget: runs,
+    results,
+  };
+  const suffix = `${only.length > 0 ? `-${only.join('-')}` : ''}${record.path === 'pure-typescript' ? '-ts' : ''}`;
+  const out = path.join(root, 'bench', 'results', `fuzz-${record.date.slice(0, 10)}${suffix}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify(record, null, 2) + '\n');
   console.log(`figures written to ${path.relative(root, out)}`);

@@ -40,7 +40,9 @@ trap restore EXIT
 # Node's own headers (as npm passes them to install scripts), so cmake-js never downloads.
 export npm_config_nodedir="${npm_config_nodedir:-$(node -p 'require("path").resolve(process.execPath, "..", "..")')}"
 node node_modules/cmake-js/bin/cmake-js compile --log-level warn --out build-sanitize --CDTENSORIO_SANITIZE=ON
-if ! ldd build-sanitize/Release/tensorio.node | grep -q libasan; then
+# Captured first: with pipefail, grep -q closing the pipe early can fail ldd with SIGPIPE.
+linked="$(ldd build-sanitize/Release/tensorio.node)"
+if [[ "$linked" != *libasan* ]]; then
   echo "test-sanitized: build-sanitize/Release/tensorio.node is not linked with ASan" >&2
   exit 1
 fi
