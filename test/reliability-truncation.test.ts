@@ -13,9 +13,14 @@ import { TensorioError } from '../src/index.js';
 import { tempDir } from './helpers.js';
 import { FORMATS, formatFixtures, type ReliabilityFormat } from './reliability/formats.js';
 
-/** All cuts below the file's length: every boundary when few, else a spread of them, plus samples. */
+/** Every structural boundary below the file's length. */
+function boundariesOf(format: ReliabilityFormat, bytes: Uint8Array): number[] {
+  return [...new Set(format.boundaries(bytes))].filter((c) => c >= 0 && c < bytes.length).sort((a, b) => a - b);
+}
+
+/** The cuts also tried through files: every boundary when few, else a spread of them, plus samples. */
 function cutsFor(format: ReliabilityFormat, bytes: Uint8Array): number[] {
-  let boundaries = [...new Set(format.boundaries(bytes))].filter((c) => c >= 0 && c < bytes.length).sort((a, b) => a - b);
+  let boundaries = boundariesOf(format, bytes);
   if (boundaries.length > 96) {
     // Element boundaries of big arrays: the first and last ones and an even spread between.
     const spread = Array.from({ length: 32 }, (_, i) => boundaries[Math.floor(((i + 1) * boundaries.length) / 33)] as number);
@@ -48,6 +53,17 @@ async function outcomeAsync(run: () => Promise<unknown>): Promise<{ ok: true } |
   }
 }
 
+/** A cut must be refused with a TensorioError (ERR_TRUNCATED for a readable file), or be a valid prefix. */
+function checkCut(result: { ok: true } | { ok: false; error: unknown }, at: number, how: string, wholeReadable: boolean): void {
+  // A prefix can only be valid if the file carried bytes after its data.
+  if (result.ok) {
+    assert.ok(wholeReadable, `cut at ${at} (${how}) was accepted although the whole file is not`);
+    return;
+  }
+  assert.ok(result.error instanceof TensorioError, `cut at ${at} (${how}): ${String(result.error)}`);
+  if (wholeReadable) assert.equal(result.error.code, 'ERR_TRUNCATED', `cut at ${at} (${how}): ${result.error.message}`);
+}
+
 for (const format of FORMATS) {
   describe(`${format.name}: every fixture cut at its structural boundaries`, () => {
     const files = formatFixtures(format);
@@ -58,6 +74,8 @@ for (const format of FORMATS) {
         const wholeReadable = outcome(() => format.parse(bytes)).ok;
         const dir = tempDir(`trunc-${format.name}`);
         const cut = path.join(dir, `cut${format.extension}`);
+        // Every boundary from memory (cheap), then the chosen cuts and samples through files too.
+        for (const at of boundariesOf(format, bytes)) checkCut(outcome(() => format.parse(bytes.slice(0, at))), at, 'from memory', wholeReadable);
         const cuts = cutsFor(format, bytes);
         assert.ok(cuts.length >= 6, `only ${cuts.length} cuts`);
         for (const at of cuts) {
@@ -71,14 +89,7 @@ for (const format of FORMATS) {
             await outcomeAsync(() => format.read(cut, true)),
           ];
           for (const [i, result] of results.entries()) {
-            const how = ['from memory', 'sync eager', 'sync mapped', 'async eager', 'async mapped'][i];
-            // A prefix can only be valid if the file carried bytes after its data.
-            if (result.ok) {
-              assert.ok(wholeReadable, `cut at ${at} (${how}) was accepted although the whole file is not`);
-              continue;
-            }
-            assert.ok(result.error instanceof TensorioError, `cut at ${at} (${how}): ${String(result.error)}`);
-            if (wholeReadable) assert.equal(result.error.code, 'ERR_TRUNCATED', `cut at ${at} (${how}): ${result.error.message}`);
+            checkCut(result, at, ['from memory', 'sync eager', 'sync mapped', 'async eager', 'async mapped'][i] as string, wholeReadable);
           }
         }
       });
