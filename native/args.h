@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "span.h"
+
 namespace tensorio {
 
 inline void ThrowType(Napi::Env env, const std::string& message) {
@@ -65,11 +67,6 @@ inline Napi::Function ArgFunction(const Napi::CallbackInfo& info, size_t index) 
 }
 
 // Raw bytes of an ArrayBuffer or any ArrayBufferView (TypedArray, DataView, Buffer).
-struct ByteSpan {
-  uint8_t* data = nullptr;
-  size_t length = 0;
-};
-
 inline ByteSpan BytesOf(Napi::Env env, Napi::Value value, const std::string& what) {
   ByteSpan span;
   if (value.IsArrayBuffer()) {

@@ -1,171 +1,17 @@
-// Element conversions and byte swapping over raw buffers.
+// Element conversions and byte swapping over raw buffers: argument checks around the kernels
+// of convert_core.h.
 //
 // No format knowledge: the TypeScript layer names a conversion ("float16:float32") and hands
-// over the source and destination bytes. Loops are written so the compiler vectorises them;
-// half-precision uses F16C when the CPU has it, chosen at run time so the addon still loads
-// on CPUs without it.
+// over the source and destination bytes.
 #include "convert.h"
 
-#include <immintrin.h>
-
-#include <cmath>
-#include <cstring>
 #include <string>
 
 #include "args.h"
+#include "convert_core.h"
 
 namespace tensorio {
 namespace {
-
-// IEEE half -> single, exact for every input (subnormals, infinities, NaN payloads).
-inline float HalfToFloat(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t bits;
-  if (exponent == 0) {
-    if (mantissa == 0) {
-      bits = sign;
-    } else {
-      // Subnormal half: normalise into a single's exponent range.
-      int shift = 0;
-      while ((mantissa & 0x400u) == 0) {
-        mantissa <<= 1;
-        ++shift;
-      }
-      mantissa &= 0x3ffu;
-      bits = sign | (static_cast<uint32_t>(127 - 15 - shift + 1) << 23) | (mantissa << 13);
-    }
-  } else if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else {
-    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-  }
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
-}
-
-// IEEE single -> half with round-to-nearest-even, as NumPy's astype(float16) does.
-inline uint16_t FloatToHalf(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  uint32_t sign = (bits >> 16) & 0x8000u;
-  uint32_t exponent = (bits >> 23) & 0xffu;
-  uint32_t mantissa = bits & 0x7fffffu;
-  if (exponent == 0xff) {  // Inf or NaN; keep NaNs quiet and non-zero
-    return static_cast<uint16_t>(sign | 0x7c00u | (mantissa ? (0x200u | (mantissa >> 13)) : 0));
-  }
-  int32_t half_exponent = static_cast<int32_t>(exponent) - 127 + 15;
-  if (half_exponent >= 0x1f) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> Inf
-  if (half_exponent <= 0) {
-    if (half_exponent < -10) return static_cast<uint16_t>(sign);  // underflow -> signed zero
-    mantissa |= 0x800000u;
-    uint32_t shift = static_cast<uint32_t>(14 - half_exponent);
-    uint32_t half_mantissa = mantissa >> shift;
-    uint32_t remainder = mantissa & ((1u << shift) - 1);
-    uint32_t halfway = 1u << (shift - 1);
-    if (remainder > halfway || (remainder == halfway && (half_mantissa & 1u))) ++half_mantissa;
-    return static_cast<uint16_t>(sign | half_mantissa);
-  }
-  uint32_t half = sign | (static_cast<uint32_t>(half_exponent) << 10) | (mantissa >> 13);
-  uint32_t remainder = mantissa & 0x1fffu;
-  // A carry out of the mantissa correctly bumps the exponent (and reaches Inf at the top).
-  if (remainder > 0x1000u || (remainder == 0x1000u && (half & 1u))) ++half;
-  return static_cast<uint16_t>(half);
-}
-
-inline uint16_t FloatToBfloat16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);  // quiet NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-__attribute__((target("avx,f16c"))) void HalfToFloatF16c(const uint16_t* src, float* dst, size_t count) {
-  size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(half));
-  }
-  for (; i < count; ++i) dst[i] = HalfToFloat(src[i]);
-}
-
-__attribute__((target("avx,f16c"))) void FloatToHalfF16c(const float* src, uint16_t* dst, size_t count) {
-  size_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    __m256 single = _mm256_loadu_ps(src + i);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(single, _MM_FROUND_TO_NEAREST_INT));
-  }
-  for (; i < count; ++i) dst[i] = FloatToHalf(src[i]);
-}
-
-bool CpuHasF16c() {
-  static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-  return has;
-}
-
-template <typename From, typename To>
-void Cast(const void* src, void* dst, size_t count) {
-  const From* in = static_cast<const From*>(src);
-  To* out = static_cast<To*>(dst);
-  for (size_t i = 0; i < count; ++i) out[i] = static_cast<To>(in[i]);
-}
-
-void Float16ToFloat32(const void* src, void* dst, size_t count) {
-  const uint16_t* in = static_cast<const uint16_t*>(src);
-  float* out = static_cast<float*>(dst);
-  if (CpuHasF16c()) return HalfToFloatF16c(in, out, count);
-  for (size_t i = 0; i < count; ++i) out[i] = HalfToFloat(in[i]);
-}
-
-void Float32ToFloat16(const void* src, void* dst, size_t count) {
-  const float* in = static_cast<const float*>(src);
-  uint16_t* out = static_cast<uint16_t*>(dst);
-  if (CpuHasF16c()) return FloatToHalfF16c(in, out, count);
-  for (size_t i = 0; i < count; ++i) out[i] = FloatToHalf(in[i]);
-}
-
-void Bfloat16ToFloat32(const void* src, void* dst, size_t count) {
-  const uint16_t* in = static_cast<const uint16_t*>(src);
-  uint32_t* out = static_cast<uint32_t*>(dst);
-  for (size_t i = 0; i < count; ++i) out[i] = static_cast<uint32_t>(in[i]) << 16;
-}
-
-void Float32ToBfloat16(const void* src, void* dst, size_t count) {
-  const float* in = static_cast<const float*>(src);
-  uint16_t* out = static_cast<uint16_t*>(dst);
-  for (size_t i = 0; i < count; ++i) out[i] = FloatToBfloat16(in[i]);
-}
-
-struct Conversion {
-  const char* name;
-  size_t from_size;
-  size_t to_size;
-  void (*run)(const void*, void*, size_t);
-};
-
-const Conversion kConversions[] = {
-    {"float16:float32", 2, 4, Float16ToFloat32},
-    {"bfloat16:float32", 2, 4, Bfloat16ToFloat32},
-    {"float32:float16", 4, 2, Float32ToFloat16},
-    {"float32:bfloat16", 4, 2, Float32ToBfloat16},
-    {"float64:float32", 8, 4, Cast<double, float>},
-    {"float32:float64", 4, 8, Cast<float, double>},
-    {"int8:float32", 1, 4, Cast<int8_t, float>},
-    {"uint8:float32", 1, 4, Cast<uint8_t, float>},
-    {"int16:float32", 2, 4, Cast<int16_t, float>},
-    {"uint16:float32", 2, 4, Cast<uint16_t, float>},
-    {"int32:float32", 4, 4, Cast<int32_t, float>},
-    {"uint32:float32", 4, 4, Cast<uint32_t, float>},
-    {"int64:float32", 8, 4, Cast<int64_t, float>},
-    {"uint64:float32", 8, 4, Cast<uint64_t, float>},
-};
-
-bool Aligned(const void* pointer, size_t alignment) {
-  return reinterpret_cast<uintptr_t>(pointer) % alignment == 0;
-}
 
 // convert(name, src, dst): src and dst hold the same number of elements.
 Napi::Value Convert(const Napi::CallbackInfo& info) {
@@ -174,8 +20,8 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0);
   ByteSpan src = ArgBytes(info, 1);
   ByteSpan dst = ArgBytes(info, 2);
-  for (const Conversion& conversion : kConversions) {
-    if (name != conversion.name) continue;
+  if (const Conversion* found = FindConversion(name)) {
+    const Conversion& conversion = *found;
     if (src.length % conversion.from_size != 0) ThrowRange(env, "source length is not a whole number of elements");
     size_t count = src.length / conversion.from_size;
     if (dst.length != count * conversion.to_size) ThrowRange(env, "destination length does not match the source");
@@ -197,37 +43,7 @@ Napi::Value Byteswap(const Napi::CallbackInfo& info) {
   uint64_t item_size = ArgSize(info, 1);
   if (item_size != 1 && item_size != 2 && item_size != 4 && item_size != 8) ThrowRange(env, "itemSize must be 1, 2, 4 or 8");
   if (bytes.length % item_size != 0) ThrowRange(env, "length is not a whole number of items");
-  size_t count = bytes.length / item_size;
-  uint8_t* data = bytes.data;
-  // memcpy in and out keeps this correct for unaligned views; compilers emit plain loads.
-  switch (item_size) {
-    case 2:
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t v;
-        std::memcpy(&v, data + i * 2, 2);
-        v = __builtin_bswap16(v);
-        std::memcpy(data + i * 2, &v, 2);
-      }
-      break;
-    case 4:
-      for (size_t i = 0; i < count; ++i) {
-        uint32_t v;
-        std::memcpy(&v, data + i * 4, 4);
-        v = __builtin_bswap32(v);
-        std::memcpy(data + i * 4, &v, 4);
-      }
-      break;
-    case 8:
-      for (size_t i = 0; i < count; ++i) {
-        uint64_t v;
-        std::memcpy(&v, data + i * 8, 8);
-        v = __builtin_bswap64(v);
-        std::memcpy(data + i * 8, &v, 8);
-      }
-      break;
-    default:
-      break;
-  }
+  ByteswapInPlace(bytes.data, bytes.length, static_cast<size_t>(item_size));
   return env.Undefined();
 }
 

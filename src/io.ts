@@ -156,29 +156,51 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** The temporary files among `names` (a folder's entries) left by dead writers of `target`. */
+function staleTemps(names: string[], target: string): string[] {
+  const prefix = `.${path.basename(target)}.`;
+  return names.filter((name) => {
+    if (!name.startsWith(prefix) || !name.endsWith(TEMP_SUFFIX)) return false;
+    const pid = Number(name.slice(prefix.length).split('.')[0]);
+    return Number.isInteger(pid) && pid !== process.pid && !processAlive(pid);
+  });
+}
+
 /**
  * Removes temporary files left by writers of `target` that died (their pid is gone).
  * Best effort: a folder that cannot be listed is left as it is.
  */
 export function removeStaleTemps(target: string): void {
   const dir = path.dirname(target);
-  const prefix = `.${path.basename(target)}.`;
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch {
     return;
   }
-  for (const name of names) {
-    if (!name.startsWith(prefix) || !name.endsWith(TEMP_SUFFIX)) continue;
-    const pid = Number(name.slice(prefix.length).split('.')[0]);
-    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+  for (const name of staleTemps(names, target)) {
     try {
       fs.unlinkSync(path.join(dir, name));
     } catch {
       // Another writer may have removed it first.
     }
   }
+}
+
+/**
+ * Asynchronous {@link removeStaleTemps}. Listing a folder is proportional to its size: in a
+ * folder of 100,000 checkpoints the synchronous listing held the event loop for 60-115 ms on
+ * every write, so asynchronous writes list it on the thread pool.
+ */
+export async function removeStaleTempsAsync(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(staleTemps(names, target).map((name) => fs.promises.unlink(path.join(dir, name)).catch(() => undefined)));
 }
 
 function existingMode(target: string): number | undefined {
@@ -203,12 +225,13 @@ function syncFolderSync(dir: string): void {
 }
 
 /**
- * Creates an empty temporary file next to `target` (removing ones left by dead writers),
- * with the target's permissions when it exists. The caller renames or removes it.
+ * Creates an empty temporary file next to `target` (removing ones left by dead writers,
+ * unless the caller already did), with the target's permissions when it exists. The caller
+ * renames or removes it.
  */
-export function createTempFor(target: string): { tempPath: string; fd: number } {
+export function createTempFor(target: string, staleRemoved = false): { tempPath: string; fd: number } {
   const resolved = path.resolve(target);
-  removeStaleTemps(resolved);
+  if (!staleRemoved) removeStaleTemps(resolved);
   const tempPath = tempPathFor(resolved);
   let fd: number;
   try {
@@ -253,10 +276,12 @@ export class AtomicWriter {
 
   /** Creates the temporary file next to `target`. */
   static async open(target: string, options: WriteOptions = {}): Promise<AtomicWriter> {
-    return AtomicWriter.openSync(target, options);
+    await removeStaleTempsAsync(path.resolve(target));
+    const { tempPath, fd } = createTempFor(target, true);
+    return new AtomicWriter(target, tempPath, fd, options.fsync ?? true);
   }
 
-  /** Synchronous {@link open} (creating a file is one quick syscall either way). */
+  /** Synchronous {@link open}. */
   static openSync(target: string, options: WriteOptions = {}): AtomicWriter {
     const { tempPath, fd } = createTempFor(target);
     return new AtomicWriter(target, tempPath, fd, options.fsync ?? true);

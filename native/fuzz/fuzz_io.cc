@@ -1,0 +1,91 @@
+// libFuzzer harness for the positioned read and gathered write kernels (native/io_core.h) and
+// for mappings of what they wrote. Not part of the addon: scripts/fuzz-native.sh builds it
+// with clang under AddressSanitizer and UndefinedBehaviorSanitizer.
+//
+// The input is a little program: a start position, then chunks (a length byte, a repeat count
+// that can push one write past IOV_MAX iovecs, and the bytes), written with WriteFully to an
+// anonymous file (memfd) while a model std::vector is updated the same way. Then the file is
+// read back with ReadFully in fuzz-chosen slices (including past the end) and mapped with
+// mmap, and every byte must match the model.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "../io_core.h"
+
+using namespace tensorio;
+
+namespace {
+
+[[noreturn]] void Fail(const char* what, size_t at) {
+  __builtin_printf("property violated: %s at %zu\n", what, at);
+  std::abort();
+}
+
+struct Reader {
+  const uint8_t* data;
+  size_t size;
+  size_t at = 0;
+  bool More() const { return at < size; }
+  uint8_t Byte() { return at < size ? data[at++] : 0; }
+  uint16_t Short() { return static_cast<uint16_t>(Byte() | (Byte() << 8)); }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* input, size_t size) {
+  Reader in{input, size};
+  int fd = memfd_create("tensorio-fuzz", MFD_CLOEXEC);
+  if (fd < 0) return 0;
+  std::vector<uint8_t> model;
+  std::vector<std::vector<uint8_t>> storage;
+  // Up to 4 write calls, each gathering many chunks.
+  for (int call = 0; call < 4 && in.More(); ++call) {
+    size_t position = in.Short() % 8192;
+    size_t chunk_count = in.Byte();
+    std::vector<ByteSpan> chunks;
+    for (size_t c = 0; c < chunk_count && in.More(); ++c) {
+      size_t length = in.Byte() % 64;
+      // Sometimes one chunk repeated past IOV_MAX (1024), so a write needs several pwritev calls.
+      size_t repeat = in.Byte() % 16 == 0 ? 1100 : 1;
+      storage.emplace_back(length);
+      for (size_t i = 0; i < length; ++i) storage.back()[i] = in.Byte();
+      for (size_t r = 0; r < repeat && chunks.size() < 4096; ++r) chunks.push_back({storage.back().data(), length});
+    }
+    IoResult wrote = WriteFully(fd, position, chunks);
+    size_t total = 0;
+    for (const ByteSpan& chunk : chunks) total += chunk.length;
+    if (wrote.error != 0 || wrote.bytes != total) Fail("short or failed write", total);
+    if (total == 0) continue;  // writing nothing does not extend the file
+    if (model.size() < position) model.resize(position, 0);  // a hole reads as zeros
+    size_t at = position;
+    for (const ByteSpan& chunk : chunks) {
+      if (model.size() < at + chunk.length) model.resize(at + chunk.length);
+      if (chunk.length > 0) std::memcpy(model.data() + at, chunk.data, chunk.length);
+      at += chunk.length;
+    }
+  }
+  // Reads of fuzz-chosen slices, some running past the end of the file.
+  for (int r = 0; r < 8 && in.More(); ++r) {
+    size_t position = in.Short() % (model.size() + 64);
+    size_t length = in.Short() % 16384;
+    std::vector<uint8_t> got(length + 1);
+    IoResult read = ReadFully(fd, position, got.data(), length);
+    size_t expect = position >= model.size() ? 0 : std::min(length, model.size() - position);
+    if (read.error != 0 || read.bytes != expect) Fail("read returned the wrong count", position);
+    if (expect > 0 && std::memcmp(got.data(), model.data() + position, expect) != 0) Fail("read returned the wrong bytes", position);
+  }
+  if (!model.empty()) {
+    void* map = mmap(nullptr, model.size(), PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) Fail("mmap failed", model.size());
+    if (std::memcmp(map, model.data(), model.size()) != 0) Fail("mapping differs from what was written", 0);
+    munmap(map, model.size());
+  }
+  close(fd);
+  return 0;
+}

@@ -1,0 +1,96 @@
+/**
+ * Leaks: 10,000 map/unmap cycles, 10,000 mappings released by the garbage collector alone and
+ * 10,000 eager reads leave resident memory, open descriptors and live mappings flat.
+ * Needs --expose-gc (scripts/run-tests.cjs passes it).
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+
+import { unmap } from '../src/index.js';
+import { native } from '../src/native.js';
+import { NATIVE_MODE, tempDir } from './helpers.js';
+import { FORMATS, sampleArray } from './reliability/formats.js';
+
+const CYCLES = 10000;
+const ELEMENTS = 16 << 10; // 64 KiB: a leaked copy or mapping per cycle would be 640 MiB
+// A leak of the data would add 640 MiB; the bound catches any leak above ~3 KiB per cycle.
+// Under the sanitizer suite ASan's allocator keeps freed blocks in quarantine and caches, so
+// resident memory is noisier there and the bound doubles.
+const UNDER_ASAN = (process.env.LD_PRELOAD ?? '').includes('libasan');
+const RSS_BOUND = (UNDER_ASAN ? 64 : 32) << 20;
+
+interface Usage {
+  rss: number;
+  fds: number;
+  maps: number;
+  live: number;
+}
+
+async function usage(): Promise<Usage> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc');
+  // Node defers N-API finalizers (the munmap of a collected mapping) to the next turn of the
+  // event loop, so collect, let them run, and collect again.
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return {
+    rss: process.memoryUsage.rss(),
+    fds: fs.readdirSync('/proc/self/fd').length,
+    maps: fs.readFileSync('/proc/self/maps', 'utf8').split('\n').length,
+    live: native ? native.liveMappings() : 0,
+  };
+}
+
+function assertFlat(before: Usage, after: Usage, what: string): void {
+  const grew = after.rss - before.rss;
+  console.log(`# ${what}: RSS ${(grew / 1048576).toFixed(1)} MiB, fds ${before.fds} -> ${after.fds}, maps ${before.maps} -> ${after.maps}, live mappings ${before.live} -> ${after.live}`);
+  assert.ok(grew < RSS_BOUND, `${what}: RSS grew by ${(grew / 1048576).toFixed(1)} MiB (bound ${RSS_BOUND / 1048576} MiB)`);
+  assert.ok(after.fds <= before.fds, `${what}: open descriptors went from ${before.fds} to ${after.fds}`);
+  assert.ok(after.live <= before.live, `${what}: live mappings went from ${before.live} to ${after.live}`);
+  // Address-space mappings: a few come and go with the heap, a leak would add thousands.
+  assert.ok(after.maps < before.maps + 64, `${what}: /proc/self/maps went from ${before.maps} to ${after.maps} lines`);
+}
+
+for (const format of FORMATS) {
+  describe(`${format.name}: no leaks over ${CYCLES} cycles`, () => {
+    const dir = tempDir(`leaks-${format.name}`);
+    const file = path.join(dir, `t${format.extension}`);
+    const touch = (arrays: { data: ArrayLike<unknown> }[]) => arrays.reduce((n, a) => n + a.data.length, 0);
+
+    test('map and unmap', async () => {
+      await format.write(file, sampleArray(1, ELEMENTS), false);
+      const cycle = () => {
+        const arrays = format.readSync(file, true);
+        assert.equal(touch(arrays), ELEMENTS);
+        if (format.mappable) assert.equal(arrays[0]?.mapped, NATIVE_MODE);
+        for (const array of arrays) unmap(array.data.buffer);
+      };
+      for (let i = 0; i < 1000; i++) cycle();
+      const before = await usage();
+      for (let i = 0; i < CYCLES; i++) cycle();
+      assertFlat(before, await usage(), 'map/unmap');
+    });
+
+    test('mappings released by the garbage collector alone', async () => {
+      await format.write(file, sampleArray(1, ELEMENTS), false);
+      const cycle = () => assert.equal(touch(format.readSync(file, true)), ELEMENTS);
+      for (let i = 0; i < 1000; i++) cycle();
+      const before = await usage();
+      for (let i = 0; i < CYCLES; i++) cycle();
+      assertFlat(before, await usage(), 'map, dropped');
+    });
+
+    test('eager reads, sync and async', async () => {
+      await format.write(file, sampleArray(1, ELEMENTS), false);
+      for (let i = 0; i < 1000; i++) touch(format.readSync(file, false));
+      const before = await usage();
+      for (let i = 0; i < CYCLES; i++) assert.equal(touch(format.readSync(file, false)), ELEMENTS);
+      for (let i = 0; i < CYCLES / 10; i++) assert.equal(touch(await format.read(file, false)), ELEMENTS);
+      assertFlat(before, await usage(), 'eager reads');
+    });
+  });
+}

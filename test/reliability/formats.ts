@@ -1,0 +1,118 @@
+/**
+ * The formats the reliability suite exercises. Every reliability test (fuzzing, truncation,
+ * SIGKILL, full disk, mapped-file safety, concurrency, leaks) loops over this table, so a new
+ * format is covered by adding one entry here; see docs/reliability.md, "Adding a format".
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { decodeNpy, parseNpyHeader, readNpy, readNpySync, writeNpy, writeNpySync } from '../../src/index.js';
+import type { LoadedArray, NdArray } from '../../src/index.js';
+import { FIXTURES } from '../helpers.js';
+
+/** One format as the reliability tests see it. */
+export interface ReliabilityFormat {
+  /** Short name, used in test names, regression folders and figures ('npy'). */
+  name: string;
+  /** File extension including the dot. */
+  extension: string;
+  /** Folder under ../shared/fixtures holding real files of this format. */
+  fixtures: string;
+  /**
+   * Writes one array atomically (the format's own writer; containers hold it as their only
+   * entry). Make it an async function, so a sync writer's throw becomes a rejection.
+   */
+  write(file: string, array: NdArray, sync: boolean): Promise<void>;
+  /** Reads every array of a file, mapped when asked and supported. */
+  read(file: string, mmap: boolean): Promise<LoadedArray[]>;
+  /** Synchronous {@link read}, for the tight leak loops. */
+  readSync(file: string, mmap: boolean): LoadedArray[];
+  /** The parser over bytes in memory: returns the arrays or throws a TensorioError. */
+  parse(bytes: Uint8Array): LoadedArray[];
+  /**
+   * Offsets where the file's structure changes (end of magic, of a length field, of the
+   * header, start of data, element boundaries). The truncation test cuts at each of them.
+   * Return [] for bytes this function does not understand.
+   */
+  boundaries(bytes: Uint8Array): number[];
+  /** Whether `read(file, true)` maps (with the native addon). */
+  mappable: boolean;
+}
+
+/** Extra fuzz targets that are not whole-file parsers (a header parser, a literal parser). */
+export interface ExtraParser {
+  name: string;
+  parse(bytes: Uint8Array): unknown;
+}
+
+function npyBoundaries(bytes: Uint8Array): number[] {
+  const cuts = [0, 1, 6, 7, 8];
+  if (bytes.length < 10) return cuts;
+  const major = bytes[6] as number;
+  const lengthBytes = major === 1 ? 2 : 4;
+  cuts.push(9, 8 + lengthBytes);
+  let header;
+  try {
+    header = parseNpyHeader(bytes, '<fixture>', { maxHeaderSize: 1 << 20 });
+  } catch {
+    // Unsupported dtypes still have a well-defined header end.
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length >= 8 + lengthBytes) {
+      const end = 8 + lengthBytes + (major === 1 ? view.getUint16(8, true) : view.getUint32(8, true));
+      cuts.push(end - 1, end);
+    }
+    return cuts;
+  }
+  const start = 8 + lengthBytes;
+  cuts.push(start + 1, Math.floor((start + header.dataOffset) / 2), header.dataOffset - 1, header.dataOffset);
+  const itemSize = header.dataLength / Math.max(1, header.shape.reduce((a, b) => a * b, 1));
+  const elements = itemSize > 0 ? header.dataLength / itemSize : 0;
+  for (let i = 1; i <= elements; i++) cuts.push(header.dataOffset + i * itemSize, header.dataOffset + i * itemSize - 1);
+  return cuts;
+}
+
+export const FORMATS: ReliabilityFormat[] = [
+  {
+    name: 'npy',
+    extension: '.npy',
+    fixtures: 'npy',
+    write: async (file, array, sync) => (sync ? writeNpySync(file, array) : writeNpy(file, array)),
+    read: async (file, mmap) => [await readNpy(file, { mmap })],
+    readSync: (file, mmap) => [readNpySync(file, { mmap })],
+    parse: (bytes) => [decodeNpy(bytes)],
+    boundaries: npyBoundaries,
+    mappable: true,
+  },
+  // Formats on other branches plug in here (npz, safetensors, keras-h5, tfjs): one entry each.
+];
+
+/** Every fixture file of a format. */
+export function formatFixtures(format: ReliabilityFormat): string[] {
+  const dir = path.join(FIXTURES, format.fixtures);
+  if (!fs.existsSync(dir)) throw new Error(`fixture folder ${dir} is missing`);
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith(format.extension))
+    .sort()
+    .map((name) => path.join(dir, name));
+}
+
+/** The sample a writer writes: every element equals `generation`, so a mix of two writes shows. */
+export function sampleArray(generation: number, elements: number): NdArray {
+  return { dtype: 'float32', shape: [elements], data: new Float32Array(elements).fill(generation) };
+}
+
+/** The generation every element of `arrays` holds, or throws naming the first mismatch. */
+export function uniformGeneration(arrays: LoadedArray[], elements: number): number {
+  const array = arrays[0];
+  if (arrays.length !== 1 || !array) throw new Error(`expected one array, found ${arrays.length}`);
+  if (array.dtype !== 'float32' || array.shape.length !== 1 || array.shape[0] !== elements) {
+    throw new Error(`expected float32 (${elements},), found ${array.dtype} (${array.shape.join(', ')})`);
+  }
+  const data = array.data as Float32Array;
+  const first = data[0] as number;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] !== first) throw new Error(`mixed file: element 0 is ${first}, element ${i} is ${data[i]}`);
+  }
+  return first;
+}
