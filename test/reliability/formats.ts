@@ -6,7 +6,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { decodeNpy, parseNpyHeader, readNpy, readNpySync, writeNpy, writeNpySync } from '../../src/index.js';
+import {
+  decodeNpy,
+  decodeSafetensors,
+  parseNpyHeader,
+  parseSafetensorsHeader,
+  readNpy,
+  readNpySync,
+  readSafetensors,
+  readSafetensorsSync,
+  safetensorsHeaderLength,
+  writeNpy,
+  writeNpySync,
+  writeSafetensors,
+  writeSafetensorsSync,
+} from '../../src/index.js';
 import type { LoadedArray, NdArray } from '../../src/index.js';
 import { FIXTURES } from '../helpers.js';
 
@@ -71,6 +85,29 @@ function npyBoundaries(bytes: Uint8Array): number[] {
   return cuts;
 }
 
+function safetensorsBoundaries(bytes: Uint8Array): number[] {
+  const cuts = [0, 1, 4, 7, 8];
+  if (bytes.length < 8) return cuts;
+  let headerLength: number;
+  try {
+    headerLength = safetensorsHeaderLength(bytes.subarray(0, 8), bytes.length);
+  } catch {
+    return cuts;
+  }
+  const dataStart = 8 + headerLength;
+  cuts.push(9, dataStart - 1, dataStart);
+  try {
+    const header = parseSafetensorsHeader(bytes.subarray(8, dataStart), bytes.length);
+    for (const entry of header.entries) {
+      const [begin, end] = entry.dataOffsets;
+      cuts.push(dataStart + begin, dataStart + begin + 1, dataStart + end - 1, dataStart + end);
+    }
+  } catch {
+    // A header we cannot parse has no data boundaries to cut at.
+  }
+  return cuts;
+}
+
 export const FORMATS: ReliabilityFormat[] = [
   {
     name: 'npy',
@@ -83,7 +120,21 @@ export const FORMATS: ReliabilityFormat[] = [
     boundaries: npyBoundaries,
     mappable: true,
   },
-  // Formats on other branches plug in here (npz, safetensors, keras-h5, tfjs): one entry each.
+  {
+    name: 'safetensors',
+    extension: '.safetensors',
+    fixtures: 'safetensors',
+    write: async (file, array, sync) => {
+      if (sync) writeSafetensorsSync(file, { x: array });
+      else await writeSafetensors(file, { x: array });
+    },
+    read: async (file, mmap) => Object.values((await readSafetensors(file, { mmap })).tensors),
+    readSync: (file, mmap) => Object.values(readSafetensorsSync(file, { mmap }).tensors),
+    parse: (bytes) => Object.values(decodeSafetensors(bytes).tensors),
+    boundaries: safetensorsBoundaries,
+    mappable: true,
+  },
+  // More formats plug in here (npz once it has synchronous readers, keras-h5): one entry each.
 ];
 
 /** Every fixture file of a format. */
