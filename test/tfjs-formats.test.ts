@@ -4,10 +4,11 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
 
-import { readNpz, readSafetensors, writeSafetensors } from '../src/index.js';
+import { readNpz, readSafetensors, writeSafetensors, type NdArray } from '../src/index.js';
 import { ioHandler, load, loadWeights, save, saveWeights } from '../src/tfjs/index.js';
-import { readWeightsFile } from '../src/tfjs/weight-files.js';
+import { readWeightsFile, writeWeightsFile } from '../src/tfjs/weight-files.js';
 import { expectCode } from './expect-code.js';
 import { NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
 
@@ -338,4 +339,57 @@ test('load .npz / .safetensors: dtypes tfjs lacks convert (float64 → float32, 
   const big = path.join(dir, 'big.safetensors');
   await writeSafetensors(big, { b: { dtype: 'int64', shape: [1], data: new BigInt64Array([1n << 40n]) } });
   await expectCode(() => load(big), 'ERR_BAD_VALUE', /does not fit tfjs's int32/);
+});
+
+test("ioHandler('.safetensors'): weight specs that do not fit the tensors give ERR_SHAPE_MISMATCH / ERR_BAD_METADATA", async () => {
+  const topology = JSON.stringify({ class_name: 'Sequential', config: { name: 's', layers: [] } });
+  const kernel: NdArray = { dtype: 'float32', shape: [2, 3], data: new Float32Array(6) };
+  const cases: [string, Record<string, string>, 'ERR_SHAPE_MISMATCH' | 'ERR_BAD_METADATA', RegExp][] = [
+    ['shape', { weight_specs: '[{"name":"d/kernel","shape":[3,2],"dtype":"float32"}]' }, 'ERR_SHAPE_MISMATCH', /the spec says \(3, 2\), the tensor has \(2, 3\)/],
+    ['missing', { weight_specs: '[{"name":"d/bias","shape":[3],"dtype":"float32"}]' }, 'ERR_BAD_METADATA', /has no tensor 'd\/bias'/],
+    ['dtype', { weight_specs: '[{"name":"d/kernel","shape":[2,3],"dtype":"string"}]' }, 'ERR_BAD_METADATA', /is not \{name, shape, dtype/],
+    ['int', { weight_specs: '[{"name":"d/kernel","shape":[2,3],"dtype":"int32"}]' }, 'ERR_BAD_METADATA', /the spec says int32, the tensor is float32/],
+    ['json', { weight_specs: '[{' }, 'ERR_BAD_METADATA', /weight_specs is not valid JSON/],
+    ['topology', { weight_specs: '[]', model_topology: '[1]' }, 'ERR_BAD_METADATA', /model_topology is not a JSON object/],
+  ];
+  for (const [name, metadata, code, message] of cases) {
+    const file = path.join(dir, `bad-specs-${name}.safetensors`);
+    await writeSafetensors(file, { 'd/kernel': kernel }, { metadata: { model_topology: topology, ...metadata } });
+    await expectCode(() => ioHandler(file).load?.(), code, message);
+  }
+  const list = path.join(dir, 'bad-weight-names.safetensors');
+  await writeSafetensors(list, { 'd/kernel': kernel }, { metadata: { layer_names: '["d"]', weight_names: '{"d": "d/kernel"}' } });
+  await expectCode(() => loadWeights(mlp(), list), 'ERR_BAD_METADATA', /weight_names\['d'\] must be a JSON list of strings/);
+  const stray = path.join(dir, 'stray-layer.safetensors');
+  await writeSafetensors(stray, { 'd/kernel': kernel }, { metadata: { layer_names: '[]', weight_names: '{"d": ["d/kernel"]}' } });
+  await expectCode(() => loadWeights(mlp(), stray), 'ERR_BAD_METADATA', /has layer 'd', which layer_names lacks/);
+});
+
+test('property: any layers (names, weight names, shapes, dtypes) come back from both formats in the order written', async () => {
+  const name = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_.:-]{0,11}$/);
+  const weight = fc.record({ weight: fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_/]{0,9}$/), shape: fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 3 }), dtype: fc.constantFrom('float32', 'int32', 'float64', 'uint8') });
+  const layers = fc.uniqueArray(fc.record({ name, weights: fc.uniqueArray(weight, { selector: (w) => w.weight, maxLength: 4 }) }), { selector: (l) => l.name, maxLength: 5 });
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(layers, fc.constantFrom('npz', 'safetensors') as fc.Arbitrary<'npz' | 'safetensors'>, async (spec, format) => {
+      const list = spec.map((l) => ({
+        name: l.name,
+        weights: l.weights.map((w) => {
+          const count = w.shape.reduce((a, b) => a * b, 1);
+          const data = w.dtype === 'float32' ? new Float32Array(count).map((_, i) => i / 3) : w.dtype === 'int32' ? new Int32Array(count).map((_, i) => -i) : w.dtype === 'float64' ? new Float64Array(count).map((_, i) => i * 1.5) : new Uint8Array(count).map((_, i) => i);
+          return { weight: w.weight, array: { dtype: w.dtype, shape: w.shape, data } as NdArray };
+        }),
+      }));
+      const file = path.join(dir, `prop-${run++}.${format}`);
+      await writeWeightsFile(file, format, list, { fsync: false });
+      const back = await readWeightsFile(file, format);
+      const expected = list.filter((l) => l.weights.length > 0 || format === 'safetensors');
+      assert.deepEqual(
+        back.layers.map((l) => [l.name, l.weights.map((w) => [w.name, w.array.dtype, w.array.shape, Array.from(w.array.data as ArrayLike<number>)])]),
+        expected.map((l) => [l.name, l.weights.map((w) => [`${l.name}/${w.weight}`, w.array.dtype, w.array.shape, Array.from(w.array.data as ArrayLike<number>)])]),
+      );
+      fs.rmSync(file);
+    }),
+    { numRuns: 60 },
+  );
 });

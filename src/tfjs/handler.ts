@@ -218,16 +218,22 @@ async function loadKerasArchive(path: string): Promise<tf.io.ModelArtifacts> {
   return kerasArtifacts(config, 'keras3', weights.layers, path);
 }
 
-async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+/** What a save needs from tfjs's artifacts: the topology, the weight specs, each weight's bytes, the layer names. */
+function artifactParts(artifacts: tf.io.ModelArtifacts, path: string, format: string) {
   if (!isObject(artifacts.modelTopology as Json)) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'the model artifacts carry no JSON topology (a graph model cannot be saved as Keras .h5)', { path });
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `the model artifacts carry no JSON topology (a graph model cannot be saved as ${format})`, { path });
   }
   const topology = artifacts.modelTopology as unknown as JsonObject;
   const specs = artifacts.weightSpecs ?? [];
   const pieces = artifacts.weightData ? splitWeightData(specs, artifacts.weightData) : [];
+  const layerNames = layerConfigs(topology).map(layerName).filter((n): n is string => n !== undefined);
+  return { topology, specs, pieces, layerNames };
+}
+
+async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+  const { topology, specs, pieces, layerNames } = artifactParts(artifacts, path, 'Keras .h5');
   const byLayer = new Map<string, KerasLayerToWrite>();
-  const order = layerConfigs(topology).map(layerName).filter((n): n is string => n !== undefined);
-  for (const name of order) byLayer.set(name, { name, weights: [] });
+  for (const name of layerNames) byLayer.set(name, { name, weights: [] });
   specs.forEach((spec, i) => {
     const layer = spec.name.includes('/') ? spec.name.slice(0, spec.name.indexOf('/')) : spec.name;
     let entry = byLayer.get(layer);
@@ -314,17 +320,12 @@ function weightArrayOf(spec: tf.io.WeightsManifestEntry, buffer: ArrayBuffer, pa
 const OPTIMIZER_PREFIX = 'optimizer/';
 
 async function saveSafetensors(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
-  if (!isObject(artifacts.modelTopology as Json)) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'the model artifacts carry no JSON topology (a graph model cannot be saved as .safetensors)', { path });
-  }
-  const topology = artifacts.modelTopology as unknown as JsonObject;
-  const specs = artifacts.weightSpecs ?? [];
-  const pieces = artifacts.weightData ? splitWeightData(specs, artifacts.weightData) : [];
+  const { topology, specs, pieces, layerNames } = artifactParts(artifacts, path, '.safetensors');
   // Layers in topology order; tfjs names each weight '<layer>/<weight>', so the part before the
   // first '/' is its layer (nested models' weights name their inner layers, appended here).
   // Optimizer state (model.save(h, { includeOptimizer: true })) is kept outside the layers.
   const layers = new Map<string, LayerToWrite>();
-  for (const name of layerConfigs(topology).map(layerName)) if (name !== undefined) layers.set(name, { name, weights: [] });
+  for (const name of layerNames) layers.set(name, { name, weights: [] });
   const extra = new Map<string, NdArray>();
   const stored: tf.io.WeightsManifestEntry[] = [];
   specs.forEach((spec, i) => {
