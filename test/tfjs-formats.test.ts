@@ -204,6 +204,20 @@ test("ioHandler('.safetensors'): model.save / tf.loadLayersModel round trip with
   assert.equal(JSON.parse(metadata.model_topology ?? '{}').class_name, 'Sequential');
   assert.equal(JSON.parse(metadata.weight_specs ?? '[]').length, 4);
   assert.deepEqual(Object.keys(tensors).sort(), net.weights.map((w) => w.originalName).sort());
+  const artifacts = await ioHandler(file).load?.();
+  assert.ok(Array.isArray(artifacts?.weightData) && artifacts.weightData.length === 4, 'one ArrayBuffer per weight');
+  const seen = runPythonJson<{ topology: string; keys: string[] }>(
+    `
+import sys, json, struct
+data = open(sys.argv[1], 'rb').read()
+(n,) = struct.unpack('<Q', data[:8])
+h = json.loads(data[8:8 + n])
+meta = h.pop('__metadata__')
+print(json.dumps({'topology': json.loads(meta['model_topology'])['class_name'], 'keys': sorted(h)}))
+`,
+    [file],
+  );
+  assert.deepEqual(seen, { topology: 'Sequential', keys: Object.keys(tensors).sort() });
   const again = await tf.loadLayersModel(ioHandler(file));
   assert.deepEqual([...forward(again)], [...Y]);
   const clone = mlp();
