@@ -92,29 +92,7 @@ test('loadWeights: a Keras 2 fixture into the equivalent tfjs model, topological
   }
 });
 
-test('ERR_SHAPE_MISMATCH names the layer, the weight and both shapes; skipMismatch skips the layer', async () => {
-  const file = path.join(dir, 'mismatch.h5');
-  await saveWeights(mlp(), file);
-  const other = tf.sequential({
-    layers: [tf.layers.flatten({ inputShape: [4, 5] }), tf.layers.dense({ units: 128, activation: 'relu' }), tf.layers.dense({ units: 10 })],
-  });
-  const before = other.layers[2]?.getWeights()[1]?.dataSync().slice();
-  await assert.rejects(loadWeights(other, file), (error: unknown) => {
-    assert.ok(error instanceof TensorioError && error.code === 'ERR_SHAPE_MISMATCH');
-    assert.match(error.message, /layer 'dense_Dense\d+', weight 'dense_Dense\d+\/kernel'/);
-    assert.match(error.message, /\(20, 128\)/);
-    assert.match(error.message, /\(20, 256\)/);
-    return true;
-  });
-  assert.deepEqual(other.layers[2]?.getWeights()[1]?.dataSync(), before, 'a failed load leaves the model unchanged');
-  const warnings: string[] = [];
-  const onWarning = (w: Error) => warnings.push(w.message);
-  process.on('warning', onWarning);
-  await loadWeights(other, file, { skipMismatch: true });
-  await new Promise((resolve) => setImmediate(resolve));
-  process.off('warning', onWarning);
-  assert.ok(warnings.some((w) => /skipping layer/.test(w)));
-});
+// ERR_SHAPE_MISMATCH and skipMismatch, for .h5, .npz and .safetensors alike: test/tfjs-formats.test.ts.
 
 test('ioHandler: model.json round trip and the tfjs fixtures', async () => {
   const net = mlp();

@@ -3,7 +3,9 @@
  * - `model.json` (the tfjs format: topology + `.bin` shards), read and write;
  * - Keras `.h5` full models (`model_config` + `model_weights`), read and write;
  * - `.keras` archives (Keras 3 zip, or the HDF5 file some tf.keras versions wrote under
- *   that name), read.
+ *   that name), read;
+ * - `.safetensors`, read and write: the weights as tensors named as `saveWeights` names them,
+ *   the topology and weight specs in `__metadata__`.
  * Weight data is handed to tfjs as `ArrayBuffer[]` (one piece per weight or shard), so a
  * large model never needs one giant buffer.
  */
@@ -12,10 +14,14 @@ import * as nodePath from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { toFloat32 } from '../convert.js';
+import { dtypeInfo } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras-h5.js';
+import { readSafetensors } from '../formats/safetensors.js';
 import { closeQuietly, openForRead, readExactly, writeAtomic, type WriteOptions } from '../io.js';
+import { type NdArray } from '../ndarray.js';
 import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { writeWeightsFile, type LayerToWrite } from './weight-files.js';
 import { kerasSnakeCase } from './weights.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -212,16 +218,22 @@ async function loadKerasArchive(path: string): Promise<tf.io.ModelArtifacts> {
   return kerasArtifacts(config, 'keras3', weights.layers, path);
 }
 
-async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+/** What a save needs from tfjs's artifacts: the topology, the weight specs, each weight's bytes, the layer names. */
+function artifactParts(artifacts: tf.io.ModelArtifacts, path: string, format: string) {
   if (!isObject(artifacts.modelTopology as Json)) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'the model artifacts carry no JSON topology (a graph model cannot be saved as Keras .h5)', { path });
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `the model artifacts carry no JSON topology (a graph model cannot be saved as ${format})`, { path });
   }
   const topology = artifacts.modelTopology as unknown as JsonObject;
   const specs = artifacts.weightSpecs ?? [];
   const pieces = artifacts.weightData ? splitWeightData(specs, artifacts.weightData) : [];
+  const layerNames = layerConfigs(topology).map(layerName).filter((n): n is string => n !== undefined);
+  return { topology, specs, pieces, layerNames };
+}
+
+async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+  const { topology, specs, pieces, layerNames } = artifactParts(artifacts, path, 'Keras .h5');
   const byLayer = new Map<string, KerasLayerToWrite>();
-  const order = layerConfigs(topology).map(layerName).filter((n): n is string => n !== undefined);
-  for (const name of order) byLayer.set(name, { name, weights: [] });
+  for (const name of layerNames) byLayer.set(name, { name, weights: [] });
   specs.forEach((spec, i) => {
     const layer = spec.name.includes('/') ? spec.name.slice(0, spec.name.indexOf('/')) : spec.name;
     let entry = byLayer.get(layer);
@@ -292,18 +304,118 @@ async function saveTfjs(path: string, artifacts: tf.io.ModelArtifacts, options: 
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
 }
 
+// ---------------------------------------------------------------------------------------
+// safetensors: weights as tensors, topology and weight specs in __metadata__ (JSON strings).
+
+function weightArrayOf(spec: tf.io.WeightsManifestEntry, buffer: ArrayBuffer, path: string): NdArray {
+  if (spec.quantization) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `weight '${spec.name}' is quantized; .safetensors stores plain weights`, { path });
+  const shape = [...spec.shape];
+  if (spec.dtype === 'float32') return { dtype: 'float32', shape, data: new Float32Array(buffer) };
+  if (spec.dtype === 'int32') return { dtype: 'int32', shape, data: new Int32Array(buffer) };
+  if (spec.dtype === 'bool') return { dtype: 'bool', shape, data: new Uint8Array(buffer) };
+  throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `weight '${spec.name}' has dtype ${spec.dtype}; .safetensors model files hold float32, int32 and bool weights`, { path });
+}
+
+/** Where optimizer state goes in a `.safetensors` model file: `optimizer/<tfjs weight name>`. */
+const OPTIMIZER_PREFIX = 'optimizer/';
+
+async function saveSafetensors(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+  const { topology, specs, pieces, layerNames } = artifactParts(artifacts, path, '.safetensors');
+  // Layers in topology order; tfjs names each weight '<layer>/<weight>', so the part before the
+  // first '/' is its layer (nested models' weights name their inner layers, appended here).
+  // Optimizer state (model.save(h, { includeOptimizer: true })) is kept outside the layers.
+  const layers = new Map<string, LayerToWrite>();
+  for (const name of layerNames) layers.set(name, { name, weights: [] });
+  const extra = new Map<string, NdArray>();
+  const stored: tf.io.WeightsManifestEntry[] = [];
+  specs.forEach((spec, i) => {
+    const array = weightArrayOf(spec, pieces[i] as ArrayBuffer, path);
+    const entry: tf.io.WeightsManifestEntry = { name: spec.name, shape: [...spec.shape], dtype: spec.dtype };
+    if (spec.group !== undefined) entry.group = spec.group;
+    stored.push(entry);
+    if (spec.group === 'optimizer') {
+      extra.set(`${OPTIMIZER_PREFIX}${spec.name}`, array);
+      return;
+    }
+    const slash = spec.name.indexOf('/');
+    if (slash <= 0) throw new TensorioError('ERR_INVALID_ARGUMENT', `weight name '${spec.name}' is not '<layer>/<weight>'`, { path });
+    const layer = spec.name.slice(0, slash);
+    let owner = layers.get(layer);
+    if (!owner) layers.set(layer, (owner = { name: layer, weights: [] }));
+    owner.weights.push({ weight: spec.name.slice(slash + 1), array });
+  });
+  const metadata: Record<string, string> = {
+    format: artifacts.format ?? 'layers-model',
+    model_topology: JSON.stringify(topology),
+    weight_specs: JSON.stringify(stored),
+    generated_by: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+  };
+  if (artifacts.convertedBy) metadata.converted_by = artifacts.convertedBy;
+  if (artifacts.trainingConfig) metadata.training_config = JSON.stringify(artifacts.trainingConfig);
+  if (artifacts.userDefinedMetadata) metadata.user_defined_metadata = JSON.stringify(artifacts.userDefinedMetadata);
+  await writeWeightsFile(path, 'safetensors', [...layers.values()], { ...options, metadata, extra });
+  return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+}
+
+async function loadSafetensors(path: string): Promise<tf.io.ModelArtifacts> {
+  const { tensors, metadata } = await readSafetensors(path);
+  if (metadata.model_topology === undefined) {
+    throw new TensorioError('ERR_BAD_METADATA', "__metadata__ has no 'model_topology': this is a weights-only file; build the model and use loadWeights()", { path });
+  }
+  const topology = parseJson(metadata.model_topology, path, '__metadata__.model_topology');
+  if (!isObject(topology)) throw new TensorioError('ERR_BAD_METADATA', '__metadata__.model_topology is not a JSON object', { path });
+  const specs = parseJson(metadata.weight_specs ?? '[]', path, '__metadata__.weight_specs');
+  if (!Array.isArray(specs)) throw new TensorioError('ERR_BAD_METADATA', '__metadata__.weight_specs is not a JSON list', { path });
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const pieces: ArrayBuffer[] = [];
+  for (const spec of specs) {
+    if (!isObject(spec) || typeof spec.name !== 'string' || !Array.isArray(spec.shape) || !['float32', 'int32', 'bool'].includes(spec.dtype as string)) {
+      throw new TensorioError('ERR_BAD_METADATA', `a weight spec in __metadata__.weight_specs is not {name, shape, dtype: float32|int32|bool}: ${JSON.stringify(spec).slice(0, 200)}`, { path });
+    }
+    const optimizer = spec.group === 'optimizer';
+    const key = optimizer ? `${OPTIMIZER_PREFIX}${spec.name}` : spec.name;
+    const array = Object.hasOwn(tensors, key) ? tensors[key] : undefined;
+    if (!array) throw new TensorioError('ERR_BAD_METADATA', `weight spec '${spec.name}' has no tensor '${key}' in the file`, { path });
+    if (array.shape.join() !== spec.shape.join()) {
+      throw new TensorioError('ERR_SHAPE_MISMATCH', `weight '${spec.name}': the spec says (${spec.shape.join(', ')}), the tensor has (${array.shape.join(', ')})`, { path });
+    }
+    const dtype = spec.dtype as 'float32' | 'int32' | 'bool';
+    const tfjsDtype = dtypeInfo(array.dtype).tfjs;
+    // Other float widths (float16, bfloat16, float64) convert to float32, as loadWeights does.
+    const convertible = dtype === 'float32' && tfjsDtype === null && (array.dtype.startsWith('float') || array.dtype === 'bfloat16');
+    if (tfjsDtype !== dtype && !convertible) {
+      throw new TensorioError('ERR_BAD_METADATA', `weight '${spec.name}': the spec says ${dtype}, the tensor is ${array.dtype}`, { path });
+    }
+    weightSpecs.push({ name: spec.name, shape: array.shape, dtype, ...(optimizer ? { group: 'optimizer' as const } : {}) });
+    pieces.push(arrayBufferOf(dtype === 'float32' ? toFloat32(array).data : array.data));
+  }
+  const artifacts: tf.io.ModelArtifacts = { modelTopology: topology as unknown as tf.io.ModelArtifacts['modelTopology'], format: metadata.format ?? 'layers-model', weightSpecs, weightData: pieces };
+  if (metadata.generated_by !== undefined) artifacts.generatedBy = metadata.generated_by;
+  if (metadata.converted_by !== undefined) artifacts.convertedBy = metadata.converted_by;
+  if (metadata.training_config !== undefined) {
+    const training = parseJson(metadata.training_config, path, '__metadata__.training_config');
+    if (isObject(training)) artifacts.trainingConfig = training as unknown as tf.io.TrainingConfig;
+  }
+  if (metadata.user_defined_metadata !== undefined) {
+    const user = parseJson(metadata.user_defined_metadata, path, '__metadata__.user_defined_metadata');
+    if (isObject(user)) artifacts.userDefinedMetadata = user as unknown as Record<string, object>;
+  }
+  return artifacts;
+}
+
 /** Options of {@link ioHandler}. */
 export type IOHandlerOptions = WriteOptions;
 
 /**
  * A `tf.io.IOHandler` for a model file, chosen by extension:
  * `.json` (tfjs format, load and save), `.h5` / `.hdf5` (Keras full model, load and save),
- * `.keras` (Keras 3 archive or HDF5, load).
+ * `.keras` (Keras 3 archive or HDF5, load), `.safetensors` (weights as tensors, topology in
+ * `__metadata__`, load and save). `.npz` has no place for a topology and is refused.
  *
  * @example
  * await model.save(ioHandler('model.h5'));
  * const again = await tf.loadLayersModel(ioHandler('model.h5'));
- * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension; on load,
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension or `.npz`; on load,
  * `ERR_UNSUPPORTED_LAYER` naming a Keras layer class tfjs lacks, `ERR_SHAPE_MISMATCH`,
  * `ERR_BAD_METADATA`, and the file errors.
  */
@@ -324,7 +436,17 @@ export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.I
       save: () => Promise.reject(new TensorioError('ERR_INVALID_ARGUMENT', 'writing .keras archives is not supported; save as .h5 or model.json', { path })),
     };
   }
-  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a model.json, .h5, .hdf5 or .keras path', { path });
+  if (lower.endsWith('.safetensors')) {
+    return { load: () => loadSafetensors(path), save: (artifacts) => saveSafetensors(path, artifacts, options) };
+  }
+  if (lower.endsWith('.npz')) {
+    throw new TensorioError(
+      'ERR_INVALID_ARGUMENT',
+      'a .npz file holds arrays only, with no place for the model topology: save the whole model as .safetensors, .h5 or model.json, or only its weights with saveWeights(model, path.npz)',
+      { path },
+    );
+  }
+  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a model.json, .h5, .hdf5, .keras or .safetensors path', { path });
 }
 
 /** The URL scheme {@link registerRouters} claims. */

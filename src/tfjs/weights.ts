@@ -11,6 +11,7 @@ import { TensorioError } from '../errors.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
 import { type NdArray } from '../ndarray.js';
 import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { readWeightsFile, weightsFormatOf, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
 
 /** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
@@ -21,7 +22,10 @@ export interface LoadWeightsOptions {
    * `ERR_SHAPE_MISMATCH`. Default false.
    */
   skipMismatch?: boolean;
-  /** Read contiguous datasets as views into a mapping of the file. Default false. */
+  /**
+   * Read contiguous datasets (`.h5`), stored aligned members (`.npz`) or aligned tensors
+   * (`.safetensors`) as views into a mapping of the file. Default false.
+   */
   mmap?: boolean;
 }
 
@@ -29,6 +33,8 @@ export interface LoadWeightsOptions {
 export interface SaveWeightsOptions extends Pick<KerasWriteOptions, 'fsync' | 'kerasVersion' | 'backend'> {
   /** Override the layout chosen by extension ('.weights.h5' → 'keras3', '.h5' → 'legacy'). */
   layout?: 'legacy' | 'keras3';
+  /** `.npz` only: deflate the members (as `np.savez_compressed`; level 0-9 or true = 6). Default false. */
+  compress?: boolean | number;
 }
 
 /** The Keras 3 group name of a class: `to_snake_case` from keras/src/utils/naming.py. */
@@ -41,10 +47,7 @@ function layoutFor(path: string, override?: 'legacy' | 'keras3'): 'legacy' | 'ke
   if (override) return override;
   if (/\.weights\.h5$/i.test(path)) return 'keras3';
   if (/\.(h5|hdf5|keras)$/i.test(path)) return 'legacy';
-  if (/\.(npz|safetensors)$/i.test(path)) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', `weights in ${path.slice(path.lastIndexOf('.'))} are not supported yet; use .h5 or .weights.h5`, { path });
-  }
-  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .h5 or .weights.h5 file name', { path });
+  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .h5, .weights.h5, .keras, .npz or .safetensors file name', { path });
 }
 
 /** Keras 3 group names for a model's layers: snake_case class name, deduplicated in order. */
@@ -68,14 +71,47 @@ async function weightArray(variable: tf.LayerVariable): Promise<NdArray> {
   return { dtype, shape: [...tensor.shape], data };
 }
 
+/** A weight's name within its layer: tfjs's `originalName` without the `<layer>/` prefix. */
+function weightNameInLayer(layer: tf.layers.Layer, variable: tf.LayerVariable): string {
+  const prefix = `${layer.name}/`;
+  return variable.originalName.startsWith(prefix) ? variable.originalName.slice(prefix.length) : variable.originalName;
+}
+
+async function saveWeightsFile(model: tf.LayersModel, path: string, format: 'npz' | 'safetensors', options: SaveWeightsOptions): Promise<void> {
+  if (options.layout !== undefined) throw new TensorioError('ERR_INVALID_ARGUMENT', `layout applies to .h5 files, not .${format}`, { path });
+  const layers: LayerToWrite[] = [];
+  for (const layer of model.layers) {
+    const weights = [];
+    for (const variable of layer.weights) {
+      weights.push({ weight: weightNameInLayer(layer, variable as tf.LayerVariable), array: await weightArray(variable as tf.LayerVariable) });
+    }
+    layers.push({ name: layer.name, weights });
+  }
+  const write: WeightsFileWriteOptions = {};
+  if (options.fsync !== undefined) write.fsync = options.fsync;
+  if (options.compress !== undefined) write.compress = options.compress;
+  await writeWeightsFile(path, format, layers, write);
+}
+
 /**
- * Saves a model's weights in Keras's layout, chosen by extension: `.h5` → Keras 2 legacy
- * (every layer in `layer_names`, weights named `<layer>/<weight>:0`), `.weights.h5` → Keras 3
- * (`layers/<snake_case class>/vars/<i>`). The file replaces `path` atomically.
- * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension (.npz and .safetensors
- * are not wired in yet).
+ * Saves a model's weights, in a layout chosen by extension:
+ * - `.h5` → Keras 2 legacy (every layer in `layer_names`, weights named `<layer>/<weight>:0`);
+ * - `.weights.h5` → Keras 3 (`layers/<snake_case class>/vars/<i>`);
+ * - `.npz` → one member per weight named `<layer>/<weight>` (`dense_Dense1/kernel`), layers
+ *   in model order and each layer's weights in its order (`np.load` reads it);
+ * - `.safetensors` → the same tensor names, with the order in `__metadata__` (`layer_names`,
+ *   `weight_names`, JSON).
+ *
+ * The file replaces `path` atomically.
+ * @param options `fsync` (default true); `.h5`: `layout`, `kerasVersion` (default '2.13.1'),
+ * `backend` (default 'tensorflow'); `.npz`: `compress` (default false).
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension, duplicate layer names,
+ * a layer name containing `/` (`.npz`, `.safetensors`), or an option of another format.
  */
 export async function saveWeights(model: tf.LayersModel, path: string, options: SaveWeightsOptions = {}): Promise<void> {
+  const format = weightsFormatOf(path);
+  if (format) return saveWeightsFile(model, path, format, options);
+  if (options.compress !== undefined) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
   const layout = layoutFor(path, options.layout);
   const layers: KerasLayerToWrite[] = [];
   const k3 = layout === 'keras3' ? keras3Names(model) : undefined;
@@ -139,17 +175,25 @@ function pairLayers(
 }
 
 /**
- * Loads Keras weights (`.h5` legacy, weights-only or full model; `.weights.h5` Keras 3; the
- * weights of a `.keras` archive) into
+ * Loads weights (`.h5` legacy, weights-only or full model; `.weights.h5` Keras 3; the
+ * weights of a `.keras` archive; `.npz` and `.safetensors` written by {@link saveWeights} or,
+ * for `.safetensors`, by `ioHandler`) into
  * a model, matching layers topologically (default) or by name, and each layer's weights in
  * order. Data goes to tfjs without an extra copy when it is float32 (the tensor wraps the
  * array read from the file); float64 and other types are converted to float32.
  * @throws TensorioError `ERR_SHAPE_MISMATCH` naming the layer, the weight and both shapes
- * (unless `skipMismatch`), and the errors of {@link readKerasWeights}.
+ * (unless `skipMismatch`), `ERR_BAD_METADATA` for a `.npz` or `.safetensors` file not laid
+ * out as {@link saveWeights} writes it, and the errors of {@link readKerasWeights}, `readNpz`
+ * and `readSafetensors`.
  */
 export async function loadWeights(model: tf.LayersModel, path: string, options: LoadWeightsOptions = {}): Promise<void> {
-  layoutFor(path);
-  const file = /\.keras$/i.test(path) && isZipFile(path) ? (await readKerasArchive(path)).weights : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
+  const format = weightsFormatOf(path);
+  if (!format) layoutFor(path);
+  const file = format
+    ? { layout: 'legacy' as const, layers: (await readWeightsFile(path, format, options.mmap ?? false)).layers }
+    : /\.keras$/i.test(path) && isZipFile(path)
+      ? (await readKerasArchive(path)).weights
+      : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
   const pairs = pairLayers(model, file, options.byName ?? false, path);
   const assignments: [tf.layers.Layer, tf.Tensor[]][] = [];
   for (const [layer, stored] of pairs) {
