@@ -32,18 +32,23 @@ export function median(values) {
 }
 
 /**
- * Runs competing trials interleaved (A B C, A B C, ...) after one discarded warm-up round,
- * so drift on a shared machine (page-cache writeback, other processes) hits every peer alike.
- * Each spec is {label, command, args, before?}; returns one summary per spec.
+ * Runs competing trials interleaved after one discarded warm-up round, so drift on a shared
+ * machine (page-cache writeback, other processes) hits every peer alike. The order rotates
+ * each round (A B C, B C A, C A B, ...): with transparent huge pages, a process that follows
+ * one which freed small pages pays for compaction, and a fixed order would always hand that
+ * cost to the same peer. Each spec is {label, command, args, before?}; returns one summary
+ * per spec.
  */
 export function measureInterleaved(specs, repeat = 5) {
   const runs = specs.map(() => []);
   for (let round = -1; round < repeat; round++) {
-    specs.forEach((spec, i) => {
+    for (let k = 0; k < specs.length; k++) {
+      const i = (k + Math.max(round, 0)) % specs.length;
+      const spec = specs[i];
       spec.before?.();
       const result = trial(spec.command, spec.args);
       if (round >= 0) runs[i].push(result);
-    });
+    }
   }
   return specs.map((spec, i) => ({
     label: spec.label,

@@ -39,7 +39,7 @@ export async function npyBench({ sizeMb, repeat = 5, cache = 'warm', dir = os.tm
       if (ceiling) rows.push({ group: name, label: ceiling.label, seconds: ceiling.seconds, mbps: sizeMb / ceiling.seconds });
     };
 
-    group('open', [node('tensorio readNpy mmap', 'open-mmap'), py('numpy np.load mmap_mode=r', 'load-mmap')]);
+    group('open', [node('tensorio readNpy mmap', 'open-mmap'), node('tensorio readNpySync mmap', 'open-mmap-sync'), py('numpy np.load mmap_mode=r', 'load-mmap')]);
     group('mapped', [node('tensorio mmap + touch every page', 'read-mmap-touch'), py('numpy mmap + touch every page', 'load-mmap-touch')]);
     const readers = [node('tensorio readNpy', 'read'), py('numpy np.load', 'load'), node('fs.readFile (bytes only)', 'fs-readFile')];
     // fs.readFile and so npyjs stop at 2 GiB.

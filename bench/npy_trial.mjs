@@ -2,7 +2,7 @@
 // Prints {seconds, rssBeforeKb, maxRssKb}.
 import * as fs from 'node:fs';
 import { parse as npyjsParse } from 'npyjs';
-import { readNpy, writeNpy } from 'tensorio';
+import { readNpy, readNpySync, writeNpy } from 'tensorio';
 
 const [op, file, out] = process.argv.slice(2);
 const rssKb = () => process.memoryUsage().rss / 1024;
@@ -16,6 +16,11 @@ let checksum = 0;
 switch (op) {
   case 'open-mmap': {
     const a = await readNpy(file, { mmap: true });
+    checksum = a.data.length;
+    break;
+  }
+  case 'open-mmap-sync': {
+    const a = readNpySync(file, { mmap: true });
     checksum = a.data.length;
     break;
   }
