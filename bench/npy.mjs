@@ -41,9 +41,10 @@ export async function npyBench({ sizeMb, repeat = 5, cache = 'warm', dir = os.tm
 
     group('open', [node('tensorio readNpy mmap', 'open-mmap'), node('tensorio readNpySync mmap', 'open-mmap-sync'), py('numpy np.load mmap_mode=r', 'load-mmap')]);
     group('mapped', [node('tensorio mmap + touch every page', 'read-mmap-touch'), py('numpy mmap + touch every page', 'load-mmap-touch')]);
-    const readers = [node('tensorio readNpy', 'read'), py('numpy np.load', 'load'), node('fs.readFile (bytes only)', 'fs-readFile')];
-    // fs.readFile and so npyjs stop at 2 GiB.
-    if (bytes < 2 ** 31) readers.push(node('npyjs (fs.readFile + parse)', 'npyjs'));
+    // fs.readFile, and so npyjs, stop at 2 GiB.
+    const small = bytes < 2 ** 31;
+    const readers = [node('tensorio readNpy', 'read'), py('numpy np.load', 'load')];
+    if (small) readers.push(node('fs.readFile (bytes only)', 'fs-readFile'), node('npyjs (fs.readFile + parse)', 'npyjs'));
     const ddTimes = [];
     for (let i = 0; i < repeat; i++) {
       prepare();
@@ -53,7 +54,7 @@ export async function npyBench({ sizeMb, repeat = 5, cache = 'warm', dir = os.tm
     if (cache === 'warm') {
       group(
         'write',
-        [node('tensorio writeNpy fsync:false', 'write-nofsync', clean), py('numpy np.save (no fsync)', 'save', clean), node('fs.writeFile (no fsync)', 'fs-writeFile', clean)],
+        [node('tensorio writeNpy fsync:false', 'write-nofsync', clean), py('numpy np.save (no fsync)', 'save', clean), ...(small ? [node('fs.writeFile (no fsync)', 'fs-writeFile', clean)] : [])],
         { label: 'dd from /dev/zero (ceiling)', seconds: ddWrite(out, bytes, { fsync: false }, repeat) },
       );
       group(

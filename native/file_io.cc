@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,15 +37,15 @@ std::vector<ByteSpan> ArgChunks(const Napi::CallbackInfo& info, size_t index, Na
 
 // The worker keeps the JS buffers it touches alive with references taken on the main thread,
 // and never touches N-API inside Execute.
-class ReadWorker : public Napi::AsyncWorker {
+// A positioned read or write on the thread pool. `run` does the I/O without touching N-API;
+// the JS buffers it reads or writes are kept alive by a reference taken on the main thread.
+class IoWorker : public Napi::AsyncWorker {
  public:
-  ReadWorker(Napi::Function callback, int fd, uint64_t position, ByteSpan target, Napi::Value keep)
-      : Napi::AsyncWorker(callback, "tensorio:read"), fd_(fd), position_(position), target_(target) {
-    keep_ = Napi::Persistent(keep.As<Napi::Object>());
-  }
+  IoWorker(Napi::Function callback, const char* name, Napi::Object keep, std::function<IoResult()> run)
+      : Napi::AsyncWorker(callback, name), keep_(Napi::Persistent(keep)), run_(std::move(run)) {}
 
   void Execute() override {
-    result_ = ReadFully(fd_, position_, target_.data, target_.length);
+    result_ = run_();
     if (result_.error != 0) SetError(result_.syscall);
   }
 
@@ -57,38 +58,8 @@ class ReadWorker : public Napi::AsyncWorker {
   }
 
  private:
-  int fd_;
-  uint64_t position_;
-  ByteSpan target_;
   Napi::ObjectReference keep_;
-  IoResult result_;
-};
-
-class WriteWorker : public Napi::AsyncWorker {
- public:
-  WriteWorker(Napi::Function callback, int fd, uint64_t position, std::vector<ByteSpan> chunks, Napi::Array keep)
-      : Napi::AsyncWorker(callback, "tensorio:write"), fd_(fd), position_(position), chunks_(std::move(chunks)) {
-    keep_ = Napi::Persistent(keep.As<Napi::Object>());
-  }
-
-  void Execute() override {
-    result_ = WriteFully(fd_, position_, chunks_);
-    if (result_.error != 0) SetError(result_.syscall);
-  }
-
-  void OnOK() override {
-    Callback().Call({Env().Null(), Napi::Number::New(Env(), static_cast<double>(result_.bytes))});
-  }
-
-  void OnError(const Napi::Error&) override {
-    Callback().Call({SystemError(Env(), result_.error, result_.syscall).Value()});
-  }
-
- private:
-  int fd_;
-  uint64_t position_;
-  std::vector<ByteSpan> chunks_;
-  Napi::ObjectReference keep_;
+  std::function<IoResult()> run_;
   IoResult result_;
 };
 
@@ -162,7 +133,8 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   uint64_t position = ArgSize(info, 1);
   ByteSpan target = ArgBytes(info, 2);
   Napi::Function callback = ArgFunction(info, 3);
-  (new ReadWorker(callback, fd, position, target, info[2]))->Queue();
+  auto run = [fd, position, target] { return ReadFully(fd, position, target.data, target.length); };
+  (new IoWorker(callback, "tensorio:read", info[2].As<Napi::Object>(), run))->Queue();
   return info.Env().Undefined();
 }
 
@@ -186,7 +158,8 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   Napi::Array keep;
   std::vector<ByteSpan> chunks = ArgChunks(info, 2, &keep);
   Napi::Function callback = ArgFunction(info, 3);
-  (new WriteWorker(callback, fd, position, std::move(chunks), keep))->Queue();
+  auto run = [fd, position, chunks = std::move(chunks)] { return WriteFully(fd, position, chunks); };
+  (new IoWorker(callback, "tensorio:write", keep, std::move(run)))->Queue();
   return info.Env().Undefined();
 }
 

@@ -383,6 +383,14 @@ function readInfo(copyReason: string | undefined): { mapped: false; copyReason?:
  * other than 0/1), `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
 export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray> {
+  if (options.mmap && native) {
+    // A mapped open moves no data: open, fstat, one small header read and mmap are done in
+    // place, as np.load(mmap_mode='r') does them. Trips to the thread pool and back cost more
+    // than these calls (2 ms against 1.3 ms in a fresh process). Only a fallback to reading
+    // (big-endian or unaligned data) continues below, asynchronously.
+    const array = mapWhenPossibleSync(path, options);
+    if (array) return array;
+  }
   const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
   const { fd, size, prefix } = await openForReadAsync(path, firstReadLength(Number.MAX_SAFE_INTEGER, maxHeaderSize));
   try {
@@ -393,6 +401,19 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
     const buffer = new ArrayBuffer(header.dataLength);
     await readExactly(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
     return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** The mapped array, or undefined when the file must be read instead. */
+function mapWhenPossibleSync(path: string, options: NpyReadOptions): LoadedArray | undefined {
+  const { fd, size } = openForRead(path);
+  try {
+    const plan = planRead(readHeaderSync(fd, size, path, options), options);
+    if (!plan.map) return undefined;
+    const array = mapped(plan.header, fd, path, false);
+    return typeof array === 'string' ? undefined : array;
   } finally {
     closeQuietly(fd);
   }
