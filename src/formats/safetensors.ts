@@ -841,6 +841,19 @@ export async function readSafetensors(path: string, options: SafetensorsReadOpti
   const view = await openSafetensors(path, { mmap: options.mmap ?? false });
   try {
     const names = view.keys();
+    if (!options.mmap) {
+      const arrays = await Promise.all(filesOf(view, names).map(async ({ file, start, length, infos }) => {
+        const buffer = new ArrayBuffer(length);
+        const { fd } = await openForReadAsync(file, 0);
+        try {
+          await readExactly(fd, start, new Uint8Array(buffer), file, 'safetensors data');
+        } finally {
+          closeQuietly(fd);
+        }
+        return viewsInto(buffer, start, infos, file);
+      }));
+      return { tensors: inNameOrder(names, arrays), metadata: view.metadata };
+    }
     const loaded = new Array<LoadedArray>(names.length);
     let next = 0;
     const worker = async () => {
@@ -858,10 +871,72 @@ export async function readSafetensors(path: string, options: SafetensorsReadOpti
   }
 }
 
+/**
+ * An eager read puts each file's data in one buffer, filled by one read, with tensors as
+ * views into it: the kernel copies at page-cache speed into memory that (past 4 MiB) gets
+ * huge pages, where a buffer per tensor paid a page fault per 4 KiB page. The price: a tensor
+ * keeps its file's buffer alive. Tensors whose offset is not aligned for their dtype (files
+ * whose writer did not pad the header) are copied out.
+ */
+function filesOf(view: SafetensorsFile, names: string[]): Array<{ file: string; start: number; length: number; infos: SafetensorsTensorInfo[] }> {
+  const byFile = new Map<string, SafetensorsTensorInfo[]>();
+  for (const name of names) {
+    const info = view.info(name);
+    const list = byFile.get(info.file) ?? [];
+    list.push(info);
+    byFile.set(info.file, list);
+  }
+  return [...byFile].map(([file, infos]) => {
+    let start = Infinity;
+    let end = 0;
+    for (const info of infos) {
+      start = Math.min(start, info.byteOffset);
+      end = Math.max(end, info.byteOffset + info.byteLength);
+    }
+    return { file, start, length: end - start, infos };
+  });
+}
+
+function inNameOrder(names: string[], parts: Record<string, LoadedArray>[]): Record<string, LoadedArray> {
+  const found = new Map<string, LoadedArray>();
+  for (const part of parts) for (const [name, array] of Object.entries(part)) found.set(name, array);
+  const tensors: Record<string, LoadedArray> = {};
+  for (const name of names) ownSet(tensors, name, found.get(name) as LoadedArray);
+  return tensors;
+}
+
+function viewsInto(buffer: ArrayBuffer, start: number, infos: SafetensorsTensorInfo[], file: string): Record<string, LoadedArray> {
+  const tensors: Record<string, LoadedArray> = {};
+  for (const entry of infos) {
+    const info = dtypeInfo(entry.dtype);
+    const elements = (entry.byteLength / info.itemSize) * info.lanes;
+    if (elements > MAX_TYPED_ARRAY_LENGTH) {
+      throw new TensorioError('ERR_TOO_LARGE', `tensor '${entry.name}' has ${elements} elements, more than one TypedArray holds here (${MAX_TYPED_ARRAY_LENGTH}); read it in parts with getSlice`, { path: file });
+    }
+    const offset = entry.byteOffset - start;
+    const data = offset % info.array.BYTES_PER_ELEMENT === 0 ? new info.array(buffer, offset, elements) : new info.array(buffer.slice(offset, offset + entry.byteLength), 0, elements);
+    ownSet(tensors, entry.name, { dtype: entry.dtype, shape: entry.shape, data, mapped: false });
+  }
+  return tensors;
+}
+
 /** Synchronous {@link readSafetensors}. */
 export function readSafetensorsSync(path: string, options: SafetensorsReadOptions = {}): SafetensorsContents {
   const view = openSafetensorsSync(path, { mmap: options.mmap ?? false });
   try {
+    if (!options.mmap) {
+      const arrays = filesOf(view, view.keys()).map(({ file, start, length, infos }) => {
+        const buffer = new ArrayBuffer(length);
+        const { fd } = openForRead(file);
+        try {
+          readExactlySync(fd, start, new Uint8Array(buffer), file, 'safetensors data');
+        } finally {
+          closeQuietly(fd);
+        }
+        return viewsInto(buffer, start, infos, file);
+      });
+      return { tensors: inNameOrder(view.keys(), arrays), metadata: view.metadata };
+    }
     const tensors: Record<string, LoadedArray> = {};
     for (const name of view.keys()) ownSet(tensors, name, view.getSync(name));
     return { tensors, metadata: view.metadata };
