@@ -50,6 +50,7 @@ const formatRuns = [
   ['npz', 'npz.mjs', smoke ? ['--size-mb', '1', '--repeat', '1', '--deflate-repeat', '1'] : ['--size-mb', '512', '--repeat', String(repeat)]],
   ['safetensors', 'safetensors.mjs', smoke ? ['--trials', '1', '--shape', '8x64'] : ['--trials', String(repeat)]],
   ['keras', 'keras.mjs', smoke ? ['--size-mib', '4', '--trials', '1'] : ['--trials', String(repeat)]],
+  ['tfjs weights', 'tfjs-formats.mjs', smoke ? ['--size-mib', '4', '--units', '256', '--trials', '1'] : ['--trials', String(repeat)]],
 ];
 const formatReports = [];
 for (const [name, script, args] of formatRuns) {

@@ -5,6 +5,9 @@
 //
 //   node bench/tfjs-formats.mjs                    # 1 GiB (4 x 8192x8192 float32), median of 5
 //   node bench/tfjs-formats.mjs --size-mib 256 --trials 1
+//   node bench/tfjs-formats.mjs --size-mib 4 --units 256 --trials 1   # the suite's smoke run
+// TensorFlow.js's own path (model.json + .bin read with fs, tf.io.decodeWeights,
+// model.loadWeights) is measured on the same weights as a peer.
 //
 // The files are written by tensorio (as saveWeights writes them) and read warm (they sit in
 // the page cache), so this compares parsing and copying, not the disk.
@@ -34,7 +37,17 @@ async function child(kind, file, layers, units) {
       const bias = new Float32Array(units).fill(i);
       list.push({ name: `dense_${i}`, weights: [{ weight: 'kernel', array: { dtype: 'float32', shape: [units, units], data: kernel } }, { weight: 'bias', array: { dtype: 'float32', shape: [units], data: bias } }] });
     }
-    for (const f of file.split(',')) await writeWeightsFile(f, f.endsWith('.npz') ? 'npz' : 'safetensors', list, { fsync: false });
+    for (const f of file.split(',')) {
+      if (f.endsWith('.json')) {
+        // The tfjs format, as tfjs's own peer reads it: model.json + one .bin.
+        const { ioHandler } = require(path.join(root, 'dist', 'tfjs', 'index.js'));
+        const weightSpecs = list.flatMap((l) => l.weights.map((w) => ({ name: `${l.name}/${w.weight}`, shape: w.array.shape, dtype: 'float32' })));
+        const weightData = list.flatMap((l) => l.weights.map((w) => w.array.data.buffer));
+        await ioHandler(f, { fsync: false }).save({ modelTopology: null, format: 'weights-only', weightSpecs, weightData });
+      } else {
+        await writeWeightsFile(f, f.endsWith('.npz') ? 'npz' : 'safetensors', list, { fsync: false });
+      }
+    }
     return report(performance.now(), 0);
   }
   const tf = require('@tensorflow/tfjs');
@@ -47,7 +60,19 @@ async function child(kind, file, layers, units) {
   }
   const rssBeforeKb = process.memoryUsage().rss / 1024;
   const t0 = performance.now();
-  await loadWeights(model, file, { mmap: kind === 'mmap' });
+  if (kind === 'tfio') {
+    // TensorFlow.js's own path for weights (what tf.loadLayersModel does after fetching):
+    // the manifest and shards read with fs, tf.io.decodeWeights, model.loadWeights.
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const specs = json.weightsManifest.flatMap((group) => group.weights);
+    const shards = json.weightsManifest.flatMap((group) => group.paths.map((p) => {
+      const bytes = fs.readFileSync(path.join(path.dirname(file), p));
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    }));
+    model.loadWeights(tf.io.decodeWeights(shards.length === 1 ? shards[0] : shards, specs));
+  } else {
+    await loadWeights(model, file, { mmap: kind === 'mmap' });
+  }
   const out = report(t0, rssBeforeKb);
   if (model.layers[layers - 1].getWeights()[1].dataSync()[0] !== layers - 1) throw new Error('wrong weights loaded');
   return out;
@@ -85,14 +110,15 @@ async function main() {
   };
   const sizeMiB = opt('--size-mib', 1024);
   const repeat = opt('--trials', 5);
-  const units = 8192;
+  const units = opt('--units', 8192);
   const layers = Math.max(1, Math.round((sizeMiB * MiB) / (units * units * 4)));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorio-bench-'));
   const files = { npz: path.join(dir, 'model.npz'), safetensors: path.join(dir, 'model.safetensors') };
+  const tfjsJson = path.join(dir, 'model.json');
   const node = (kind, file) => ({ command: process.execPath, args: [self, '--trial', kind, file, String(layers), String(units)] });
   try {
     console.log(`# bench/tfjs-formats.mjs ${new Date().toISOString()}: ${machine()}; ${pythonVersions()}`);
-    trial(process.execPath, [self, '--trial', 'write', `${files.npz},${files.safetensors}`, String(layers), String(units)]);
+    trial(process.execPath, [self, '--trial', 'write', `${files.npz},${files.safetensors},${tfjsJson}`, String(layers), String(units)]);
     for (const [format, file] of Object.entries(files)) {
       const fileMiB = fs.statSync(file).size / MiB;
       const results = measureInterleaved(
@@ -100,6 +126,7 @@ async function main() {
           { label: 'loadWeights', ...node('eager', file) },
           { label: 'loadWeights mmap', ...node('mmap', file) },
           { label: 'NumPy', command: PYTHON, args: ['-c', NUMPY_READ, file] },
+          { label: 'tfjs tf.io (model.json + .bin, fs + decodeWeights)', ...node('tfio', tfjsJson) },
         ],
         repeat,
       );

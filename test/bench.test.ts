@@ -22,6 +22,6 @@ test('npm run bench -- --smoke writes a table, a JSON record and an SVG chart wi
   assert.ok(record.results.every((r) => r.seconds > 0));
   // The formats' own benchmarks ran too, with their peers in the same run.
   const report = fs.readFileSync(path.join(out, files.find((f) => f.startsWith('suite-') && f.endsWith('.md')) as string), 'utf8');
-  for (const peer of ['### npz', 'np.savez', '### safetensors', 'python json+memmap', '### keras', 'h5py', 'h5wasm']) assert.ok(report.includes(peer), `report lacks ${peer}`);
+  for (const peer of ['### npz', 'np.savez', '### safetensors', 'python json+memmap', '### keras', 'h5py', 'h5wasm', '### tfjs weights', 'tfjs tf.io']) assert.ok(report.includes(peer), `report lacks ${peer}`);
   assert.match(fs.readFileSync(path.join(out, files.find((f) => f.endsWith('.svg')) as string), 'utf8'), /^<svg[\s\S]*polyline/);
 });
