@@ -252,6 +252,9 @@ export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: Np
 }
 
 /** How many bytes of a file to read first: enough for any header within the limit. */
+// What an async open reads along with the header: small arrays arrive whole in one trip.
+const SMALL_FILE = 64 * 1024;
+
 function firstReadLength(fileSize: number, maxHeaderSize: number): number {
   return Math.min(fileSize, 12 + Math.min(maxHeaderSize, 4096 - 12));
 }
@@ -391,15 +394,16 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
     const array = mapWhenPossibleSync(path, options);
     if (array) return array;
   }
-  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
-  const { fd, size, prefix } = await openForReadAsync(path, firstReadLength(Number.MAX_SAFE_INTEGER, maxHeaderSize));
+  const { fd, size, prefix } = await openForReadAsync(path, SMALL_FILE);
   try {
     const plan = planRead(await readHeader(fd, size, prefix, path, options), options);
     const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
     if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
     const { header } = plan;
-    const buffer = new ArrayBuffer(header.dataLength);
-    await readExactly(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
+    const end = header.dataOffset + header.dataLength;
+    // A small file came whole with the open: no second trip to the thread pool.
+    const buffer = end <= prefix.length ? prefix.slice(header.dataOffset, end).buffer : new ArrayBuffer(header.dataLength);
+    if (end > prefix.length) await readExactly(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
     return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
   } finally {
     closeQuietly(fd);
