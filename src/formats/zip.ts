@@ -122,7 +122,7 @@ function decodeName(raw: Uint8Array, utf8: boolean, path: string): string {
 export async function readCentralDirectory(source: ZipSource, path: string): Promise<ZipEntry[]> {
   const size = source.size;
   if (size < EOCD_SIZE) {
-    throw new TensorioError(size >= 4 && (await looksLikeZip(source)) ? 'ERR_TRUNCATED' : 'ERR_BAD_ZIP', `not a complete zip archive: ${size} bytes, less than the 22-byte end record`, { path });
+    throw new TensorioError((await looksLikeZip(source)) ? 'ERR_TRUNCATED' : 'ERR_BAD_ZIP', `not a complete zip archive: ${size} bytes, less than the 22-byte end record`, { path });
   }
   const tailLength = Math.min(size, EOCD_SIZE + MAX_COMMENT);
   const tailStart = size - tailLength;
@@ -225,10 +225,11 @@ export async function readCentralDirectory(source: ZipSource, path: string): Pro
   return out;
 }
 
+// Starts like a member, or is a prefix of the signature: an empty or 1-3 byte file is a
+// zip cut short as much as it is anything else.
 async function looksLikeZip(source: ZipSource): Promise<boolean> {
-  if (source.size < 4) return false;
-  const head = await source.read(0, 4, 'zip signature');
-  return dv(head).getUint32(0, true) === SIG_LOCAL;
+  const head = await source.read(0, Math.min(source.size, 4), 'zip signature');
+  return head.every((byte, i) => byte === [0x50, 0x4b, 0x03, 0x04][i]);
 }
 
 /** The offset of a member's data: after its local header, whose extra field may differ from the central one. */
