@@ -252,6 +252,16 @@ function fixtureSeeds(format: ReliabilityFormat): Uint8Array[] {
   return seeds;
 }
 
+/**
+ * Deflate (`.npz`) legitimately expands up to 1,032x, and the reader accepts a member's
+ * declared size up to 1,032x its compressed size plus 1 KiB (at most one member per 46-byte
+ * directory entry); its output may be copied once more (unaligned or big-endian data).
+ */
+function boundFor(format: ReliabilityFormat): Pick<FuzzTarget, 'allocationBound'> {
+  if (format.name !== 'npz') return {};
+  return { allocationBound: (length) => 2 * (1032 * length + 1024 * Math.ceil(length / 46)) + 2 * length + (1 << 20) };
+}
+
 /** Every fuzz target: two per format in the table (bytes in memory, a file), plus the npy header and literal parsers. */
 export function fuzzTargets(): FuzzTarget[] {
   const formats = FORMATS.map(
@@ -261,6 +271,7 @@ export function fuzzTargets(): FuzzTarget[] {
       typed: isTensorioError,
       seeds: () => [...fixtureSeeds(format), ...(format.name === 'npy' ? sampleNpyFiles() : [])],
       structured: format.name === 'npy' ? [npyStructured] : [],
+      ...boundFor(format),
     }),
   );
   // The same inputs through each format's file reader (eager or mapped by the input's
@@ -281,6 +292,7 @@ export function fuzzTargets(): FuzzTarget[] {
       typed: isTensorioError,
       seeds: () => fixtureSeeds(format),
       structured: format.name === 'npy' ? [npyStructured] : [],
+      ...boundFor(format),
     }),
   );
   const npy = FORMATS.find((f) => f.name === 'npy') as ReliabilityFormat;
