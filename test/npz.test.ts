@@ -347,7 +347,7 @@ describe('error codes, hand-made bytes', () => {
     );
   });
 
-  test('every truncation of a valid archive is ERR_TRUNCATED or ERR_BAD_ZIP, never a crash', async () => {
+  test('every truncation of a valid archive is ERR_TRUNCATED (even the empty file), never a crash', async () => {
     const file = tmp();
     await writeNpz(file, { a: ndarray(new Float32Array([1, 2])), b: ndarray(new Int8Array([3])) });
     const whole = fs.readFileSync(file);
@@ -355,7 +355,7 @@ describe('error codes, hand-made bytes', () => {
     for (let n = 0; n < whole.length; n++) {
       fs.writeFileSync(cut, whole.subarray(0, n));
       for (const mmap of [false, true]) {
-        const error = await expectCode(() => readNpz(cut, { mmap }), n >= 4 ? 'ERR_TRUNCATED' : 'ERR_BAD_ZIP');
+        const error = await expectCode(() => readNpz(cut, { mmap }), 'ERR_TRUNCATED');
         assert.ok(error.message.length > 0);
       }
     }

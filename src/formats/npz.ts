@@ -6,26 +6,32 @@ import * as zlib from 'node:zlib';
 
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { AtomicWriter, closeQuietly, mapFile, openForReadAsync, type WriteOptions } from '../io.js';
+import { AtomicWriter, closeQuietly, mapFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
 import { validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
 import { native } from '../native.js';
 import { arrayFromBuffer, decodeNpy, DEFAULT_MAX_HEADER_SIZE, encodeNpy, isObjectDescr, parseNpyHeader, parseNpyRawHeader, type NpyReadOptions } from './npy.js';
 import { unpickle, type PyObject } from './pickle.js';
 import {
   bytesSource,
+  bytesSourceSync,
   checkCrc,
   checkMemberSize,
   crc32,
   CrcCursor,
   DEFAULT_MAX_MEMBER_SIZE,
   fdSource,
+  fdSourceSync,
   memberDataOffset,
+  memberDataOffsetSync,
   readCentralDirectory,
+  readCentralDirectorySync,
   readIntoWithCrc,
   readMember,
+  readMemberSync,
   ZipWriter,
   type ZipEntry,
   type ZipSource,
+  type ZipSourceSync,
 } from './zip.js';
 
 /** Options for reading `.npz` archives. */
@@ -98,6 +104,46 @@ function keyOf(name: string): string {
   return name.endsWith('.npy') ? name.slice(0, -4) : name;
 }
 
+function headerOptionsOf(options: NpzReadOptions): NpyReadOptions {
+  return options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize };
+}
+
+function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOptions): PyObject {
+  if (!options.allowPickle) {
+    throw new TensorioError(
+      'ERR_PICKLE_DISALLOWED',
+      'the member is an object array stored as a Python pickle; pass { allowPickle: true } to read it with the restricted unpickler',
+      { path: where },
+    );
+  }
+  return unpickle(bytes, { path: where });
+}
+
+/**
+ * A stored member of a mapped archive: a view into the mapping when its data is aligned and
+ * little-endian, else a copy saying why. Not CRC-checked (that would read every page).
+ */
+function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where: string, options: NpzReadOptions): LoadedArray | PyObject {
+  const headerOptions = headerOptionsOf(options);
+  const bytes = mapping.subarray(start, start + entry.compressedSize);
+  const raw = parseNpyRawHeader(bytes, where, headerOptions);
+  if (isObjectDescr(raw.descr)) return unpickleMember(bytes.subarray(raw.dataOffset), where, options);
+  const header = parseNpyHeader(bytes, where, headerOptions);
+  const dataStart = start + header.dataOffset;
+  if (header.dataOffset + header.dataLength > bytes.length) {
+    throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${header.dataLength} bytes needed at offset ${header.dataOffset}, the member has ${bytes.length}`, { path: where });
+  }
+  const alignment = dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT;
+  let reason: string | undefined;
+  if (header.bigEndian) reason = 'the data is big-endian and was converted to native order';
+  else if ((mapping.byteOffset + dataStart) % alignment !== 0) {
+    reason = `the member's data starts at offset ${dataStart}, not a multiple of the ${header.dtype} size ${alignment} (NumPy does not align .npz members)`;
+  }
+  if (reason === undefined) return arrayFromBuffer(header, mapping.buffer as ArrayBuffer, mapping.byteOffset + dataStart, where, { mapped: true });
+  const copy = bytes.slice(header.dataOffset, header.dataOffset + header.dataLength);
+  return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false, copyReason: reason });
+}
+
 class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
   private readonly byName = new Map<string, ZipEntry>();
   private readonly order: string[] = [];
@@ -160,7 +206,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     const probe = await this.source.read(start, Math.min(entry.compressedSize, HEADER_PROBE), 'member header');
     // A partial deflate stream inflates as far as it goes with a sync flush.
     const bytes = entry.method === 0 ? probe : new Uint8Array(zlib.inflateRawSync(probe, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: HEADER_PROBE * 64 }));
-    const headerOptions: NpyReadOptions = this.options.maxHeaderSize === undefined ? {} : { maxHeaderSize: this.options.maxHeaderSize };
+    const headerOptions = headerOptionsOf(this.options);
     const raw = parseNpyRawHeader(bytes, where, headerOptions, entry.uncompressedSize);
     const common = { key: keyOf(entry.name), compressed: entry.method !== 0 };
     if (isObjectDescr(raw.descr)) {
@@ -174,28 +220,12 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
 
   private async load(entry: ZipEntry): Promise<LoadedArray | PyObject> {
     const where = `${this.path}[${entry.name}]`;
-    const headerOptions: NpyReadOptions = this.options.maxHeaderSize === undefined ? {} : { maxHeaderSize: this.options.maxHeaderSize };
+    const headerOptions = headerOptionsOf(this.options);
     const mapping = this.source.mapping;
     if (this.options.mmap && entry.method === 0 && mapping) {
       checkMemberSize(entry, this.path, this.options.maxMemberSize);
       const start = await memberDataOffset(this.source, entry, this.path);
-      const bytes = mapping.subarray(start, start + entry.compressedSize);
-      const raw = parseNpyRawHeader(bytes, where, headerOptions);
-      if (isObjectDescr(raw.descr)) return this.unpickleMember(bytes.subarray(raw.dataOffset), where);
-      const header = parseNpyHeader(bytes, where, headerOptions);
-      const dataStart = start + header.dataOffset;
-      if (header.dataOffset + header.dataLength > bytes.length) {
-        throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${header.dataLength} bytes needed at offset ${header.dataOffset}, the member has ${bytes.length}`, { path: where });
-      }
-      const alignment = dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT;
-      let reason: string | undefined;
-      if (header.bigEndian) reason = 'the data is big-endian and was converted to native order';
-      else if ((mapping.byteOffset + dataStart) % alignment !== 0) {
-        reason = `the member's data starts at offset ${dataStart}, not a multiple of the ${header.dtype} size ${alignment} (NumPy does not align .npz members)`;
-      }
-      if (reason === undefined) return arrayFromBuffer(header, mapping.buffer as ArrayBuffer, mapping.byteOffset + dataStart, where, { mapped: true });
-      const copy = bytes.slice(header.dataOffset, header.dataOffset + header.dataLength);
-      return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false, copyReason: reason });
+      return mappedMember(mapping, start, entry, where, this.options);
     }
     if (entry.method === 0 && !mapping) {
       const array = await this.readStored(entry, where, headerOptions);
@@ -210,7 +240,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
       maxMemberSize: this.options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE,
     });
     const raw = parseNpyRawHeader(bytes, where, headerOptions);
-    if (isObjectDescr(raw.descr)) return this.unpickleMember(bytes.subarray(raw.dataOffset), where);
+    if (isObjectDescr(raw.descr)) return unpickleMember(bytes.subarray(raw.dataOffset), where, this.options);
     const array = decodeNpy(bytes, where, headerOptions);
     if (!this.options.mmap) return array;
     const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
@@ -240,17 +270,6 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     const crc = await readIntoWithCrc(this.source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix.subarray(0, header.dataOffset)), `member '${entry.name}'`);
     checkCrc(entry, crc, this.path);
     return arrayFromBuffer(header, buffer, 0, where, { mapped: false });
-  }
-
-  private unpickleMember(bytes: Uint8Array, where: string): PyObject {
-    if (!this.options.allowPickle) {
-      throw new TensorioError(
-        'ERR_PICKLE_DISALLOWED',
-        'the member is an object array stored as a Python pickle; pass { allowPickle: true } to read it with the restricted unpickler',
-        { path: where },
-      );
-    }
-    return unpickle(bytes, { path: where });
   }
 
   close(): void {
@@ -324,6 +343,76 @@ export async function readNpz(path: string, options: NpzReadOptions = {}): Promi
   } finally {
     file.close();
   }
+}
+
+/**
+ * Reads every member of an archive from a synchronous source, as {@link readNpz} does: the
+ * one loop behind {@link readNpzSync} (a file or its mapping) and {@link decodeNpz} (bytes).
+ * A repeated member name resolves to its last entry, as Python's zipfile does. With `mmap`
+ * and a mapped source, stored members go through the same view-or-copy rule as readNpz's.
+ * @throws TensorioError every error of {@link readNpz}.
+ */
+export function readNpzSource(source: ZipSourceSync, path: string, options: NpzReadOptions = {}, mapReason?: string): Record<string, LoadedArray | PyObject> {
+  const headerOptions = headerOptionsOf(options);
+  const out: Record<string, LoadedArray | PyObject> = {};
+  for (const entry of readCentralDirectorySync(source, path)) {
+    const where = `${path}[${entry.name}]`;
+    let value: LoadedArray | PyObject;
+    if (options.mmap && entry.method === 0 && source.mapping) {
+      checkMemberSize(entry, path, options.maxMemberSize);
+      value = mappedMember(source.mapping, memberDataOffsetSync(source, entry, path), entry, where, options);
+    } else {
+      const bytes = readMemberSync(source, entry, path, { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE });
+      const raw = parseNpyRawHeader(bytes, where, headerOptions);
+      if (isObjectDescr(raw.descr)) value = unpickleMember(bytes.subarray(raw.dataOffset), where, options);
+      else {
+        const array = decodeNpy(bytes, where, headerOptions);
+        value = options.mmap ? { ...array, mapped: false, copyReason: entry.method !== 0 ? 'the member is compressed' : (mapReason ?? 'the archive is not mapped') } : array;
+      }
+    }
+    Object.defineProperty(out, keyOf(entry.name), { value, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/**
+ * Synchronous {@link readNpz}: the same result, read with blocking calls (one positioned
+ * read per structure and member; deflated members inflate in one call capped at their
+ * declared size). With `mmap` the archive is mapped once and aligned stored members are views.
+ * @param options as {@link readNpz}.
+ * @throws TensorioError every error of {@link readNpz}.
+ */
+export function readNpzSync(path: string, options?: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray>;
+export function readNpzSync(path: string, options: NpzReadOptions): Record<string, LoadedArray | PyObject>;
+export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, LoadedArray | PyObject> {
+  const { fd, size } = openForRead(path);
+  try {
+    let source = fdSourceSync(fd, size, path);
+    let mapReason: string | undefined;
+    if (options.mmap) {
+      if (size === 0) mapReason = 'the file is empty';
+      else {
+        const result = mapFile(fd, size, false, path);
+        if (result.buffer) source = bytesSourceSync(new Uint8Array(result.buffer), path);
+        else mapReason = result.reason;
+      }
+    }
+    return readNpzSource(source, path, options, mapReason);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/**
+ * Parses an `.npz` archive held in memory. Stored members' arrays may be views into `bytes`
+ * (when aligned); `mmap` is ignored.
+ * @param path names the archive in error messages. Default `'<bytes>'`.
+ * @throws TensorioError every error of {@link readNpz} but the file-system ones.
+ */
+export function decodeNpz(bytes: Uint8Array, options?: NpzReadOptions & { allowPickle?: false }, path?: string): Record<string, LoadedArray>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions, path?: string): Record<string, LoadedArray | PyObject>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions = {}, path = '<bytes>'): Record<string, LoadedArray | PyObject> {
+  return readNpzSource(bytesSourceSync(bytes, path), path, { ...options, mmap: false });
 }
 
 /** Options of {@link writeNpz}. */

@@ -8,20 +8,25 @@ import * as path from 'node:path';
 
 import {
   decodeNpy,
+  decodeNpz,
   decodeSafetensors,
   parseNpyHeader,
   parseSafetensorsHeader,
   readNpy,
   readNpySync,
+  readNpz,
+  readNpzSync,
   readSafetensors,
   readSafetensorsSync,
   safetensorsHeaderLength,
   writeNpy,
   writeNpySync,
+  writeNpz,
   writeSafetensors,
   writeSafetensorsSync,
 } from '../../src/index.js';
 import type { LoadedArray, NdArray } from '../../src/index.js';
+import { readCentralDirectorySync, bytesSourceSync, memberDataOffsetSync } from '../../src/formats/zip.js';
 import { FIXTURES } from '../helpers.js';
 
 /** One format as the reliability tests see it. */
@@ -108,6 +113,43 @@ function safetensorsBoundaries(bytes: Uint8Array): number[] {
   return cuts;
 }
 
+const SIG_EOCD = 0x06054b50;
+const SIG_ZIP64_LOCATOR = 0x07064b50;
+
+function npzBoundaries(bytes: Uint8Array): number[] {
+  const cuts = [0, 1, 4, 30];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // The end record (searched from the end, as the reader does), and ZIP64's before it.
+  let eocd = -1;
+  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 0xffff); i--) {
+    if (view.getUint32(i, true) === SIG_EOCD) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) return cuts;
+  cuts.push(eocd, eocd + 4, eocd + 12, eocd + 21, eocd + 22);
+  const cdOffset = view.getUint32(eocd + 16, true);
+  cuts.push(cdOffset, cdOffset + 4, cdOffset + 46);
+  if (eocd >= 20 && view.getUint32(eocd - 20, true) === SIG_ZIP64_LOCATOR) {
+    const record = Number(view.getBigUint64(eocd - 12, true));
+    cuts.push(eocd - 20, eocd - 1, record, record + 4, record + 56);
+  }
+  try {
+    const source = bytesSourceSync(bytes, '<fixture>');
+    for (const entry of readCentralDirectorySync(source, '<fixture>')) {
+      const local = entry.localHeaderOffset;
+      cuts.push(local, local + 4, local + 29, local + 30);
+      const start = memberDataOffsetSync(source, entry, '<fixture>');
+      const end = start + entry.compressedSize;
+      cuts.push(start - 1, start, start + 1, start + 10, Math.floor((start + end) / 2), end - 1, end);
+    }
+  } catch {
+    // A directory we cannot read has no member boundaries to cut at.
+  }
+  return cuts;
+}
+
 export const FORMATS: ReliabilityFormat[] = [
   {
     name: 'npy',
@@ -134,7 +176,19 @@ export const FORMATS: ReliabilityFormat[] = [
     boundaries: safetensorsBoundaries,
     mappable: true,
   },
-  // More formats plug in here (npz once it has synchronous readers, keras-h5): one entry each.
+  {
+    name: 'npz',
+    extension: '.npz',
+    fixtures: 'npz',
+    // No synchronous writer exists: the "sync" trials also go through writeNpz (atomic, streamed).
+    write: async (file, array) => writeNpz(file, { x: array }),
+    read: async (file, mmap) => Object.values(await readNpz(file, { mmap })),
+    readSync: (file, mmap) => Object.values(readNpzSync(file, { mmap })),
+    parse: (bytes) => Object.values(decodeNpz(bytes)),
+    boundaries: npzBoundaries,
+    mappable: true,
+  },
+  // More formats plug in here (keras-h5): one entry each.
 ];
 
 /** Every fixture file of a format. */

@@ -13,6 +13,7 @@ import fc from 'fast-check';
 
 import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, parseNpyHeader, TensorioError, unmap, type NdArray } from '../../src/index.js';
 import { parsePyLiteral, PyLiteralError } from '../../src/formats/pyliteral.js';
+import { crc32 } from '../../src/formats/zip.js';
 import { ROOT } from '../helpers.js';
 import { FORMATS, formatFixtures, type ReliabilityFormat } from './formats.js';
 
@@ -252,6 +253,57 @@ function fixtureSeeds(format: ReliabilityFormat): Uint8Array[] {
   return seeds;
 }
 
+/**
+ * One `.npy` stored as `x.npy` in a minimal zip with a correct CRC, optionally with a hostile
+ * size in the central directory: mutated fixtures mostly die at the CRC or directory checks,
+ * this reaches the member's `.npy` parser (and the stored fast paths) with hostile headers.
+ */
+function storedZip(npy: Uint8Array, declared: number | undefined): Uint8Array {
+  const name = new TextEncoder().encode('x.npy');
+  const out = new Uint8Array(30 + name.length + npy.length + 46 + name.length + 22);
+  const view = new DataView(out.buffer);
+  const crc = crc32(npy);
+  const size = declared ?? npy.length;
+  view.setUint32(0, 0x04034b50, true);
+  view.setUint32(14, crc, true);
+  view.setUint32(18, size, true);
+  view.setUint32(22, size, true);
+  view.setUint16(26, name.length, true);
+  out.set(name, 30);
+  out.set(npy, 30 + name.length);
+  const cd = 30 + name.length + npy.length;
+  view.setUint32(cd, 0x02014b50, true);
+  view.setUint32(cd + 16, crc, true);
+  view.setUint32(cd + 20, size, true);
+  view.setUint32(cd + 24, size, true);
+  view.setUint16(cd + 28, name.length, true);
+  out.set(name, cd + 46);
+  const end = cd + 46 + name.length;
+  view.setUint32(end, 0x06054b50, true);
+  view.setUint16(end + 8, 1, true);
+  view.setUint16(end + 10, 1, true);
+  view.setUint32(end + 12, 46 + name.length, true);
+  view.setUint32(end + 16, cd, true);
+  return out;
+}
+
+const npzStructured: fc.Arbitrary<Uint8Array> = fc
+  .tuple(npyStructured, fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff) }))
+  .map(([npy, declared]) => storedZip(npy, declared));
+
+const structuredFor = (format: ReliabilityFormat): fc.Arbitrary<Uint8Array>[] =>
+  format.name === 'npy' ? [npyStructured] : format.name === 'npz' ? [npzStructured] : [];
+
+/**
+ * Deflate (`.npz`) legitimately expands up to 1,032x, and the reader accepts a member's
+ * declared size up to 1,032x its compressed size plus 1 KiB (at most one member per 46-byte
+ * directory entry); its output may be copied once more (unaligned or big-endian data).
+ */
+function boundFor(format: ReliabilityFormat): Pick<FuzzTarget, 'allocationBound'> {
+  if (format.name !== 'npz') return {};
+  return { allocationBound: (length) => 2 * (1032 * length + 1024 * Math.ceil(length / 46)) + 2 * length + (1 << 20) };
+}
+
 /** Every fuzz target: two per format in the table (bytes in memory, a file), plus the npy header and literal parsers. */
 export function fuzzTargets(): FuzzTarget[] {
   const formats = FORMATS.map(
@@ -260,7 +312,8 @@ export function fuzzTargets(): FuzzTarget[] {
       run: (bytes) => dataBytes(format.parse(bytes)),
       typed: isTensorioError,
       seeds: () => [...fixtureSeeds(format), ...(format.name === 'npy' ? sampleNpyFiles() : [])],
-      structured: format.name === 'npy' ? [npyStructured] : [],
+      structured: structuredFor(format),
+      ...boundFor(format),
     }),
   );
   // The same inputs through each format's file reader (eager or mapped by the input's
@@ -280,7 +333,8 @@ export function fuzzTargets(): FuzzTarget[] {
       },
       typed: isTensorioError,
       seeds: () => fixtureSeeds(format),
-      structured: format.name === 'npy' ? [npyStructured] : [],
+      structured: structuredFor(format),
+      ...boundFor(format),
     }),
   );
   const npy = FORMATS.find((f) => f.name === 'npy') as ReliabilityFormat;
