@@ -243,3 +243,22 @@ export function toFloat64(array: NdArray): NdArray {
   out.set(source);
   return withData(array, 'float64', out);
 }
+
+/**
+ * An int32 copy of an integer array (int8 ... uint64), checked: a value outside int32's range
+ * is an error rather than wrapping. This is the rule tfjs's int32 needs.
+ * @throws TensorioError `ERR_BAD_VALUE` naming the value and its index.
+ */
+export function toInt32(array: NdArray, path?: string): NdArray {
+  validateNdArray(array, path);
+  const out = new Int32Array(array.data.length);
+  const src = array.data as ArrayLike<number | bigint>;
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i] as number | bigint;
+    if (v > 2147483647 || v < -2147483648) {
+      throw new TensorioError('ERR_BAD_VALUE', `${array.dtype} value ${String(v)} at index ${i} does not fit tfjs's int32`, { path });
+    }
+    out[i] = Number(v);
+  }
+  return withData(array, 'int32', out);
+}

@@ -18,7 +18,7 @@ export {
   type NdArray,
   type ReadInfo,
 } from './ndarray.js';
-export { byteswap, toBfloat16, toFloat16, toFloat32, toFloat64 } from './convert.js';
+export { byteswap, toBfloat16, toFloat16, toFloat32, toFloat64, toInt32 } from './convert.js';
 export { nativeStatus, type NativeStatus } from './native.js';
 export { unmapBuffer as unmap, isMappedBuffer as isMapped, type WriteOptions } from './io.js';
 export {

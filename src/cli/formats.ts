@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 
-import { toFloat32 } from '../convert.js';
+import { toFloat32, toInt32 } from '../convert.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
@@ -256,15 +256,7 @@ function forTfjs(array: NdArray, file: string): NdArray {
   if (info.tfjs !== null) return array;
   if (array.dtype.startsWith('float') || array.dtype === 'bfloat16') return toFloat32(array);
   if (info.lanes === 2) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `tfjs has no ${array.dtype}`, { path: file });
-  const out = new Int32Array(array.data.length);
-  for (let i = 0; i < out.length; i++) {
-    const value = Number(array.data[i]);
-    if (value < -2147483648 || value > 2147483647) {
-      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${array.dtype} value ${String(array.data[i])} does not fit tfjs's int32`, { path: file });
-    }
-    out[i] = value;
-  }
-  return { dtype: 'int32', shape: array.shape, data: out };
+  return toInt32(array, file);
 }
 
 const tfjsFormat: FormatHandler = {

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { load as loadContainer, save as saveContainer } from '../containers.js';
-import { toFloat32 } from '../convert.js';
+import { toFloat32, toInt32 } from '../convert.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readH5, writeH5 } from '../formats/h5.js';
@@ -46,19 +46,6 @@ async function toNdArray(tensor: tf.Tensor): Promise<NdArray> {
   }
 }
 
-function toInt32(array: NdArray, path: string): Int32Array {
-  const out = new Int32Array(array.data.length);
-  const src = array.data as ArrayLike<number | bigint>;
-  for (let i = 0; i < src.length; i++) {
-    const v = src[i] as number | bigint;
-    if (v > 2147483647 || v < -2147483648) {
-      throw new TensorioError('ERR_BAD_VALUE', `${array.dtype} value ${String(v)} at index ${i} does not fit tfjs's int32`, { path });
-    }
-    out[i] = Number(v);
-  }
-  return out;
-}
-
 /** An NdArray as a tfjs tensor, converting dtypes tfjs lacks unless `convert` is false. */
 export function toTensor(array: NdArray, path = '<array>', convert = true): tf.Tensor {
   const info = dtypeInfo(array.dtype);
@@ -78,7 +65,7 @@ export function toTensor(array: NdArray, path = '<array>', convert = true): tf.T
   }
   if (!convert) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `tfjs has no ${array.dtype} and conversion was refused ({ convert: false })`, { path });
   const integer: DType[] = ['int8', 'uint8', 'int16', 'uint16', 'uint32', 'int64', 'uint64'];
-  if (integer.includes(array.dtype)) return tf.tensor(toInt32(array, path), shape, 'int32');
+  if (integer.includes(array.dtype)) return tf.tensor(toInt32(array, path).data as Int32Array, shape, 'int32');
   if (array.dtype === 'complex128') {
     const d = array.data as Float64Array;
     return toTensor({ dtype: 'complex64', shape, data: Float32Array.from(d) }, path);
