@@ -1,39 +1,24 @@
 /**
- * Just enough ZIP to open a Keras 3 `.keras` archive: the central directory, and members
- * stored (method 0, what Keras writes) or deflated (method 8, via node:zlib). Members are
- * read one at a time with positioned reads, bounded by the real file size.
+ * Keras 3 `.keras` archives: a ZIP holding config.json, metadata.json and model.weights.h5,
+ * read with the ZIP code the `.npz` reader uses (central directory, ZIP64, CRCs, bounded
+ * inflation).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
-import { inflateRawSync } from 'node:zlib';
 
 import { TensorioError } from '../errors.js';
 import { readKerasWeights, type KerasWeightsFile } from '../formats/keras-h5.js';
+import { fdSourceSync, readCentralDirectorySync, readMemberSync, type ZipEntry, type ZipSourceSync } from '../formats/zip.js';
 import { closeQuietly, openForRead, readExactlySync, writeAtomic } from '../io.js';
-
-interface Member {
-  name: string;
-  method: number;
-  compressedSize: number;
-  size: number;
-  localHeader: number;
-}
-
-const EOCD_SIGNATURE = 0x06054b50;
-const CENTRAL_SIGNATURE = 0x02014b50;
-const LOCAL_SIGNATURE = 0x04034b50;
-// Members of a .keras archive worth reading whole: config.json, metadata.json and the
-// weights file. Anything larger than this would be hostile for JSON.
-const MAX_MEMBERS = 10000;
 
 /** A `.keras` archive open for reading. */
 export class KerasArchive {
   private constructor(
     readonly path: string,
     private readonly fd: number,
-    private readonly size: number,
-    private readonly members: Map<string, Member>,
+    private readonly source: ZipSourceSync,
+    private readonly members: Map<string, ZipEntry>,
   ) {}
 
   /**
@@ -44,48 +29,16 @@ export class KerasArchive {
   static open(path: string): KerasArchive {
     const { fd, size } = openForRead(path);
     try {
-      const tailLength = Math.min(size, 22 + 65535);
-      const tail = new Uint8Array(tailLength);
-      readExactlySync(fd, size - tailLength, tail, path, 'ZIP end of central directory');
-      const view = new DataView(tail.buffer);
-      let eocd = -1;
-      for (let i = tailLength - 22; i >= 0; i--) {
-        if (view.getUint32(i, true) === EOCD_SIGNATURE) {
-          eocd = i;
-          break;
-        }
-      }
-      if (eocd < 0) throw new TensorioError('ERR_BAD_ZIP', 'no ZIP end-of-central-directory record: not a .keras archive', { path });
-      const count = view.getUint16(eocd + 10, true);
-      const dirSize = view.getUint32(eocd + 12, true);
-      const dirOffset = view.getUint32(eocd + 16, true);
-      if (count > MAX_MEMBERS || dirOffset + dirSize > size) {
-        throw new TensorioError('ERR_BAD_ZIP', `central directory of ${dirSize} bytes at ${dirOffset} (${count} members) does not fit the file of ${size} bytes`, { path });
-      }
-      const dir = new Uint8Array(dirSize);
-      readExactlySync(fd, dirOffset, dir, path, 'ZIP central directory');
-      const dv = new DataView(dir.buffer);
-      const members = new Map<string, Member>();
-      let at = 0;
-      for (let i = 0; i < count; i++) {
-        if (at + 46 > dirSize || dv.getUint32(at, true) !== CENTRAL_SIGNATURE) throw new TensorioError('ERR_BAD_ZIP', `bad central directory entry ${i}`, { path });
-        const nameLength = dv.getUint16(at + 28, true);
-        const extraLength = dv.getUint16(at + 30, true);
-        const commentLength = dv.getUint16(at + 32, true);
-        if (at + 46 + nameLength > dirSize) throw new TensorioError('ERR_BAD_ZIP', `central directory entry ${i} runs past the directory`, { path });
-        const name = Buffer.from(dir.subarray(at + 46, at + 46 + nameLength)).toString('utf8');
-        members.set(name, {
-          name,
-          method: dv.getUint16(at + 10, true),
-          compressedSize: dv.getUint32(at + 20, true),
-          size: dv.getUint32(at + 24, true),
-          localHeader: dv.getUint32(at + 42, true),
-        });
-        at += 46 + nameLength + extraLength + commentLength;
-      }
-      return new KerasArchive(path, fd, size, members);
+      const source = fdSourceSync(fd, size, path);
+      const members = new Map(readCentralDirectorySync(source, path).map((entry) => [entry.name, entry]));
+      return new KerasArchive(path, fd, source, members);
     } catch (error) {
       closeQuietly(fd);
+      // The ZIP reader calls an archive without its directory truncated (right for a cut
+      // .npz); for a .keras file the documented answer is ERR_BAD_ZIP: not a usable archive.
+      if (error instanceof TensorioError && error.code === 'ERR_TRUNCATED') {
+        throw new TensorioError('ERR_BAD_ZIP', `not a usable .keras archive: ${error.message.replace(`${path}: `, '')}`, { path, cause: error });
+      }
       throw error;
     }
   }
@@ -96,24 +49,13 @@ export class KerasArchive {
   }
 
   /**
-   * A member's bytes.
-   * @throws TensorioError `ERR_NOT_FOUND_IN_ARCHIVE`, `ERR_BAD_ZIP`.
+   * A member's bytes, CRC checked.
+   * @throws TensorioError `ERR_NOT_FOUND_IN_ARCHIVE`, `ERR_BAD_ZIP`, `ERR_CRC_MISMATCH`.
    */
   read(name: string): Uint8Array {
     const member = this.members.get(name);
     if (!member) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no member '${name}' in the archive`, { path: this.path });
-    const header = new Uint8Array(30);
-    if (member.localHeader + 30 > this.size) throw new TensorioError('ERR_BAD_ZIP', `local header of '${name}' lies outside the file`, { path: this.path });
-    readExactlySync(this.fd, member.localHeader, header, this.path, 'ZIP local header');
-    const hv = new DataView(header.buffer);
-    if (hv.getUint32(0, true) !== LOCAL_SIGNATURE) throw new TensorioError('ERR_BAD_ZIP', `bad local header for '${name}'`, { path: this.path });
-    const start = member.localHeader + 30 + hv.getUint16(26, true) + hv.getUint16(28, true);
-    if (start + member.compressedSize > this.size) throw new TensorioError('ERR_BAD_ZIP', `member '${name}' (${member.compressedSize} bytes at ${start}) runs past the end of the file`, { path: this.path });
-    const raw = new Uint8Array(member.compressedSize);
-    readExactlySync(this.fd, start, raw, this.path, `member '${name}'`);
-    if (member.method === 0) return raw;
-    if (member.method === 8) return new Uint8Array(inflateRawSync(raw, { maxOutputLength: Math.max(1, member.size) }));
-    throw new TensorioError('ERR_BAD_ZIP', `member '${name}' uses compression method ${member.method}; expected 0 (stored) or 8 (deflate)`, { path: this.path });
+    return readMemberSync(this.source, member, this.path);
   }
 
   close(): void {
