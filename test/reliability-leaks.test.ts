@@ -48,6 +48,14 @@ function isV8Page(line: string): boolean {
   return match !== null && parseInt(match[2] as string, 16) - parseInt(match[1] as string, 16) === 256 * 1024;
 }
 
+/** Runs `cycle` `count` times, yielding a turn every 500 cycles. */
+async function repeat(count: number, cycle: () => void): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    cycle();
+    if (i % 500 === 499) await turn();
+  }
+}
+
 async function usage(): Promise<Usage> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc');
@@ -91,10 +99,7 @@ for (const format of FORMATS) {
       };
       for (let i = 0; i < 1000; i++) cycle();
       const before = await usage();
-      for (let i = 0; i < CYCLES; i++) {
-        cycle();
-        if (i % 500 === 499) await turn();
-      }
+      await repeat(CYCLES, cycle);
       assertFlat(before, await usage(), 'map/unmap');
     });
 
@@ -103,10 +108,7 @@ for (const format of FORMATS) {
       const cycle = () => assert.equal(touch(format.readSync(file, true)), ELEMENTS);
       for (let i = 0; i < 1000; i++) cycle();
       const before = await usage();
-      for (let i = 0; i < CYCLES; i++) {
-        cycle();
-        if (i % 500 === 499) await turn();
-      }
+      await repeat(CYCLES, cycle);
       assertFlat(before, await usage(), 'map, dropped');
     });
 
@@ -114,10 +116,7 @@ for (const format of FORMATS) {
       await format.write(file, sampleArray(1, ELEMENTS), false);
       for (let i = 0; i < 1000; i++) touch(format.readSync(file, false));
       const before = await usage();
-      for (let i = 0; i < CYCLES; i++) {
-        assert.equal(touch(format.readSync(file, false)), ELEMENTS);
-        if (i % 500 === 499) await turn();
-      }
+      await repeat(CYCLES, () => assert.equal(touch(format.readSync(file, false)), ELEMENTS));
       for (let i = 0; i < CYCLES / 10; i++) assert.equal(touch(await format.read(file, false)), ELEMENTS);
       assertFlat(before, await usage(), 'eager reads');
     });
