@@ -49,6 +49,7 @@ if (isMainThread) {
   const control = new Int32Array(workerData.shared, 0, 2);
   const bytes = new Uint8Array(workerData.shared, 8);
   const target = engine.fuzzTargets().find((t) => t.name === workerData.name);
+  await engine.prepareTargets();
   const figures = engine.fuzz(target, workerData.runs, {
     onInput: (input) => {
       const n = Math.min(input.length, MAX_INPUT);

@@ -32,6 +32,9 @@ export const ERROR_CODES = [
   // safetensors
   'ERR_BAD_OFFSETS',
   'ERR_BAD_METADATA',
+  // HDF5: a synchronous or in-memory read of a file only h5wasm can read (it loads
+  // asynchronously and reads only files).
+  'ERR_NEEDS_H5WASM',
   // The file system
   'ERR_NOT_FOUND',
   'ERR_PERMISSION',

@@ -67,8 +67,13 @@ export { type SafetensorsIndex } from './formats/safetensors-sharded.js';
 
 // HDF5 (generic, through h5wasm with contiguous data read outside its heap) and Keras HDF5.
 export {
+  decodeH5,
+  h5wasmReady,
   openH5,
+  openH5Bytes,
+  openH5Sync,
   readH5,
+  readH5Sync,
   writeH5,
   H5File,
   H5Writer,
@@ -79,7 +84,9 @@ export {
   type H5WriteOptions,
 } from './formats/h5.js';
 export {
+  decodeKerasWeights,
   readKerasWeights,
+  readKerasWeightsSync,
   writeKerasWeights,
   HDF5_OBJECT_HEADER_LIMIT,
   type KerasLayerToWrite,

@@ -65,6 +65,25 @@ for (const format of FORMATS) {
       assert.equal(uniformGeneration(await format.read(target, true), SMALL), 3);
     });
 
+    test('a disk with a few KiB left: a write smaller than any placeholder or split still gives ERR_NO_SPACE', async () => {
+      // Writers that hand small arrays to a library (h5wasm writes datasets under 1 MiB
+      // itself and reports a failed write only on stderr) must still notice the failure.
+      const dir = mountTmpfs('size=1m');
+      if (!dir) return;
+      const target = path.join(dir, `old${format.extension}`);
+      await format.write(target, sampleArray(1, 1024), false);
+      const free = () => {
+        const { bavail, bsize } = fs.statfsSync(dir);
+        return bavail * bsize;
+      };
+      fs.writeFileSync(path.join(dir, 'filler'), new Uint8Array(Math.max(0, free() - (12 << 10))));
+      for (const sync of [false, true]) {
+        await assert.rejects(format.write(target, sampleArray(2, 60000), sync), isCode('ERR_NO_SPACE'));
+        assert.equal(uniformGeneration(await format.read(target, false), 1024), 1);
+        assert.deepEqual(temps(dir), []);
+      }
+    });
+
     test('RLIMIT_FSIZE (EFBIG) in a child process gives ERR_NO_SPACE and keeps the old file', async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorio-fsize-'));
       after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -7,12 +7,13 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
-import { checkInput, fuzz, fuzzTargets, REGRESSIONS, regressionInputs } from './reliability/fuzz.js';
+import { checkInput, fuzz, fuzzTargets, prepareTargets, REGRESSIONS, regressionInputs } from './reliability/fuzz.js';
 
 const RUNS = Number(process.env.TENSORIO_FUZZ_RUNS ?? 1500);
 const targets = fuzzTargets();
+before(prepareTargets);
 
 describe('fuzzing (short run; npm run fuzz for the long one)', () => {
   for (const target of targets) {

@@ -19,6 +19,9 @@
  * before the temporary file is renamed over the target. float16 datasets are created as uint16 and their datatype message is
  * rewritten in the final header, since h5wasm cannot create a 2-byte float type.
  */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+
 import { byteswap } from '../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
 import { TensorioError } from '../errors.js';
@@ -88,6 +91,8 @@ interface H5Lib {
 }
 
 let h5Promise: Promise<{ lib: H5Lib; module: H5Module }> | undefined;
+/** h5wasm once loaded, for the synchronous readers (it can only be loaded asynchronously). */
+let loadedH5wasm: { lib: H5Lib; module: H5Module } | undefined;
 
 /** Loads h5wasm once (a few hundred milliseconds: it compiles the WebAssembly module). */
 export function loadH5wasm(): Promise<{ lib: H5Lib; module: H5Module }> {
@@ -96,10 +101,33 @@ export function loadH5wasm(): Promise<{ lib: H5Lib; module: H5Module }> {
       const imported = (await import('h5wasm/node')) as unknown as { default: H5Lib };
       const lib = imported.default;
       const module = await lib.ready;
-      return { lib, module };
+      loadedH5wasm = { lib, module };
+      return loadedH5wasm;
     })();
   }
   return h5Promise;
+}
+
+/**
+ * Loads h5wasm now. The asynchronous HDF5 readers load it when a file needs it; the
+ * synchronous ones (`readH5Sync`, `readKerasWeightsSync`) cannot, so await this once before
+ * using them on files tensorio's own structure reader does not cover (superblock v2/v3,
+ * dense link or attribute storage) or on chunked and compressed datasets.
+ */
+export async function h5wasmReady(): Promise<void> {
+  await loadH5wasm();
+}
+
+function h5wasmNeeded(file: string, inMemory: boolean, why: string): TensorioError {
+  if (inMemory) {
+    return new TensorioError('ERR_NEEDS_H5WASM', `${why}, which needs h5wasm, and h5wasm reads only files: write the bytes to a file and read that`, { path: file });
+  }
+  return new TensorioError('ERR_NEEDS_H5WASM', `${why}, which needs h5wasm; it loads asynchronously, so await h5wasmReady() once before synchronous HDF5 reads, or use the asynchronous reader`, { path: file });
+}
+
+function loadedH5wasmOrThrow(file: string, inMemory: boolean, why: string): { lib: H5Lib; module: H5Module } {
+  if (inMemory || !loadedH5wasm) throw h5wasmNeeded(file, inMemory, why);
+  return loadedH5wasm;
 }
 
 // HDF5 datatype classes (H5T_class_t).
@@ -170,6 +198,8 @@ interface Superblock {
   base: number;
   /** Absolute offset of the root group's object header. */
   rootAddress: number;
+  /** The end-of-file address: the file's length as HDF5 wrote it. */
+  end: number;
 }
 
 /** Where a dataset's bytes are. */
@@ -185,20 +215,47 @@ interface HeaderMessage {
   size: number;
 }
 
+/**
+ * The bytes of an HDF5 file: an open file (read with positioned reads) or a buffer in
+ * memory (an archive member). Every read is bounds-checked against the real size, so a
+ * hostile offset or length is refused before anything is allocated.
+ */
 class ByteSource {
-  constructor(
-    readonly fd: number,
+  private constructor(
+    /** The open file, or null for bytes in memory. */
+    readonly fd: number | null,
+    private readonly memory: Uint8Array | null,
     readonly size: number,
     readonly file: string,
   ) {}
 
-  read(position: number, length: number, what: string): Uint8Array {
+  static ofFile(fd: number, size: number, file: string): ByteSource {
+    return new ByteSource(fd, null, size, file);
+  }
+
+  static ofBytes(bytes: Uint8Array, file: string): ByteSource {
+    return new ByteSource(null, bytes, bytes.length, file);
+  }
+
+  private check(position: number, length: number, what: string): void {
     if (!Number.isSafeInteger(position) || position < 0 || length < 0 || position + length > this.size) {
       throw new TensorioError('ERR_BAD_HEADER', `the ${what} at offset ${position} (${length} bytes) lies outside the file of ${this.size} bytes`, { path: this.file });
     }
+  }
+
+  read(position: number, length: number, what: string): Uint8Array {
+    this.check(position, length, what);
     const bytes = new Uint8Array(length);
-    readExactlySync(this.fd, position, bytes, this.file, what);
+    this.readInto(position, bytes, what);
     return bytes;
+  }
+
+  /** Fills `target` from `position`; a short file is `ERR_TRUNCATED`. */
+  readInto(position: number, target: ArrayBufferView, what: string): void {
+    this.check(position, target.byteLength, what);
+    const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+    if (this.memory) bytes.set(this.memory.subarray(position, position + target.byteLength));
+    else readExactlySync(this.fd as number, position, bytes, this.file, what);
   }
 }
 
@@ -219,10 +276,17 @@ function isUndefinedAddress(bytes: Uint8Array, at: number, size: number): boolea
   return true;
 }
 
-function readSuperblock(source: ByteSource): Superblock {
+function readSuperblock(source: ByteSource, options: { allowShort?: boolean } = {}): Superblock {
   // The superblock sits at 0, 512, 1024, 2048, ... (after a user block).
   for (let at = 0; at + 64 <= source.size || at === 0; at = at === 0 ? 512 : at * 2) {
-    if (at + 16 > source.size) break;
+    if (at + 16 > source.size) {
+      // Fewer bytes than a superblock's start: a file cut short if they begin the signature.
+      const present = source.read(0, Math.min(SIGNATURE.length, source.size), 'HDF5 signature');
+      if (at === 0 && present.every((b, i) => b === SIGNATURE[i])) {
+        throw new TensorioError('ERR_TRUNCATED', `the file ends after ${source.size} bytes, inside the HDF5 superblock`, { path: source.file });
+      }
+      break;
+    }
     const head = source.read(at, Math.min(128, source.size - at), 'HDF5 superblock');
     if (!SIGNATURE.every((b, i) => head[i] === b)) continue;
     const version = head[8] as number;
@@ -243,12 +307,26 @@ function readSuperblock(source: ByteSource): Superblock {
     if (![2, 4, 8].includes(offsetSize) || ![2, 4, 8].includes(lengthSize)) {
       throw new TensorioError('ERR_BAD_HEADER', `HDF5 superblock declares ${offsetSize}-byte addresses and ${lengthSize}-byte lengths; expected 2, 4 or 8`, { path: source.file });
     }
-    const base = readUint(head, baseAt, offsetSize, source.file);
     // v0/v1: base, free space, end of file, driver info, then the root's symbol table entry
-    // (name offset, header address); v2/v3: base, extension, end of file, root header.
+    // (name offset, header address, cache type, reserved, 16 bytes of scratch); v2/v3: base,
+    // extension, end of file, root header, checksum.
     const rootAt = version <= 1 ? baseAt + 5 * offsetSize : baseAt + 3 * offsetSize;
+    const superblockEnd = version <= 1 ? rootAt + offsetSize + 24 : rootAt + offsetSize + 4;
+    if (head.length < superblockEnd) {
+      throw new TensorioError('ERR_TRUNCATED', `the file ends after ${source.size} bytes, inside the HDF5 superblock (${at + superblockEnd} bytes)`, { path: source.file });
+    }
+    const base = readUint(head, baseAt, offsetSize, source.file);
+    // The end-of-file address counts from the start of the file (user block included, as
+    // HDF5 writes it). HDF5 refuses a file shorter than it ("truncated file"), and so do we:
+    // every structure and every byte of data lies below it.
+    const eofAt = baseAt + 2 * offsetSize;
+    if (isUndefinedAddress(head, eofAt, offsetSize)) throw new TensorioError('ERR_BAD_HEADER', 'the HDF5 superblock has no end-of-file address', { path: source.file });
+    const end = readUint(head, eofAt, offsetSize, source.file);
+    if (end > source.size && !options.allowShort) {
+      throw new TensorioError('ERR_TRUNCATED', `the HDF5 superblock says the file holds ${end} bytes; it has ${source.size}`, { path: source.file });
+    }
     const rootAddress = base + readUint(head, rootAt, offsetSize, source.file);
-    return { version, offsetSize, lengthSize, base, rootAddress };
+    return { version, offsetSize, lengthSize, base, rootAddress, end };
   }
   throw new TensorioError('ERR_BAD_MAGIC', 'no HDF5 superblock signature (\\x89HDF\\r\\n\\x1a\\n) at offset 0, 512, 1024, ...', { path: source.file });
 }
@@ -634,7 +712,7 @@ function liteAttributeValue(source: ByteSource, sb: Superblock, attr: LiteAttrib
   if (!info) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' has an HDF5 type tensorio does not read`, { path: source.file });
   if (count * info.itemSize > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its shape needs`, { path: source.file });
   const data = new info.array(count * info.lanes);
-  readExactlySync(source.fd, attr.offset, data, source.file, 'attribute value');
+  source.readInto(attr.offset, data, 'attribute value');
   if (type.bigEndian) byteswap(data, info.swapSize);
   if (space.shape.length === 0) {
     const value = data[0] as number | bigint;
@@ -732,7 +810,15 @@ export class H5File {
 
   private async ensureWasm(): Promise<void> {
     if (this.wasm) return;
+    if (this.source.fd === null) this.ensureWasmSync('it needs h5wasm');
     const { lib, module } = await loadH5wasm();
+    this.wasm = { lib, module, h5: openWithH5wasm(lib, this.path) };
+  }
+
+  /** Opens the file with h5wasm if it is loaded; `why` says what needs it. */
+  private ensureWasmSync(why: string): void {
+    if (this.wasm) return;
+    const { lib, module } = loadedH5wasmOrThrow(this.path, this.source.fd === null, why);
     this.wasm = { lib, module, h5: openWithH5wasm(lib, this.path) };
   }
 
@@ -937,6 +1023,7 @@ export class H5File {
   private mapped(): ArrayBuffer | string {
     if (this.mapping) return this.mapping;
     if (this.mappingReason) return this.mappingReason;
+    if (this.source.fd === null) return (this.mappingReason = 'the file is in memory');
     const result = mapFile(this.source.fd, this.source.size, false, this.path);
     if (result.buffer) return (this.mapping = result.buffer);
     return (this.mappingReason = result.reason);
@@ -950,12 +1037,55 @@ export class H5File {
    * declared storage lies outside the file.
    */
   async read(path: string, options: H5ReadOptions = {}): Promise<LoadedArray> {
+    const plan = this.plan(path, options);
+    if (plan.kind === 'done') return plan.result;
+    if (plan.kind === 'copy') {
+      const { info, data, offset } = plan;
+      if (this.source.fd === null) {
+        this.source.readInto(offset, data, `dataset '${info.path}'`);
+      } else {
+        const got = await readSplit(this.source.fd, offset, data, this.path);
+        if (got !== data.byteLength) throw new TensorioError('ERR_TRUNCATED', `dataset '${info.path}': expected ${data.byteLength} bytes at offset ${offset}, found ${got}`, { path: this.path });
+      }
+      return plan.finish();
+    }
+    await this.ensureWasm();
+    return plan.finish(this.readThroughHeap(plan.info, plan.dtype, plan.length));
+  }
+
+  /**
+   * {@link read}, synchronously. Datasets that need h5wasm (chunked, filtered) need it
+   * loaded first, since it cannot load synchronously: `await h5wasmReady()`.
+   * @throws TensorioError as {@link read}, and `ERR_NEEDS_H5WASM` when h5wasm is needed
+   * and not loaded (or the file is in memory, which h5wasm cannot read).
+   */
+  readSync(path: string, options: H5ReadOptions = {}): LoadedArray {
+    const plan = this.plan(path, options);
+    if (plan.kind === 'done') return plan.result;
+    if (plan.kind === 'copy') {
+      this.source.readInto(plan.offset, plan.data, `dataset '${plan.info.path}'`);
+      return plan.finish();
+    }
+    this.ensureWasmSync(`dataset '${plan.info.path}' is ${plan.info.storage.layout}`);
+    return plan.finish(this.readThroughHeap(plan.info, plan.dtype, plan.length));
+  }
+
+  /**
+   * What reading a dataset takes: nothing more (a view of the mapping), a copy of a byte
+   * range, or h5wasm. `finish` wraps the filled data as the result.
+   */
+  private plan(path: string, options: H5ReadOptions):
+    | { kind: 'done'; result: LoadedArray }
+    | { kind: 'copy'; info: H5DatasetInfo; data: NdArray['data']; offset: number; finish: () => LoadedArray }
+    | { kind: 'wasm'; info: H5DatasetInfo; dtype: DTypeInfo; length: number; finish: (data: NdArray['data']) => LoadedArray } {
     const info = this.info(path);
     if (info.dtype === null || info.shape === null) {
       throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `dataset '${info.path}' is not a numeric array (strings, references and other compound types are not read)`, { path: this.path });
     }
-    const dtype = dtypeInfo(info.dtype);
-    const length = shapeSize(info.shape) * dtype.lanes;
+    const dtypeName = info.dtype;
+    const shape = info.shape;
+    const dtype = dtypeInfo(dtypeName);
+    const length = shapeSize(shape) * dtype.lanes;
     const storage = info.storage;
     const wantMap = options.mmap ?? this.options.mmap ?? false;
     if (storage.layout === 'contiguous' || storage.layout === 'compact') {
@@ -964,20 +1094,22 @@ export class H5File {
         const mapping = this.mapped();
         if (typeof mapping === 'string') copyReason = mapping;
         else if (info.bigEndian) copyReason = 'the data is big-endian';
-        else if (storage.offset % dtype.array.BYTES_PER_ELEMENT !== 0) copyReason = `offset ${storage.offset} is not aligned for ${info.dtype}`;
-        else return { dtype: info.dtype, shape: [...info.shape], data: new dtype.array(mapping, storage.offset, length), mapped: true };
+        else if (storage.offset % dtype.array.BYTES_PER_ELEMENT !== 0) copyReason = `offset ${storage.offset} is not aligned for ${dtypeName}`;
+        else return { kind: 'done', result: { dtype: dtypeName, shape: [...shape], data: new dtype.array(mapping, storage.offset, length), mapped: true } };
       }
       const data = new dtype.array(length);
-      const got = await readSplit(this.source.fd, storage.offset, data, this.path);
-      if (got !== data.byteLength) throw new TensorioError('ERR_TRUNCATED', `dataset '${info.path}': expected ${data.byteLength} bytes at offset ${storage.offset}, found ${got}`, { path: this.path });
-      if (info.bigEndian) byteswap(data, dtype.swapSize);
-      const result: LoadedArray = { dtype: info.dtype, shape: [...info.shape], data, mapped: false };
-      return wantMap ? { ...result, copyReason: copyReason ?? `the dataset is ${storage.layout}` } : result;
+      const finish = (): LoadedArray => {
+        if (info.bigEndian) byteswap(data, dtype.swapSize);
+        const result: LoadedArray = { dtype: dtypeName, shape: [...shape], data, mapped: false };
+        return wantMap ? { ...result, copyReason: copyReason ?? `the dataset is ${storage.layout}` } : result;
+      };
+      return { kind: 'copy', info, data, offset: storage.offset, finish };
     }
-    await this.ensureWasm();
-    const data = this.readThroughHeap(info, dtype, length);
-    const result: LoadedArray = { dtype: info.dtype, shape: [...info.shape], data, mapped: false };
-    return wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}; read through h5wasm` } : result;
+    const finish = (data: NdArray['data']): LoadedArray => {
+      const result: LoadedArray = { dtype: dtypeName, shape: [...shape], data, mapped: false };
+      return wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}; read through h5wasm` } : result;
+    };
+    return { kind: 'wasm', info, dtype, length, finish };
   }
 
   private readThroughHeap(info: H5DatasetInfo, dtype: DTypeInfo, length: number): NdArray['data'] {
@@ -1016,7 +1148,7 @@ export class H5File {
     try {
       this.wasm?.h5.close();
     } finally {
-      closeQuietly(this.source.fd);
+      if (this.source.fd !== null) closeQuietly(this.source.fd);
     }
   }
 }
@@ -1058,7 +1190,7 @@ async function readSplit(fd: number, position: number, target: ArrayBufferView, 
 export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
   const { fd, size } = openForRead(path);
   try {
-    const source = new ByteSource(fd, size, path);
+    const source = ByteSource.ofFile(fd, size, path);
     const superblock = readSuperblock(source);
     const lite = options.h5wasm ? null : buildLiteIndex(source, superblock);
     if (lite) return new H5File(path, source, superblock, options, lite);
@@ -1071,6 +1203,40 @@ export async function openH5(path: string, options: H5ReadOptions = {}): Promise
 }
 
 /**
+ * {@link openH5}, synchronously. Files whose structure tensorio's own reader does not walk
+ * need h5wasm loaded first (`await h5wasmReady()`).
+ * @throws TensorioError as {@link openH5}, and `ERR_NEEDS_H5WASM`.
+ */
+export function openH5Sync(path: string, options: H5ReadOptions = {}): H5File {
+  const { fd, size } = openForRead(path);
+  try {
+    const source = ByteSource.ofFile(fd, size, path);
+    const superblock = readSuperblock(source);
+    const lite = options.h5wasm ? null : buildLiteIndex(source, superblock);
+    if (lite) return new H5File(path, source, superblock, options, lite);
+    const { lib, module } = loadedH5wasmOrThrow(path, false, 'the file uses HDF5 structures only h5wasm reads');
+    return new H5File(path, source, superblock, options, null, { lib, module, h5: openWithH5wasm(lib, path) });
+  } catch (error) {
+    closeQuietly(fd);
+    throw error;
+  }
+}
+
+/**
+ * An HDF5 file held in memory (an archive member, a download), read with tensorio's own
+ * structure reader; `name` names it in errors. Dataset reads are copies.
+ * @throws TensorioError `ERR_NEEDS_H5WASM` for files or datasets only h5wasm reads (it
+ * reads only files), and the errors of {@link openH5}.
+ */
+export function openH5Bytes(bytes: Uint8Array, name = '<memory>'): H5File {
+  const source = ByteSource.ofBytes(bytes, name);
+  const superblock = readSuperblock(source);
+  const lite = buildLiteIndex(source, superblock);
+  if (!lite) throw h5wasmNeeded(name, true, 'the file uses HDF5 structures only h5wasm reads');
+  return new H5File(name, source, superblock, {}, lite);
+}
+
+/**
  * Reads every numeric dataset of an HDF5 file, keyed by its full path without the leading
  * slash (`'group1/dataset2'`). Datasets that are not numeric arrays (strings, references,
  * other compound types) and null dataspaces are left out.
@@ -1080,11 +1246,34 @@ export async function readH5(path: string, options: H5ReadOptions = {}): Promise
   const file = await openH5(path, options);
   try {
     const out: Record<string, LoadedArray> = {};
-    for (const name of file.datasets()) {
-      const info = file.info(name);
-      if (info.dtype === null || info.shape === null) continue;
-      out[name] = await file.read(name);
-    }
+    for (const name of numericDatasets(file)) out[name] = await file.read(name);
+    return out;
+  } finally {
+    file.close();
+  }
+}
+
+/** {@link readH5}, synchronously; see {@link openH5Sync} for when h5wasm must be loaded first. */
+export function readH5Sync(path: string, options: H5ReadOptions = {}): Record<string, LoadedArray> {
+  return readEvery(openH5Sync(path, options));
+}
+
+/** {@link readH5} over bytes in memory; see {@link openH5Bytes}. */
+export function decodeH5(bytes: Uint8Array, name = '<memory>'): Record<string, LoadedArray> {
+  return readEvery(openH5Bytes(bytes, name));
+}
+
+function numericDatasets(file: H5File): string[] {
+  return file.datasets().filter((name) => {
+    const info = file.info(name);
+    return info.dtype !== null && info.shape !== null;
+  });
+}
+
+function readEvery(file: H5File): Record<string, LoadedArray> {
+  try {
+    const out: Record<string, LoadedArray> = {};
+    for (const name of numericDatasets(file)) out[name] = file.readSync(name);
     return out;
   } finally {
     file.close();
@@ -1103,10 +1292,12 @@ export interface H5WriteOptions extends WriteOptions {
   heapWriteLimit?: number;
 }
 
-interface Pending {
+/** A dataset handed to h5wasm, to be located, completed and checked in the file it wrote. */
+interface Written {
   path: string;
   bytes: Uint8Array;
   float16: boolean;
+  /** h5wasm wrote placeholder bytes; the real ones are written over them. */
   placeholder: boolean;
 }
 
@@ -1144,7 +1335,7 @@ function h5TypeOf(dtype: DType): object {
  * and fails silently when asked to).
  */
 export class H5Writer {
-  private readonly pending: Pending[] = [];
+  private readonly written: Written[] = [];
   private readonly groups = new Set<string>(['']);
   private done = false;
 
@@ -1259,8 +1450,7 @@ export class H5Writer {
       this.module._free(ptr);
     }
     this.datasetPaths.add(p);
-    const float16 = array.dtype === 'float16';
-    if (placeholder || float16) this.pending.push({ path: p, bytes, float16, placeholder });
+    this.written.push({ path: p, bytes, float16: array.dtype === 'float16', placeholder });
   }
 
   /** Writes the file and moves it over the target. */
@@ -1269,11 +1459,7 @@ export class H5Writer {
     this.done = true;
     try {
       this.h5.close();
-      if (this.pending.length === 0) {
-        await this.scratch.commit();
-        return;
-      }
-      await this.rewrite();
+      await this.complete();
       await this.scratch.commit();
     } catch (error) {
       await this.scratch.abort();
@@ -1282,35 +1468,54 @@ export class H5Writer {
   }
 
   /**
-   * Writes the real bytes over the placeholders in the temporary file h5wasm wrote, and the
-   * float16 datatype message over the placeholder compound one.
+   * Finishes and checks the temporary file h5wasm wrote. h5wasm reports a failed write (a
+   * full disk, a file size limit) only on stderr and closes the file anyway, leaving it short
+   * or with holes, so nothing it wrote is trusted: the structure is walked again, each
+   * dataset located, the bytes h5wasm wrote compared with the arrays, and placeholders and
+   * float16 datatype messages written over with positioned writes, whose errors are typed.
    */
-  private async rewrite(): Promise<void> {
-    const { lib, module } = { lib: this.lib, module: this.module };
-    const reader = new lib.File(this.scratch.tempPath, 'r');
-    const { fd, size } = openForRead(this.scratch.tempPath);
+  private async complete(): Promise<void> {
+    const path = this.scratch.tempPath;
+    const { fd, size } = openForRead(path);
     const patches: { offset: number; bytes: Uint8Array }[] = [];
     try {
-      const source = new ByteSource(fd, size, this.scratch.tempPath);
-      const sb = readSuperblock(source);
-      for (const item of this.pending) {
-        const ref = module.create_object_reference(reader.file_id, `/${item.path}`);
-        const located = locateStorage(source, sb, readUint(ref, 0, 8, this.target));
-        if (item.placeholder) {
-          const storage = located.storage;
-          if (storage.layout !== 'contiguous' || storage.length !== item.bytes.byteLength) {
-            throw new TensorioError('ERR_IO', `h5wasm stored dataset '${item.path}' as ${storage.layout}; expected contiguous data of ${item.bytes.byteLength} bytes`, { path: this.target });
+      const source = ByteSource.ofFile(fd, size, path);
+      let sb: Superblock;
+      try {
+        sb = readSuperblock(source, { allowShort: true });
+      } catch (error) {
+        throw await this.writeFailure(error);
+      }
+      if (sb.end > size) {
+        // Writing the last byte ourselves gets the system's error (EFBIG, ENOSPC), typed.
+        await this.scratch.writeAt(sb.end - 1, [new Uint8Array(1)]);
+        throw await this.writeFailure(new Error(`h5wasm wrote ${size} of the ${sb.end} bytes of the file`));
+      }
+      let located: Map<string, { storage: H5Storage; datatypeMessage?: HeaderMessage }>;
+      try {
+        located = this.locateAll(source, sb);
+      } catch (error) {
+        throw await this.writeFailure(error);
+      }
+      for (const item of this.written) {
+        const { storage, datatypeMessage } = located.get(item.path) as { storage: H5Storage; datatypeMessage?: HeaderMessage };
+        if (item.bytes.byteLength > 0) {
+          if (storage.layout !== 'contiguous' || storage.length !== item.bytes.byteLength || storage.offset + storage.length > size) {
+            throw await this.writeFailure(new Error(`dataset '${item.path}' is stored as ${storage.layout}; expected ${item.bytes.byteLength} contiguous bytes inside the file`));
           }
-          patches.push({ offset: storage.offset, bytes: item.bytes });
+          if (item.placeholder) {
+            patches.push({ offset: storage.offset, bytes: item.bytes });
+          } else {
+            const stored = source.read(storage.offset, storage.length, `dataset '${item.path}'`);
+            if (Buffer.compare(stored, item.bytes) !== 0) throw await this.writeFailure(new Error(`the bytes of dataset '${item.path}' differ from the array`));
+          }
         }
         if (item.float16) {
-          const message = located.datatypeMessage;
-          if (!message) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
-          patches.push({ offset: message.offset, bytes: float16DatatypeMessage(source.read(message.offset, message.size, 'datatype message'), this.target) });
+          if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
+          patches.push({ offset: datatypeMessage.offset, bytes: float16DatatypeMessage(source.read(datatypeMessage.offset, datatypeMessage.size, 'datatype message'), this.target) });
         }
       }
     } finally {
-      reader.close();
       closeQuietly(fd);
     }
     patches.sort((a, b) => a.offset - b.offset);
@@ -1322,6 +1527,52 @@ export class H5Writer {
       await this.scratch.writeAt(patch.offset, [patch.bytes]);
       end = patch.offset + patch.bytes.byteLength;
     }
+  }
+
+  /**
+   * Where every dataset is in the written file: found by tensorio's structure reader (which
+   * also checks every object header), or, for files it does not walk (attributes in dense
+   * storage), through h5wasm's object references.
+   */
+  private locateAll(source: ByteSource, sb: Superblock): Map<string, { storage: H5Storage; datatypeMessage?: HeaderMessage }> {
+    const out = new Map<string, { storage: H5Storage; datatypeMessage?: HeaderMessage }>();
+    const index = buildLiteIndex(source, sb);
+    if (index) {
+      for (const item of this.written) {
+        const object = index.get(item.path);
+        if (object?.kind !== 'dataset') throw new Error(`dataset '${item.path}' is missing from the file h5wasm wrote`);
+        out.set(item.path, storageOf(source, sb, object.messages));
+      }
+      return out;
+    }
+    const reader = new this.lib.File(this.scratch.tempPath, 'r');
+    try {
+      for (const item of this.written) {
+        const ref = this.module.create_object_reference(reader.file_id, `/${item.path}`);
+        out.set(item.path, locateStorage(source, sb, readUint(ref, 0, 8, this.target)));
+      }
+    } finally {
+      reader.close();
+    }
+    return out;
+  }
+
+  /**
+   * The error for a file h5wasm did not write whole: `ERR_NO_SPACE` when the disk has less
+   * room left than the file needs (the usual cause), else `ERR_IO` with what was wrong.
+   */
+  private async writeFailure(problem: unknown): Promise<TensorioError> {
+    const what = problem instanceof Error ? problem.message : String(problem);
+    const needed = this.written.reduce((sum, item) => sum + item.bytes.byteLength, 0) + (64 << 10);
+    try {
+      const { bavail, bsize } = await fs.promises.statfs(nodePath.dirname(this.scratch.tempPath));
+      if (bavail * bsize < needed) {
+        return new TensorioError('ERR_NO_SPACE', `no space left on the device: h5wasm could not write the whole file (${what})`, { path: this.target, cause: problem });
+      }
+    } catch {
+      // No statfs here: say what was found.
+    }
+    return new TensorioError('ERR_IO', `h5wasm wrote a damaged file (${what})`, { path: this.target, cause: problem });
   }
 
   /** Discards the file; the target is untouched. */
@@ -1382,10 +1633,35 @@ export async function writeH5(path: string, record: Record<string, NdArray>, opt
 export function locateDatasetStorage(path: string, headerAddress: number): H5Storage {
   const { fd, size } = openForRead(path);
   try {
-    const source = new ByteSource(fd, size, path);
+    const source = ByteSource.ofFile(fd, size, path);
     return locateStorage(source, readSuperblock(source), headerAddress).storage;
   } finally {
     closeQuietly(fd);
   }
 }
 
+
+/**
+ * @internal Exposed for the truncation tests: where the structure of an HDF5 file in memory
+ * changes (the end of the superblock, each object header message's start and end, each
+ * dataset's data start and end), as tensorio's structure reader sees it. [] when it cannot
+ * walk the file.
+ */
+export function structureOffsets(bytes: Uint8Array): number[] {
+  try {
+    const source = ByteSource.ofBytes(bytes, '<memory>');
+    const sb = readSuperblock(source);
+    const index = buildLiteIndex(source, sb);
+    if (!index) return [];
+    const offsets: number[] = [];
+    for (const object of index.values()) {
+      for (const m of object.messages) offsets.push(m.offset - 1, m.offset, m.offset + m.size);
+      if (object.kind !== 'dataset') continue;
+      const { storage } = storageOf(source, sb, object.messages);
+      if (storage.layout === 'contiguous' || storage.layout === 'compact') offsets.push(storage.offset, storage.offset + 1, storage.offset + storage.length - 1, storage.offset + storage.length);
+    }
+    return offsets;
+  } catch {
+    return [];
+  }
+}

@@ -15,7 +15,7 @@
  */
 import { TensorioError } from '../errors.js';
 import { type LoadedArray, type NdArray } from '../ndarray.js';
-import { openH5, H5Writer, type H5File, type H5ReadOptions, type H5WriteOptions } from './h5.js';
+import { openH5, openH5Bytes, openH5Sync, H5Writer, type H5File, type H5ReadOptions, type H5WriteOptions } from './h5.js';
 
 /** One weight of a layer as stored in the file. */
 export interface KerasWeight {
@@ -94,7 +94,13 @@ function naturalCompare(a: string, b: string): number {
   return 0;
 }
 
-async function readLegacy(h5: H5File, root: string): Promise<KerasLayerWeights[]> {
+/** A weight whose dataset is still to be read: where it goes, and its path in the file. */
+interface WeightJob {
+  target: KerasWeight;
+  path: string;
+}
+
+function describeLegacy(h5: H5File, root: string, jobs: WeightJob[]): KerasLayerWeights[] {
   const layerNames = stringListAttribute(h5, root, 'layer_names');
   if (layerNames === undefined) {
     throw new TensorioError('ERR_BAD_HEADER', `no 'layer_names' attribute on '${root || '/'}': not a Keras weights file`, { path: h5.path });
@@ -107,33 +113,18 @@ async function readLegacy(h5: H5File, root: string): Promise<KerasLayerWeights[]
     const weights: KerasWeight[] = [];
     for (const name of weightNames) {
       if (!h5.isDataset(`${group}/${name}`)) throw new TensorioError('ERR_BAD_HEADER', `weight '${name}' of layer '${layer}' is listed in weight_names but has no dataset`, { path: h5.path });
-      weights.push({ name, array: undefined as unknown as LoadedArray });
+      const weight: KerasWeight = { name, array: undefined as unknown as LoadedArray };
+      weights.push(weight);
+      jobs.push({ target: weight, path: `${group}/${name}` });
     }
     layers.push({ name: layer, weights });
   }
-  await readAll(h5, layers.flatMap((layer) => layer.weights.map((w) => ({ target: w, path: `${root === '' ? layer.name : `${root}/${layer.name}`}/${w.name}` }))));
   return layers;
 }
 
-// Reads run on the thread pool, a few at a time: one thread faulting in fresh pages and
-// copying from the page cache leaves the other cores idle.
-const READ_CONCURRENCY = 4;
-
-async function readAll(h5: H5File, jobs: { target: KerasWeight; path: string }[]): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const job = jobs[next++] as { target: KerasWeight; path: string };
-      job.target.array = await h5.read(job.path);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, jobs.length) }, worker));
-}
-
-async function readKeras3(h5: H5File): Promise<KerasLayerWeights[]> {
+function describeKeras3(h5: H5File, jobs: WeightJob[]): KerasLayerWeights[] {
   const layers: KerasLayerWeights[] = [];
-  const jobs: { target: KerasWeight; path: string }[] = [];
-  const visit = async (group: string, depth: number): Promise<void> => {
+  const visit = (group: string, depth: number): void => {
     if (depth > 32) return;
     const names = h5.keys(group).sort(naturalCompare);
     if (names.includes('vars') && h5.isGroup(`${group}/vars`)) {
@@ -144,15 +135,49 @@ async function readKeras3(h5: H5File): Promise<KerasLayerWeights[]> {
     }
     for (const name of names) {
       if (name === 'vars') continue;
-      if (h5.isGroup(`${group}/${name}`)) await visit(`${group}/${name}`, depth + 1);
+      if (h5.isGroup(`${group}/${name}`)) visit(`${group}/${name}`, depth + 1);
     }
   };
   if (h5.isGroup('layers')) {
-    for (const name of h5.keys('layers').sort(naturalCompare)) if (h5.isGroup(`layers/${name}`)) await visit(`layers/${name}`, 0);
+    for (const name of h5.keys('layers').sort(naturalCompare)) if (h5.isGroup(`layers/${name}`)) visit(`layers/${name}`, 0);
   }
-  await readAll(h5, jobs);
   return layers;
 }
+
+/**
+ * Walks a Keras file's layout (attributes and groups only) and lists the weight datasets to
+ * read; the readers below then fill them in, asynchronously or not.
+ */
+function describeKerasFile(h5: H5File): { result: KerasWeightsFile; jobs: WeightJob[] } {
+  const rootAttrs = new Set(h5.attributeNames(''));
+  const result: KerasWeightsFile = { layout: 'legacy', layers: [] };
+  const jobs: WeightJob[] = [];
+  const text = (name: string): string | undefined => (rootAttrs.has(name) ? asString(h5.attribute('', name)) : undefined);
+  const kerasVersion = text('keras_version');
+  const backend = text('backend');
+  const modelConfig = text('model_config');
+  const trainingConfig = text('training_config');
+  if (kerasVersion !== undefined) result.kerasVersion = kerasVersion;
+  if (backend !== undefined) result.backend = backend;
+  if (modelConfig !== undefined) result.modelConfig = modelConfig;
+  if (trainingConfig !== undefined) result.trainingConfig = trainingConfig;
+  const hasLayerNames = rootAttrs.has('layer_names') || rootAttrs.has('layer_names0');
+  if (!hasLayerNames && h5.isGroup('model_weights')) {
+    result.layers = describeLegacy(h5, 'model_weights', jobs);
+  } else if (hasLayerNames) {
+    result.layers = describeLegacy(h5, '', jobs);
+  } else if (h5.isGroup('layers') || h5.isGroup('vars')) {
+    result.layout = 'keras3';
+    result.layers = describeKeras3(h5, jobs);
+  } else {
+    throw new TensorioError('ERR_BAD_HEADER', "neither 'layer_names', 'model_weights' nor 'layers': not a Keras weights file", { path: h5.path });
+  }
+  return { result, jobs };
+}
+
+// Reads run on the thread pool, a few at a time: one thread faulting in fresh pages and
+// copying from the page cache leaves the other cores idle.
+const READ_CONCURRENCY = 4;
 
 /**
  * Reads the weights of a Keras HDF5 file, whichever layout it has: legacy weights-only,
@@ -164,32 +189,48 @@ async function readKeras3(h5: H5File): Promise<KerasLayerWeights[]> {
 export async function readKerasWeights(path: string, options: H5ReadOptions = {}): Promise<KerasWeightsFile> {
   const h5 = await openH5(path, options);
   try {
-    const rootAttrs = new Set(h5.attributeNames(''));
-    const result: KerasWeightsFile = { layout: 'legacy', layers: [] };
-    const text = (name: string): string | undefined => (rootAttrs.has(name) ? asString(h5.attribute('', name)) : undefined);
-    const kerasVersion = text('keras_version');
-    const backend = text('backend');
-    const modelConfig = text('model_config');
-    const trainingConfig = text('training_config');
-    if (kerasVersion !== undefined) result.kerasVersion = kerasVersion;
-    if (backend !== undefined) result.backend = backend;
-    if (modelConfig !== undefined) result.modelConfig = modelConfig;
-    if (trainingConfig !== undefined) result.trainingConfig = trainingConfig;
-    const hasLayerNames = rootAttrs.has('layer_names') || rootAttrs.has('layer_names0');
-    if (!hasLayerNames && h5.isGroup('model_weights')) {
-      result.layers = await readLegacy(h5, 'model_weights');
-    } else if (hasLayerNames) {
-      result.layers = await readLegacy(h5, '');
-    } else if (h5.isGroup('layers') || h5.isGroup('vars')) {
-      result.layout = 'keras3';
-      result.layers = await readKeras3(h5);
-    } else {
-      throw new TensorioError('ERR_BAD_HEADER', "neither 'layer_names', 'model_weights' nor 'layers': not a Keras weights file", { path });
-    }
+    const { result, jobs } = describeKerasFile(h5);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < jobs.length) {
+        const job = jobs[next++] as WeightJob;
+        job.target.array = await h5.read(job.path);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, jobs.length) }, worker));
     return result;
   } finally {
     h5.close();
   }
+}
+
+function readJobsSync(h5: H5File): KerasWeightsFile {
+  try {
+    const { result, jobs } = describeKerasFile(h5);
+    for (const job of jobs) job.target.array = h5.readSync(job.path);
+    return result;
+  } finally {
+    h5.close();
+  }
+}
+
+/**
+ * {@link readKerasWeights}, synchronously. Files that need h5wasm (chunked or compressed
+ * weights, newer HDF5 structures) need it loaded first: `await h5wasmReady()`.
+ * @throws TensorioError as {@link readKerasWeights}, and `ERR_NEEDS_H5WASM`.
+ */
+export function readKerasWeightsSync(path: string, options: H5ReadOptions = {}): KerasWeightsFile {
+  return readJobsSync(openH5Sync(path, options));
+}
+
+/**
+ * {@link readKerasWeights} over a file in memory (the `model.weights.h5` member of a
+ * `.keras` archive, a download); `name` names it in errors. Weights are copies.
+ * @throws TensorioError as {@link readKerasWeights}, and `ERR_NEEDS_H5WASM` for files
+ * only h5wasm reads (it reads only files: write such bytes to a file first).
+ */
+export function decodeKerasWeights(bytes: Uint8Array, name = '<memory>'): KerasWeightsFile {
+  return readJobsSync(openH5Bytes(bytes, name));
 }
 
 /** A layer to write: its name and its weights (name and array), in the layer's order. */

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../errors.js';
-import { readKerasWeights, type KerasWeightsFile } from '../formats/keras-h5.js';
+import { decodeKerasWeights, readKerasWeights, type KerasWeightsFile } from '../formats/keras-h5.js';
 import { fdSourceSync, readCentralDirectorySync, readMemberSync, type ZipEntry, type ZipSourceSync } from '../formats/zip.js';
 import { closeQuietly, openForRead, readExactlySync, writeAtomic } from '../io.js';
 
@@ -77,18 +77,25 @@ export function isZipFile(path: string): boolean {
 }
 
 /**
- * The config.json text and the weights of a Keras 3 `.keras` archive. h5wasm and the
- * structure reader open files by path, so the weights member is written to a private
- * temporary folder, read, and removed.
+ * The config.json text and the weights of a Keras 3 `.keras` archive. The weights member is
+ * read in memory by tensorio's HDF5 structure reader; a member that needs h5wasm (which
+ * opens files by path) is written to a private temporary folder, read, and removed.
  */
 export async function readKerasArchive(path: string): Promise<{ config: Uint8Array; weights: KerasWeightsFile }> {
   const archive = KerasArchive.open(path);
   let tempDir: string | undefined;
   try {
     const config = archive.read('config.json');
+    const member = archive.read('model.weights.h5');
+    const memberName = `${path}!model.weights.h5`;
+    try {
+      return { config, weights: decodeKerasWeights(member, memberName) };
+    } catch (error) {
+      if (!(error instanceof TensorioError) || error.code !== 'ERR_NEEDS_H5WASM') throw error;
+    }
     tempDir = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'tensorio-keras-'));
     const weightsPath = nodePath.join(tempDir, 'model.weights.h5');
-    await writeAtomic(weightsPath, [archive.read('model.weights.h5')], { fsync: false });
+    await writeAtomic(weightsPath, [member], { fsync: false });
     // Read eagerly: the temporary copy is removed right after.
     const weights = await readKerasWeights(weightsPath);
     return { config, weights };

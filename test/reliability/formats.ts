@@ -7,8 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import {
+  decodeKerasWeights,
   decodeNpy,
   decodeNpz,
+  h5wasmReady,
   decodeSafetensors,
   parseNpyHeader,
   parseSafetensorsHeader,
@@ -16,16 +18,20 @@ import {
   readNpySync,
   readNpz,
   readNpzSync,
+  readKerasWeights,
+  readKerasWeightsSync,
   readSafetensors,
   readSafetensorsSync,
   safetensorsHeaderLength,
   writeNpy,
   writeNpySync,
+  writeKerasWeights,
   writeNpz,
   writeSafetensors,
   writeSafetensorsSync,
 } from '../../src/index.js';
-import type { LoadedArray, NdArray } from '../../src/index.js';
+import type { KerasWeightsFile, LoadedArray, NdArray } from '../../src/index.js';
+import { structureOffsets } from '../../src/formats/h5.js';
 import { readCentralDirectorySync, bytesSourceSync, memberDataOffsetSync } from '../../src/formats/zip.js';
 import { FIXTURES } from '../helpers.js';
 
@@ -56,6 +62,11 @@ export interface ReliabilityFormat {
   boundaries(bytes: Uint8Array): number[];
   /** Whether `read(file, true)` maps (with the native addon). */
   mappable: boolean;
+  /**
+   * Loads what the writer needs before its first write (h5wasm), so the SIGKILL test's
+   * random kills land in writes rather than in start-up.
+   */
+  prepare?(): Promise<void>;
 }
 
 /** Extra fuzz targets that are not whole-file parsers (a header parser, a literal parser). */
@@ -188,8 +199,34 @@ export const FORMATS: ReliabilityFormat[] = [
     boundaries: npzBoundaries,
     mappable: true,
   },
-  // More formats plug in here (keras-h5): one entry each.
+  {
+    name: 'keras-h5',
+    extension: '.h5',
+    fixtures: 'keras-h5',
+    // Keras's legacy layout, one layer with one weight. h5wasm builds the file, so there is no
+    // synchronous writer: the "sync" trials also go through writeKerasWeights (atomic).
+    write: async (file, array) => writeKerasWeights(file, [{ name: 'dense', weights: [{ name: 'dense/kernel:0', array }] }]),
+    read: async (file, mmap) => kerasArrays(await readKerasWeights(file, { mmap })),
+    readSync: (file, mmap) => kerasArrays(readKerasWeightsSync(file, { mmap })),
+    parse: (bytes) => kerasArrays(decodeKerasWeights(bytes)),
+    boundaries: h5Boundaries,
+    mappable: true,
+    prepare: h5wasmReady,
+  },
 ];
+
+function kerasArrays(file: KerasWeightsFile): LoadedArray[] {
+  return file.layers.flatMap((layer) => layer.weights.map((weight) => weight.array));
+}
+
+/**
+ * Inside the signature, the version, the size fields, the end-of-file address and the root
+ * entry of the superblock; then every object header message's start and end and every
+ * dataset's data start and end.
+ */
+function h5Boundaries(bytes: Uint8Array): number[] {
+  return [0, 1, 7, 8, 9, 14, 24, 40, 56, 80, 95, 96, ...structureOffsets(bytes)];
+}
 
 /** Every fixture file of a format. */
 export function formatFixtures(format: ReliabilityFormat): string[] {

@@ -304,6 +304,15 @@ function boundFor(format: ReliabilityFormat): Pick<FuzzTarget, 'allocationBound'
   return { allocationBound: (length) => 2 * (1032 * length + 1024 * Math.ceil(length / 46)) + 2 * length + (1 << 20) };
 }
 
+/**
+ * Loads what the formats' readers may need synchronously (h5wasm, which the HDF5 file reader
+ * falls back to for structures its own walker does not cover), so the file targets fuzz
+ * that path too. Call before fuzzing.
+ */
+export async function prepareTargets(): Promise<void> {
+  for (const format of FORMATS) await format.prepare?.();
+}
+
 /** Every fuzz target: two per format in the table (bytes in memory, a file), plus the npy header and literal parsers. */
 export function fuzzTargets(): FuzzTarget[] {
   const formats = FORMATS.map(

@@ -11,6 +11,7 @@ if (!format) throw new Error(`unknown format ${formatName}`);
 
 async function main(): Promise<void> {
   let generation = Number(start);
+  await format?.prepare?.();
   process.stdout.write('writing\n');
   for (;;) {
     await (format as NonNullable<typeof format>).write(target, sampleArray(generation++, Number(elements)), mode === 'sync');
