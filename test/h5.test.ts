@@ -5,10 +5,10 @@ import { test } from 'node:test';
 
 import fc from 'fast-check';
 
-import { openH5, readH5, TensorioError, writeH5, type DType, type NdArray } from '../src/index.js';
+import { decodeH5, h5wasmReady, openH5, openH5Sync, readH5, readH5Sync, TensorioError, writeH5, type DType, type NdArray } from '../src/index.js';
 import { locateDatasetStorage } from '../src/formats/h5.js';
 import { dtypeInfo } from '../src/dtype.js';
-import { fixture, fixtureFiles, NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
+import { fixture, fixtureFiles, NATIVE_MODE, ROOT, runPython, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('tensorio-h5');
 
@@ -410,4 +410,73 @@ test('ERR_UNSUPPORTED_VERSION: a superblock version tensorio does not know', asy
   Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 9]).copy(bytes);
   fs.writeFileSync(file, bytes);
   await rejectsWith(readH5(file), 'ERR_UNSUPPORTED_VERSION');
+});
+
+test('readH5Sync, decodeH5 and openH5Sync read what h5py writes, as readH5 does', async () => {
+  const file = path.join(dir, 'sync.h5');
+  runPython(`
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'w') as f:
+    f['a'] = np.arange(12, dtype='<f4').reshape(3, 4)
+    f['g/b'] = np.arange(5, dtype='>i8')
+    f['g/c'] = np.array(7.5)
+`, [file]);
+  const expected = await readH5(file);
+  assert.deepEqual(Object.keys(expected).sort(), ['a', 'g/b', 'g/c']);
+  for (const got of [readH5Sync(file), readH5Sync(file, { mmap: true }), decodeH5(new Uint8Array(fs.readFileSync(file)))]) {
+    assert.deepEqual(Object.keys(got).sort(), Object.keys(expected).sort());
+    for (const [name, array] of Object.entries(expected)) {
+      assert.equal(got[name]?.dtype, array.dtype, name);
+      assert.deepEqual(got[name]?.shape, array.shape, name);
+      assert.deepEqual(Array.from(got[name]?.data as ArrayLike<unknown>), Array.from(array.data as ArrayLike<unknown>), name);
+    }
+  }
+  const h5 = openH5Sync(file);
+  try {
+    assert.deepEqual(h5.keys('g'), ['b', 'c']);
+    assert.deepEqual(Array.from(h5.readSync('g/b').data as BigInt64Array), [0n, 1n, 2n, 3n, 4n]);
+  } finally {
+    h5.close();
+  }
+});
+
+test('ERR_NEEDS_H5WASM: a chunked dataset read from memory, or synchronously before h5wasmReady()', async () => {
+  const file = path.join(dir, 'chunked-sync.h5');
+  runPython(`
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'w') as f:
+    f.create_dataset('z', data=np.arange(100, dtype='<f4'), chunks=(10,), compression='gzip')
+`, [file]);
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  assert.throws(() => decodeH5(bytes, 'chunked.h5'), (error: unknown) => {
+    assert.ok(error instanceof TensorioError && error.code === 'ERR_NEEDS_H5WASM', String(error));
+    assert.match(error.message, /chunked\.h5: dataset 'z' is filtered, which needs h5wasm, and h5wasm reads only files/);
+    return true;
+  });
+  await h5wasmReady();
+  const got = readH5Sync(file);
+  assert.deepEqual(Array.from(got.z?.data as Float32Array), Array.from({ length: 100 }, (_, i) => i));
+});
+
+test('ERR_TRUNCATED: an HDF5 file shorter than its superblock says, or cut inside the superblock', async () => {
+  const file = path.join(dir, 'cut.h5');
+  const whole = fs.readFileSync(fixture('keras-h5', 'hls4ml__relu_weights.h5'));
+  for (const at of [0, 4, 8, 40, 95, 96, 2000, whole.length - 1]) {
+    fs.writeFileSync(file, whole.subarray(0, at));
+    await rejectsWith(readH5(file), 'ERR_TRUNCATED');
+    await rejectsWith(() => readH5Sync(file), 'ERR_TRUNCATED');
+    await rejectsWith(() => decodeH5(whole.subarray(0, at)), 'ERR_TRUNCATED');
+  }
+});
+
+test('ERR_BAD_HEADER, not a hang: hard links that fan out (2^40 paths in 50 KiB), with and without h5wasm', async () => {
+  const file = path.join(dir, 'fanout.h5');
+  fs.copyFileSync(path.join(ROOT, 'test', 'regressions', 'keras-h5', 'hostile-hardlink-fanout.bin'), file);
+  for (const h5wasm of [false, true]) {
+    await assert.rejects(readH5(file, { h5wasm }), (error: unknown) => {
+      assert.ok(error instanceof TensorioError && error.code === 'ERR_BAD_HEADER', String(error));
+      assert.match(error.message, /hard links that fan out/);
+      return true;
+    });
+  }
 });

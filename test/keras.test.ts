@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { readKerasWeights, TensorioError, writeKerasWeights, type NdArray } from '../src/index.js';
+import { decodeKerasWeights, readKerasWeights, readKerasWeightsSync, TensorioError, writeKerasWeights, type NdArray } from '../src/index.js';
 import { kerasAttributeChunks } from '../src/formats/keras-h5.js';
 import { fixtureFiles, runPythonJson, tempDir } from './helpers.js';
 
@@ -54,39 +54,46 @@ test('every Keras fixture (Keras 1, 2.0-2.2, tf.keras 2.x, full models, Keras 3)
   let weights = 0;
   for (const file of files) {
     const expected = runPythonJson<KerasDump>(KERAS_READ, [file]);
-    const ours = await readKerasWeights(file);
-    const label = path.basename(file);
-    if (ours.layout === 'keras3') {
-      // Keras 3 matches by structure: compare as a set of layer paths.
-      const byName = new Map(ours.layers.map((l) => [l.name, l]));
-      assert.equal(byName.size, expected.length, label);
-      for (const [name, list] of expected) {
-        const layer = byName.get(name);
-        assert.ok(layer, `${label}: ${name}`);
-        assert.deepEqual(layer.weights.map((w) => w.name), list.map(([n]) => n));
-        list.forEach(([, want], i) => assert.equal(hex(layer.weights[i]?.array as NdArray), want.hex, `${label}:${name}/${i}`));
-        weights += list.length;
+    // The async reader, the sync one (mapped) and the in-memory one give the same weights.
+    const readers = {
+      readKerasWeights: await readKerasWeights(file),
+      'readKerasWeightsSync, mapped': readKerasWeightsSync(file, { mmap: true }),
+      decodeKerasWeights: decodeKerasWeights(new Uint8Array(fs.readFileSync(file)), file),
+    };
+    for (const [reader, ours] of Object.entries(readers)) {
+      const label = `${path.basename(file)} (${reader})`;
+      if (ours.layout === 'keras3') {
+        // Keras 3 matches by structure: compare as a set of layer paths.
+        const byName = new Map(ours.layers.map((l) => [l.name, l]));
+        assert.equal(byName.size, expected.length, label);
+        for (const [name, list] of expected) {
+          const layer = byName.get(name);
+          assert.ok(layer, `${label}: ${name}`);
+          assert.deepEqual(layer.weights.map((w) => w.name), list.map(([n]) => n));
+          list.forEach(([, want], i) => assert.equal(hex(layer.weights[i]?.array as NdArray), want.hex, `${label}:${name}/${i}`));
+          weights += list.length;
+        }
+        continue;
       }
-      continue;
-    }
-    assert.deepEqual(ours.layers.map((l) => l.name), expected.map(([n]) => n), `${label}: layer_names`);
-    ours.layers.forEach((layer, i) => {
-      const want = expected[i]?.[1] ?? [];
-      assert.deepEqual(layer.weights.map((w) => w.name), want.map(([n]) => n), `${label}:${layer.name} weight_names`);
-      layer.weights.forEach((w, j) => {
-        const ref = want[j]?.[1];
-        assert.ok(ref);
-        assert.deepEqual(w.array.shape, ref.shape, `${label}:${w.name} shape`);
-        assert.equal(hex(w.array), ref.hex, `${label}:${w.name}`);
-        weights++;
+      assert.deepEqual(ours.layers.map((l) => l.name), expected.map(([n]) => n), `${label}: layer_names`);
+      ours.layers.forEach((layer, i) => {
+        const want = expected[i]?.[1] ?? [];
+        assert.deepEqual(layer.weights.map((w) => w.name), want.map(([n]) => n), `${label}:${layer.name} weight_names`);
+        layer.weights.forEach((w, j) => {
+          const ref = want[j]?.[1];
+          assert.ok(ref);
+          assert.deepEqual(w.array.shape, ref.shape, `${label}:${w.name} shape`);
+          assert.equal(hex(w.array), ref.hex, `${label}:${w.name}`);
+          weights++;
+        });
       });
-    });
-    if (label.startsWith('hls4ml__relu.h5') || label.includes('FashionMNIST') || label.includes('QKERAS') || label.includes('gru_model') || label.includes('conv2d_1layer.h5')) {
-      assert.ok(ours.modelConfig, `${label}: model_config`);
-      assert.equal(JSON.parse(ours.modelConfig).class_name !== undefined, true);
+      if (label.startsWith('hls4ml__relu.h5') || label.includes('FashionMNIST') || label.includes('QKERAS') || label.includes('gru_model') || label.includes('conv2d_1layer.h5')) {
+        assert.ok(ours.modelConfig, `${label}: model_config`);
+        assert.equal(JSON.parse(ours.modelConfig).class_name !== undefined, true);
+      }
     }
   }
-  assert.ok(weights > 40, `compared ${weights} weights`);
+  assert.ok(weights > 3 * 40, `compared ${weights} weights`);
 });
 
 function dense(rows: number, cols: number, seed: number): NdArray {

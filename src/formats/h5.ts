@@ -445,7 +445,20 @@ function storageOf(source: ByteSource, sb: Superblock, messages: HeaderMessage[]
 // link or attribute storage, soft or external links, newer superblocks, compound or enum
 // types, ...) makes buildLiteIndex return null and h5wasm reads the file instead.
 
-const MAX_LITE_OBJECTS = 1 << 20;
+/**
+ * How many paths a walk of a file may visit. Every link takes at least 16 bytes of the file
+ * (a 40-byte symbol table entry, or a link message with its 4-byte header, a name and an
+ * address), so more paths than that can only come from hard links that fan out (a group
+ * linked twice from its parent, and so on down: 2^40 paths in 50 KiB), which would make any
+ * walk of the whole tree run for ever.
+ */
+export function pathBudget(fileSize: number): number {
+  return Math.max(64, Math.floor(fileSize / 16));
+}
+
+function tooManyPaths(file: string, fileSize: number): TensorioError {
+  return new TensorioError('ERR_BAD_HEADER', `the file links more than ${pathBudget(fileSize)} paths in ${fileSize} bytes: hard links that fan out`, { path: file });
+}
 
 class LiteUnsupported extends Error {}
 
@@ -630,7 +643,8 @@ function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | null {
   const index: LiteIndex = new Map();
   try {
     const visit = (path: string, address: number, depth: number): void => {
-      if (index.size > MAX_LITE_OBJECTS || depth > 64) throw new LiteUnsupported('too many objects or a hard-link cycle');
+      if (index.size >= pathBudget(source.size)) throw tooManyPaths(source.file, source.size);
+      if (depth > 64) throw new LiteUnsupported('a hard-link cycle');
       const messages = headerMessages(source, sb, address);
       const attributes = liteAttributes(source, sb, messages);
       const table = messages.find((m) => m.type === MSG_SYMBOL_TABLE);
@@ -754,6 +768,8 @@ export interface H5DatasetInfo {
   storage: H5Storage;
 }
 
+type ObjectKind = 'group' | 'dataset' | 'other' | 'missing';
+
 /** An attribute's value as tensorio returns it: strings, numbers, or an NdArray. */
 export type H5AttributeValue = string | string[] | number | bigint | boolean | NdArray | null;
 
@@ -774,6 +790,8 @@ export class H5File {
   private mapping: ArrayBuffer | undefined;
   private mappingReason: string | undefined;
   private readonly infos = new Map<string, H5DatasetInfo>();
+  private readonly kinds = new Map<string, ObjectKind>();
+  private readonly children = new Map<string, string[]>();
   private readonly heapCache = new Map<number, Uint8Array>();
   private wasm: { lib: H5Lib; module: H5Module; h5: H5FileObject } | undefined;
 
@@ -789,6 +807,19 @@ export class H5File {
     wasm?: { lib: H5Lib; module: H5Module; h5: H5FileObject },
   ) {
     this.wasm = wasm;
+  }
+
+  /**
+   * @internal A counter for walks of the whole tree: `spend()` once per path visited; it
+   * throws `ERR_BAD_HEADER` past {@link pathBudget} (hard links that fan out).
+   */
+  pathBudget(): { spend(): void } {
+    let left = pathBudget(this.source.size);
+    return {
+      spend: () => {
+        if (--left < 0) throw tooManyPaths(this.path, this.source.size);
+      },
+    };
   }
 
   /** @internal Whether h5wasm was needed (loaded) for this file so far. */
@@ -826,17 +857,34 @@ export class H5File {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the HDF5 file is closed', { path: this.path });
   }
 
-  private kind(path: string): 'group' | 'dataset' | 'other' | 'missing' {
+  private kind(path: string): ObjectKind {
     if (this.lite) return this.lite.get(normalise(path))?.kind ?? 'missing';
     const p = `/${normalise(path)}`;
+    // The file does not change while open: each path is asked of h5wasm once (a walk asks
+    // for every parent of every path, and each h5wasm lookup walks the path again).
+    let kind = this.kinds.get(p);
+    if (kind === undefined) this.kinds.set(p, (kind = this.wasmKind(p)));
+    return kind;
+  }
+
+  /** The names in the group at `p` (absolute, known to be a group), through h5wasm, once. */
+  private wasmChildren(p: string): string[] {
+    let names = this.children.get(p);
+    if (names === undefined) {
+      const group = p === '/' ? this.h5 : new this.lib.Group(this.h5.file_id, p);
+      this.children.set(p, (names = this.guard(() => group.keys(), `list group '${p}'`)));
+    }
+    return names;
+  }
+
+  private wasmKind(p: string): ObjectKind {
     if (p === '/') return 'group';
     // Ask the parent first: HDF5 prints an error stack for every lookup of a missing name.
     const slash = p.lastIndexOf('/');
     const parent = p.slice(0, slash);
     const name = p.slice(slash + 1);
     if (parent !== '' && this.kind(parent) !== 'group') return 'missing';
-    const parentGroup = parent === '' ? this.h5 : new this.lib.Group(this.h5.file_id, parent);
-    if (!this.guard(() => parentGroup.keys(), `list group '${parent || '/'}'`).includes(name)) return 'missing';
+    if (!this.wasmChildren(parent || '/').includes(name)) return 'missing';
     let type: number;
     try {
       type = this.module.get_type(this.h5.file_id, p);
@@ -875,8 +923,8 @@ export class H5File {
       if (object?.kind !== 'group') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no group '${normalise(group)}' in the file`, { path: this.path });
       return [...(object.children ?? [])];
     }
-    const object = this.requireGroup(group);
-    return this.guard(() => object.keys(), `list group '${normalise(group) || '/'}'`);
+    this.requireGroup(group);
+    return [...this.wasmChildren(`/${normalise(group)}`)];
   }
 
   /**
@@ -895,9 +943,11 @@ export class H5File {
   /** Full paths (no leading slash) of every dataset below `group`, depth first. */
   datasets(group = ''): string[] {
     const out: string[] = [];
+    const budget = this.pathBudget();
     const visit = (prefix: string, depth: number): void => {
       if (depth > 64) return; // a link cycle; HDF5 hard links can make one
       for (const name of this.keys(prefix)) {
+        budget.spend();
         const full = joinPath(prefix, name);
         const kind = this.kind(full);
         if (kind === 'dataset') out.push(full);

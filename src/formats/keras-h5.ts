@@ -124,8 +124,10 @@ function describeLegacy(h5: H5File, root: string, jobs: WeightJob[]): KerasLayer
 
 function describeKeras3(h5: H5File, jobs: WeightJob[]): KerasLayerWeights[] {
   const layers: KerasLayerWeights[] = [];
+  const budget = h5.pathBudget();
   const visit = (group: string, depth: number): void => {
     if (depth > 32) return;
+    budget.spend();
     const names = h5.keys(group).sort(naturalCompare);
     if (names.includes('vars') && h5.isGroup(`${group}/vars`)) {
       const vars = h5.keys(`${group}/vars`).filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b));
