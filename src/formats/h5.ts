@@ -659,6 +659,10 @@ function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | null {
         const typeMessage = messages.find((m) => m.type === MSG_DATATYPE);
         if (!typeMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${path}' has no datatype message`, { path: source.file });
         parseLiteType(source.read(typeMessage.offset, typeMessage.size, 'datatype message'), source.file);
+        // Parsed now, so a dataspace this reader does not know hands the file to h5wasm
+        // rather than failing later in info().
+        const spaceMessage = messages.find((m) => m.type === MSG_DATASPACE);
+        if (spaceMessage) parseLiteSpace(source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), sb, source.file);
         index.set(path, { kind: 'dataset', messages, attributes });
         return;
       }
