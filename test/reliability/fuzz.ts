@@ -11,7 +11,8 @@ import * as path from 'node:path';
 
 import fc from 'fast-check';
 
-import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, parseNpyHeader, TensorioError, unmap, type NdArray } from '../../src/index.js';
+import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, ndarray, parseNpyHeader, TensorioError, unmap, unpickle, type NdArray } from '../../src/index.js';
+import { pickleChunks, type PicklableValue } from '../../src/formats/pickle.js';
 import { parsePyLiteral, PyLiteralError } from '../../src/formats/pyliteral.js';
 import { crc32 } from '../../src/formats/zip.js';
 import { ROOT } from '../helpers.js';
@@ -304,6 +305,36 @@ function boundFor(format: ReliabilityFormat): Pick<FuzzTarget, 'allocationBound'
   return { allocationBound: (length) => 2 * (1032 * length + 1024 * Math.ceil(length / 46)) + 2 * length + (1 << 20) };
 }
 
+/** The pickles of NumPy's object-array fixtures (the bytes after the .npy header). */
+function pickleSeeds(): Uint8Array[] {
+  const npy = FORMATS.find((f) => f.name === 'npy') as ReliabilityFormat;
+  return fixtureSeeds(npy)
+    .filter((bytes) => bytes.length > 10 && /'descr':\s*'\|O'/.test(Buffer.from(bytes.subarray(0, 256)).toString('latin1')))
+    .map((bytes) => {
+      const headerEnd = bytes[6] === 1 ? 10 + (bytes[8] as number) + 256 * (bytes[9] as number) : 12 + Buffer.from(bytes).readUInt32LE(8);
+      return bytes.slice(headerEnd);
+    });
+}
+
+/** Pickles written by tensorio's pickler (protocol 2 with NumPy's reconstruct globals) of nested values. */
+const pickleStructured: fc.Arbitrary<Uint8Array> = fc
+  .letrec<{ node: PicklableValue }>((tie) => ({
+    node: fc.oneof(
+      { depthSize: 'small' },
+      fc.constant(null),
+      fc.boolean(),
+      fc.integer(),
+      fc.bigInt({ min: -(2n ** 80n), max: 2n ** 80n }),
+      fc.double(),
+      fc.string({ maxLength: 20 }),
+      fc.uint8Array({ maxLength: 20 }),
+      fc.float32Array({ maxLength: 8 }).map((a) => ndarray(a, [a.length]) as PicklableValue),
+      fc.array(tie('node'), { maxLength: 4 }),
+      fc.dictionary(fc.string({ maxLength: 8 }), tie('node'), { maxKeys: 4, noNullPrototype: true }),
+    ),
+  }))
+  .node.map((value) => Buffer.concat(pickleChunks(value)));
+
 /**
  * Loads what the formats' readers may need synchronously (h5wasm, which the HDF5 file reader
  * falls back to for structures its own walker does not cover), so the file targets fuzz
@@ -360,6 +391,16 @@ export function fuzzTargets(): FuzzTarget[] {
       typed: isTensorioError,
       seeds: () => [...fixtureSeeds(npy).map((b) => b.slice(0, 512)), encodeNpyHeader('float64', [3, 4], false)],
       structured: [npyStructured],
+    },
+    {
+      name: 'pickle',
+      run: (bytes) => {
+        unpickle(bytes);
+        return 0;
+      },
+      typed: isTensorioError,
+      seeds: pickleSeeds,
+      structured: [pickleStructured],
     },
     {
       name: 'pyliteral',
