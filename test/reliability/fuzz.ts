@@ -288,12 +288,99 @@ function storedZip(npy: Uint8Array, declared: number | undefined): Uint8Array {
   return out;
 }
 
-const npzStructured: fc.Arbitrary<Uint8Array> = fc
+const npzStoredStructured: fc.Arbitrary<Uint8Array> = fc
   .tuple(npyStructured, fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff) }))
   .map(([npy, declared]) => storedZip(npy, declared));
 
+/** Hostile choices for a ZIP64 field: the true value (most of the time) or one past it, zero, just past 32 bits, the largest safe integer, 2^63, 2^64 - 1. */
+function zip64Value(real: number): fc.Arbitrary<bigint> {
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.constant(BigInt(real)) },
+    { weight: 1, arbitrary: fc.constantFrom(BigInt(real) + 1n, 0n, 2n ** 32n, BigInt(Number.MAX_SAFE_INTEGER), 2n ** 63n, 2n ** 64n - 1n) },
+  );
+}
+
+/**
+ * A stored `.npz` in NumPy's ZIP64 form (ZIP64 extra fields in the local header and the
+ * directory, a ZIP64 end record and locator), with hostile 64-bit sizes and offsets, and
+ * extra fields whose declared length may be cut short or run past the header.
+ */
+function zip64Zip(npy: Uint8Array, fields: { local: bigint; central: bigint; offset: bigint; cdOffset: bigint; entries: bigint; extraDelta: number }): Uint8Array {
+  const name = new TextEncoder().encode('x.npy');
+  const localExtra = 4 + 16;
+  const centralExtra = 4 + 24;
+  const cd = 30 + name.length + localExtra + npy.length;
+  const cdSize = 46 + name.length + centralExtra;
+  const eocd64 = cd + cdSize;
+  const out = new Uint8Array(eocd64 + 56 + 20 + 22);
+  const view = new DataView(out.buffer);
+  const crc = crc32(npy);
+  // Local header: 32-bit sizes say "see the ZIP64 extra field".
+  view.setUint32(0, 0x04034b50, true);
+  view.setUint16(4, 45, true);
+  view.setUint32(14, crc, true);
+  view.setUint32(18, 0xffffffff, true);
+  view.setUint32(22, 0xffffffff, true);
+  view.setUint16(26, name.length, true);
+  view.setUint16(28, Math.max(0, localExtra + fields.extraDelta), true);
+  out.set(name, 30);
+  view.setUint16(30 + name.length, 0x0001, true);
+  view.setUint16(32 + name.length, Math.max(0, 16 + fields.extraDelta), true);
+  view.setBigUint64(34 + name.length, fields.local, true);
+  view.setBigUint64(42 + name.length, fields.local, true);
+  out.set(npy, 30 + name.length + localExtra);
+  // Central directory entry, sizes and the local header's offset in its ZIP64 extra field.
+  view.setUint32(cd, 0x02014b50, true);
+  view.setUint16(cd + 6, 45, true);
+  view.setUint32(cd + 16, crc, true);
+  view.setUint32(cd + 20, 0xffffffff, true);
+  view.setUint32(cd + 24, 0xffffffff, true);
+  view.setUint16(cd + 28, name.length, true);
+  view.setUint16(cd + 30, Math.max(0, centralExtra + fields.extraDelta), true);
+  view.setUint32(cd + 42, 0xffffffff, true);
+  out.set(name, cd + 46);
+  const extra = cd + 46 + name.length;
+  view.setUint16(extra, 0x0001, true);
+  view.setUint16(extra + 2, Math.max(0, 24 + fields.extraDelta), true);
+  view.setBigUint64(extra + 4, fields.central, true);
+  view.setBigUint64(extra + 12, fields.central, true);
+  view.setBigUint64(extra + 20, fields.offset, true);
+  // ZIP64 end record and locator, then the classic end record full of markers.
+  view.setUint32(eocd64, 0x06064b50, true);
+  view.setBigUint64(eocd64 + 4, 44n, true);
+  view.setBigUint64(eocd64 + 24, fields.entries, true);
+  view.setBigUint64(eocd64 + 32, fields.entries, true);
+  view.setBigUint64(eocd64 + 40, BigInt(cdSize), true);
+  view.setBigUint64(eocd64 + 48, fields.cdOffset, true);
+  const locator = eocd64 + 56;
+  view.setUint32(locator, 0x07064b50, true);
+  view.setBigUint64(locator + 8, BigInt(eocd64), true);
+  view.setUint32(locator + 16, 1, true);
+  const end = locator + 20;
+  view.setUint32(end, 0x06054b50, true);
+  view.setUint16(end + 8, 0xffff, true);
+  view.setUint16(end + 10, 0xffff, true);
+  view.setUint32(end + 12, 0xffffffff, true);
+  view.setUint32(end + 16, 0xffffffff, true);
+  return out;
+}
+
+const npzZip64Structured: fc.Arbitrary<Uint8Array> = npyStructured.chain((npy) => {
+  const cd = 30 + 5 + 20 + npy.length;
+  return fc
+    .record({
+      local: zip64Value(npy.length),
+      central: zip64Value(npy.length),
+      offset: zip64Value(0),
+      cdOffset: zip64Value(cd),
+      entries: zip64Value(1),
+      extraDelta: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-20, -8, -1, 1, 8, 100) }),
+    })
+    .map((fields) => zip64Zip(npy, fields));
+});
+
 const structuredFor = (format: ReliabilityFormat): fc.Arbitrary<Uint8Array>[] =>
-  format.name === 'npy' ? [npyStructured] : format.name === 'npz' ? [npzStructured] : [];
+  format.name === 'npy' ? [npyStructured] : format.name === 'npz' ? [npzStoredStructured, npzZip64Structured] : [];
 
 /**
  * Deflate (`.npz`) legitimately expands up to 1,032x, and the reader accepts a member's
