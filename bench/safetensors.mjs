@@ -179,7 +179,8 @@ try {
   const dd = trialsOf(() => timed('dd', [`if=${big}`, 'of=/dev/null', 'bs=16M']));
   // dd reading into one buffer as large as the file (Linux reads at most 2 GiB - 4 KiB per
   // call): the work an eager load must do, filling fresh memory, without any format.
-  const ddBlock = Math.min(size, 2047 * MiB);
+  // A multiple of the page size: dd allocates its buffer with aligned_alloc(4096, bs).
+  const ddBlock = Math.min(Math.ceil(size / 4096) * 4096, 2047 * MiB);
   const ddFresh = trialsOf(() => timed('dd', [`if=${big}`, 'of=/dev/null', `bs=${ddBlock}`, 'iflag=fullblock', `count=${Math.ceil(size / ddBlock)}`]));
   const fsLoad = trialsOf(() => nodeChild('fs-load', big));
   const load = trialsOf(() => nodeChild('load', big));
