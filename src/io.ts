@@ -28,8 +28,35 @@ function viewBytes(view: ArrayBufferView, start: number, length: number): Uint8A
   return new Uint8Array(view.buffer, view.byteOffset + start, length);
 }
 
+// Reads from 64 MiB up are split into up to four parts of whole 2 MiB (huge) pages, read at
+// once on the thread pool: one thread faulting in fresh pages and copying from the page cache
+// leaves the other cores idle. Measured on a 2 GiB file, warm cache, 2-core VM, six rounds
+// interleaved: one pread 297-1,552 ms (median 963), four parts 179-205 ms (median 200),
+// dd bs=16M 187-227 ms.
+const SPLIT_FROM = 64 << 20;
+const MAX_PARTS = 4;
+const PART_GRAIN = 2 << 20;
+
 /** Reads into `target` from `position`; returns the bytes read (fewer only at end of file). */
-export function readAt(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+export async function readAt(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+  const length = target.byteLength;
+  if (length < SPLIT_FROM) return readAtOnce(fd, position, target, file);
+  const partLength = Math.ceil(length / MAX_PARTS / PART_GRAIN) * PART_GRAIN;
+  const parts: Promise<number>[] = [];
+  for (let at = 0; at < length; at += partLength) {
+    parts.push(readAtOnce(fd, position + at, viewBytes(target, at, Math.min(partLength, length - at)), file));
+  }
+  const counts = await Promise.all(parts);
+  // A short part means the file ended there: the bytes read are the contiguous prefix.
+  let total = 0;
+  for (const count of counts) {
+    total += count;
+    if (count < partLength) break;
+  }
+  return Math.min(total, length);
+}
+
+function readAtOnce(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
   if (target.byteLength === 0) return Promise.resolve(0);
   if (native) {
     const binding = native;

@@ -1098,7 +1098,7 @@ export class H5File {
       if (this.source.fd === null) {
         this.source.readInto(offset, data, `dataset '${info.path}'`);
       } else {
-        const got = await readSplit(this.source.fd, offset, data, this.path);
+        const got = await readAt(this.source.fd, offset, data, this.path);
         if (got !== data.byteLength) throw new TensorioError('ERR_TRUNCATED', `dataset '${info.path}': expected ${data.byteLength} bytes at offset ${offset}, found ${got}`, { path: this.path });
       }
       return plan.finish();
@@ -1213,27 +1213,6 @@ function openWithH5wasm(lib: H5Lib, path: string): H5FileObject {
   } catch (error) {
     throw new TensorioError('ERR_BAD_HEADER', `h5wasm could not open the file: ${(error as Error).message}`, { path, cause: error });
   }
-}
-
-// A large dataset is read as several positioned reads at once: one thread faulting in
-// fresh pages and copying from the page cache leaves the other cores idle.
-const READ_SPLIT = 32 << 20;
-
-async function readSplit(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
-  if (target.byteLength <= READ_SPLIT) return readAt(fd, position, target, file);
-  const parts: Promise<number>[] = [];
-  for (let at = 0; at < target.byteLength; at += READ_SPLIT) {
-    const length = Math.min(READ_SPLIT, target.byteLength - at);
-    parts.push(readAt(fd, position + at, new Uint8Array(target.buffer, target.byteOffset + at, length), file));
-  }
-  const counts = await Promise.all(parts);
-  // A short part means the file ended early; report the contiguous prefix that was read.
-  let total = 0;
-  for (const count of counts) {
-    total += count;
-    if (count < READ_SPLIT) break;
-  }
-  return Math.min(total, target.byteLength);
 }
 
 /**
