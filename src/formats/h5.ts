@@ -30,7 +30,7 @@ import {
   closeQuietly,
   mapFile,
   openForRead,
-  readAt,
+  readExactly,
   readExactlySync,
   type WriteOptions,
 } from '../io.js';
@@ -246,15 +246,25 @@ class ByteSource {
   read(position: number, length: number, what: string): Uint8Array {
     this.check(position, length, what);
     const bytes = new Uint8Array(length);
-    this.readInto(position, bytes, what);
+    this.fill(position, bytes, what);
     return bytes;
   }
 
   /** Fills `target` from `position`; a short file is `ERR_TRUNCATED`. */
   readInto(position: number, target: ArrayBufferView, what: string): void {
     this.check(position, target.byteLength, what);
-    const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
-    if (this.memory) bytes.set(this.memory.subarray(position, position + target.byteLength));
+    this.fill(position, new Uint8Array(target.buffer, target.byteOffset, target.byteLength), what);
+  }
+
+  /** {@link readInto} on the thread pool (in parallel parts when large) for a file. */
+  async readIntoAsync(position: number, target: ArrayBufferView, what: string): Promise<void> {
+    if (this.fd === null) return this.readInto(position, target, what);
+    this.check(position, target.byteLength, what);
+    await readExactly(this.fd, position, target, this.file, what);
+  }
+
+  private fill(position: number, bytes: Uint8Array, what: string): void {
+    if (this.memory) bytes.set(this.memory.subarray(position, position + bytes.length));
     else readExactlySync(this.fd as number, position, bytes, this.file, what);
   }
 }
@@ -281,8 +291,7 @@ function readSuperblock(source: ByteSource, options: { allowShort?: boolean } = 
   for (let at = 0; at + 64 <= source.size || at === 0; at = at === 0 ? 512 : at * 2) {
     if (at + 16 > source.size) {
       // Fewer bytes than a superblock's start: a file cut short if they begin the signature.
-      const present = source.read(0, Math.min(SIGNATURE.length, source.size), 'HDF5 signature');
-      if (at === 0 && present.every((b, i) => b === SIGNATURE[i])) {
+      if (at === 0 && source.read(0, Math.min(SIGNATURE.length, source.size), 'HDF5 signature').every((b, i) => b === SIGNATURE[i])) {
         throw new TensorioError('ERR_TRUNCATED', `the file ends after ${source.size} bytes, inside the HDF5 superblock`, { path: source.file });
       }
       break;
@@ -388,12 +397,18 @@ function headerMessages(source: ByteSource, sb: Superblock, address: number): He
   return messages;
 }
 
+/** Where a dataset's bytes are, and its datatype message (rewritten for float16 writes). */
+interface Located {
+  storage: H5Storage;
+  datatypeMessage?: HeaderMessage;
+}
+
 /** Where the data of the dataset whose header is at `address` (relative to the base) lives. */
-function locateStorage(source: ByteSource, sb: Superblock, address: number): { storage: H5Storage; datatypeMessage?: HeaderMessage } {
+function locateStorage(source: ByteSource, sb: Superblock, address: number): Located {
   return storageOf(source, sb, headerMessages(source, sb, sb.base + address));
 }
 
-function storageOf(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): { storage: H5Storage; datatypeMessage?: HeaderMessage } {
+function storageOf(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): Located {
   const datatypeMessage = messages.find((m) => m.type === MSG_DATATYPE);
   const withType = (storage: H5Storage) => (datatypeMessage ? { storage, datatypeMessage } : { storage });
   if (messages.some((m) => m.type === MSG_EXTERNAL)) return withType({ layout: 'external' });
@@ -843,11 +858,10 @@ export class H5File {
     return (this.wasm as { h5: H5FileObject }).h5;
   }
 
-  private async ensureWasm(): Promise<void> {
-    if (this.wasm) return;
-    if (this.source.fd === null) this.ensureWasmSync('it needs h5wasm');
-    const { lib, module } = await loadH5wasm();
-    this.wasm = { lib, module, h5: openWithH5wasm(lib, this.path) };
+  /** Loads h5wasm if needed, then opens the file with it; `why` says what needs it. */
+  private async ensureWasm(why: string): Promise<void> {
+    if (!this.wasm && this.source.fd !== null) await loadH5wasm();
+    this.ensureWasmSync(why);
   }
 
   /** Opens the file with h5wasm if it is loaded; `why` says what needs it. */
@@ -1094,16 +1108,10 @@ export class H5File {
     const plan = this.plan(path, options);
     if (plan.kind === 'done') return plan.result;
     if (plan.kind === 'copy') {
-      const { info, data, offset } = plan;
-      if (this.source.fd === null) {
-        this.source.readInto(offset, data, `dataset '${info.path}'`);
-      } else {
-        const got = await readAt(this.source.fd, offset, data, this.path);
-        if (got !== data.byteLength) throw new TensorioError('ERR_TRUNCATED', `dataset '${info.path}': expected ${data.byteLength} bytes at offset ${offset}, found ${got}`, { path: this.path });
-      }
+      await this.source.readIntoAsync(plan.offset, plan.data, `dataset '${plan.info.path}'`);
       return plan.finish();
     }
-    await this.ensureWasm();
+    await this.ensureWasm(`dataset '${plan.info.path}' is ${plan.info.storage.layout}`);
     return plan.finish(this.readThroughHeap(plan.info, plan.dtype, plan.length));
   }
 
@@ -1215,24 +1223,60 @@ function openWithH5wasm(lib: H5Lib, path: string): H5FileObject {
   }
 }
 
+type LoadedH5wasm = { lib: H5Lib; module: H5Module };
+
+/** An open file whose structure tensorio's reader walked; `lite` is null when h5wasm must read it. */
+interface OpenedStructure {
+  source: ByteSource;
+  superblock: Superblock;
+  lite: LiteIndex | null;
+}
+
+/** Opens `path` and walks its structure; the descriptor is closed if that fails. */
+function openStructure(path: string, options: H5ReadOptions): OpenedStructure {
+  const { fd, size } = openForRead(path);
+  try {
+    const source = ByteSource.ofFile(fd, size, path);
+    const superblock = readSuperblock(source);
+    return { source, superblock, lite: options.h5wasm ? null : buildLiteIndex(source, superblock) };
+  } catch (error) {
+    closeQuietly(fd);
+    throw error;
+  }
+}
+
+/**
+ * The H5File over an opened structure, through h5wasm (`wasm`, undefined when not loaded)
+ * when tensorio's reader does not cover it. The descriptor is closed if that fails.
+ */
+function fileOver(path: string, options: H5ReadOptions, { source, superblock, lite }: OpenedStructure, wasm: LoadedH5wasm | undefined): H5File {
+  if (lite) return new H5File(path, source, superblock, options, lite);
+  try {
+    if (!wasm) throw h5wasmNeeded(path, false, 'the file uses HDF5 structures only h5wasm reads');
+    return new H5File(path, source, superblock, options, null, { ...wasm, h5: openWithH5wasm(wasm.lib, path) });
+  } catch (error) {
+    closeQuietly(source.fd as number);
+    throw error;
+  }
+}
+
 /**
  * Opens an HDF5 file for lazy, dataset-by-dataset reading.
  * @throws TensorioError `ERR_NOT_FOUND` when the file does not exist, `ERR_BAD_MAGIC` when
  * it is not HDF5.
  */
 export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
-  const { fd, size } = openForRead(path);
-  try {
-    const source = ByteSource.ofFile(fd, size, path);
-    const superblock = readSuperblock(source);
-    const lite = options.h5wasm ? null : buildLiteIndex(source, superblock);
-    if (lite) return new H5File(path, source, superblock, options, lite);
-    const { lib, module } = await loadH5wasm();
-    return new H5File(path, source, superblock, options, null, { lib, module, h5: openWithH5wasm(lib, path) });
-  } catch (error) {
-    closeQuietly(fd);
-    throw error;
+  const opened = openStructure(path, options);
+  let wasm: LoadedH5wasm | undefined;
+  if (!opened.lite) {
+    try {
+      wasm = await loadH5wasm();
+    } catch (error) {
+      closeQuietly(opened.source.fd as number);
+      throw error;
+    }
   }
+  return fileOver(path, options, opened, wasm);
 }
 
 /**
@@ -1241,18 +1285,7 @@ export async function openH5(path: string, options: H5ReadOptions = {}): Promise
  * @throws TensorioError as {@link openH5}, and `ERR_NEEDS_H5WASM`.
  */
 export function openH5Sync(path: string, options: H5ReadOptions = {}): H5File {
-  const { fd, size } = openForRead(path);
-  try {
-    const source = ByteSource.ofFile(fd, size, path);
-    const superblock = readSuperblock(source);
-    const lite = options.h5wasm ? null : buildLiteIndex(source, superblock);
-    if (lite) return new H5File(path, source, superblock, options, lite);
-    const { lib, module } = loadedH5wasmOrThrow(path, false, 'the file uses HDF5 structures only h5wasm reads');
-    return new H5File(path, source, superblock, options, null, { lib, module, h5: openWithH5wasm(lib, path) });
-  } catch (error) {
-    closeQuietly(fd);
-    throw error;
-  }
+  return fileOver(path, options, openStructure(path, options), loadedH5wasm);
 }
 
 /**
@@ -1513,25 +1546,15 @@ export class H5Writer {
     const patches: { offset: number; bytes: Uint8Array }[] = [];
     try {
       const source = ByteSource.ofFile(fd, size, path);
-      let sb: Superblock;
-      try {
-        sb = readSuperblock(source, { allowShort: true });
-      } catch (error) {
-        throw await this.writeFailure(error);
-      }
+      const sb = await this.orWriteFailure(() => readSuperblock(source, { allowShort: true }));
       if (sb.end > size) {
         // Writing the last byte ourselves gets the system's error (EFBIG, ENOSPC), typed.
         await this.scratch.writeAt(sb.end - 1, [new Uint8Array(1)]);
         throw await this.writeFailure(new Error(`h5wasm wrote ${size} of the ${sb.end} bytes of the file`));
       }
-      let located: Map<string, { storage: H5Storage; datatypeMessage?: HeaderMessage }>;
-      try {
-        located = this.locateAll(source, sb);
-      } catch (error) {
-        throw await this.writeFailure(error);
-      }
+      const located = await this.orWriteFailure(() => this.locateAll(source, sb));
       for (const item of this.written) {
-        const { storage, datatypeMessage } = located.get(item.path) as { storage: H5Storage; datatypeMessage?: HeaderMessage };
+        const { storage, datatypeMessage } = located.get(item.path) as Located;
         if (item.bytes.byteLength > 0) {
           if (storage.layout !== 'contiguous' || storage.length !== item.bytes.byteLength || storage.offset + storage.length > size) {
             throw await this.writeFailure(new Error(`dataset '${item.path}' is stored as ${storage.layout}; expected ${item.bytes.byteLength} contiguous bytes inside the file`));
@@ -1567,8 +1590,8 @@ export class H5Writer {
    * also checks every object header), or, for files it does not walk (attributes in dense
    * storage), through h5wasm's object references.
    */
-  private locateAll(source: ByteSource, sb: Superblock): Map<string, { storage: H5Storage; datatypeMessage?: HeaderMessage }> {
-    const out = new Map<string, { storage: H5Storage; datatypeMessage?: HeaderMessage }>();
+  private locateAll(source: ByteSource, sb: Superblock): Map<string, Located> {
+    const out = new Map<string, Located>();
     const index = buildLiteIndex(source, sb);
     if (index) {
       for (const item of this.written) {
@@ -1588,6 +1611,15 @@ export class H5Writer {
       reader.close();
     }
     return out;
+  }
+
+  /** Runs a check of the written file; whatever it throws becomes {@link writeFailure}'s error. */
+  private async orWriteFailure<T>(check: () => T): Promise<T> {
+    try {
+      return check();
+    } catch (error) {
+      throw await this.writeFailure(error);
+    }
   }
 
   /**

@@ -184,7 +184,7 @@ const READ_CONCURRENCY = 4;
 /**
  * Reads the weights of a Keras HDF5 file, whichever layout it has: legacy weights-only,
  * legacy full model (`model_weights`, with `model_config`), or Keras 3 `.weights.h5`.
- * Datasets are read one at a time, contiguous ones outside h5wasm's heap.
+ * Datasets are read a few at a time, contiguous ones outside h5wasm's heap.
  * @throws TensorioError `ERR_BAD_HEADER` when the file is HDF5 but not Keras weights, and
  * the errors of {@link openH5}.
  */
