@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
@@ -479,4 +480,19 @@ test('ERR_BAD_HEADER, not a hang: hard links that fan out (2^40 paths in 50 KiB)
       return true;
     });
   }
+});
+
+test('a file that makes HDF5 abort() inside h5wasm is refused with ERR_BAD_HEADER, and h5wasm still reads the next file', () => {
+  // Found by the h5wasm-file fuzz campaign: reading the root attribute 'backend' aborts.
+  const aborting = path.join(ROOT, 'test', 'regressions', 'h5wasm-file', '8c6f286c47292da7.bin');
+  const good = fixtureFiles('keras-h5', '.h5')[0] as string;
+  const child = spawnSync(process.execPath, [path.join(__dirname, 'reliability', 'h5wasm-abort-child.js'), good, aborting], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr.slice(-2000));
+  const { before, refusal, after } = JSON.parse(child.stdout) as { before: number; refusal: { typed: boolean; code: string; message: string } | null; after: number };
+  assert.ok(before > 0);
+  assert.ok(refusal, 'the aborting file was read');
+  assert.ok(refusal.typed && refusal.code === 'ERR_BAD_HEADER', JSON.stringify(refusal));
+  assert.match(refusal.message, /Aborted/);
+  assert.ok(refusal.message.includes(aborting));
+  assert.equal(after, before);
 });

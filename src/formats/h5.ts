@@ -1017,7 +1017,8 @@ export class H5File {
     try {
       value = object.get_attribute(name, false);
     } catch (error) {
-      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' of '${normalise(path) || '/'}': ${(error as Error).message}`, { path: this.path, cause: error });
+      const code = isWasmAbort(error) ? 'ERR_BAD_HEADER' : 'ERR_UNSUPPORTED_DTYPE';
+      throw new TensorioError(code, `attribute '${name}' of '${normalise(path) || '/'}': ${(error as Error).message}`, { path: this.path, cause: error });
     }
     if (value === null || value === undefined) return null;
     if (meta.type === H5T_STRING) {
@@ -1054,14 +1055,9 @@ export class H5File {
       const meta: H5Metadata = { type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: type.vlen, shape: space.shape, total_size: 0, chunks: null };
       return this.finishInfo(p, meta, () => storageOf(this.source, this.superblock, object.messages).storage);
     }
-    let meta: H5Metadata;
-    try {
-      meta = this.module.get_dataset_metadata(this.h5.file_id, `/${p}`);
-    } catch (error) {
-      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot open dataset '${p}' (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
-    }
+    const meta = this.guard(() => this.module.get_dataset_metadata(this.h5.file_id, `/${p}`), `open dataset '${p}'`);
     return this.finishInfo(p, meta, () => {
-      const ref = this.module.create_object_reference(this.h5.file_id, `/${p}`);
+      const ref = this.guard(() => this.module.create_object_reference(this.h5.file_id, `/${p}`), `locate dataset '${p}'`);
       const address = readUint(ref, 0, Math.min(8, ref.length), this.path);
       return locateStorage(this.source, this.superblock, address).storage;
     });
@@ -1184,13 +1180,13 @@ export class H5File {
     const ptr = this.module._malloc(bytes);
     if (ptr === 0) throw new TensorioError('ERR_TOO_LARGE', `h5wasm could not allocate ${bytes} bytes for dataset '${info.path}'`, { path: this.path });
     try {
-      const filters = this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`);
+      const filters = this.guard(() => this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`), `read the filters of dataset '${info.path}'`);
       let status: number;
       try {
         status = this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
       } catch (error) {
+        if (isWasmAbort(error)) throw new TensorioError('ERR_BAD_HEADER', `HDF5 aborted reading dataset '${info.path}'; the file is damaged`, { path: this.path, cause: error });
         status = -1;
-        void error;
       }
       if (status < 0) {
         const names = filters.map((f) => f.name || `#${f.id}`).join(', ');
@@ -1209,10 +1205,20 @@ export class H5File {
     this.closed = true;
     try {
       this.wasm?.h5.close();
+    } catch {
+      // Opened read-only, so nothing is lost; HDF5 may refuse to close a damaged file.
     } finally {
       if (this.source.fd !== null) closeQuietly(this.source.fd);
     }
   }
+}
+
+/**
+ * HDF5 calls abort() on some damaged structures; in WebAssembly that throws a RuntimeError
+ * ("Aborted(...)") and h5wasm stays usable (tested), so it is a refusal of this file.
+ */
+function isWasmAbort(error: unknown): boolean {
+  return error instanceof Error && error.name === 'RuntimeError';
 }
 
 function openWithH5wasm(lib: H5Lib, path: string): H5FileObject {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 
 import fc from 'fast-check';
 
-import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, ndarray, parseNpyHeader, TensorioError, unmap, unpickle, type NdArray } from '../../src/index.js';
+import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, ndarray, openH5Sync, parseNpyHeader, TensorioError, unmap, unpickle, type NdArray } from '../../src/index.js';
 import { pickleChunks, type PicklableValue } from '../../src/formats/pickle.js';
 import { parsePyLiteral, PyLiteralError } from '../../src/formats/pyliteral.js';
 import { crc32 } from '../../src/formats/zip.js';
@@ -34,6 +34,11 @@ export interface FuzzTarget {
    * the input plus 1 MiB (a copy of the data, plus headroom for small bookkeeping).
    */
   allocationBound?(length: number): number;
+  /**
+   * Set for targets that only the long campaign runs: `reason` says why the suite cannot,
+   * and the inputs saved for them are replayed in the suite through `replayThrough`.
+   */
+  campaignOnly?: { reason: string; replayThrough: string };
 }
 
 /** Per-input time budget in ms: generous enough for a GC pause, far below any hang. */
@@ -465,9 +470,40 @@ export function fuzzTargets(): FuzzTarget[] {
     }),
   );
   const npy = FORMATS.find((f) => f.name === 'npy') as ReliabilityFormat;
+  const kerasH5 = FORMATS.find((f) => f.name === 'keras-h5') as ReliabilityFormat;
   return [
     ...formats,
     ...files,
+    {
+      // The Keras reader hands a file to h5wasm only when its own walker cannot read the
+      // structure, which few mutated inputs reach; this target sends every input through
+      // h5wasm's walk (groups, attributes, dataset metadata, reads), where HDF5's own
+      // errors must come out as TensorioErrors.
+      name: 'h5wasm-file',
+      campaignOnly: {
+        reason: "HDF5's C code, inside h5wasm, loops forever on some damaged files, and JavaScript cannot interrupt a synchronous WebAssembly call",
+        replayThrough: 'keras-h5-file',
+      },
+      run: (bytes) => {
+        const file = scratchFile('.h5');
+        fs.writeFileSync(file, bytes);
+        const h5 = openH5Sync(file, { h5wasm: true });
+        try {
+          let produced = 0;
+          for (const name of h5.attributeNames()) h5.attribute('', name);
+          for (const dataset of h5.datasets()) {
+            for (const name of h5.attributeNames(dataset)) h5.attribute(dataset, name);
+            if (h5.info(dataset).dtype !== null) produced += h5.readSync(dataset).data.byteLength;
+          }
+          return produced;
+        } finally {
+          h5.close();
+        }
+      },
+      typed: isTensorioError,
+      seeds: () => fixtureSeeds(kerasH5),
+      structured: structuredFor(kerasH5),
+    },
     {
       name: 'npy-header',
       run: (bytes) => {
