@@ -54,6 +54,28 @@ async function child(op, file) {
     await tensorio.writeSafetensors(file, tensors);
     return { ms: performance.now() - start, maxRssMiB: rss(), dataRssMiB: before };
   }
+  if (op === 'fs-write' || op === 'dd-write-held') {
+    // Peers in the writer's memory state: this process holds the tensors (fresh memory), so
+    // the page cache must find as many pages again. `fs-write`: plain fs.writeSync of each
+    // tensor to a new file and fsync, no header, not atomic. `dd-write-held`: dd writing the
+    // same number of bytes with conv=fsync while the tensors are held.
+    const tensors = makeTensors(SHAPE);
+    const start = performance.now();
+    if (op === 'fs-write') {
+      const fd = fs.openSync(file, 'w');
+      for (const { data } of Object.values(tensors)) {
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+      }
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    } else {
+      const total = Object.values(tensors).reduce((sum, t) => sum + t.data.byteLength, 0);
+      const result = spawnSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=16M', `count=${Math.ceil(total / (16 * MiB))}`, 'conv=fsync'], { encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`dd failed: ${result.stderr}`);
+    }
+    return { ms: performance.now() - start, maxRssMiB: rss() };
+  }
   if (op === 'open' || op === 'open-sync') {
     // CPU time too: on a shared machine the wall time of a few ms includes waiting for a core.
     const cpu = process.cpuUsage();
@@ -216,15 +238,22 @@ try {
     fs.unlinkSync(written);
     return r;
   });
-  const write = trialsOf(() => {
-    const r = nodeChild('write', written);
-    fs.unlinkSync(written);
-    return r;
-  });
+  // Each trial writes a new file, as a first save of a checkpoint does.
+  const writeTrials = (op) =>
+    trialsOf(() => {
+      const r = nodeChild(op, written);
+      fs.unlinkSync(written);
+      return r;
+    });
+  const write = writeTrials('write');
+  const fsWrite = writeTrials('fs-write');
+  const ddWriteHeld = writeTrials('dd-write-held');
   console.log(`\nwrite with fsync, ${fmt(size / MiB, 0)} MiB:`);
   console.log(`  dd conv=fsync:      ${fmt(ddWrite.ms, 0)} ms  ${fmt(gbps(ddWrite.ms), 2)} GiB/s`);
-  console.log(`  writeSafetensors:   ${fmt(write.ms, 0)} ms  ${fmt(gbps(write.ms), 2)} GiB/s  = ${fmt((100 * ddWrite.ms) / write.ms, 0)}% of dd  peak RSS ${fmt(write.maxRssMiB, 0)} MiB (tensors alone ${fmt(median(write.all.map((r) => r.dataRssMiB)), 0)} MiB)`);
-  console.log(`\nraw trials: ${JSON.stringify({ openBig: openBig.all.map((r) => r.ms), openBigSync: openBigSync.all.map((r) => r.ms), openTiny: openTiny.all.map((r) => r.ms), load: load.all.map((r) => r.ms), fsLoad: fsLoad.all.map((r) => r.ms), dd: dd.all.map((r) => r.ms), ddFresh: ddFresh.all.map((r) => r.ms), pyLoad: pyLoad.all.map((r) => r.ms), ddCold: ddCold.all.map((r) => r.ms), loadCold: loadCold.all.map((r) => r.ms), pyLoadCold: pyLoadCold.all.map((r) => r.ms), write: write.all.map((r) => r.ms), ddWrite: ddWrite.all.map((r) => r.ms) })}`);
+  console.log(`  dd conv=fsync while a process holds the tensors: ${fmt(ddWriteHeld.ms, 0)} ms  ${fmt(gbps(ddWriteHeld.ms), 2)} GiB/s`);
+  console.log(`  plain fs.writeSync + fsync of the tensors (not atomic): ${fmt(fsWrite.ms, 0)} ms  ${fmt(gbps(fsWrite.ms), 2)} GiB/s`);
+  console.log(`  writeSafetensors:   ${fmt(write.ms, 0)} ms  ${fmt(gbps(write.ms), 2)} GiB/s  = ${fmt((100 * ddWrite.ms) / write.ms, 0)}% of dd, ${fmt((100 * ddWriteHeld.ms) / write.ms, 0)}% of dd with the tensors held, ${fmt((100 * fsWrite.ms) / write.ms, 0)}% of plain fs  peak RSS ${fmt(write.maxRssMiB, 0)} MiB (tensors alone ${fmt(median(write.all.map((r) => r.dataRssMiB)), 0)} MiB)`);
+  console.log(`\nraw trials: ${JSON.stringify({ openBig: openBig.all.map((r) => r.ms), openBigSync: openBigSync.all.map((r) => r.ms), openTiny: openTiny.all.map((r) => r.ms), load: load.all.map((r) => r.ms), fsLoad: fsLoad.all.map((r) => r.ms), dd: dd.all.map((r) => r.ms), ddFresh: ddFresh.all.map((r) => r.ms), pyLoad: pyLoad.all.map((r) => r.ms), ddCold: ddCold.all.map((r) => r.ms), loadCold: loadCold.all.map((r) => r.ms), pyLoadCold: pyLoadCold.all.map((r) => r.ms), write: write.all.map((r) => r.ms), ddWrite: ddWrite.all.map((r) => r.ms), ddWriteHeld: ddWriteHeld.all.map((r) => r.ms), fsWrite: fsWrite.all.map((r) => r.ms) })}`);
 } finally {
   fs.rmSync(root, { recursive: true, force: true });
 }
