@@ -15,6 +15,7 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const engine = require(path.join(root, 'dist-test', 'test', 'reliability', 'fuzz.js'));
 const HANG_MS = 10000;
+const CHUNK = 1000;
 const MAX_INPUT = 1 << 20;
 
 if (isMainThread) {
@@ -26,6 +27,7 @@ if (isMainThread) {
     results.push(await runTarget(name, runs));
     const r = results.at(-1);
     console.log(`${r.target.padEnd(12)} ${String(r.runs).padStart(9)} inputs  accepted ${String(r.accepted).padStart(7)}  refused ${String(r.refused).padStart(8)}  failures ${r.failures}  slow-then-fine ${r.retriedSlow}  hangs ${r.hangs ?? 0}  max ${r.maxMs.toFixed(1)} ms/input  max alloc ${(r.maxAllocationRatio * 100).toFixed(2)}% of bound  max heap growth ${((r.maxHeapGrowth ?? 0) / 1048576).toFixed(1)} MiB  ${r.seconds.toFixed(1)} s`);
+    if (r.codes?.ERR_TIMEOUT) console.log(`${''.padEnd(12)} of the refusals, ${r.codes.ERR_TIMEOUT} stopped at the h5wasm deadline (ERR_TIMEOUT)`);
   }
   const record = {
     date: new Date().toISOString(),
@@ -49,16 +51,42 @@ if (isMainThread) {
   const control = new Int32Array(workerData.shared, 0, 2);
   const bytes = new Uint8Array(workerData.shared, 8);
   const target = engine.fuzzTargets().find((t) => t.name === workerData.name);
-  await engine.prepareTargets();
-  const figures = engine.fuzz(target, workerData.runs, {
-    onInput: (input) => {
-      const n = Math.min(input.length, MAX_INPUT);
-      bytes.set(input.subarray(0, n));
-      control[1] = n;
-      Atomics.add(control, 0, 1);
-    },
-  });
+  const onInput = (input) => {
+    const n = Math.min(input.length, MAX_INPUT);
+    bytes.set(input.subarray(0, n));
+    control[1] = n;
+    Atomics.add(control, 0, 1);
+  };
+  // In chunks, with the targets prepared again before each: an h5wasm instance retired after
+  // a deadline (ERR_TIMEOUT) is replaced by a fresh one, which a synchronous run cannot do.
+  let figures;
+  for (let done = 0, chunk = 0; done < workerData.runs; chunk++) {
+    await engine.prepareTargets();
+    const part = engine.fuzz(target, Math.min(CHUNK, workerData.runs - done), { onInput, seed: (Date.now() ^ (chunk * 0x9e3779b1)) | 0 });
+    done += part.runs;
+    figures = figures ? merge(figures, part) : part;
+  }
   parentPort.postMessage(figures);
+}
+
+function merge(a, b) {
+  const codes = { ...a.codes };
+  for (const [code, n] of Object.entries(b.codes)) codes[code] = (codes[code] ?? 0) + n;
+  return {
+    target: a.target,
+    runs: a.runs + b.runs,
+    accepted: a.accepted + b.accepted,
+    refused: a.refused + b.refused,
+    failures: a.failures + b.failures,
+    maxMs: Math.max(a.maxMs, b.maxMs),
+    maxAllocationRatio: Math.max(a.maxAllocationRatio, b.maxAllocationRatio),
+    maxHeapGrowth: Math.max(a.maxHeapGrowth, b.maxHeapGrowth),
+    retriedSlow: a.retriedSlow + b.retriedSlow,
+    seconds: a.seconds + b.seconds,
+    saved: [...a.saved, ...b.saved],
+    messages: [...a.messages, ...b.messages],
+    codes,
+  };
 }
 
 function runTarget(name, runs) {
@@ -78,7 +106,7 @@ function runTarget(name, runs) {
         const saved = engine.saveRegression(name, input);
         console.error(`${name}: an input ran over ${HANG_MS} ms; saved as ${saved}`);
         void worker.terminate();
-        resolve({ target: name, runs: now, accepted: 0, refused: 0, failures: 0, hangs: 1, maxMs: HANG_MS, maxAllocationRatio: 0, maxHeapGrowth: 0, retriedSlow: 0, seconds: 0, saved: [saved], messages: ['hang'] });
+        resolve({ target: name, runs: now, accepted: 0, refused: 0, failures: 0, hangs: 1, maxMs: HANG_MS, maxAllocationRatio: 0, maxHeapGrowth: 0, retriedSlow: 0, seconds: 0, saved: [saved], messages: ['hang'], codes: {} });
       }
     }, 1000);
     worker.once('message', (figures) => {

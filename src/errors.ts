@@ -35,6 +35,9 @@ export const ERROR_CODES = [
   // HDF5: a synchronous or in-memory read of a file only h5wasm can read (it loads
   // asynchronously and reads only files).
   'ERR_NEEDS_H5WASM',
+  // HDF5: an h5wasm operation ran past its deadline (HDF5 loops on some damaged files) and
+  // was stopped.
+  'ERR_TIMEOUT',
   // The file system
   'ERR_NOT_FOUND',
   'ERR_PERMISSION',

@@ -482,17 +482,50 @@ test('ERR_BAD_HEADER, not a hang: hard links that fan out (2^40 paths in 50 KiB)
   }
 });
 
+interface DamageReport {
+  before: number;
+  damage: { typed: boolean; code: string; message: string; ms: number } | null;
+  earlierAfter: { code: string } | null;
+  syncAfter: { code: string } | null;
+  after: number;
+  syncAfterReady: { code: string } | null;
+}
+
+/** Good file, damaged file, good file again, through h5wasm in a fresh process (see the child). */
+function h5wasmDamage(damaged: string, deadlineMs: number): DamageReport {
+  const good = fixtureFiles('keras-h5', '.h5')[0] as string;
+  const child = spawnSync(process.execPath, [path.join(__dirname, 'reliability', 'h5wasm-child.js'), good, damaged, String(deadlineMs)], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(child.status, 0, child.stderr.slice(-2000));
+  const report = JSON.parse(child.stdout) as DamageReport;
+  assert.ok(report.before > 0);
+  assert.equal(report.after, report.before);
+  assert.equal(report.syncAfterReady, null);
+  return report;
+}
+
 test('a file that makes HDF5 abort() inside h5wasm is refused with ERR_BAD_HEADER, and h5wasm still reads the next file', () => {
   // Found by the h5wasm-file fuzz campaign: reading the root attribute 'backend' aborts.
   const aborting = path.join(ROOT, 'test', 'regressions', 'h5wasm-file', '8c6f286c47292da7.bin');
-  const good = fixtureFiles('keras-h5', '.h5')[0] as string;
-  const child = spawnSync(process.execPath, [path.join(__dirname, 'reliability', 'h5wasm-abort-child.js'), good, aborting], { encoding: 'utf8' });
-  assert.equal(child.status, 0, child.stderr.slice(-2000));
-  const { before, refusal, after } = JSON.parse(child.stdout) as { before: number; refusal: { typed: boolean; code: string; message: string } | null; after: number };
-  assert.ok(before > 0);
-  assert.ok(refusal, 'the aborting file was read');
-  assert.ok(refusal.typed && refusal.code === 'ERR_BAD_HEADER', JSON.stringify(refusal));
-  assert.match(refusal.message, /Aborted/);
-  assert.ok(refusal.message.includes(aborting));
-  assert.equal(after, before);
+  const { damage, earlierAfter, syncAfter } = h5wasmDamage(aborting, 60_000);
+  assert.ok(damage, 'the aborting file was read');
+  assert.ok(damage.typed && damage.code === 'ERR_BAD_HEADER', JSON.stringify(damage));
+  assert.match(damage.message, /Aborted/);
+  assert.ok(damage.message.includes(aborting));
+  // An abort leaves h5wasm usable: nothing was retired.
+  assert.equal(earlierAfter, null);
+  assert.equal(syncAfter, null);
+});
+
+test('ERR_TIMEOUT: a file on which HDF5 loops inside h5wasm is stopped at the deadline, and a fresh h5wasm reads the next file', () => {
+  // Found by the h5wasm-file fuzz campaign: reading the root attribute 'backend' never returned.
+  const looping = path.join(ROOT, 'test', 'regressions', 'h5wasm-file', 'd5c4420e9ba02a37.bin');
+  const { damage, earlierAfter, syncAfter } = h5wasmDamage(looping, 1000);
+  assert.ok(damage, 'the looping file was read');
+  assert.ok(damage.typed && damage.code === 'ERR_TIMEOUT', JSON.stringify(damage));
+  assert.ok(damage.message.includes(looping) && /within the 1000 ms/.test(damage.message), damage.message);
+  assert.ok(damage.ms >= 1000 && damage.ms < 10_000, `stopped after ${damage.ms} ms`);
+  // The instance it ran on is retired: files opened on it are closed, synchronous readers need
+  // h5wasmReady() again, and asynchronous ones load a fresh instance by themselves.
+  assert.equal(earlierAfter?.code, 'ERR_CLOSED');
+  assert.equal(syncAfter?.code, 'ERR_NEEDS_H5WASM');
 });

@@ -21,6 +21,8 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as vm from 'node:vm';
 
 import { byteswap } from '../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
@@ -90,22 +92,93 @@ interface H5Lib {
   ready: Promise<H5Module>;
 }
 
-let h5Promise: Promise<{ lib: H5Lib; module: H5Module }> | undefined;
+/** One instance of h5wasm; `generation` counts the instances replaced after a deadline. */
+interface LoadedH5wasm {
+  lib: H5Lib;
+  module: H5Module;
+  generation: number;
+}
+
+let h5Promise: Promise<LoadedH5wasm> | undefined;
 /** h5wasm once loaded, for the synchronous readers (it can only be loaded asynchronously). */
-let loadedH5wasm: { lib: H5Lib; module: H5Module } | undefined;
+let loadedH5wasm: LoadedH5wasm | undefined;
+let h5wasmGeneration = 0;
 
 /** Loads h5wasm once (a few hundred milliseconds: it compiles the WebAssembly module). */
-export function loadH5wasm(): Promise<{ lib: H5Lib; module: H5Module }> {
+export function loadH5wasm(): Promise<LoadedH5wasm> {
   if (!h5Promise) {
-    h5Promise = (async () => {
-      const imported = (await import('h5wasm/node')) as unknown as { default: H5Lib };
+    const generation = h5wasmGeneration;
+    const promise = (async () => {
+      // After a reset, the same module file imported under a new URL is evaluated again, and
+      // so instantiates a fresh WebAssembly module with a fresh HDF5 library state.
+      const specifier = generation === 0 ? 'h5wasm/node' : `${h5wasmModuleUrl()}?instance=${generation}`;
+      const imported = (await import(specifier)) as { default: H5Lib };
       const lib = imported.default;
       const module = await lib.ready;
-      loadedH5wasm = { lib, module };
-      return loadedH5wasm;
+      const loaded = { lib, module, generation };
+      if (generation === h5wasmGeneration) loadedH5wasm = loaded;
+      return loaded;
     })();
+    h5Promise = promise;
+    // A failed load is not cached: the next call tries again.
+    promise.catch(() => {
+      if (h5Promise === promise) h5Promise = undefined;
+    });
   }
   return h5Promise;
+}
+
+/** The file URL of h5wasm's Node entry point (its package exports it to `import` only). */
+function h5wasmModuleUrl(): string {
+  for (const folder of require.resolve.paths('h5wasm') ?? []) {
+    const file = nodePath.join(folder, 'h5wasm', 'dist', 'node', 'hdf5_hl.js');
+    if (fs.existsSync(file)) return pathToFileURL(file).href;
+  }
+  throw new TensorioError('ERR_NEEDS_H5WASM', 'cannot find the h5wasm package to load a fresh instance of it');
+}
+
+/**
+ * Retires the h5wasm instance after an operation on it was stopped at its deadline: HDF5's
+ * state inside it may be half-updated, so nothing reads through it again. The next load
+ * (`h5wasmReady()`, or an asynchronous reader that needs h5wasm) makes a fresh instance.
+ */
+function retireH5wasm(generation: number): void {
+  if (generation !== h5wasmGeneration) return;
+  h5wasmGeneration++;
+  h5Promise = undefined;
+  loadedH5wasm = undefined;
+}
+
+/** Default {@link H5ReadOptions.h5wasmTimeoutMs}. */
+export const H5WASM_TIMEOUT_MS = 60_000;
+
+// A synchronous WebAssembly call cannot be interrupted from JavaScript, but V8 can stop it
+// from a watchdog thread: node:vm runs a script with a timeout that way, and the call made
+// from inside that script is stopped with it.
+const deadlineScript = new vm.Script('call()', { filename: 'tensorio-h5wasm-deadline' });
+const deadlineContext = vm.createContext({ call: undefined as (() => void) | undefined });
+let deadlineDepth = 0;
+
+/** Runs `call` and stops it after `ms` (a nested call runs under the outer deadline). */
+function withDeadline<T>(call: () => T, ms: number): T {
+  if (deadlineDepth > 0 || !Number.isFinite(ms)) return call();
+  let result: T | undefined;
+  deadlineContext.call = () => {
+    result = call();
+  };
+  deadlineDepth++;
+  try {
+    deadlineScript.runInContext(deadlineContext, { timeout: Math.max(1, Math.ceil(ms)) });
+  } finally {
+    deadlineDepth--;
+    deadlineContext.call = undefined;
+  }
+  return result as T;
+}
+
+function isDeadlineError(error: unknown): boolean {
+  // Made in the script's context, so not an instance of this context's Error.
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
 }
 
 /**
@@ -125,7 +198,7 @@ function h5wasmNeeded(file: string, inMemory: boolean, why: string): TensorioErr
   return new TensorioError('ERR_NEEDS_H5WASM', `${why}, which needs h5wasm; it loads asynchronously, so await h5wasmReady() once before synchronous HDF5 reads, or use the asynchronous reader`, { path: file });
 }
 
-function loadedH5wasmOrThrow(file: string, inMemory: boolean, why: string): { lib: H5Lib; module: H5Module } {
+function loadedH5wasmOrThrow(file: string, inMemory: boolean, why: string): LoadedH5wasm {
   if (inMemory || !loadedH5wasm) throw h5wasmNeeded(file, inMemory, why);
   return loadedH5wasm;
 }
@@ -771,6 +844,15 @@ export interface H5ReadOptions {
    * Default false. Chunked and filtered data always go through h5wasm.
    */
   h5wasm?: boolean;
+  /**
+   * The longest h5wasm may work on one open file, in ms, over all its operations (opening
+   * it, listing groups, reading attributes and datasets). HDF5 loops forever on some damaged
+   * files, and can be slow on every call of others; past this the operation is stopped with
+   * `ERR_TIMEOUT`, and an h5wasm instance stopped mid-call is retired (see `ERR_TIMEOUT` in the
+   * README). Default {@link H5WASM_TIMEOUT_MS} (60 s); `Infinity` for no limit (for long reads
+   * of large chunked or compressed files). Files tensorio's own reader walks do not count it.
+   */
+  h5wasmTimeoutMs?: number;
 }
 
 /** What {@link H5File.info} tells about a dataset. */
@@ -812,7 +894,9 @@ export class H5File {
   private readonly kinds = new Map<string, ObjectKind>();
   private readonly children = new Map<string, string[]>();
   private readonly heapCache = new Map<number, Uint8Array>();
-  private wasm: { lib: H5Lib; module: H5Module; h5: H5FileObject } | undefined;
+  private wasm: (LoadedH5wasm & { h5: H5FileObject }) | undefined;
+  /** Time h5wasm has worked on this file, against {@link H5ReadOptions.h5wasmTimeoutMs}. */
+  private wasmSpentMs = 0;
 
   /** @internal */
   constructor(
@@ -823,7 +907,7 @@ export class H5File {
     private readonly options: H5ReadOptions,
     /** The structure read without h5wasm, or null when h5wasm reads it. */
     private readonly lite: LiteIndex | null,
-    wasm?: { lib: H5Lib; module: H5Module; h5: H5FileObject },
+    wasm?: LoadedH5wasm & { h5: H5FileObject },
   ) {
     this.wasm = wasm;
   }
@@ -867,8 +951,36 @@ export class H5File {
   /** Opens the file with h5wasm if it is loaded; `why` says what needs it. */
   private ensureWasmSync(why: string): void {
     if (this.wasm) return;
-    const { lib, module } = loadedH5wasmOrThrow(this.path, this.source.fd === null, why);
-    this.wasm = { lib, module, h5: openWithH5wasm(lib, this.path) };
+    const loaded = loadedH5wasmOrThrow(this.path, this.source.fd === null, why);
+    this.wasm = { ...loaded, h5: openWithH5wasm(loaded, this.path, this.options) };
+  }
+
+  /**
+   * Every h5wasm call of the reader goes through here: it runs under the deadline, and
+   * HDF5's refusals (plain Errors, and the RuntimeError of an abort()) become TensorioErrors
+   * saying HDF5 could not do `what`.
+   */
+  private wasmCall<T>(call: () => T, what: string): T {
+    const wasm = this.wasm as LoadedH5wasm;
+    if (wasm.generation !== h5wasmGeneration) {
+      throw new TensorioError('ERR_CLOSED', `h5wasm was reset after an operation on a damaged file ran past its deadline; open this file again`, { path: this.path });
+    }
+    // The deadline is for the whole file, so many slow calls are bounded as one endless one is.
+    const left = (this.options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS) - this.wasmSpentMs;
+    if (left <= 0) throw deadlineExceeded(this.path, what, this.options);
+    const start = performance.now();
+    try {
+      return withDeadline(call, left);
+    } catch (error) {
+      if (error instanceof TensorioError) throw error;
+      if (isDeadlineError(error)) {
+        retireH5wasm(wasm.generation);
+        throw deadlineExceeded(this.path, what, this.options);
+      }
+      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
+    } finally {
+      this.wasmSpentMs += performance.now() - start;
+    }
   }
 
   private requireOpen(): void {
@@ -890,7 +1002,7 @@ export class H5File {
     let names = this.children.get(p);
     if (names === undefined) {
       const group = p === '/' ? this.h5 : new this.lib.Group(this.h5.file_id, p);
-      this.children.set(p, (names = this.guard(() => group.keys(), `list group '${p}'`)));
+      this.children.set(p, (names = this.wasmCall(() => group.keys(), `list group '${p}'`)));
     }
     return names;
   }
@@ -903,12 +1015,14 @@ export class H5File {
     const name = p.slice(slash + 1);
     if (parent !== '' && this.kind(parent) !== 'group') return 'missing';
     if (!this.wasmChildren(parent || '/').includes(name)) return 'missing';
-    let type: number;
-    try {
-      type = this.module.get_type(this.h5.file_id, p);
-    } catch {
-      return 'missing';
-    }
+    const type = this.wasmCall(() => {
+      try {
+        return this.module.get_type(this.h5.file_id, p);
+      } catch (error) {
+        if (isWasmAbort(error)) throw error;
+        return -1;
+      }
+    }, `look up '${p}'`);
     if (type === this.module.H5O_TYPE_GROUP) return 'group';
     if (type === this.module.H5O_TYPE_DATASET) return 'dataset';
     return type < 0 ? 'missing' : 'other';
@@ -945,19 +1059,6 @@ export class H5File {
     return [...this.wasmChildren(`/${normalise(group)}`)];
   }
 
-  /**
-   * Runs an h5wasm call, turning its plain Errors (HDF5 refusing a damaged structure) into
-   * TensorioErrors.
-   */
-  private guard<T>(call: () => T, what: string): T {
-    try {
-      return call();
-    } catch (error) {
-      if (error instanceof TensorioError) throw error;
-      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
-    }
-  }
-
   /** Full paths (no leading slash) of every dataset below `group`, depth first. */
   datasets(group = ''): string[] {
     const out: string[] = [];
@@ -980,7 +1081,7 @@ export class H5File {
   attributeNames(path = ''): string[] {
     if (this.lite) return [...this.liteObject(path).attributes.keys()];
     const object = this.object(path);
-    return this.guard(() => Object.keys(object.attrs), `list the attributes of '${normalise(path) || '/'}'`);
+    return this.wasmCall(() => Object.keys(object.attrs), `list the attributes of '${normalise(path) || '/'}'`);
   }
 
   private liteObject(path: string): LiteObject {
@@ -995,7 +1096,7 @@ export class H5File {
     const kind = this.kind(path);
     if (kind === 'missing') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no object '${normalise(path)}' in the file`, { path: this.path });
     const p = normalise(path);
-    return p === '' ? this.h5 : this.guard(() => this.h5.get(p) as H5Group, `open '${p}'`);
+    return p === '' ? this.h5 : this.wasmCall(() => this.h5.get(p) as H5Group, `open '${p}'`);
   }
 
   /**
@@ -1010,16 +1111,18 @@ export class H5File {
       return attr ? liteAttributeValue(this.source, this.superblock, attr, name, this.heapCache) : undefined;
     }
     const object = this.object(path);
-    const attr = this.guard(() => object.attrs[name], `read attribute '${name}'`);
+    const attr = this.wasmCall(() => object.attrs[name], `read attribute '${name}'`);
     if (!attr) return undefined;
     const meta = attr.metadata;
-    let value: unknown;
-    try {
-      value = object.get_attribute(name, false);
-    } catch (error) {
-      const code = isWasmAbort(error) ? 'ERR_BAD_HEADER' : 'ERR_UNSUPPORTED_DTYPE';
-      throw new TensorioError(code, `attribute '${name}' of '${normalise(path) || '/'}': ${(error as Error).message}`, { path: this.path, cause: error });
-    }
+    const value = this.wasmCall(() => {
+      try {
+        return object.get_attribute(name, false);
+      } catch (error) {
+        // h5wasm refuses types it does not convert with a plain Error; an abort() is damage.
+        if (isWasmAbort(error)) throw error;
+        throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' of '${normalise(path) || '/'}': ${(error as Error).message}`, { path: this.path, cause: error });
+      }
+    }, `read attribute '${name}' of '${normalise(path) || '/'}'`);
     if (value === null || value === undefined) return null;
     if (meta.type === H5T_STRING) {
       if (typeof value === 'string') return meta.shape && meta.shape.length > 0 ? [value] : value;
@@ -1055,9 +1158,9 @@ export class H5File {
       const meta: H5Metadata = { type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: type.vlen, shape: space.shape, total_size: 0, chunks: null };
       return this.finishInfo(p, meta, () => storageOf(this.source, this.superblock, object.messages).storage);
     }
-    const meta = this.guard(() => this.module.get_dataset_metadata(this.h5.file_id, `/${p}`), `open dataset '${p}'`);
+    const meta = this.wasmCall(() => this.module.get_dataset_metadata(this.h5.file_id, `/${p}`), `open dataset '${p}'`);
     return this.finishInfo(p, meta, () => {
-      const ref = this.guard(() => this.module.create_object_reference(this.h5.file_id, `/${p}`), `locate dataset '${p}'`);
+      const ref = this.wasmCall(() => this.module.create_object_reference(this.h5.file_id, `/${p}`), `locate dataset '${p}'`);
       const address = readUint(ref, 0, Math.min(8, ref.length), this.path);
       return locateStorage(this.source, this.superblock, address).storage;
     });
@@ -1180,14 +1283,15 @@ export class H5File {
     const ptr = this.module._malloc(bytes);
     if (ptr === 0) throw new TensorioError('ERR_TOO_LARGE', `h5wasm could not allocate ${bytes} bytes for dataset '${info.path}'`, { path: this.path });
     try {
-      const filters = this.guard(() => this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`), `read the filters of dataset '${info.path}'`);
-      let status: number;
-      try {
-        status = this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
-      } catch (error) {
-        if (isWasmAbort(error)) throw new TensorioError('ERR_BAD_HEADER', `HDF5 aborted reading dataset '${info.path}'; the file is damaged`, { path: this.path, cause: error });
-        status = -1;
-      }
+      const filters = this.wasmCall(() => this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`), `read the filters of dataset '${info.path}'`);
+      const status = this.wasmCall(() => {
+        try {
+          return this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
+        } catch (error) {
+          if (isWasmAbort(error)) throw error;
+          return -1;
+        }
+      }, `read dataset '${info.path}'`);
       if (status < 0) {
         const names = filters.map((f) => f.name || `#${f.id}`).join(', ');
         throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `h5wasm could not read dataset '${info.path}'${names ? ` (filters: ${names}; a filter may be unavailable)` : ''}`, { path: this.path });
@@ -1204,9 +1308,10 @@ export class H5File {
     if (this.closed) return;
     this.closed = true;
     try {
-      this.wasm?.h5.close();
+      if (this.wasm) this.wasmCall(() => this.wasm?.h5.close(), 'close the file');
     } catch {
-      // Opened read-only, so nothing is lost; HDF5 may refuse to close a damaged file.
+      // Opened read-only, so nothing is lost; HDF5 may refuse to close a damaged file, and
+      // an instance retired after a deadline is not called again.
     } finally {
       if (this.source.fd !== null) closeQuietly(this.source.fd);
     }
@@ -1221,15 +1326,27 @@ function isWasmAbort(error: unknown): boolean {
   return error instanceof Error && error.name === 'RuntimeError';
 }
 
-function openWithH5wasm(lib: H5Lib, path: string): H5FileObject {
+function deadlineExceeded(path: string, what: string, options: H5ReadOptions): TensorioError {
+  const ms = options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS;
+  return new TensorioError(
+    'ERR_TIMEOUT',
+    `HDF5 (h5wasm) did not ${what} within the ${ms} ms it may work on this file (h5wasmTimeoutMs), so it was stopped; HDF5 loops on some damaged files. An h5wasm instance stopped mid-call is retired: asynchronous readers load a fresh one, synchronous ones need await h5wasmReady() first`,
+    { path },
+  );
+}
+
+function openWithH5wasm(wasm: LoadedH5wasm, path: string, options: H5ReadOptions): H5FileObject {
   try {
-    return new lib.File(path, 'r');
+    return withDeadline(() => new wasm.lib.File(path, 'r'), options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS);
   } catch (error) {
+    if (isDeadlineError(error)) {
+      retireH5wasm(wasm.generation);
+      throw deadlineExceeded(path, 'open the file', options);
+    }
     throw new TensorioError('ERR_BAD_HEADER', `h5wasm could not open the file: ${(error as Error).message}`, { path, cause: error });
   }
 }
 
-type LoadedH5wasm = { lib: H5Lib; module: H5Module };
 
 /** An open file whose structure tensorio's reader walked; `lite` is null when h5wasm must read it. */
 interface OpenedStructure {
@@ -1259,7 +1376,7 @@ function fileOver(path: string, options: H5ReadOptions, { source, superblock, li
   if (lite) return new H5File(path, source, superblock, options, lite);
   try {
     if (!wasm) throw h5wasmNeeded(path, false, 'the file uses HDF5 structures only h5wasm reads');
-    return new H5File(path, source, superblock, options, null, { ...wasm, h5: openWithH5wasm(wasm.lib, path) });
+    return new H5File(path, source, superblock, options, null, { ...wasm, h5: openWithH5wasm(wasm, path, options) });
   } catch (error) {
     closeQuietly(source.fd as number);
     throw error;

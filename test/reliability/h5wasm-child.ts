@@ -1,13 +1,22 @@
 /**
- * Child process of the h5wasm abort test (test/h5.test.ts): reads a good Keras file, then a
- * file on which HDF5 calls abort() inside h5wasm, then the good file again, all through
+ * Child process of the h5wasm damage tests (test/h5.test.ts): reads a good file, then a file
+ * that makes HDF5 abort() or loop inside h5wasm, then the good file again, all through
  * h5wasm, and prints what happened as JSON. A fresh process, because whether HDF5 reaches
- * that abort() depends on the state earlier files left in its heap.
+ * that abort() or loop depends on the state earlier files left in its heap.
+ *
+ * Arguments: good file, damaged file, h5wasm deadline in ms.
  */
-import { openH5, TensorioError } from '../../src/index.js';
+import { h5wasmReady, openH5, openH5Sync, TensorioError, type H5File } from '../../src/index.js';
 
-async function readAll(file: string): Promise<number> {
-  const h5 = await openH5(file, { h5wasm: true });
+interface Refusal {
+  typed: boolean;
+  code?: string;
+  message: string;
+  ms: number;
+}
+
+async function readAll(file: string, timeout: number): Promise<number> {
+  const h5 = await openH5(file, { h5wasm: true, h5wasmTimeoutMs: timeout });
   try {
     for (const name of h5.attributeNames()) h5.attribute('', name);
     let bytes = 0;
@@ -18,17 +27,30 @@ async function readAll(file: string): Promise<number> {
   }
 }
 
-async function main(): Promise<void> {
-  const [good, aborting] = process.argv.slice(2) as [string, string];
-  const before = await readAll(good);
-  let refusal: { typed: boolean; code?: string; message: string } | null = null;
+async function refusal(run: () => unknown): Promise<Refusal | null> {
+  const start = performance.now();
   try {
-    await readAll(aborting);
+    await run();
+    return null;
   } catch (error) {
-    refusal = { typed: error instanceof TensorioError, code: (error as TensorioError).code, message: (error as Error).message };
+    return { typed: error instanceof TensorioError, code: (error as TensorioError).code, message: (error as Error).message, ms: performance.now() - start };
   }
-  const after = await readAll(good);
-  process.stdout.write(JSON.stringify({ before, refusal, after }));
+}
+
+async function main(): Promise<void> {
+  const [good, damaged, timeout] = process.argv.slice(2) as [string, string, string];
+  const deadline = Number(timeout);
+  const before = await readAll(good, deadline);
+  // A file opened before the damaged one, still open when h5wasm may be retired.
+  const earlier: H5File = await openH5(good, { h5wasm: true });
+  const damage = await refusal(() => readAll(damaged, deadline));
+  const earlierAfter = await refusal(() => earlier.datasets());
+  earlier.close();
+  const syncAfter = await refusal(() => openH5Sync(good, { h5wasm: true }).close());
+  const after = await readAll(good, deadline);
+  await h5wasmReady();
+  const syncAfterReady = await refusal(() => openH5Sync(good, { h5wasm: true }).close());
+  process.stdout.write(JSON.stringify({ before, damage, earlierAfter, syncAfter, after, syncAfterReady }));
 }
 
 void main();
