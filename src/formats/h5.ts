@@ -155,23 +155,30 @@ export const H5WASM_TIMEOUT_MS = 60_000;
 // A synchronous WebAssembly call cannot be interrupted from JavaScript, but V8 can stop it
 // from a watchdog thread: node:vm runs a script with a timeout that way, and the call made
 // from inside that script is stopped with it.
-const deadlineScript = new vm.Script('call()', { filename: 'tensorio-h5wasm-deadline' });
-const deadlineContext = vm.createContext({ call: undefined as (() => void) | undefined });
+// Made on first use: a context costs milliseconds, which programs that never need h5wasm
+// should not pay when they import tensorio.
+let deadline: { script: vm.Script; context: { call: (() => void) | undefined } } | undefined;
 let deadlineDepth = 0;
 
 /** Runs `call` and stops it after `ms` (a nested call runs under the outer deadline). */
 function withDeadline<T>(call: () => T, ms: number): T {
   if (deadlineDepth > 0 || !Number.isFinite(ms)) return call();
+  if (!deadline) {
+    const context: { call: (() => void) | undefined } = { call: undefined };
+    vm.createContext(context);
+    deadline = { script: new vm.Script('call()', { filename: 'tensorio-h5wasm-deadline' }), context };
+  }
+  const { script, context } = deadline;
   let result: T | undefined;
-  deadlineContext.call = () => {
+  context.call = () => {
     result = call();
   };
   deadlineDepth++;
   try {
-    deadlineScript.runInContext(deadlineContext, { timeout: Math.max(1, Math.ceil(ms)) });
+    script.runInContext(context, { timeout: Math.max(1, Math.ceil(ms)) });
   } finally {
     deadlineDepth--;
-    deadlineContext.call = undefined;
+    context.call = undefined;
   }
   return result as T;
 }
@@ -966,11 +973,13 @@ export class H5File {
       throw new TensorioError('ERR_CLOSED', `h5wasm was reset after an operation on a damaged file ran past its deadline; open this file again`, { path: this.path });
     }
     // The deadline is for the whole file, so many slow calls are bounded as one endless one is.
+    // A call made inside another runs under the outer one's deadline, which counts its time.
+    const nested = deadlineDepth > 0;
     const left = (this.options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS) - this.wasmSpentMs;
-    if (left <= 0) throw deadlineExceeded(this.path, what, this.options);
+    if (!nested && left <= 0) throw deadlineExceeded(this.path, what, this.options);
     const start = performance.now();
     try {
-      return withDeadline(call, left);
+      return nested ? call() : withDeadline(call, left);
     } catch (error) {
       if (error instanceof TensorioError) throw error;
       if (isDeadlineError(error)) {
@@ -979,7 +988,7 @@ export class H5File {
       }
       throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
     } finally {
-      this.wasmSpentMs += performance.now() - start;
+      if (!nested) this.wasmSpentMs += performance.now() - start;
     }
   }
 
@@ -1073,7 +1082,10 @@ export class H5File {
         else if (kind === 'group') visit(full, depth + 1);
       }
     };
-    visit(normalise(group), 0);
+    // Through h5wasm, the walk runs under one deadline rather than one per lookup (each costs
+    // a watchdog thread, about 80 µs).
+    if (this.wasm) this.wasmCall(() => visit(normalise(group), 0), `walk the groups below '${normalise(group) || '/'}'`);
+    else visit(normalise(group), 0);
     return out;
   }
 
