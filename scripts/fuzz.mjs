@@ -59,34 +59,12 @@ if (isMainThread) {
   };
   // In chunks, with the targets prepared again before each: an h5wasm instance retired after
   // a deadline (ERR_TIMEOUT) is replaced by a fresh one, which a synchronous run cannot do.
-  let figures;
-  for (let done = 0, chunk = 0; done < workerData.runs; chunk++) {
+  const figures = engine.emptyFigures(target.name);
+  for (let chunk = 0; figures.runs < workerData.runs; chunk++) {
     await engine.prepareTargets();
-    const part = engine.fuzz(target, Math.min(CHUNK, workerData.runs - done), { onInput, seed: (Date.now() ^ (chunk * 0x9e3779b1)) | 0 });
-    done += part.runs;
-    figures = figures ? merge(figures, part) : part;
+    engine.fuzz(target, Math.min(CHUNK, workerData.runs - figures.runs), { onInput, figures, seed: (Date.now() ^ (chunk * 0x9e3779b1)) | 0 });
   }
   parentPort.postMessage(figures);
-}
-
-function merge(a, b) {
-  const codes = { ...a.codes };
-  for (const [code, n] of Object.entries(b.codes)) codes[code] = (codes[code] ?? 0) + n;
-  return {
-    target: a.target,
-    runs: a.runs + b.runs,
-    accepted: a.accepted + b.accepted,
-    refused: a.refused + b.refused,
-    failures: a.failures + b.failures,
-    maxMs: Math.max(a.maxMs, b.maxMs),
-    maxAllocationRatio: Math.max(a.maxAllocationRatio, b.maxAllocationRatio),
-    maxHeapGrowth: Math.max(a.maxHeapGrowth, b.maxHeapGrowth),
-    retriedSlow: a.retriedSlow + b.retriedSlow,
-    seconds: a.seconds + b.seconds,
-    saved: [...a.saved, ...b.saved],
-    messages: [...a.messages, ...b.messages],
-    codes,
-  };
 }
 
 function runTarget(name, runs) {
@@ -106,7 +84,7 @@ function runTarget(name, runs) {
         const saved = engine.saveRegression(name, input);
         console.error(`${name}: an input ran over ${HANG_MS} ms; saved as ${saved}`);
         void worker.terminate();
-        resolve({ target: name, runs: now, accepted: 0, refused: 0, failures: 0, hangs: 1, maxMs: HANG_MS, maxAllocationRatio: 0, maxHeapGrowth: 0, retriedSlow: 0, seconds: 0, saved: [saved], messages: ['hang'], codes: {} });
+        resolve({ ...engine.emptyFigures(name), runs: now, hangs: 1, maxMs: HANG_MS, saved: [saved], messages: ['hang'] });
       }
     }, 1000);
     worker.once('message', (figures) => {

@@ -38,9 +38,12 @@ const MAX_PARTS = 4;
 const PART_GRAIN = 2 << 20;
 
 /** Reads into `target` from `position`; returns the bytes read (fewer only at end of file). */
-export async function readAt(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+export function readAt(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+  return target.byteLength < SPLIT_FROM ? readAtOnce(fd, position, target, file) : readAtSplit(fd, position, target, file);
+}
+
+async function readAtSplit(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
   const length = target.byteLength;
-  if (length < SPLIT_FROM) return readAtOnce(fd, position, target, file);
   const partLength = Math.ceil(length / MAX_PARTS / PART_GRAIN) * PART_GRAIN;
   const parts: Promise<number>[] = [];
   for (let at = 0; at < length; at += partLength) {
@@ -53,7 +56,7 @@ export async function readAt(fd: number, position: number, target: ArrayBufferVi
     total += count;
     if (count < partLength) break;
   }
-  return Math.min(total, length);
+  return total;
 }
 
 function readAtOnce(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {

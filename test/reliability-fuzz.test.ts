@@ -13,7 +13,7 @@ import { checkInput, fuzz, fuzzTargets, prepareTargets, REGRESSIONS, regressionI
 
 const RUNS = Number(process.env.TENSORIO_FUZZ_RUNS ?? 1500);
 const targets = fuzzTargets();
-const suiteTargets = targets.filter((target) => !target.campaignOnly);
+const suiteTargets = targets.filter((target) => !target.replayThrough);
 before(prepareTargets);
 
 describe('fuzzing (short run; npm run fuzz for the long one)', () => {
@@ -43,7 +43,7 @@ describe('saved regressions', () => {
     const files = [
       ...regressionInputs(target.name),
       ...(target.name.endsWith('-file') ? regressionInputs(target.name.slice(0, -'-file'.length)) : []),
-      ...targets.filter((t) => t.campaignOnly?.replayThrough === target.name).flatMap((t) => regressionInputs(t.name)),
+      ...targets.filter((t) => t.replayThrough === target.name).flatMap((t) => regressionInputs(t.name)),
     ];
     if (files.length === 0) continue;
     test(`${target.name}: ${files.length} saved inputs replay cleanly`, () => {

@@ -547,7 +547,7 @@ function storageOf(source: ByteSource, sb: Superblock, messages: HeaderMessage[]
  * linked twice from its parent, and so on down: 2^40 paths in 50 KiB), which would make any
  * walk of the whole tree run for ever.
  */
-export function pathBudget(fileSize: number): number {
+function pathBudget(fileSize: number): number {
   return Math.max(64, Math.floor(fileSize / 16));
 }
 
@@ -901,7 +901,9 @@ export class H5File {
   private readonly kinds = new Map<string, ObjectKind>();
   private readonly children = new Map<string, string[]>();
   private readonly heapCache = new Map<number, Uint8Array>();
-  private wasm: (LoadedH5wasm & { h5: H5FileObject }) | undefined;
+  /** The h5wasm instance this file is open on, and its handle of the file. */
+  private wasm: LoadedH5wasm | undefined;
+  private wasmHandle: H5FileObject | undefined;
   /** Time h5wasm has worked on this file, against {@link H5ReadOptions.h5wasmTimeoutMs}. */
   private wasmSpentMs = 0;
 
@@ -914,9 +916,9 @@ export class H5File {
     private readonly options: H5ReadOptions,
     /** The structure read without h5wasm, or null when h5wasm reads it. */
     private readonly lite: LiteIndex | null,
-    wasm?: LoadedH5wasm & { h5: H5FileObject },
+    wasm?: LoadedH5wasm,
   ) {
-    this.wasm = wasm;
+    if (wasm) this.openThroughWasm(wasm);
   }
 
   /**
@@ -946,28 +948,41 @@ export class H5File {
   }
 
   private get h5(): H5FileObject {
-    return (this.wasm as { h5: H5FileObject }).h5;
+    return this.wasmHandle as H5FileObject;
   }
 
   /** Loads h5wasm if needed, then opens the file with it; `why` says what needs it. */
   private async ensureWasm(why: string): Promise<void> {
-    if (!this.wasm && this.source.fd !== null) await loadH5wasm();
-    this.ensureWasmSync(why);
+    // The instance just loaded, not the global one, which a deadline elsewhere may retire.
+    if (!this.wasm && this.source.fd !== null) this.openThroughWasm(await loadH5wasm());
+    else this.ensureWasmSync(why);
   }
 
   /** Opens the file with h5wasm if it is loaded; `why` says what needs it. */
   private ensureWasmSync(why: string): void {
     if (this.wasm) return;
-    const loaded = loadedH5wasmOrThrow(this.path, this.source.fd === null, why);
-    this.wasm = { ...loaded, h5: openWithH5wasm(loaded, this.path, this.options) };
+    this.openThroughWasm(loadedH5wasmOrThrow(this.path, this.source.fd === null, why));
+  }
+
+  /** Opens the file with h5wasm `wasm`, under the file's deadline like every h5wasm call. */
+  private openThroughWasm(wasm: LoadedH5wasm): void {
+    this.wasm = wasm;
+    try {
+      this.wasmHandle = this.wasmCall(() => new wasm.lib.File(this.path, 'r'), 'open the file');
+    } catch (error) {
+      this.wasm = undefined;
+      throw error;
+    }
   }
 
   /**
    * Every h5wasm call of the reader goes through here: it runs under the deadline, and
    * HDF5's refusals (plain Errors, and the RuntimeError of an abort()) become TensorioErrors
-   * saying HDF5 could not do `what`.
+   * saying HDF5 could not do `what`. `onRefusal`, when given, answers a plain Error instead
+   * (h5wasm also signals "not there" or "not convertible" that way); an abort() is always
+   * damage.
    */
-  private wasmCall<T>(call: () => T, what: string): T {
+  private wasmCall<T>(call: () => T, what: string, onRefusal?: (error: Error) => T): T {
     const wasm = this.wasm as LoadedH5wasm;
     if (wasm.generation !== h5wasmGeneration) {
       throw new TensorioError('ERR_CLOSED', `h5wasm was reset after an operation on a damaged file ran past its deadline; open this file again`, { path: this.path });
@@ -975,21 +990,34 @@ export class H5File {
     // The deadline is for the whole file, so many slow calls are bounded as one endless one is.
     // A call made inside another runs under the outer one's deadline, which counts its time.
     const nested = deadlineDepth > 0;
-    const left = (this.options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS) - this.wasmSpentMs;
-    if (!nested && left <= 0) throw deadlineExceeded(this.path, what, this.options);
+    const left = this.timeoutMs - this.wasmSpentMs;
+    if (!nested && left <= 0) throw this.deadlineExceeded(what);
     const start = performance.now();
     try {
-      return nested ? call() : withDeadline(call, left);
+      return withDeadline(call, left);
     } catch (error) {
       if (error instanceof TensorioError) throw error;
       if (isDeadlineError(error)) {
         retireH5wasm(wasm.generation);
-        throw deadlineExceeded(this.path, what, this.options);
+        throw this.deadlineExceeded(what);
       }
+      if (onRefusal && !isWasmAbort(error)) return onRefusal(error as Error);
       throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
     } finally {
       if (!nested) this.wasmSpentMs += performance.now() - start;
     }
+  }
+
+  private get timeoutMs(): number {
+    return this.options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS;
+  }
+
+  private deadlineExceeded(what: string): TensorioError {
+    return new TensorioError(
+      'ERR_TIMEOUT',
+      `HDF5 (h5wasm) did not ${what} within the ${this.timeoutMs} ms it may work on this file (h5wasmTimeoutMs), so it was stopped; HDF5 loops on some damaged files. An h5wasm instance stopped mid-call is retired: asynchronous readers load a fresh one, synchronous ones need await h5wasmReady() first`,
+      { path: this.path },
+    );
   }
 
   private requireOpen(): void {
@@ -1024,24 +1052,15 @@ export class H5File {
     const name = p.slice(slash + 1);
     if (parent !== '' && this.kind(parent) !== 'group') return 'missing';
     if (!this.wasmChildren(parent || '/').includes(name)) return 'missing';
-    const type = this.wasmCall(() => {
-      try {
-        return this.module.get_type(this.h5.file_id, p);
-      } catch (error) {
-        if (isWasmAbort(error)) throw error;
-        return -1;
-      }
-    }, `look up '${p}'`);
+    const type = this.wasmCall(() => this.module.get_type(this.h5.file_id, p), `look up '${p}'`, () => -1);
     if (type === this.module.H5O_TYPE_GROUP) return 'group';
     if (type === this.module.H5O_TYPE_DATASET) return 'dataset';
     return type < 0 ? 'missing' : 'other';
   }
 
-  private requireGroup(path: string): H5Group {
+  private requireGroup(path: string): void {
     this.requireOpen();
     if (this.kind(path) !== 'group') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no group '${normalise(path)}' in the file`, { path: this.path });
-    const p = normalise(path);
-    return p === '' ? this.h5 : new this.lib.Group(this.h5.file_id, `/${p}`);
   }
 
   /** True when `path` names a group. */
@@ -1082,11 +1101,17 @@ export class H5File {
         else if (kind === 'group') visit(full, depth + 1);
       }
     };
-    // Through h5wasm, the walk runs under one deadline rather than one per lookup (each costs
-    // a watchdog thread, about 80 µs).
-    if (this.wasm) this.wasmCall(() => visit(normalise(group), 0), `walk the groups below '${normalise(group) || '/'}'`);
-    else visit(normalise(group), 0);
+    this.batch(() => visit(normalise(group), 0), `walk the groups below '${normalise(group) || '/'}'`);
     return out;
+  }
+
+  /**
+   * @internal Runs `walk`, a sequence of calls on this file, under one h5wasm deadline
+   * rather than one per call (each costs a watchdog thread, about 80 µs); `what` names it in
+   * errors. Files tensorio's own reader walks run it directly.
+   */
+  batch<T>(walk: () => T, what: string): T {
+    return this.wasm ? this.wasmCall(walk, what) : walk();
   }
 
   /** The names of the attributes of the object at `path`. */
@@ -1126,15 +1151,10 @@ export class H5File {
     const attr = this.wasmCall(() => object.attrs[name], `read attribute '${name}'`);
     if (!attr) return undefined;
     const meta = attr.metadata;
-    const value = this.wasmCall(() => {
-      try {
-        return object.get_attribute(name, false);
-      } catch (error) {
-        // h5wasm refuses types it does not convert with a plain Error; an abort() is damage.
-        if (isWasmAbort(error)) throw error;
-        throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' of '${normalise(path) || '/'}': ${(error as Error).message}`, { path: this.path, cause: error });
-      }
-    }, `read attribute '${name}' of '${normalise(path) || '/'}'`);
+    const where = `attribute '${name}' of '${normalise(path) || '/'}'`;
+    const value = this.wasmCall(() => object.get_attribute(name, false), `read ${where}`, (error) => {
+      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${where}: ${error.message}`, { path: this.path, cause: error });
+    });
     if (value === null || value === undefined) return null;
     if (meta.type === H5T_STRING) {
       if (typeof value === 'string') return meta.shape && meta.shape.length > 0 ? [value] : value;
@@ -1296,14 +1316,8 @@ export class H5File {
     if (ptr === 0) throw new TensorioError('ERR_TOO_LARGE', `h5wasm could not allocate ${bytes} bytes for dataset '${info.path}'`, { path: this.path });
     try {
       const filters = this.wasmCall(() => this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`), `read the filters of dataset '${info.path}'`);
-      const status = this.wasmCall(() => {
-        try {
-          return this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
-        } catch (error) {
-          if (isWasmAbort(error)) throw error;
-          return -1;
-        }
-      }, `read dataset '${info.path}'`);
+      const read = () => this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
+      const status = this.wasmCall(read, `read dataset '${info.path}'`, () => -1);
       if (status < 0) {
         const names = filters.map((f) => f.name || `#${f.id}`).join(', ');
         throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `h5wasm could not read dataset '${info.path}'${names ? ` (filters: ${names}; a filter may be unavailable)` : ''}`, { path: this.path });
@@ -1320,7 +1334,7 @@ export class H5File {
     if (this.closed) return;
     this.closed = true;
     try {
-      if (this.wasm) this.wasmCall(() => this.wasm?.h5.close(), 'close the file');
+      if (this.wasmHandle) this.wasmCall(() => this.h5.close(), 'close the file');
     } catch {
       // Opened read-only, so nothing is lost; HDF5 may refuse to close a damaged file, and
       // an instance retired after a deadline is not called again.
@@ -1336,27 +1350,6 @@ export class H5File {
  */
 function isWasmAbort(error: unknown): boolean {
   return error instanceof Error && error.name === 'RuntimeError';
-}
-
-function deadlineExceeded(path: string, what: string, options: H5ReadOptions): TensorioError {
-  const ms = options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS;
-  return new TensorioError(
-    'ERR_TIMEOUT',
-    `HDF5 (h5wasm) did not ${what} within the ${ms} ms it may work on this file (h5wasmTimeoutMs), so it was stopped; HDF5 loops on some damaged files. An h5wasm instance stopped mid-call is retired: asynchronous readers load a fresh one, synchronous ones need await h5wasmReady() first`,
-    { path },
-  );
-}
-
-function openWithH5wasm(wasm: LoadedH5wasm, path: string, options: H5ReadOptions): H5FileObject {
-  try {
-    return withDeadline(() => new wasm.lib.File(path, 'r'), options.h5wasmTimeoutMs ?? H5WASM_TIMEOUT_MS);
-  } catch (error) {
-    if (isDeadlineError(error)) {
-      retireH5wasm(wasm.generation);
-      throw deadlineExceeded(path, 'open the file', options);
-    }
-    throw new TensorioError('ERR_BAD_HEADER', `h5wasm could not open the file: ${(error as Error).message}`, { path, cause: error });
-  }
 }
 
 
@@ -1388,7 +1381,7 @@ function fileOver(path: string, options: H5ReadOptions, { source, superblock, li
   if (lite) return new H5File(path, source, superblock, options, lite);
   try {
     if (!wasm) throw h5wasmNeeded(path, false, 'the file uses HDF5 structures only h5wasm reads');
-    return new H5File(path, source, superblock, options, null, { ...wasm, h5: openWithH5wasm(wasm, path, options) });
+    return new H5File(path, source, superblock, options, null, wasm);
   } catch (error) {
     closeQuietly(source.fd as number);
     throw error;
@@ -1688,6 +1681,8 @@ export class H5Writer {
         throw await this.writeFailure(new Error(`h5wasm wrote ${size} of the ${sb.end} bytes of the file`));
       }
       const located = await this.orWriteFailure(() => this.locateAll(source, sb));
+      // Read back on the thread pool, into one buffer reused for every dataset compared.
+      let readBack = new Uint8Array(0);
       for (const item of this.written) {
         const { storage, datatypeMessage } = located.get(item.path) as Located;
         if (item.bytes.byteLength > 0) {
@@ -1697,7 +1692,9 @@ export class H5Writer {
           if (item.placeholder) {
             patches.push({ offset: storage.offset, bytes: item.bytes });
           } else {
-            const stored = source.read(storage.offset, storage.length, `dataset '${item.path}'`);
+            if (readBack.length < storage.length) readBack = new Uint8Array(storage.length);
+            const stored = readBack.subarray(0, storage.length);
+            await source.readIntoAsync(storage.offset, stored, `dataset '${item.path}'`);
             if (Buffer.compare(stored, item.bytes) !== 0) throw await this.writeFailure(new Error(`the bytes of dataset '${item.path}' differ from the array`));
           }
         }

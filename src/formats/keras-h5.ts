@@ -191,7 +191,7 @@ const READ_CONCURRENCY = 4;
 export async function readKerasWeights(path: string, options: H5ReadOptions = {}): Promise<KerasWeightsFile> {
   const h5 = await openH5(path, options);
   try {
-    const { result, jobs } = describeKerasFile(h5);
+    const { result, jobs } = h5.batch(() => describeKerasFile(h5), 'walk the Keras layout');
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < jobs.length) {
@@ -208,7 +208,7 @@ export async function readKerasWeights(path: string, options: H5ReadOptions = {}
 
 function readJobsSync(h5: H5File): KerasWeightsFile {
   try {
-    const { result, jobs } = describeKerasFile(h5);
+    const { result, jobs } = h5.batch(() => describeKerasFile(h5), 'walk the Keras layout');
     for (const job of jobs) job.target.array = h5.readSync(job.path);
     return result;
   } finally {

@@ -229,14 +229,14 @@ function parseDtype(value: unknown, name: string, file: string): DTypeInfo {
   );
 }
 
-// Every item a non-negative safe integer, checked inline: this runs for every dimension and offset of every entry in
-// a fresh process, where a call into cold code costs about 0.2 µs (1,000 entries: 1.9 ms with a
-// call per element, 0.7 ms without).
+// Checked inline, not through a helper per element: this runs for every dimension and offset
+// of every entry in a fresh process, where a call into cold code costs about 0.2 µs (a copy of
+// these checks over 1,000 entries: 1.9 ms with a call per element, 0.7 ms without).
 function isCountList(value: unknown): value is number[] {
   if (!Array.isArray(value)) return false;
   for (let i = 0; i < value.length; i++) {
     const item: unknown = value[i];
-    if (typeof item !== 'number' || !(item >= 0 && item <= Number.MAX_SAFE_INTEGER && item % 1 === 0)) return false;
+    if (!Number.isSafeInteger(item) || (item as number) < 0) return false;
   }
   return true;
 }

@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, ndarray, openH5Sync, parseNpyHeader, TensorioError, unmap, unpickle, type NdArray } from '../../src/index.js';
 import { pickleChunks, type PicklableValue } from '../../src/formats/pickle.js';
 import { parsePyLiteral, PyLiteralError } from '../../src/formats/pyliteral.js';
+import { isObjectDescr, parseNpyRawHeader } from '../../src/formats/npy.js';
 import { crc32 } from '../../src/formats/zip.js';
 import { ROOT } from '../helpers.js';
 import { FORMATS, formatFixtures, type ReliabilityFormat } from './formats.js';
@@ -35,10 +36,10 @@ export interface FuzzTarget {
    */
   allocationBound?(length: number): number;
   /**
-   * Set for targets that only the long campaign runs: `reason` says why the suite cannot,
-   * and the inputs saved for them are replayed in the suite through `replayThrough`.
+   * Set for targets that only the long campaign runs (each says why): the inputs saved for
+   * them are replayed in the suite through this target.
    */
-  campaignOnly?: { reason: string; replayThrough: string };
+  replayThrough?: string;
   /** Per-input time budget in ms, when the target's own deadline is above {@link TIME_BUDGET_MS}. */
   timeBudgetMs?: number;
 }
@@ -405,12 +406,14 @@ function boundFor(format: ReliabilityFormat): Pick<FuzzTarget, 'allocationBound'
 /** The pickles of NumPy's object-array fixtures (the bytes after the .npy header). */
 function pickleSeeds(): Uint8Array[] {
   const npy = FORMATS.find((f) => f.name === 'npy') as ReliabilityFormat;
-  return fixtureSeeds(npy)
-    .filter((bytes) => bytes.length > 10 && /'descr':\s*'\|O'/.test(Buffer.from(bytes.subarray(0, 256)).toString('latin1')))
-    .map((bytes) => {
-      const headerEnd = bytes[6] === 1 ? 10 + (bytes[8] as number) + 256 * (bytes[9] as number) : 12 + Buffer.from(bytes).readUInt32LE(8);
-      return bytes.slice(headerEnd);
-    });
+  return fixtureSeeds(npy).flatMap((bytes) => {
+    try {
+      const raw = parseNpyRawHeader(bytes);
+      return isObjectDescr(raw.descr) ? [bytes.slice(raw.dataOffset)] : [];
+    } catch {
+      return []; // the fixtures include damaged files
+    }
+  });
 }
 
 /** Pickles written by tensorio's pickler (protocol 2 with NumPy's reconstruct globals) of nested values. */
@@ -485,11 +488,10 @@ export function fuzzTargets(): FuzzTarget[] {
       // h5wasm's walk (groups, attributes, dataset metadata, reads), where HDF5's own
       // errors must come out as TensorioErrors.
       name: 'h5wasm-file',
-      campaignOnly: {
-        reason:
-          'HDF5 loops on some damaged files until the h5wasm deadline stops it (ERR_TIMEOUT), which retires the h5wasm instance; a synchronous run cannot load a fresh one, so the campaign reloads it between chunks of inputs',
-        replayThrough: 'keras-h5-file',
-      },
+      // Campaign only: HDF5 loops on some damaged files until the h5wasm deadline stops it
+      // (ERR_TIMEOUT), which retires the h5wasm instance; a synchronous run cannot load a
+      // fresh one, so the campaign reloads it between chunks of inputs.
+      replayThrough: 'keras-h5-file',
       timeBudgetMs: 2 * H5WASM_FUZZ_DEADLINE_MS + TIME_BUDGET_MS,
       run: (bytes) => {
         const file = scratchFile('.h5');
@@ -665,14 +667,24 @@ export function inputs(target: FuzzTarget): fc.Arbitrary<Uint8Array> {
  * Fuzzes one target for `runs` inputs (in batches, so one failure does not end the run).
  * `onInput` sees each input before it runs (the long campaign's hang watchdog records it).
  */
-export function fuzz(target: FuzzTarget, runs: number, options: { seed?: number; batch?: number; onInput?: (bytes: Uint8Array) => void } = {}): FuzzFigures {
-  const figures: FuzzFigures = { target: target.name, runs: 0, accepted: 0, refused: 0, failures: 0, maxMs: 0, maxAllocationRatio: 0, maxHeapGrowth: 0, retriedSlow: 0, seconds: 0, saved: [], messages: [], codes: {} };
+/** Figures of a run that has not started. */
+export function emptyFigures(target: string): FuzzFigures {
+  return { target, runs: 0, accepted: 0, refused: 0, failures: 0, maxMs: 0, maxAllocationRatio: 0, maxHeapGrowth: 0, retriedSlow: 0, seconds: 0, saved: [], messages: [], codes: {} };
+}
+
+/**
+ * Runs `runs` more inputs through `target`. `figures`, when given, is added to (a campaign
+ * runs in chunks); else a fresh record is returned.
+ */
+export function fuzz(target: FuzzTarget, runs: number, options: { seed?: number; batch?: number; onInput?: (bytes: Uint8Array) => void; figures?: FuzzFigures } = {}): FuzzFigures {
+  const figures = options.figures ?? emptyFigures(target.name);
+  const goal = figures.runs + runs;
   const arbitrary = inputs(target);
   const batch = options.batch ?? 10000;
   const started = performance.now();
   let seed = options.seed ?? Date.now() | 0;
-  while (figures.runs < runs) {
-    const numRuns = Math.min(batch, runs - figures.runs);
+  while (figures.runs < goal) {
+    const numRuns = Math.min(batch, goal - figures.runs);
     const result = fc.check(
       fc.property(arbitrary, (bytes) => {
         options.onInput?.(bytes);
@@ -692,6 +704,6 @@ export function fuzz(target: FuzzTarget, runs: number, options: { seed?: number;
     }
     seed = (seed * 1103515245 + 12345) | 0;
   }
-  figures.seconds = (performance.now() - started) / 1000;
+  figures.seconds += (performance.now() - started) / 1000;
   return figures;
 }
