@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "span.h"
@@ -23,6 +25,10 @@ struct IoResult {
   uint64_t bytes = 0;
   int error = 0;
   const char* syscall = nullptr;
+  // WriteDirect only: the bytes that went around the page cache, and whether the file system
+  // refused direct I/O (everything then went through the page cache).
+  uint64_t direct_bytes = 0;
+  bool direct_refused = false;
 };
 
 // Asks for transparent huge pages on the 2 MiB-aligned interior of a large, still untouched
@@ -96,6 +102,107 @@ inline IoResult WriteFully(int fd, uint64_t position, const std::vector<ByteSpan
     }
     while (first < pending.size() && pending[first].iov_len == 0) ++first;
   }
+  return result;
+}
+
+// Direct I/O (O_DIRECT) needs the file offset, the length and the memory address aligned to
+// the device's logical block; 4 KiB covers 512-byte and 4 KiB devices alike.
+inline constexpr uint64_t kDirectAlign = 4096;
+// One bounce buffer per call: tensors' own buffers are almost never 4 KiB-aligned in memory.
+inline constexpr size_t kDirectBlock = 16u << 20;
+
+// The bytes [from, to) of the chunks laid back to back, as spans of the chunks themselves.
+inline std::vector<ByteSpan> SpansBetween(const std::vector<ByteSpan>& chunks, uint64_t from, uint64_t to) {
+  std::vector<ByteSpan> spans;
+  uint64_t at = 0;
+  for (const ByteSpan& chunk : chunks) {
+    uint64_t begin = std::max(from, at);
+    uint64_t end = std::min(to, at + chunk.length);
+    if (begin < end) spans.push_back({chunk.data + (begin - at), static_cast<size_t>(end - begin)});
+    at += chunk.length;
+    if (at >= to) break;
+  }
+  return spans;
+}
+
+// Writes the chunks back to back from `position`, like WriteFully, but sends the 4 KiB-aligned
+// interior through `direct_fd` (the same file opened with O_DIRECT), copied block by block into
+// one aligned buffer; the unaligned head and tail go through `fd`. Why: a buffered write of
+// gigabytes must first find as many free pages for the page cache, and on some machines
+// (virtual machines whose host reclaims free guest memory) that costs more than the disk:
+// 2 GiB took 8.1 s buffered and 1.4-1.5 s direct on the 2-core VM the project is measured on.
+// If the file system refuses direct I/O (EINVAL), the rest goes through `fd` and the result
+// says so. Both descriptors name one file, and the page ranges the two paths write are
+// disjoint, so the kernel keeps them coherent.
+inline IoResult WriteDirect(int direct_fd, int fd, uint64_t position, const std::vector<ByteSpan>& chunks) {
+  IoResult result;
+  uint64_t total = 0;
+  for (const ByteSpan& chunk : chunks) total += chunk.length;
+  uint64_t aligned_begin = (position + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  uint64_t aligned_end = (position + total) / kDirectAlign * kDirectAlign;
+  if (aligned_end <= aligned_begin) return WriteFully(fd, position, chunks);
+  // Offsets relative to the first byte of the chunks.
+  uint64_t middle_begin = aligned_begin - position;
+  uint64_t middle_end = aligned_end - position;
+
+  auto buffered = [&](uint64_t from, uint64_t to) {
+    if (from >= to) return true;
+    IoResult part = WriteFully(fd, position + from, SpansBetween(chunks, from, to));
+    result.bytes += part.bytes;
+    if (part.error != 0) {
+      result.error = part.error;
+      result.syscall = part.syscall;
+      return false;
+    }
+    return true;
+  };
+  if (!buffered(0, middle_begin)) return result;
+
+  void* memory = nullptr;
+  size_t block = static_cast<size_t>(std::min<uint64_t>(kDirectBlock, middle_end - middle_begin));
+  if (posix_memalign(&memory, kDirectAlign, block) != 0) {
+    result.error = ENOMEM;
+    result.syscall = "posix_memalign";
+    return result;
+  }
+  uint8_t* bounce = static_cast<uint8_t*>(memory);
+  uint64_t at = middle_begin;
+  while (at < middle_end && !result.direct_refused) {
+    size_t length = static_cast<size_t>(std::min<uint64_t>(block, middle_end - at));
+    size_t filled = 0;
+    for (const ByteSpan& span : SpansBetween(chunks, at, at + length)) {
+      std::memcpy(bounce + filled, span.data, span.length);
+      filled += span.length;
+    }
+    size_t done = 0;
+    while (done < length) {
+      ssize_t wrote = pwrite(direct_fd, bounce + done, length - done, static_cast<off_t>(position + at + done));
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote < 0 && errno == EINVAL) {
+        result.direct_refused = true;
+        break;
+      }
+      if (wrote <= 0) {
+        result.error = wrote < 0 ? errno : EIO;
+        result.syscall = "pwrite";
+        free(memory);
+        return result;
+      }
+      done += static_cast<size_t>(wrote);
+      result.direct_bytes += static_cast<uint64_t>(wrote);
+      // A short write that ends off the alignment: the rest of this block goes buffered.
+      if (done < length && done % kDirectAlign != 0) break;
+    }
+    result.bytes += done;
+    at += done;
+    if (done < length && !buffered(at, at + (length - done))) {
+      free(memory);
+      return result;
+    }
+    if (done < length) at += length - done;
+  }
+  free(memory);
+  buffered(at, total);
   return result;
 }
 

@@ -19,6 +19,34 @@ export interface WriteOptions {
    * empty one.
    */
   fsync?: boolean;
+  /**
+   * Send the bulk of large writes around the page cache (Linux `O_DIRECT`, native addon only).
+   * Default: for writes of 64 MiB and more to ext4, XFS, btrfs and F2FS, when `fsync` is on.
+   * `true`: for every write, on any file system that accepts direct I/O. `false`: never. The
+   * file's bytes are the same either way; a file written directly is not in the page cache
+   * afterwards.
+   */
+  directIo?: boolean;
+}
+
+// Direct I/O (see WriteDirect in native/io_core.h): by default only for large writes, where
+// skipping the page cache pays (2 GiB with fsync: 8.1 s buffered, 1.4-1.5 s direct on the
+// 2-core VM of bench/results), and only on local disk file systems, whose direct I/O streams
+// at the disk's speed; on NFS, for one, each direct write waits for the server.
+const DIRECT_FROM = 64 << 20;
+const DIRECT_FILE_SYSTEMS = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // XFS
+  0x9123683e, // btrfs
+  0xf2f52010, // F2FS
+]);
+
+function onDirectFileSystem(file: string): boolean {
+  try {
+    return DIRECT_FILE_SYSTEMS.has(fs.statfsSync(file).type);
+  } catch {
+    return false;
+  }
 }
 
 // fs moves at most 2 GiB - 1 per call; larger spans are looped in 1 GiB steps.
@@ -291,12 +319,19 @@ export class AtomicWriter {
   private fd: number | undefined;
   private position = 0;
   private readonly fsync: boolean;
+  private readonly directIo: boolean | undefined;
+  // The temporary file opened a second time with O_DIRECT, on the first write that wants it;
+  // `directTried` stays true once that was tried, so a refusal is not asked again.
+  private directFd: number | undefined;
+  private directTried = false;
+  private directBytes = 0;
 
-  private constructor(target: string, tempPath: string, fd: number, fsync: boolean) {
+  private constructor(target: string, tempPath: string, fd: number, options: WriteOptions) {
     this.target = target;
     this.tempPath = tempPath;
     this.fd = fd;
-    this.fsync = fsync;
+    this.fsync = options.fsync ?? true;
+    this.directIo = options.directIo;
   }
 
   /** Bytes written so far. */
@@ -304,22 +339,62 @@ export class AtomicWriter {
     return this.position;
   }
 
+  /** Bytes written so far around the page cache (see {@link WriteOptions.directIo}). */
+  get bytesWrittenDirect(): number {
+    return this.directBytes;
+  }
+
   /** Creates the temporary file next to `target`. */
   static async open(target: string, options: WriteOptions = {}): Promise<AtomicWriter> {
     await removeStaleTempsAsync(path.resolve(target));
     const { tempPath, fd } = createTempFor(target, true);
-    return new AtomicWriter(target, tempPath, fd, options.fsync ?? true);
+    return new AtomicWriter(target, tempPath, fd, options);
   }
 
   /** Synchronous {@link open}. */
   static openSync(target: string, options: WriteOptions = {}): AtomicWriter {
     const { tempPath, fd } = createTempFor(target);
-    return new AtomicWriter(target, tempPath, fd, options.fsync ?? true);
+    return new AtomicWriter(target, tempPath, fd, options);
   }
 
   private requireOpen(): number {
     if (this.fd === undefined) throw new TensorioError('ERR_CLOSED', 'the writer is already committed or aborted', { path: this.target });
     return this.fd;
+  }
+
+  /** The O_DIRECT descriptor for a write of `total` bytes, when that write should use one. */
+  private directFdFor(total: number): number | undefined {
+    const O_DIRECT = fs.constants.O_DIRECT;
+    if (!native || O_DIRECT === undefined || this.directIo === false) return undefined;
+    // Without fsync nothing waits for the disk, and the page cache is the faster place to leave
+    // the bytes; with it, the bytes must reach the disk before the call returns either way.
+    if (this.directIo === undefined && (total < DIRECT_FROM || !this.fsync)) return undefined;
+    if (this.directTried) return this.directFd;
+    this.directTried = true;
+    if (this.directIo === undefined && !onDirectFileSystem(this.tempPath)) return undefined;
+    try {
+      this.directFd = fs.openSync(this.tempPath, fs.constants.O_WRONLY | O_DIRECT);
+    } catch {
+      // EINVAL: the file system has no direct I/O; the page cache it is.
+    }
+    return this.directFd;
+  }
+
+  /** Counts a direct write's bytes, and stops using direct I/O the file system refused. */
+  private afterDirect(directBytes: number, refused: boolean): void {
+    this.directBytes += directBytes;
+    if (refused) this.closeDirect();
+  }
+
+  private closeDirect(): void {
+    const fd = this.directFd;
+    this.directFd = undefined;
+    if (fd === undefined) return;
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // Only the data descriptor matters for the file's contents.
+    }
   }
 
   /** Appends chunks (gathered into one system call where possible; never concatenated). */
@@ -339,7 +414,17 @@ export class AtomicWriter {
     }
     const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
     try {
-      if (native) {
+      const directFd = this.directFdFor(total);
+      if (native && directFd !== undefined) {
+        const binding = native;
+        await new Promise<void>((resolve, reject) => {
+          binding.writeDirect(directFd, fd, position, chunks, (error, _bytes, directBytes, refused) => {
+            if (error) return reject(error);
+            this.afterDirect(directBytes ?? 0, refused === true);
+            resolve();
+          });
+        });
+      } else if (native) {
         const binding = native;
         await new Promise<void>((resolve, reject) => {
           binding.write(fd, position, chunks, (error) => (error ? reject(error) : resolve()));
@@ -369,7 +454,11 @@ export class AtomicWriter {
     const fd = this.requireOpen();
     const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
     try {
-      if (native) {
+      const directFd = this.directFdFor(total);
+      if (native && directFd !== undefined) {
+        const { directBytes, refused } = native.writeDirectSync(directFd, fd, this.position, chunks);
+        this.afterDirect(directBytes, refused);
+      } else if (native) {
         native.writeSync(fd, this.position, chunks);
       } else {
         let position = this.position;
@@ -392,6 +481,7 @@ export class AtomicWriter {
   /** Flushes the temporary file and renames it over the target. */
   async commit(): Promise<void> {
     const fd = this.requireOpen();
+    this.closeDirect();
     try {
       if (this.fsync) await new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
       this.fd = undefined;
@@ -408,6 +498,7 @@ export class AtomicWriter {
   /** Synchronous {@link commit}. */
   commitSync(): void {
     const fd = this.requireOpen();
+    this.closeDirect();
     try {
       if (this.fsync) fs.fsyncSync(fd);
       this.fd = undefined;
@@ -434,6 +525,7 @@ export class AtomicWriter {
   }
 
   private closeQuietly(): void {
+    this.closeDirect();
     const fd = this.fd;
     this.fd = undefined;
     if (fd === undefined) return;

@@ -20,6 +20,14 @@ export interface NativeBinding {
   readSync(fd: number, position: number, target: ArrayBufferView): number;
   write(fd: number, position: number, chunks: ArrayBufferView[], callback: Callback<number>): void;
   writeSync(fd: number, position: number, chunks: ArrayBufferView[]): number;
+  writeDirect(
+    directFd: number,
+    fd: number,
+    position: number,
+    chunks: ArrayBufferView[],
+    callback: (error: Error | null, bytes?: number, directBytes?: number, refused?: boolean) => void,
+  ): void;
+  writeDirectSync(directFd: number, fd: number, position: number, chunks: ArrayBufferView[]): { bytes: number; directBytes: number; refused: boolean };
   convert(name: string, src: ArrayBufferView, dst: ArrayBufferView): void;
   byteswap(bytes: ArrayBufferView, itemSize: number): void;
   features(): { f16c: boolean };
@@ -34,7 +42,7 @@ export interface NativeStatus {
   readonly reason?: string;
 }
 
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 2;
 
 function packageRoot(): string {
   // dist/native.js and dist-test/src/native.js both sit below the package root.

@@ -1,0 +1,258 @@
+/**
+ * Large writes around the page cache (O_DIRECT; src/io.ts AtomicWriter, native WriteDirect).
+ * The bytes on disk must be exactly those of a plain write for every position and chunk
+ * layout (an unaligned head and tail go through the page cache, the aligned interior through
+ * a bounce buffer), a refusal must fall back without losing a byte, and a full disk must
+ * still give ERR_NO_SPACE with the old file kept. Whether a folder accepts direct I/O is
+ * asked of an independent tool, `dd oflag=direct`, so the tests know which path to expect.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+
+import { readNpy, readSafetensors, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../src/index.js';
+import { AtomicWriter } from '../src/io.js';
+import { native } from '../src/native.js';
+import { NATIVE_MODE, runPython, tempDir } from './helpers.js';
+
+const MiB = 1 << 20;
+
+function acceptsDirectIo(dir: string): boolean {
+  const probe = path.join(dir, '.direct-probe');
+  const run = spawnSync('dd', ['if=/dev/zero', `of=${probe}`, 'bs=4096', 'count=1', 'oflag=direct'], { stdio: 'ignore' });
+  fs.rmSync(probe, { force: true });
+  return run.status === 0;
+}
+
+/** Bytes that differ at every position (a shifted or dropped block cannot go unnoticed). */
+function pattern(length: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < length; i += 4) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    bytes[i] = x & 0xff;
+    if (i + 1 < length) bytes[i + 1] = (x >>> 8) & 0xff;
+    if (i + 2 < length) bytes[i + 2] = (x >>> 16) & 0xff;
+    if (i + 3 < length) bytes[i + 3] = x >>> 24;
+  }
+  return bytes;
+}
+
+/** `bytes` cut into chunks of the given lengths (cycled), each a view at an odd offset of its own buffer. */
+function chunked(bytes: Uint8Array, lengths: number[]): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let at = 0, i = 0; at < bytes.length; i++) {
+    const length = Math.min(lengths[i % lengths.length] as number, bytes.length - at);
+    const own = new Uint8Array(length + 3);
+    own.set(bytes.subarray(at, at + length), 3);
+    chunks.push(own.subarray(3));
+    at += length;
+  }
+  return chunks;
+}
+
+/** The bytes a write of `length` at `position` can send direct: its whole aligned pages. */
+function alignedInterior(position: number, length: number): number {
+  const begin = Math.ceil(position / 4096) * 4096;
+  const end = Math.floor((position + length) / 4096) * 4096;
+  return Math.max(0, end - begin);
+}
+
+function sameBytes(file: string, expected: Uint8Array): void {
+  const got = fs.readFileSync(file);
+  assert.equal(got.length, expected.length, 'file length');
+  const first = got.findIndex((b, i) => b !== expected[i]);
+  assert.equal(first, -1, `first differing byte at ${first}`);
+}
+
+const dir = tempDir('tensorio-direct');
+const directHere = NATIVE_MODE && acceptsDirectIo(dir);
+
+describe('direct I/O writes', () => {
+  test(`the folder ${directHere ? 'accepts' : 'refuses'} direct I/O (dd oflag=direct), and the writer agrees`, async () => {
+    const target = path.join(dir, 'probe.bin');
+    const bytes = pattern(3 * MiB + 5, 1);
+    const writer = await AtomicWriter.open(target, { directIo: true });
+    await writer.write([bytes]);
+    const direct = writer.bytesWrittenDirect;
+    await writer.commit();
+    sameBytes(target, bytes);
+    if (directHere) assert.equal(direct, 3 * MiB, 'every whole aligned block goes direct');
+    else assert.equal(direct, 0);
+  });
+
+  // Heads and tails of every alignment, chunks smaller and larger than a page, empty chunks,
+  // several bounce blocks (16 MiB each), and writes appended after one another.
+  const layouts: Array<{ name: string; writes: Array<{ length: number; chunks: number[] }> }> = [
+    { name: 'one aligned write', writes: [{ length: 8 * MiB, chunks: [8 * MiB] }] },
+    { name: 'odd head and tail', writes: [{ length: 4096 * 300 + 4095, chunks: [1, 4095, 4097, 100000] }] },
+    { name: 'small writes then a large one', writes: [{ length: 17, chunks: [17] }, { length: 100, chunks: [0, 50] }, { length: 5 * MiB + 1, chunks: [777777] }] },
+    { name: 'more than two bounce blocks', writes: [{ length: 40 * MiB + 12345, chunks: [3 * MiB + 1, 0, 9 * MiB, 1] }] },
+    { name: 'a write smaller than one page after an unaligned one', writes: [{ length: 5000, chunks: [5000] }, { length: 3000, chunks: [3000] }, { length: 9000, chunks: [9000] }] },
+  ];
+  for (const { name, writes } of layouts) {
+    for (const sync of [false, true]) {
+      test(`${name} (${sync ? 'sync' : 'async'}): the file holds exactly the bytes written`, async () => {
+        const target = path.join(dir, `layout-${sync}.bin`);
+        const parts = writes.map((w, i) => pattern(w.length, i + 7));
+        const writer = sync ? AtomicWriter.openSync(target, { directIo: true }) : await AtomicWriter.open(target, { directIo: true });
+        for (let i = 0; i < writes.length; i++) {
+          const chunks = chunked(parts[i] as Uint8Array, (writes[i] as { chunks: number[] }).chunks);
+          if (sync) writer.writeSync(chunks);
+          else await writer.write(chunks);
+        }
+        const direct = writer.bytesWrittenDirect;
+        if (sync) writer.commitSync();
+        else await writer.commit();
+        const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+        let expectedDirect = 0;
+        parts.reduce((at, p) => {
+          all.set(p, at);
+          expectedDirect += alignedInterior(at, p.length);
+          return at + p.length;
+        }, 0);
+        sameBytes(target, all);
+        assert.equal(direct, directHere ? expectedDirect : 0);
+      });
+    }
+  }
+
+  test('writeAt regions: direct interiors beside page-cache writes on shared pages', async () => {
+    const target = path.join(dir, 'regions.bin');
+    const writer = await AtomicWriter.open(target, { directIo: true });
+    // A region written first far out, then the start, then the span between: the pages
+    // where they meet are written through the page cache by both neighbours.
+    const a = pattern(3 * MiB + 333, 21);
+    const b = pattern(2 * MiB + 4444, 22);
+    const between = new Uint8Array(4096 * 1000 + 10 - a.length).fill(7);
+    await writer.writeAt(4096 * 1000 + 10, [b]);
+    await writer.writeAt(0, [a]);
+    await writer.writeAt(a.length, [between]);
+    const direct = writer.bytesWrittenDirect;
+    await writer.commit();
+    assert.equal(direct, directHere ? alignedInterior(4096 * 1000 + 10, b.length) + alignedInterior(0, a.length) + alignedInterior(a.length, between.length) : 0);
+    const all = new Uint8Array(4096 * 1000 + 10 + b.length);
+    all.set(a, 0);
+    all.set(between, a.length);
+    all.set(b, 4096 * 1000 + 10);
+    sameBytes(target, all);
+  });
+
+  test('by default only writes of 64 MiB and more with fsync go direct, on ext4/XFS/btrfs/F2FS; directIo: false never', async () => {
+    const type = fs.statfsSync(dir).type;
+    const localDisk = [0xef53, 0x58465342, 0x9123683e, 0xf2f52010].includes(type);
+    const big = pattern(64 * MiB + 4096, 31);
+    for (const [options, bytes, expectDirect] of [
+      [{}, big, directHere && localDisk],
+      [{}, big.subarray(0, 64 * MiB - 1), false],
+      [{ directIo: false }, big, false],
+      [{ fsync: false }, big, false],
+      [{ fsync: false, directIo: true }, big, directHere],
+    ] as const) {
+      const target = path.join(dir, 'auto.bin');
+      const writer = await AtomicWriter.open(target, options);
+      await writer.write([bytes]);
+      const direct = writer.bytesWrittenDirect;
+      await writer.commit();
+      sameBytes(target, bytes);
+      assert.equal(direct > 0, expectDirect, `${JSON.stringify(options)} ${bytes.length} bytes on file system 0x${type.toString(16)}`);
+    }
+  });
+
+  test('a refusal (EINVAL from the direct descriptor) sends the rest through the page cache', async () => {
+    if (!native) {
+      assert.equal(NATIVE_MODE, false);
+      return;
+    }
+    const binding = native;
+    const target = path.join(dir, 'refused.bin');
+    const bytes = pattern(20 * MiB + 77, 41);
+    const fd = fs.openSync(target, 'w');
+    // /proc/self/clear_refs answers EINVAL to anything but a small number: a descriptor whose
+    // every write is refused, as a file system without direct I/O would refuse.
+    const refusing = fs.openSync('/proc/self/clear_refs', 'w');
+    try {
+      const result = binding.writeDirectSync(refusing, fd, 3, [bytes.subarray(0, 1000), bytes.subarray(1000)]);
+      assert.deepEqual(result, { bytes: bytes.length, directBytes: 0, refused: true });
+      const async = await new Promise<unknown[]>((resolve, reject) =>
+        binding.writeDirect(refusing, fd, 3 + bytes.length, [bytes], (error, n, d, r) => (error ? reject(error) : resolve([n, d, r]))),
+      );
+      assert.deepEqual(async, [bytes.length, 0, true]);
+    } finally {
+      fs.closeSync(refusing);
+      fs.closeSync(fd);
+    }
+    const expected = new Uint8Array(3 + 2 * bytes.length);
+    expected.set(bytes, 3);
+    expected.set(bytes, 3 + bytes.length);
+    sameBytes(target, expected);
+  });
+
+  test('a write error on the direct descriptor is reported, not retried through the page cache', () => {
+    if (!native) {
+      assert.equal(NATIVE_MODE, false);
+      return;
+    }
+    const target = path.join(dir, 'ebadf.bin');
+    const fd = fs.openSync(target, 'w');
+    const readOnly = fs.openSync(target, 'r');
+    try {
+      assert.throws(() => native?.writeDirectSync(readOnly, fd, 0, [pattern(MiB, 5)]), (error: NodeJS.ErrnoException) => error.code === 'EBADF');
+    } finally {
+      fs.closeSync(readOnly);
+      fs.closeSync(fd);
+    }
+  });
+
+  test('NumPy reads a .npy and a .safetensors written directly, byte for byte', async () => {
+    const data = new Float32Array(pattern(12 * MiB + 4, 51).buffer);
+    const npy = path.join(dir, 'direct.npy');
+    await writeNpy(npy, { dtype: 'float32', shape: [data.length], data }, { directIo: true });
+    const st = path.join(dir, 'direct.safetensors');
+    await writeSafetensors(st, { b: { dtype: 'float32', shape: [3], data: new Float32Array([1, 2, 3]) }, a: { dtype: 'float32', shape: [data.length], data } }, { directIo: true });
+    const script = `
+import sys, json, struct, hashlib, numpy as np
+a = np.load(sys.argv[1])
+with open(sys.argv[2], 'rb') as f:
+    n = struct.unpack('<Q', f.read(8))[0]; header = json.loads(f.read(n)); body = f.read()
+e = header['a']['data_offsets']
+t = np.frombuffer(body[e[0]:e[1]], '<f4')
+print(json.dumps([hashlib.sha256(a.tobytes()).hexdigest(), hashlib.sha256(t.tobytes()).hexdigest(), body[header['b']['data_offsets'][0]:].hex()]))`;
+    const [npyHash, stHash, tail] = JSON.parse(runPython(script, [npy, st])) as string[];
+    const { createHash } = await import('node:crypto');
+    const expected = createHash('sha256').update(new Uint8Array(data.buffer)).digest('hex');
+    assert.equal(npyHash, expected);
+    assert.equal(stHash, expected);
+    assert.equal(tail, Buffer.from(new Float32Array([1, 2, 3]).buffer).toString('hex'));
+    assert.deepEqual(Array.from(((await readNpy(npy)).data as Float32Array).subarray(0, 4)), Array.from(data.subarray(0, 4)));
+    assert.equal(((await readSafetensors(st)).tensors.b?.data as Float32Array)[2], 3);
+  });
+});
+
+describe('direct I/O on a full disk', () => {
+  test('a full tmpfs gives ERR_NO_SPACE through the direct path too, keeping the old file', async () => {
+    const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorio-direct-mnt-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mount], { stdio: 'pipe' });
+    after(() => {
+      spawnSync('umount', ['-l', mount]);
+      fs.rmSync(mount, { recursive: true, force: true });
+    });
+    const target = path.join(mount, 'old.safetensors');
+    const small = { w: { dtype: 'float32' as const, shape: [1024], data: new Float32Array(1024).fill(1) } };
+    await writeSafetensors(target, small);
+    // Which path fills the disk: a write that fits goes direct exactly when dd says it can.
+    const probe = await AtomicWriter.open(path.join(mount, 'probe.bin'), { directIo: true });
+    await probe.write([pattern(MiB, 61)]);
+    assert.equal(probe.bytesWrittenDirect, NATIVE_MODE && acceptsDirectIo(mount) ? MiB : 0);
+    await probe.abort();
+    const big = { w: { dtype: 'float32' as const, shape: [2 * MiB], data: new Float32Array(2 * MiB).fill(2) } };
+    for (const write of [() => writeSafetensors(target, big, { directIo: true }), async () => writeSafetensorsSync(target, big, { directIo: true })]) {
+      await assert.rejects(write(), (error: unknown) => error instanceof TensorioError && error.code === 'ERR_NO_SPACE');
+      assert.equal(((await readSafetensors(target)).tensors.w?.data as Float32Array)[1023], 1);
+      assert.deepEqual(fs.readdirSync(mount).filter((n) => n.endsWith('.tensorio-tmp')), []);
+    }
+  });
+});
