@@ -61,7 +61,11 @@ export async function npyBench({ sizeMb, repeat = 5, cache = 'warm', dir = os.tm
       );
       group(
         'durable',
-        [node('tensorio writeNpy (fsync, default)', 'write', clean), py('numpy np.save + fsync', 'save-fsync', clean)],
+        [
+          node('tensorio writeNpy (fsync, default)', 'write', clean),
+          node('tensorio writeNpy (fsync, directIo:false)', 'write-buffered', clean),
+          py('numpy np.save + fsync', 'save-fsync', clean),
+        ],
         { label: 'dd conv=fsync (ceiling)', seconds: ddWrite(out, bytes, { fsync: true }, repeat) },
       );
     }

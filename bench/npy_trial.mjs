@@ -61,6 +61,10 @@ switch (op) {
     await writeNpy(out, input);
     break;
   }
+  case 'write-buffered': {
+    await writeNpy(out, input, { directIo: false });
+    break;
+  }
   case 'write-nofsync': {
     await writeNpy(out, input, { fsync: false });
     break;

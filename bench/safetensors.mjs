@@ -90,8 +90,9 @@ async function child(op, file) {
     const ms = performance.now() - start;
     const used = process.cpuUsage(cpu);
     const keys = view.keys().length;
+    const mapped = view.mapped;
     view.close();
-    return { ms, cpuMs: (used.user + used.system) / 1000, maxRssMiB: rss(), tensors: keys, mapped: view.mapped };
+    return { ms, cpuMs: (used.user + used.system) / 1000, maxRssMiB: rss(), tensors: keys, mapped };
   }
   if (op === 'load') {
     const start = performance.now();

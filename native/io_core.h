@@ -134,7 +134,10 @@ inline std::vector<ByteSpan> SpansBetween(const std::vector<ByteSpan>& chunks, u
 // If the file system refuses direct I/O (EINVAL), the rest goes through `fd` and the result
 // says so. Both descriptors name one file, and the page ranges the two paths write are
 // disjoint, so the kernel keeps them coherent.
-inline IoResult WriteDirect(int direct_fd, int fd, uint64_t position, const std::vector<ByteSpan>& chunks) {
+// `block_size` (a multiple of kDirectAlign) is the bounce buffer's size; the fuzz harness
+// makes it small so its short inputs cross block boundaries.
+inline IoResult WriteDirect(int direct_fd, int fd, uint64_t position, const std::vector<ByteSpan>& chunks,
+                            size_t block_size = kDirectBlock) {
   IoResult result;
   uint64_t total = 0;
   for (const ByteSpan& chunk : chunks) total += chunk.length;
@@ -159,7 +162,7 @@ inline IoResult WriteDirect(int direct_fd, int fd, uint64_t position, const std:
   if (!buffered(0, middle_begin)) return result;
 
   void* memory = nullptr;
-  size_t block = static_cast<size_t>(std::min<uint64_t>(kDirectBlock, middle_end - middle_begin));
+  size_t block = static_cast<size_t>(std::min<uint64_t>(block_size, middle_end - middle_begin));
   if (posix_memalign(&memory, kDirectAlign, block) != 0) {
     result.error = ENOMEM;
     result.syscall = "posix_memalign";

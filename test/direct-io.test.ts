@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { readNpy, readSafetensors, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../src/index.js';
+import { readNpy, readSafetensors, writeH5, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../src/index.js';
 import { AtomicWriter } from '../src/io.js';
 import { native } from '../src/native.js';
 import { NATIVE_MODE, runPython, tempDir } from './helpers.js';
@@ -172,7 +172,11 @@ describe('direct I/O writes', () => {
     const bytes = pattern(20 * MiB + 77, 41);
     const fd = fs.openSync(target, 'w');
     // /proc/self/clear_refs answers EINVAL to anything but a small number: a descriptor whose
-    // every write is refused, as a file system without direct I/O would refuse.
+    // every write is refused, as a file system without direct I/O would refuse. Its first
+    // direct block (file offset 4096, written at 3 and at 3 + length) must not start with a
+    // digit, or the stand-in would take it ("5" resets this process's peak RSS).
+    bytes[4093] = 0xff;
+    bytes[(4096 * Math.ceil((3 + bytes.length) / 4096) - 3 - bytes.length) % bytes.length] = 0xff;
     const refusing = fs.openSync('/proc/self/clear_refs', 'w');
     try {
       const result = binding.writeDirectSync(refusing, fd, 3, [bytes.subarray(0, 1000), bytes.subarray(1000)]);
@@ -230,6 +234,22 @@ print(json.dumps([hashlib.sha256(a.tobytes()).hexdigest(), hashlib.sha256(t.toby
     assert.deepEqual(Array.from(((await readNpy(npy)).data as Float32Array).subarray(0, 4)), Array.from(data.subarray(0, 4)));
     assert.equal(((await readSafetensors(st)).tensors.b?.data as Float32Array)[2], 3);
   });
+});
+
+test('h5py reads an HDF5 file whose large datasets were written directly beside what h5wasm wrote', async () => {
+  // Datasets over 1 MiB bypass h5wasm's heap: tensorio writes them into the space h5wasm
+  // reserved (AtomicWriter.writeAt), here through O_DIRECT, next to h5wasm's own writes.
+  const file = path.join(dir, 'direct.h5');
+  const a = new Float32Array(pattern(3 * MiB + 4096, 71).buffer);
+  const b = new Int32Array(pattern(1_500_004, 72).buffer);
+  await writeH5(file, { 'g/a': { dtype: 'float32', shape: [a.length / 1024, 1024], data: a }, b: { dtype: 'int32', shape: [b.length], data: b }, c: { dtype: 'float64', shape: [3], data: new Float64Array([1, 2, 3]) } }, { directIo: true });
+  const script = `
+import sys, json, hashlib, h5py
+with h5py.File(sys.argv[1], 'r') as f:
+    print(json.dumps([hashlib.sha256(f[n][...].tobytes()).hexdigest() for n in ('g/a', 'b', 'c')]))`;
+  const { createHash } = await import('node:crypto');
+  const hash = (view: ArrayBufferView) => createHash('sha256').update(new Uint8Array(view.buffer, view.byteOffset, view.byteLength)).digest('hex');
+  assert.deepEqual(JSON.parse(runPython(script, [file])), [hash(a), hash(b), hash(new Float64Array([1, 2, 3]))]);
 });
 
 describe('direct I/O on a full disk', () => {

@@ -3,10 +3,11 @@
 // with clang under AddressSanitizer and UndefinedBehaviorSanitizer.
 //
 // The input is a little program: a start position, then chunks (a length byte, a repeat count
-// that can push one write past IOV_MAX iovecs, and the bytes), written with WriteFully to an
-// anonymous file (memfd) while a model std::vector is updated the same way. Then the file is
-// read back with ReadFully in fuzz-chosen slices (including past the end) and mapped with
-// mmap, and every byte must match the model.
+// that can push one write past IOV_MAX iovecs, and the bytes), written with WriteFully or
+// WriteDirect to an anonymous file (memfd) while a model std::vector is updated the same way.
+// Then the file is read back with ReadFully in fuzz-chosen slices (including past the end) and
+// mapped with mmap, and every byte must match the model.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "../io_core.h"
@@ -36,6 +38,26 @@ struct Reader {
   uint16_t Short() { return static_cast<uint16_t>(Byte() | (Byte() << 8)); }
 };
 
+// The memfd opened again with O_DIRECT, or the memfd itself where tmpfs has no direct I/O.
+int DirectFd(int fd) {
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  int direct = open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  return direct >= 0 ? direct : fd;
+}
+
+// /proc/self/clear_refs answers EINVAL to anything but a small number, as a file system
+// without direct I/O answers a direct write.
+int RefusingFd() {
+  static int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  return fd;
+}
+
+bool HasAlignedInterior(size_t position, const std::vector<ByteSpan>& chunks) {
+  size_t total = 0;
+  for (const ByteSpan& chunk : chunks) total += chunk.length;
+  return (position + total) / kDirectAlign * kDirectAlign > (position + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* input, size_t size) {
@@ -57,7 +79,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* input, size_t size) {
       for (size_t i = 0; i < length; ++i) storage.back()[i] = in.Byte();
       for (size_t r = 0; r < repeat && chunks.size() < 4096; ++r) chunks.push_back({storage.back().data(), length});
     }
-    IoResult wrote = WriteFully(fd, position, chunks);
+    // Half the calls go through WriteDirect: through a second descriptor opened with O_DIRECT
+    // (tmpfs has it since Linux 6.6; else a plain one, which takes aligned writes as well), or
+    // through one whose every write is refused with EINVAL, with bounce blocks of 1-4 pages.
+    uint8_t how = in.Byte();
+    IoResult wrote;
+    bool refusing = false;
+    if (how % 2 == 0) {
+      wrote = WriteFully(fd, position, chunks);
+    } else {
+      refusing = how % 4 == 3;
+      int direct = refusing ? RefusingFd() : DirectFd(fd);
+      wrote = WriteDirect(direct, fd, position, chunks, kDirectAlign * (1 + (how >> 2) % 4));
+      if (!refusing && direct != fd) close(direct);
+      // The stand-in refuses with EINVAL only bytes that do not start with a number: it takes
+      // "5" (resetting this process's peak RSS) and answers ERANGE to a number too large. Such
+      // an input proves nothing, so it ends here.
+      if (refusing && (wrote.direct_bytes != 0 || wrote.error != 0)) {
+        close(fd);
+        return 0;
+      }
+      if (refusing && wrote.bytes != 0 && !wrote.direct_refused && HasAlignedInterior(position, chunks)) {
+        Fail("a refusing descriptor was not reported", position);
+      }
+      if (wrote.direct_bytes % kDirectAlign != 0) Fail("a direct write of part of a page", wrote.direct_bytes);
+    }
     size_t total = 0;
     for (const ByteSpan& chunk : chunks) total += chunk.length;
     if (wrote.error != 0 || wrote.bytes != total) Fail("short or failed write", total);
