@@ -321,9 +321,12 @@ export class AtomicWriter {
   private readonly fsync: boolean;
   private readonly directIo: boolean | undefined;
   // The temporary file opened a second time with O_DIRECT, on the first write that wants it;
-  // `directTried` stays true once that was tried, so a refusal is not asked again.
+  // `directTried` stays true once that was tried, so a refusal is not asked again. A write the
+  // file system refused sets `directRefused`; the descriptor stays open until commit or abort,
+  // since another write may still be using it.
   private directFd: number | undefined;
   private directTried = false;
+  private directRefused = false;
   private directBytes = 0;
 
   private constructor(target: string, tempPath: string, fd: number, options: WriteOptions) {
@@ -369,6 +372,7 @@ export class AtomicWriter {
     // Without fsync nothing waits for the disk, and the page cache is the faster place to leave
     // the bytes; with it, the bytes must reach the disk before the call returns either way.
     if (this.directIo === undefined && (total < DIRECT_FROM || !this.fsync)) return undefined;
+    if (this.directRefused) return undefined;
     if (this.directTried) return this.directFd;
     this.directTried = true;
     if (this.directIo === undefined && !onDirectFileSystem(this.tempPath)) return undefined;
@@ -383,7 +387,7 @@ export class AtomicWriter {
   /** Counts a direct write's bytes, and stops using direct I/O the file system refused. */
   private afterDirect(directBytes: number, refused: boolean): void {
     this.directBytes += directBytes;
-    if (refused) this.closeDirect();
+    if (refused) this.directRefused = true;
   }
 
   private closeDirect(): void {

@@ -195,6 +195,42 @@ describe('direct I/O writes', () => {
     sameBytes(target, expected);
   });
 
+  test('after a refusal, the writer sends its later writes through the page cache', async () => {
+    if (!native) {
+      assert.equal(NATIVE_MODE, false);
+      return;
+    }
+    const binding = native;
+    const real = binding.writeDirect;
+    const refusing = fs.openSync('/proc/self/clear_refs', 'w');
+    const directCalls: number[] = [];
+    // The writer's own O_DIRECT descriptor swapped for the refusing stand-in.
+    binding.writeDirect = (_directFd, fd, position, chunks, callback) => {
+      directCalls.push(position);
+      real.call(binding, refusing, fd, position, chunks, callback);
+    };
+    try {
+      const target = path.join(dir, 'refused-writer.bin');
+      const first = pattern(2 * MiB, 81);
+      first[0] = 0xff; // the stand-in takes bytes that start with a number
+      const second = pattern(3 * MiB + 5, 82);
+      const writer = await AtomicWriter.open(target, { directIo: true });
+      await writer.write([first]);
+      await writer.write([second]);
+      // Where the folder has no direct I/O, the writer never asks (the open with O_DIRECT fails).
+      assert.deepEqual(directCalls, directHere ? [0] : []);
+      assert.equal(writer.bytesWrittenDirect, 0);
+      await writer.commit();
+      const all = new Uint8Array(first.length + second.length);
+      all.set(first, 0);
+      all.set(second, first.length);
+      sameBytes(target, all);
+    } finally {
+      binding.writeDirect = real;
+      fs.closeSync(refusing);
+    }
+  });
+
   test('a write error on the direct descriptor is reported, not retried through the page cache', () => {
     if (!native) {
       assert.equal(NATIVE_MODE, false);
