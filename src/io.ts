@@ -327,6 +327,10 @@ export class AtomicWriter {
   private directFd: number | undefined;
   private directTried = false;
   private directRefused = false;
+  // Async writes still running on the thread pool. abort() waits for them: closing the
+  // descriptors under one could let the numbers go to a file opened meanwhile, which the
+  // write would then fill (writeSafetensors aborts every shard when one fails).
+  private readonly pending = new Set<Promise<void>>();
   private directBytes = 0;
 
   private constructor(target: string, tempPath: string, fd: number, options: WriteOptions) {
@@ -379,7 +383,9 @@ export class AtomicWriter {
     try {
       this.directFd = fs.openSync(this.tempPath, fs.constants.O_WRONLY | O_DIRECT);
     } catch {
-      // EINVAL: the file system has no direct I/O; the page cache it is.
+      // EINVAL: the file system has no direct I/O. EACCES: the temporary file already has the
+      // mode of a read-only target it replaces (0444), and this process is not root. Either
+      // way the page cache it is; the bytes are the same.
     }
     return this.directFd;
   }
@@ -417,40 +423,48 @@ export class AtomicWriter {
       throw new TensorioError('ERR_INVALID_ARGUMENT', `write position must be a non-negative integer, got ${position}`, { path: this.target });
     }
     const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+    const writing = this.writeChunks(fd, position, chunks, total);
+    this.pending.add(writing);
     try {
-      const directFd = this.directFdFor(total);
-      if (native && directFd !== undefined) {
-        const binding = native;
-        await new Promise<void>((resolve, reject) => {
-          binding.writeDirect(directFd, fd, position, chunks, (error, _bytes, directBytes, refused) => {
-            if (error) return reject(error);
-            this.afterDirect(directBytes ?? 0, refused === true);
-            resolve();
-          });
-        });
-      } else if (native) {
-        const binding = native;
-        await new Promise<void>((resolve, reject) => {
-          binding.write(fd, position, chunks, (error) => (error ? reject(error) : resolve()));
-        });
-      } else {
-        let at = position;
-        for (const chunk of chunks) {
-          for (let done = 0; done < chunk.byteLength; ) {
-            const step = Math.min(chunk.byteLength - done, FS_STEP);
-            const written = await new Promise<number>((resolve, reject) => {
-              fs.write(fd, viewBytes(chunk, done, step), 0, step, at, (error, n) => (error ? reject(error) : resolve(n)));
-            });
-            done += written;
-            at += written;
-          }
-        }
-      }
+      await writing;
     } catch (error) {
+      this.pending.delete(writing);
       await this.abort();
       throw fromSystemError(error, this.target, 'write');
     }
+    this.pending.delete(writing);
     this.position = Math.max(this.position, position + total);
+  }
+
+  private async writeChunks(fd: number, position: number, chunks: ArrayBufferView[], total: number): Promise<void> {
+    const directFd = this.directFdFor(total);
+    if (native && directFd !== undefined) {
+      const binding = native;
+      await new Promise<void>((resolve, reject) => {
+        binding.writeDirect(directFd, fd, position, chunks, (error, _bytes, directBytes, refused) => {
+          if (error) return reject(error);
+          this.afterDirect(directBytes ?? 0, refused === true);
+          resolve();
+        });
+      });
+    } else if (native) {
+      const binding = native;
+      await new Promise<void>((resolve, reject) => {
+        binding.write(fd, position, chunks, (error) => (error ? reject(error) : resolve()));
+      });
+    } else {
+      let at = position;
+      for (const chunk of chunks) {
+        for (let done = 0; done < chunk.byteLength; ) {
+          const step = Math.min(chunk.byteLength - done, FS_STEP);
+          const written = await new Promise<number>((resolve, reject) => {
+            fs.write(fd, viewBytes(chunk, done, step), 0, step, at, (error, n) => (error ? reject(error) : resolve(n)));
+          });
+          done += written;
+          at += written;
+        }
+      }
+    }
   }
 
   /** Synchronous {@link write}. */
@@ -516,8 +530,12 @@ export class AtomicWriter {
     if (this.fsync) syncFolderSync(path.dirname(path.resolve(this.target)));
   }
 
-  /** Removes the temporary file; the target is untouched. Safe to call more than once. */
+  /**
+   * Removes the temporary file, once the writes still running have ended; the target is
+   * untouched. Safe to call more than once.
+   */
   async abort(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     this.abortSync();
   }
 

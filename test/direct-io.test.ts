@@ -231,6 +231,49 @@ describe('direct I/O writes', () => {
     }
   });
 
+  test('a failed write aborts only after the writes still running have ended (their descriptors stay theirs)', async () => {
+    if (!native) {
+      assert.equal(NATIVE_MODE, false);
+      return;
+    }
+    const binding = native;
+    const real = binding.write;
+    const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+    const outcomes: string[] = [];
+    // The write at 0 fails at once with ENOSPC; the one at 1 MiB starts 300 ms later, the way
+    // another shard's large write is still running when the first shard fails.
+    binding.write = (fd, position, chunks, callback) => {
+      if (position === 0) {
+        setImmediate(() => callback(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', syscall: 'pwritev' })));
+        return;
+      }
+      setTimeout(() => {
+        real.call(binding, fd, position, chunks, (error, n) => {
+          outcomes.push(error ? `error ${(error as NodeJS.ErrnoException).code}` : `wrote ${n}`);
+          callback(error, n);
+        });
+      }, 300);
+    };
+    const target = path.join(dir, 'aborted.bin');
+    fs.writeFileSync(target, 'old');
+    let writer: AtomicWriter | undefined;
+    try {
+      writer = await AtomicWriter.open(target, { directIo: false });
+      const results = await Promise.allSettled([writer.writeAt(0, [pattern(4096, 91)]), writer.writeAt(MiB, [pattern(MiB, 92)])]);
+      assert.equal(results[0].status, 'rejected');
+      assert.ok((results[0] as PromiseRejectedResult).reason instanceof TensorioError);
+      assert.equal(((results[0] as PromiseRejectedResult).reason as TensorioError).code, 'ERR_NO_SPACE');
+    } finally {
+      binding.write = real;
+    }
+    // The late write found its descriptor open (not EBADF, not another file's), and only then
+    // was the temporary file removed.
+    assert.deepEqual(outcomes, [`wrote ${MiB}`]);
+    assert.equal(fs.readFileSync(target, 'utf8'), 'old');
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.aborted.bin.')), []);
+    assert.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore);
+  });
+
   test('a write error on the direct descriptor is reported, not retried through the page cache', () => {
     if (!native) {
       assert.equal(NATIVE_MODE, false);

@@ -311,6 +311,19 @@ test('ERR_SHAPE_MISMATCH: shape × item size must equal the byte range', async (
 
 test('ERR_TOO_LARGE: shape products beyond 2^53 are refused with checked arithmetic', async () => {
   await allReadersRefuse(handMade({ a: { dtype: 'F64', shape: [2 ** 30, 2 ** 30, 2 ** 10], data_offsets: [0, 0] } }), 'ERR_TOO_LARGE');
+  // The element count overflows: refused at that step even though a 0 follows.
+  const count = await rejectsWith('ERR_TOO_LARGE', () => decodeSafetensors(handMade({ a: { dtype: 'U8', shape: [2 ** 53 - 1, 2, 0], data_offsets: [0, 0] } })));
+  assert.match(count.message, /more elements than fit in a safe integer/);
+  // Only the bytes overflow (2^51 elements of 8 bytes each).
+  const bytes = await rejectsWith('ERR_TOO_LARGE', () => decodeSafetensors(handMade({ a: { dtype: 'F64', shape: [2 ** 51], data_offsets: [0, 0] } })));
+  assert.match(bytes.message, /is too large/);
+  // As in the reference, the item size multiplies the element count once, at the end: a
+  // count that is safe times 0 is an empty tensor, whatever its item size.
+  for (const dtype of ['F32', 'F64', 'U8']) {
+    const empty = decodeSafetensors(handMade({ a: { dtype, shape: [2 ** 52, 0], data_offsets: [0, 0] } }));
+    assert.deepEqual(empty.tensors.a?.shape, [2 ** 52, 0]);
+    assert.equal(empty.tensors.a?.data.length, 0);
+  }
 });
 
 test('ERR_UNSUPPORTED_DTYPE: unknown dtypes and the ones tensorio cannot hold', async () => {
