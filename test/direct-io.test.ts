@@ -7,16 +7,15 @@
  * asked of an independent tool, `dd oflag=direct`, so the tests know which path to expect.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { readNpy, readSafetensors, writeH5, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../src/index.js';
 import { AtomicWriter } from '../src/io.js';
 import { native } from '../src/native.js';
-import { NATIVE_MODE, runPython, tempDir } from './helpers.js';
+import { mountTmpfs, NATIVE_MODE, runPython, tempDir } from './helpers.js';
 
 const MiB = 1 << 20;
 
@@ -333,12 +332,8 @@ with h5py.File(sys.argv[1], 'r') as f:
 
 describe('direct I/O on a full disk', () => {
   test('a full tmpfs gives ERR_NO_SPACE through the direct path too, keeping the old file', async () => {
-    const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorio-direct-mnt-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mount], { stdio: 'pipe' });
-    after(() => {
-      spawnSync('umount', ['-l', mount]);
-      fs.rmSync(mount, { recursive: true, force: true });
-    });
+    const mount = mountTmpfs('size=4m');
+    if (!mount) return;
     const target = path.join(mount, 'old.safetensors');
     const small = { w: { dtype: 'float32' as const, shape: [1024], data: new Float32Array(1024).fill(1) } };
     await writeSafetensors(target, small);

@@ -59,3 +59,26 @@ export function runPython(script: string, args: string[] = []): string {
 export function runPythonJson<T = unknown>(script: string, args: string[] = []): T {
   return JSON.parse(runPython(script, args)) as T;
 }
+
+/**
+ * A tmpfs mounted for this test file, unmounted (then removed) when it ends. Mounting needs
+ * root (CI runs as root); where it is impossible this fails loudly, unless TENSORIO_NO_MOUNT=1
+ * acknowledges it, and then returns undefined.
+ */
+export function mountTmpfs(options: string): string | undefined {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorio-mnt-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (error) {
+    fs.rmdirSync(dir);
+    const message = `CANNOT MOUNT A TMPFS (${(error as Error).message.trim()}): the full-disk tests need root`;
+    console.error(`\n!!!!!!!! ${message} !!!!!!!!\n`);
+    if (process.env.TENSORIO_NO_MOUNT === '1') return undefined;
+    throw new Error(`${message}; set TENSORIO_NO_MOUNT=1 to run without the checks that mount one (the full-disk checks then rely on RLIMIT_FSIZE alone)`);
+  }
+  after(() => {
+    spawnSync('umount', ['-l', dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}

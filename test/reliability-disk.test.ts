@@ -14,29 +14,11 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { TensorioError } from '../src/index.js';
+import { mountTmpfs } from './helpers.js';
 import { FORMATS, sampleArray, uniformGeneration } from './reliability/formats.js';
 
 const SMALL = 16 << 10; // 64 KiB of float32: fits the 1 MiB disk
 const BIG = 1 << 19; // 2 MiB of float32: does not
-
-/** A tmpfs mounted for this test file, unmounted (then removed) when it ends. */
-function mountTmpfs(options: string): string | undefined {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tensorio-mnt-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (error) {
-    fs.rmdirSync(dir);
-    const message = `CANNOT MOUNT A TMPFS (${(error as Error).message.trim()}): the full-disk test needs root`;
-    console.error(`\n!!!!!!!! ${message} !!!!!!!!\n`);
-    if (process.env.TENSORIO_NO_MOUNT === '1') return undefined;
-    throw new Error(`${message}; set TENSORIO_NO_MOUNT=1 to rely on the RLIMIT_FSIZE check alone`);
-  }
-  after(() => {
-    spawnSync('umount', ['-l', dir]);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
 
 function temps(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.endsWith('.tensorio-tmp'));
