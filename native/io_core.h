@@ -111,6 +111,16 @@ inline constexpr uint64_t kDirectAlign = 4096;
 // One bounce buffer per call: tensors' own buffers are almost never 4 KiB-aligned in memory.
 inline constexpr size_t kDirectBlock = 16u << 20;
 
+// The whole kDirectAlign pages of the file range [position, position + length): [begin, end),
+// empty when end <= begin.
+struct PageRange {
+  uint64_t begin;
+  uint64_t end;
+};
+inline PageRange WholePages(uint64_t position, uint64_t length) {
+  return {(position + kDirectAlign - 1) / kDirectAlign * kDirectAlign, (position + length) / kDirectAlign * kDirectAlign};
+}
+
 // The bytes [from, to) of the chunks laid back to back, as spans of the chunks themselves.
 inline std::vector<ByteSpan> SpansBetween(const std::vector<ByteSpan>& chunks, uint64_t from, uint64_t to) {
   std::vector<ByteSpan> spans;
@@ -141,12 +151,11 @@ inline IoResult WriteDirect(int direct_fd, int fd, uint64_t position, const std:
   IoResult result;
   uint64_t total = 0;
   for (const ByteSpan& chunk : chunks) total += chunk.length;
-  uint64_t aligned_begin = (position + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-  uint64_t aligned_end = (position + total) / kDirectAlign * kDirectAlign;
-  if (aligned_end <= aligned_begin) return WriteFully(fd, position, chunks);
+  PageRange pages = WholePages(position, total);
+  if (pages.end <= pages.begin) return WriteFully(fd, position, chunks);
   // Offsets relative to the first byte of the chunks.
-  uint64_t middle_begin = aligned_begin - position;
-  uint64_t middle_end = aligned_end - position;
+  uint64_t middle_begin = pages.begin - position;
+  uint64_t middle_end = pages.end - position;
 
   auto buffered = [&](uint64_t from, uint64_t to) {
     if (from >= to) return true;

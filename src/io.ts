@@ -397,14 +397,8 @@ export class AtomicWriter {
   }
 
   private closeDirect(): void {
-    const fd = this.directFd;
+    if (this.directFd !== undefined) closeQuietly(this.directFd);
     this.directFd = undefined;
-    if (fd === undefined) return;
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // Only the data descriptor matters for the file's contents.
-    }
   }
 
   /** Appends chunks (gathered into one system call where possible; never concatenated). */
@@ -506,7 +500,7 @@ export class AtomicWriter {
       await new Promise<void>((resolve, reject) => fs.close(fd, (e) => (e ? reject(e) : resolve())));
       await fs.promises.rename(this.tempPath, this.target);
     } catch (error) {
-      if (this.fd !== undefined) this.closeQuietly();
+      this.closeFiles();
       this.unlinkQuietly();
       throw fromSystemError(error, this.target, 'write');
     }
@@ -523,7 +517,7 @@ export class AtomicWriter {
       fs.closeSync(fd);
       fs.renameSync(this.tempPath, this.target);
     } catch (error) {
-      if (this.fd !== undefined) this.closeQuietly();
+      this.closeFiles();
       this.unlinkQuietly();
       throw fromSystemError(error, this.target, 'write');
     }
@@ -542,20 +536,15 @@ export class AtomicWriter {
   /** Synchronous {@link abort}. */
   abortSync(): void {
     if (this.fd === undefined) return;
-    this.closeQuietly();
+    this.closeFiles();
     this.unlinkQuietly();
   }
 
-  private closeQuietly(): void {
+  /** Closes both descriptors, ignoring errors: the file is being discarded anyway. */
+  private closeFiles(): void {
     this.closeDirect();
-    const fd = this.fd;
+    if (this.fd !== undefined) closeQuietly(this.fd);
     this.fd = undefined;
-    if (fd === undefined) return;
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // Already closed or failing: the file is being discarded anyway.
-    }
   }
 
   private unlinkQuietly(): void {
@@ -644,6 +633,6 @@ export function closeQuietly(fd: number): void {
   try {
     fs.closeSync(fd);
   } catch {
-    // Nothing to recover on a read-only descriptor.
+    // Nothing to recover: the descriptor is being given up either way.
   }
 }

@@ -14,7 +14,7 @@ import { describe, test } from 'node:test';
 
 import { readNpy, readSafetensors, writeH5, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../src/index.js';
 import { AtomicWriter } from '../src/io.js';
-import { native } from '../src/native.js';
+import { native, type NativeBinding } from '../src/native.js';
 import { mountTmpfs, NATIVE_MODE, runPython, tempDir } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -58,6 +58,29 @@ function alignedInterior(position: number, length: number): number {
   const begin = Math.ceil(position / 4096) * 4096;
   const end = Math.floor((position + length) / 4096) * 4096;
   return Math.max(0, end - begin);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+  return all;
+}
+
+/** The addon; undefined in the pure-TypeScript run, which the test then checks it is. */
+function addon(): NativeBinding | undefined {
+  if (!native) assert.equal(NATIVE_MODE, false);
+  return native ?? undefined;
+}
+
+/** Runs `body` with one of the addon's write functions replaced, then puts the real one back. */
+async function withReplaced<K extends 'write' | 'writeDirect'>(binding: NativeBinding, name: K, replace: (real: NativeBinding[K]) => NativeBinding[K], body: () => Promise<void>): Promise<void> {
+  const real = binding[name];
+  binding[name] = replace(real.bind(binding) as NativeBinding[K]);
+  try {
+    await body();
+  } finally {
+    binding[name] = real;
+  }
 }
 
 function sameBytes(file: string, expected: Uint8Array): void {
@@ -106,14 +129,9 @@ describe('direct I/O writes', () => {
         const direct = writer.bytesWrittenDirect;
         if (sync) writer.commitSync();
         else await writer.commit();
-        const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
         let expectedDirect = 0;
-        parts.reduce((at, p) => {
-          all.set(p, at);
-          expectedDirect += alignedInterior(at, p.length);
-          return at + p.length;
-        }, 0);
-        sameBytes(target, all);
+        parts.reduce((at, p) => (expectedDirect += alignedInterior(at, p.length), at + p.length), 0);
+        sameBytes(target, concat(...parts));
         assert.equal(direct, directHere ? expectedDirect : 0);
       });
     }
@@ -133,11 +151,7 @@ describe('direct I/O writes', () => {
     const direct = writer.bytesWrittenDirect;
     await writer.commit();
     assert.equal(direct, directHere ? alignedInterior(4096 * 1000 + 10, b.length) + alignedInterior(0, a.length) + alignedInterior(a.length, between.length) : 0);
-    const all = new Uint8Array(4096 * 1000 + 10 + b.length);
-    all.set(a, 0);
-    all.set(between, a.length);
-    all.set(b, 4096 * 1000 + 10);
-    sameBytes(target, all);
+    sameBytes(target, concat(a, between, b));
   });
 
   test('by default only writes of 64 MiB and more with fsync go direct, on ext4/XFS/btrfs/F2FS; directIo: false never', async () => {
@@ -162,11 +176,8 @@ describe('direct I/O writes', () => {
   });
 
   test('a refusal (EINVAL from the direct descriptor) sends the rest through the page cache', async () => {
-    if (!native) {
-      assert.equal(NATIVE_MODE, false);
-      return;
-    }
-    const binding = native;
+    const binding = addon();
+    if (!binding) return;
     const target = path.join(dir, 'refused.bin');
     const bytes = pattern(20 * MiB + 77, 41);
     const fd = fs.openSync(target, 'w');
@@ -188,27 +199,20 @@ describe('direct I/O writes', () => {
       fs.closeSync(refusing);
       fs.closeSync(fd);
     }
-    const expected = new Uint8Array(3 + 2 * bytes.length);
-    expected.set(bytes, 3);
-    expected.set(bytes, 3 + bytes.length);
-    sameBytes(target, expected);
+    sameBytes(target, concat(new Uint8Array(3), bytes, bytes));
   });
 
   test('after a refusal, the writer sends its later writes through the page cache', async () => {
-    if (!native) {
-      assert.equal(NATIVE_MODE, false);
-      return;
-    }
-    const binding = native;
-    const real = binding.writeDirect;
+    const binding = addon();
+    if (!binding) return;
     const refusing = fs.openSync('/proc/self/clear_refs', 'w');
     const directCalls: number[] = [];
     // The writer's own O_DIRECT descriptor swapped for the refusing stand-in.
-    binding.writeDirect = (_directFd, fd, position, chunks, callback) => {
+    const toStandIn = (real: NativeBinding['writeDirect']): NativeBinding['writeDirect'] => (_directFd, fd, position, chunks, callback) => {
       directCalls.push(position);
-      real.call(binding, refusing, fd, position, chunks, callback);
+      real(refusing, fd, position, chunks, callback);
     };
-    try {
+    await withReplaced(binding, 'writeDirect', toStandIn, async () => {
       const target = path.join(dir, 'refused-writer.bin');
       const first = pattern(2 * MiB, 81);
       first[0] = 0xff; // the stand-in takes bytes that start with a number
@@ -220,34 +224,24 @@ describe('direct I/O writes', () => {
       assert.deepEqual(directCalls, directHere ? [0] : []);
       assert.equal(writer.bytesWrittenDirect, 0);
       await writer.commit();
-      const all = new Uint8Array(first.length + second.length);
-      all.set(first, 0);
-      all.set(second, first.length);
-      sameBytes(target, all);
-    } finally {
-      binding.writeDirect = real;
-      fs.closeSync(refusing);
-    }
+      sameBytes(target, concat(first, second));
+    }).finally(() => fs.closeSync(refusing));
   });
 
   test('a failed write aborts only after the writes still running have ended (their descriptors stay theirs)', async () => {
-    if (!native) {
-      assert.equal(NATIVE_MODE, false);
-      return;
-    }
-    const binding = native;
-    const real = binding.write;
+    const binding = addon();
+    if (!binding) return;
     const fdsBefore = fs.readdirSync('/proc/self/fd').length;
     const outcomes: string[] = [];
     // The write at 0 fails at once with ENOSPC; the one at 1 MiB starts 300 ms later, the way
     // another shard's large write is still running when the first shard fails.
-    binding.write = (fd, position, chunks, callback) => {
+    const failOrDelay = (real: NativeBinding['write']): NativeBinding['write'] => (fd, position, chunks, callback) => {
       if (position === 0) {
         setImmediate(() => callback(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', syscall: 'pwritev' })));
         return;
       }
       setTimeout(() => {
-        real.call(binding, fd, position, chunks, (error, n) => {
+        real(fd, position, chunks, (error, n) => {
           outcomes.push(error ? `error ${(error as NodeJS.ErrnoException).code}` : `wrote ${n}`);
           callback(error, n);
         });
@@ -255,16 +249,13 @@ describe('direct I/O writes', () => {
     };
     const target = path.join(dir, 'aborted.bin');
     fs.writeFileSync(target, 'old');
-    let writer: AtomicWriter | undefined;
-    try {
-      writer = await AtomicWriter.open(target, { directIo: false });
+    await withReplaced(binding, 'write', failOrDelay, async () => {
+      const writer = await AtomicWriter.open(target, { directIo: false });
       const results = await Promise.allSettled([writer.writeAt(0, [pattern(4096, 91)]), writer.writeAt(MiB, [pattern(MiB, 92)])]);
       assert.equal(results[0].status, 'rejected');
       assert.ok((results[0] as PromiseRejectedResult).reason instanceof TensorioError);
       assert.equal(((results[0] as PromiseRejectedResult).reason as TensorioError).code, 'ERR_NO_SPACE');
-    } finally {
-      binding.write = real;
-    }
+    });
     // The late write found its descriptor open (not EBADF, not another file's), and only then
     // was the temporary file removed.
     assert.deepEqual(outcomes, [`wrote ${MiB}`]);
@@ -274,15 +265,13 @@ describe('direct I/O writes', () => {
   });
 
   test('a write error on the direct descriptor is reported, not retried through the page cache', () => {
-    if (!native) {
-      assert.equal(NATIVE_MODE, false);
-      return;
-    }
+    const binding = addon();
+    if (!binding) return;
     const target = path.join(dir, 'ebadf.bin');
     const fd = fs.openSync(target, 'w');
     const readOnly = fs.openSync(target, 'r');
     try {
-      assert.throws(() => native?.writeDirectSync(readOnly, fd, 0, [pattern(MiB, 5)]), (error: NodeJS.ErrnoException) => error.code === 'EBADF');
+      assert.throws(() => binding.writeDirectSync(readOnly, fd, 0, [pattern(MiB, 5)]), (error: NodeJS.ErrnoException) => error.code === 'EBADF');
     } finally {
       fs.closeSync(readOnly);
       fs.closeSync(fd);

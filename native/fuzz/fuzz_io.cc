@@ -55,7 +55,8 @@ int RefusingFd() {
 bool HasAlignedInterior(size_t position, const std::vector<ByteSpan>& chunks) {
   size_t total = 0;
   for (const ByteSpan& chunk : chunks) total += chunk.length;
-  return (position + total) / kDirectAlign * kDirectAlign > (position + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  PageRange pages = WholePages(position, total);
+  return pages.end > pages.begin;
 }
 
 }  // namespace
