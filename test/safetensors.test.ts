@@ -739,6 +739,54 @@ test('a name like __proto__ is an ordinary tensor name, never a prototype', asyn
   assert.equal(Object.getOwnPropertyDescriptor(back.metadata, '__proto__')?.value, 'x');
 });
 
+test('lookups find tensor names only: not Object.prototype members, not __metadata__, not non-strings', async () => {
+  // An open looks names up in the parsed header object itself, so these must stay out.
+  const byte = (value: number): NdArray => ({ dtype: 'uint8', shape: [1], data: new Uint8Array([value]) });
+  const tensors: Record<string, NdArray> = { a: byte(1), '5': byte(2) };
+  Object.defineProperty(tensors, '__proto__', { value: byte(3), enumerable: true });
+  const file = tmp();
+  await writeSafetensors(file, tensors, { metadata: { k: 'v' } });
+  for (const view of [await openSafetensors(file), openSafetensorsSync(file)]) {
+    assert.deepEqual(view.keys(), ['5', '__proto__', 'a']);
+    for (const name of ['toString', 'constructor', 'hasOwnProperty', 'valueOf', '__metadata__']) {
+      assert.equal(view.has(name), false, name);
+      await rejectsWith('ERR_NOT_FOUND_IN_ARCHIVE', () => view.info(name));
+      await rejectsWith('ERR_NOT_FOUND_IN_ARCHIVE', () => view.get(name));
+    }
+    assert.equal(view.has(5 as unknown as string), false);
+    assert.deepEqual([...view.getSync('__proto__').data], [3]);
+    assert.deepEqual([...(await view.get('5')).data], [2]);
+    view.close();
+  }
+});
+
+test('headers out of data order (integer-like names first, as JSON.parse lists them) and longer than the first read', async () => {
+  // JSON.parse lists '5' before 'b'; the data order is b, then 5.
+  const text = '{"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"5":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}';
+  const length = Buffer.alloc(8);
+  length.writeUInt32LE(text.length);
+  const unsorted = tmp('unsorted.safetensors');
+  fs.writeFileSync(unsorted, Buffer.concat([length, Buffer.from(text), Buffer.from([7, 8])]));
+  for (const view of [await openSafetensors(unsorted), openSafetensorsSync(unsorted)]) {
+    assert.deepEqual(view.offsetKeys(), ['b', '5']);
+    assert.deepEqual(view.keys(), ['5', 'b']);
+    assert.deepEqual([view.info('b').byteOffset, view.info('5').byteOffset], [8 + text.length, 9 + text.length]);
+    assert.deepEqual([...view.getSync('5').data], [8]);
+    view.close();
+  }
+  // An async open reads 120 KiB with the open; a longer header takes a second read.
+  const many: Record<string, NdArray> = {};
+  for (let i = 0; i < 2000; i++) many[`model.layers.${i}.mlp.down_proj.weight`] = { dtype: 'uint8', shape: [1], data: new Uint8Array([i & 255]) };
+  const long = tmp('long.safetensors');
+  await writeSafetensors(long, many);
+  assert.ok(fs.readFileSync(long).readUInt32LE(0) > 120 * 1024);
+  for (const view of [await openSafetensors(long), openSafetensorsSync(long)]) {
+    assert.equal(view.keys().length, 2000);
+    assert.deepEqual([...view.getSync('model.layers.1999.mlp.down_proj.weight').data], [1999 & 255]);
+    view.close();
+  }
+});
+
 test('mappings are released when their last view is garbage-collected', async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   assert.ok(gc, 'the suite runs with --expose-gc');

@@ -241,13 +241,20 @@ function isCountList(value: unknown): value is number[] {
   return true;
 }
 
+/** A tensor's entry as JSON.parse returns it, once {@link checkEntry} has accepted it. */
+interface RawEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
 // Kept lean (no closures, no copies): a checkpoint header holds thousands of entries and is
 // parsed in a fresh process, before the JIT has warmed up.
-function parseEntry(name: string, value: unknown, file: string): SafetensorsEntry {
+function checkEntry(name: string, value: unknown, file: string): asserts value is RawEntry {
   if (!isPlainObject(value) || value.dtype === undefined || value.shape === undefined || value.data_offsets === undefined) {
     throw badHeader(file, `tensor '${name}' must be an object with 'dtype', 'shape' and 'data_offsets'`);
   }
-  const info = parseDtype(value.dtype, name, file);
+  parseDtype(value.dtype, name, file);
   const shape = value.shape;
   if (!isCountList(shape)) {
     throw badHeader(file, `tensor '${name}': 'shape' must be a list of non-negative integers, found ${JSON.stringify(shape).slice(0, 80)}`);
@@ -256,7 +263,6 @@ function parseEntry(name: string, value: unknown, file: string): SafetensorsEntr
   if (!isCountList(offsets) || offsets.length !== 2) {
     throw badHeader(file, `tensor '${name}': 'data_offsets' must be [begin, end] with non-negative integers, found ${JSON.stringify(offsets).slice(0, 80)}`);
   }
-  return { name, dtype: info.name, shape, dataOffsets: offsets as [number, number] };
 }
 
 function parseMetadata(value: unknown, file: string): Record<string, string> {
@@ -273,19 +279,41 @@ function parseMetadata(value: unknown, file: string): Record<string, string> {
   return metadata;
 }
 
-function byOffsets(a: SafetensorsEntry, b: SafetensorsEntry): number {
-  return a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1];
+/**
+ * A validated header as an open keeps it: the parsed JSON itself serves as the name → entry
+ * lookup, and entries are made on demand. A cold process starts with a young generation of
+ * about 1 MiB, of which loading tensorio leaves about 450 KiB free; parsing a 1,000-tensor
+ * header takes 350 KiB of it, and an object per tensor plus a Map by name took 200 KiB more.
+ * That pushed every first open into a scavenge, which costs 2-5 ms on a VM where memory
+ * touched for the first time is slow (measured 2026-12-01: open 7-9 ms with it).
+ */
+class ParsedHeader {
+  constructor(
+    /** N, the header's length in bytes (padding included). */
+    readonly headerLength: number,
+    readonly metadata: Record<string, string>,
+    /** Tensor names in data order. */
+    readonly names: string[],
+    private readonly raw: Record<string, RawEntry>,
+  ) {}
+
+  /** 8 + N: where the tensor data starts in the file. */
+  get dataStart(): number {
+    return 8 + this.headerLength;
+  }
+
+  has(name: string): boolean {
+    return typeof name === 'string' && name !== '__metadata__' && Object.hasOwn(this.raw, name);
+  }
+
+  /** The entry named `name`; the caller has checked {@link has}. */
+  entry(name: string): SafetensorsEntry {
+    const raw = this.raw[name] as RawEntry;
+    return { name, dtype: (dtypeFromSafetensors(raw.dtype) as DTypeInfo).name, shape: raw.shape, dataOffsets: raw.data_offsets };
+  }
 }
 
-/**
- * Parses and validates a header's JSON (the N bytes after the length field) against a file
- * of `fileSize` bytes: what `SafeTensors::read_metadata` and `Metadata::validate` check.
- * @throws TensorioError `ERR_BAD_HEADER` (not UTF-8 JSON, not an object, a malformed entry),
- * `ERR_BAD_METADATA`, `ERR_UNSUPPORTED_DTYPE`, `ERR_BAD_OFFSETS` (a gap, an overlap, a range
- * ending before it starts, bytes after the last tensor), `ERR_SHAPE_MISMATCH` (shape × item
- * size differs from the range), `ERR_TOO_LARGE`, `ERR_TRUNCATED` (data past the end of the file).
- */
-export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file = '<buffer>'): SafetensorsHeader {
+function parseHeader(json: Uint8Array, fileSize: number, file: string): ParsedHeader {
   const headerLength = json.length;
   let text: string;
   try {
@@ -301,26 +329,40 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file 
   }
   if (!isPlainObject(parsed)) throw badHeader(file, `expected a JSON object, found ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed).slice(0, 40)}`);
   let metadata: Record<string, string> = {};
-  const entries: SafetensorsEntry[] = [];
+  // The object's own keys, in JSON.parse's order, become the names in data order once checked.
+  const names = Object.keys(parsed);
+  let count = 0;
   let sorted = true;
-  for (const name in parsed) {
+  let previous: RawEntry | undefined;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
     const value = parsed[name];
     if (name === '__metadata__') {
       metadata = parseMetadata(value, file);
       continue;
     }
-    const entry = parseEntry(name, value, file);
-    const previous = entries[entries.length - 1];
-    if (previous && byOffsets(previous, entry) > 0) sorted = false;
-    entries.push(entry);
+    checkEntry(name, value, file);
+    if (previous && (previous.data_offsets[0] - value.data_offsets[0] || previous.data_offsets[1] - value.data_offsets[1]) > 0) sorted = false;
+    previous = value;
+    names[count++] = name;
   }
-  // Writers other than the reference may list tensors in any order; the data order is what counts.
-  if (!sorted) entries.sort(byOffsets);
+  names.length = count;
+  const raw = parsed as Record<string, RawEntry>;
+  // Writers other than the reference may list tensors in any order; the data order is what
+  // counts. Array#sort is stable, so equal ranges (empty tensors) keep the file's order.
+  if (!sorted) {
+    names.sort((a, b) => {
+      const x = (raw[a] as RawEntry).data_offsets;
+      const y = (raw[b] as RawEntry).data_offsets;
+      return x[0] - y[0] || x[1] - y[1];
+    });
+  }
   let cursor = 0;
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i] as SafetensorsEntry;
-    const begin = entry.dataOffsets[0];
-    const end = entry.dataOffsets[1];
+  for (let i = 0; i < count; i++) {
+    const name = names[i] as string;
+    const { dtype, shape, data_offsets: offsets } = raw[name] as RawEntry;
+    const begin = offsets[0];
+    const end = offsets[1];
     if (begin !== cursor || end < begin) {
       const what =
         end < begin
@@ -328,23 +370,22 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file 
           : begin > cursor
             ? `begins at ${begin}, leaving a gap after the data before it, which ends at ${cursor}`
             : `begins at ${begin}, overlapping the data before it, which ends at ${cursor}`;
-      throw new TensorioError('ERR_BAD_OFFSETS', `tensor '${entry.name}' ${what}; data offsets must be contiguous from 0`, { path: file });
+      throw new TensorioError('ERR_BAD_OFFSETS', `tensor '${name}' ${what}; data offsets must be contiguous from 0`, { path: file });
     }
     cursor = end;
-    const bytes = shapeSize(entry.shape, file) * dtypeInfo(entry.dtype).itemSize;
+    const bytes = shapeSize(shape, file) * (dtypeFromSafetensors(dtype) as DTypeInfo).itemSize;
     if (!Number.isSafeInteger(bytes)) {
-      throw new TensorioError('ERR_TOO_LARGE', `tensor '${entry.name}' of shape (${entry.shape.join(', ')}) is too large`, { path: file });
+      throw new TensorioError('ERR_TOO_LARGE', `tensor '${name}' of shape (${shape.join(', ')}) is too large`, { path: file });
     }
     if (end - begin !== bytes) {
       throw new TensorioError(
         'ERR_SHAPE_MISMATCH',
-        `tensor '${entry.name}': ${entry.dtype} (${entry.shape.join(', ')}) needs ${bytes} bytes, its data_offsets [${begin}, ${end}] span ${end - begin}`,
+        `tensor '${name}': ${(dtypeFromSafetensors(dtype) as DTypeInfo).name} (${shape.join(', ')}) needs ${bytes} bytes, its data_offsets [${begin}, ${end}] span ${end - begin}`,
         { path: file },
       );
     }
   }
-  const dataStart = 8 + headerLength;
-  const expected = dataStart + cursor;
+  const expected = 8 + headerLength + cursor;
   if (expected > fileSize) {
     throw new TensorioError('ERR_TRUNCATED', `file ends inside the tensor data: the header describes ${expected} bytes, the file has ${fileSize}`, { path: file });
   }
@@ -355,7 +396,21 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file 
       { path: file },
     );
   }
-  return { headerLength, dataStart, metadata, entries };
+  return new ParsedHeader(headerLength, metadata, names, raw);
+}
+
+/**
+ * Parses and validates a header's JSON (the N bytes after the length field) against a file
+ * of `fileSize` bytes: what `SafeTensors::read_metadata` and `Metadata::validate` check.
+ * @throws TensorioError `ERR_BAD_HEADER` (not UTF-8 JSON, not an object, a malformed entry),
+ * `ERR_BAD_METADATA`, `ERR_UNSUPPORTED_DTYPE`, `ERR_BAD_OFFSETS` (a gap, an overlap, a range
+ * ending before it starts, bytes after the last tensor), `ERR_SHAPE_MISMATCH` (shape × item
+ * size differs from the range), `ERR_TOO_LARGE`, `ERR_TRUNCATED` (data past the end of the file).
+ */
+export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file = '<buffer>'): SafetensorsHeader {
+  const header = parseHeader(json, fileSize, file);
+  const entries = header.names.map((name) => header.entry(name));
+  return { headerLength: header.headerLength, dataStart: header.dataStart, metadata: header.metadata, entries };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -364,12 +419,16 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file 
 // V8's TypedArray length limit, which Node publishes as the Buffer limit (2^32 on Node 20).
 const MAX_TYPED_ARRAY_LENGTH = bufferConstants.MAX_LENGTH;
 
-// Most headers fit here (1,000 tensors take about 80 KiB), so opening usually takes one read.
-const FIRST_READ = 256 * 1024;
+// An async open reads this much with the open itself (one trip to the thread pool): the
+// header of about 1,200 tensors at 100 bytes each. A longer header takes a second trip (about
+// 1 ms in a fresh process) for exactly its length. Not more: every byte read lands in memory the
+// worker touches (a 256 KiB first read took 0.8 ms on a VM where a page touched for the first
+// time costs 12.5 µs), and under glibc's 128 KiB mmap threshold the buffer reuses freed memory.
+const FIRST_READ = 120 * 1024;
 
 class Shard {
   readonly path: string;
-  readonly header: SafetensorsHeader;
+  readonly header: ParsedHeader;
   private readonly size: number;
   private fd: number | undefined;
   private closed = false;
@@ -383,7 +442,7 @@ class Shard {
   private reading = 0;
   private closeWhenIdle = false;
 
-  constructor(path: string, header: SafetensorsHeader, fd: number, size: number, mmap: boolean) {
+  constructor(path: string, header: ParsedHeader, fd: number, size: number, mmap: boolean) {
     this.path = path;
     this.header = header;
     this.size = size;
@@ -427,7 +486,7 @@ class Shard {
         json = new Uint8Array(n);
         await readExactly(fd, 8, json, path, 'safetensors header');
       }
-      return new Shard(path, parseSafetensorsHeader(json, size, path), fd, size, mmap);
+      return new Shard(path, parseHeader(json, size, path), fd, size, mmap);
     } catch (error) {
       closeQuietly(fd);
       throw error;
@@ -437,15 +496,12 @@ class Shard {
   static openSync(path: string, mmap: boolean): Shard {
     const { fd, size } = openForRead(path);
     try {
-      const prefix = new Uint8Array(Math.min(size, FIRST_READ));
-      readExactlySync(fd, 0, prefix, path, 'safetensors header');
-      const n = safetensorsHeaderLength(prefix, size, path);
-      let json = prefix.subarray(8, 8 + n);
-      if (8 + n > prefix.length) {
-        json = new Uint8Array(n);
-        readExactlySync(fd, 8, json, path, 'safetensors header');
-      }
-      return new Shard(path, parseSafetensorsHeader(json, size, path), fd, size, mmap);
+      // Reads are cheap here (no trip to the thread pool), so the length first, then the header.
+      const lengthField = new Uint8Array(Math.min(size, 8));
+      readExactlySync(fd, 0, lengthField, path, 'safetensors header');
+      const json = new Uint8Array(safetensorsHeaderLength(lengthField, size, path));
+      readExactlySync(fd, 8, json, path, 'safetensors header');
+      return new Shard(path, parseHeader(json, size, path), fd, size, mmap);
     } catch (error) {
       closeQuietly(fd);
       throw error;
@@ -625,9 +681,8 @@ class SafetensorsView implements SafetensorsFile {
   readonly metadata: Record<string, string>;
   readonly index: SafetensorsIndex | undefined;
   private readonly shards: Shard[];
-  private readonly byName = new Map<string, SafetensorsEntry>();
-  // Sharded checkpoints only: a single file's entries all live in shards[0], and leaving out a
-  // wrapper object per entry keeps a cold open's young generation smaller.
+  // Sharded checkpoints only: which shard holds each tensor, in the index's order. A single
+  // file's tensors are looked up in its header (see ParsedHeader).
   private readonly shardByName: Map<string, Shard> | undefined;
   private closed = false;
 
@@ -636,23 +691,24 @@ class SafetensorsView implements SafetensorsFile {
     this.shards = shards;
     this.index = index;
     this.metadata = shards[0]?.header.metadata ?? {};
-    if (!index) {
-      for (const entry of (shards[0] as Shard).header.entries) this.byName.set(entry.name, entry);
-      return;
-    }
+    if (!index) return;
     this.shardByName = new Map();
-    const byPath = new Map(shards.map((shard) => [shard.path, { shard, entries: new Map(shard.header.entries.map((e) => [e.name, e])) }]));
+    const byPath = new Map(shards.map((shard) => [shard.path, shard]));
     const folder = nodePath.dirname(indexPath ?? path);
     for (const [name, file] of index.weightMap) {
-      const found = byPath.get(nodePath.join(folder, file));
-      const entry = found?.entries.get(name);
-      const shard = found?.shard;
-      if (!shard || !entry) {
+      const shard = byPath.get(nodePath.join(folder, file));
+      if (!shard?.header.has(name)) {
         throw new TensorioError('ERR_BAD_HEADER', `malformed safetensors index: it puts tensor '${name}' in '${file}', which does not hold it`, { path: indexPath ?? path });
       }
-      this.byName.set(name, entry);
       this.shardByName.set(name, shard);
     }
+  }
+
+  /** The shard holding `name`, or undefined. */
+  private shardOf(name: string): Shard | undefined {
+    if (this.shardByName) return this.shardByName.get(name);
+    const shard = this.shards[0] as Shard;
+    return shard.header.has(name) ? shard : undefined;
   }
 
   get files(): readonly string[] {
@@ -668,28 +724,31 @@ class SafetensorsView implements SafetensorsFile {
   }
 
   keys(): string[] {
-    return [...this.byName.keys()].sort(compareCodePoints);
+    const names = this.shardByName ? [...this.shardByName.keys()] : [...(this.shards[0] as Shard).header.names];
+    return names.sort(compareCodePoints);
   }
 
   offsetKeys(): string[] {
+    if (!this.shardByName) return [...(this.shards[0] as Shard).header.names];
     const order: string[] = [];
     for (const shard of this.shards) {
-      for (const entry of shard.header.entries) if (this.byName.get(entry.name) === entry) order.push(entry.name);
+      for (const name of shard.header.names) if (this.shardByName.get(name) === shard) order.push(name);
     }
     return order;
   }
 
   has(name: string): boolean {
-    return this.byName.has(name);
+    return this.shardOf(name) !== undefined;
   }
 
   private lookup(name: string): { shard: Shard; entry: SafetensorsEntry } {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the safetensors file is closed', { path: this.path });
-    const entry = this.byName.get(name);
-    if (!entry) {
-      throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no tensor named '${String(name).slice(0, 200)}' (the file holds ${this.byName.size})`, { path: this.path });
+    const shard = this.shardOf(name);
+    if (!shard) {
+      const count = this.shardByName?.size ?? (this.shards[0] as Shard).header.names.length;
+      throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no tensor named '${String(name).slice(0, 200)}' (the file holds ${count})`, { path: this.path });
     }
-    return { shard: this.shardByName?.get(name) ?? (this.shards[0] as Shard), entry };
+    return { shard, entry: shard.header.entry(name) };
   }
 
   info(name: string): SafetensorsTensorInfo {
