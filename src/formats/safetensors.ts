@@ -281,11 +281,10 @@ function parseMetadata(value: unknown, file: string): Record<string, string> {
 
 /**
  * A validated header as an open keeps it: the parsed JSON itself serves as the name → entry
- * lookup, and entries are made on demand. A cold process starts with a young generation of
- * about 1 MiB, of which loading tensorio leaves about 450 KiB free; parsing a 1,000-tensor
- * header takes 350 KiB of it, and an object per tensor plus a Map by name took 200 KiB more.
- * That pushed every first open into a scavenge, which costs 2-5 ms on a VM where memory
- * touched for the first time is slow (measured 2026-12-01: open 7-9 ms with it).
+ * lookup, and entries are made on demand. Opens happen early in a process, while V8's young
+ * generation is still about 1 MiB: decoding and parsing a 1,000-tensor header take 350 KiB of
+ * it, and an object per tensor plus a Map by name took another 200 KiB, enough to make most
+ * opens pay for a scavenge (2-5 ms on a VM where memory touched for the first time is slow).
  */
 class ParsedHeader {
   constructor(
