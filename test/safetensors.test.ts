@@ -787,6 +787,52 @@ test('headers out of data order (integer-like names first, as JSON.parse lists t
   }
 });
 
+test('header lengths around the async first read (120 KiB) open the same, async and sync', async () => {
+  const first = 120 * 1024;
+  for (const n of [first - 9, first - 8, first - 7, first + 1, 2 * first + 3]) {
+    // A patterned metadata string fills the header and the tensor's entry comes last, so a byte
+    // lost, doubled or shifted across the two reads changes what is parsed.
+    const entry = ',"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}';
+    const fill = n - '{"__metadata__":{"p":""}}'.length - entry.length + 1;
+    const pattern = Array.from({ length: fill }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+    const text = `{"__metadata__":{"p":"${pattern}"}${entry}`;
+    assert.equal(text.length, n);
+    const length = Buffer.alloc(8);
+    length.writeUInt32LE(n);
+    const file = tmp(`around-${n}.safetensors`);
+    fs.writeFileSync(file, Buffer.concat([length, Buffer.from(text), Buffer.from([3, 4])]));
+    for (const view of [await openSafetensors(file), openSafetensorsSync(file)]) {
+      assert.equal(view.metadata.p, pattern);
+      assert.equal(view.info('w').byteOffset, 8 + n);
+      assert.deepEqual([...(await view.get('w')).data], [3, 4]);
+      view.close();
+    }
+  }
+});
+
+test('an open view does not keep fields the format ignores (a hostile 32 MB field inside an entry)', async () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  assert.ok(gc, 'the suite runs with --expose-gc');
+  const text = `{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"junk":"${'x'.repeat(32 * 2 ** 20)}"}}`;
+  const length = Buffer.alloc(8);
+  length.writeUInt32LE(text.length);
+  const file = tmp('junk.safetensors');
+  fs.writeFileSync(file, Buffer.concat([length, Buffer.from(text), Buffer.from([9])]));
+  const settle = () => {
+    gc();
+    gc();
+    return process.memoryUsage().heapUsed;
+  };
+  for (const open of [() => openSafetensorsSync(file), () => openSafetensors(file)]) {
+    const before = settle();
+    const view = await open();
+    const held = settle() - before;
+    assert.deepEqual([...view.getSync('w').data], [9]);
+    assert.ok(held < 8 * 2 ** 20, `the view holds ${held} bytes of heap`);
+    view.close();
+  }
+});
+
 test('mappings are released when their last view is garbage-collected', async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   assert.ok(gc, 'the suite runs with --expose-gc');

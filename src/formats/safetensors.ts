@@ -348,7 +348,8 @@ function parseHeader(json: Uint8Array, fileSize: number, file: string): ParsedHe
   names.length = count;
   const raw = parsed as Record<string, RawEntry>;
   // Writers other than the reference may list tensors in any order; the data order is what
-  // counts. Array#sort is stable, so equal ranges (empty tensors) keep the file's order.
+  // counts. Array#sort is stable, so equal ranges (empty tensors) keep JSON.parse's order: the
+  // file's, except that integer-like names come first.
   if (!sorted) {
     names.sort((a, b) => {
       const x = (raw[a] as RawEntry).data_offsets;
@@ -395,7 +396,22 @@ function parseHeader(json: Uint8Array, fileSize: number, file: string): ParsedHe
       { path: file },
     );
   }
-  return new ParsedHeader(headerLength, metadata, names, raw);
+  return new ParsedHeader(headerLength, metadata, names, headerLength > count * MAX_KEPT_PER_TENSOR ? withoutExtras(raw, names) : raw);
+}
+
+// A view keeps its parsed header, so fields the format ignores (the reference reader skips
+// unknown keys in an entry) would stay in memory with it: up to the 100 MB header bound for a
+// hostile file. Headers longer than this per tensor are copied down to the three fields that
+// count; the reference writer's take about 100 bytes per tensor.
+const MAX_KEPT_PER_TENSOR = 1024;
+
+function withoutExtras(raw: Record<string, RawEntry>, names: string[]): Record<string, RawEntry> {
+  const kept: Record<string, RawEntry> = {};
+  for (const name of names) {
+    const { dtype, shape, data_offsets } = raw[name] as RawEntry;
+    ownSet(kept, name, { dtype, shape, data_offsets });
+  }
+  return kept;
 }
 
 /**
@@ -482,8 +498,10 @@ class Shard {
       const n = safetensorsHeaderLength(prefix, size, path);
       let json = prefix.subarray(8, 8 + n);
       if (8 + n > prefix.length) {
+        // The part already read is kept; the second trip reads only the rest.
         json = new Uint8Array(n);
-        await readExactly(fd, 8, json, path, 'safetensors header');
+        json.set(prefix.subarray(8));
+        await readExactly(fd, prefix.length, json.subarray(prefix.length - 8), path, 'safetensors header');
       }
       return new Shard(path, parseHeader(json, size, path), fd, size, mmap);
     } catch (error) {
