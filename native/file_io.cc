@@ -35,8 +35,6 @@ std::vector<ByteSpan> ArgChunks(const Napi::CallbackInfo& info, size_t index, Na
   return chunks;
 }
 
-// The worker keeps the JS buffers it touches alive with references taken on the main thread,
-// and never touches N-API inside Execute.
 // A positioned read or write on the thread pool. `run` does the I/O without touching N-API;
 // the JS buffers it reads or writes are kept alive by a reference taken on the main thread.
 class IoWorker : public Napi::AsyncWorker {
@@ -159,57 +157,61 @@ Napi::Value ReadSync(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(result.bytes));
 }
 
-// write(fd, position, chunks, callback(err, bytesWritten)): writes the chunks back to back,
-// gathered with pwritev, so a header and a tensor's own buffer reach the file without ever
-// being concatenated in memory.
-Napi::Value Write(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 4, "write(fd, position, chunks, callback)");
-  int fd = ArgFd(info, 0);
-  uint64_t position = ArgSize(info, 1);
+// The four write entry points share their arguments and their work:
+//   write(fd, position, chunks, callback(err, bytesWritten)) and writeSync(fd, position, chunks)
+//     write the chunks back to back, gathered with pwritev, so a header and a tensor's own
+//     buffer reach the file without ever being concatenated in memory;
+//   writeDirect(directFd, fd, position, chunks, callback(err, bytesWritten, directBytes, refused))
+//   and writeDirectSync(directFd, fd, position, chunks) -> { bytes, directBytes, refused } do the
+//     same with the 4 KiB-aligned interior sent through `directFd`, the same file opened with
+//     O_DIRECT (see WriteDirect in io_core.h). `refused`: the file system said EINVAL to direct
+//     I/O, and the bytes went through `fd` instead.
+struct WriteCall {
+  int direct_fd = kNoDirectFd;
+  int fd = -1;
+  uint64_t position = 0;
+  std::vector<ByteSpan> chunks;
+
+  IoResult Run() const { return WriteDirect(direct_fd, fd, position, chunks); }
+};
+
+WriteCall ArgWrite(const Napi::CallbackInfo& info, bool direct, Napi::Array* keep) {
+  WriteCall call;
+  size_t at = 0;
+  if (direct) call.direct_fd = ArgFd(info, at++);
+  call.fd = ArgFd(info, at);
+  call.position = ArgSize(info, at + 1);
+  call.chunks = ArgChunks(info, at + 2, keep);
+  return call;
+}
+
+Napi::Value QueueWrite(const Napi::CallbackInfo& info, bool direct) {
+  RequireArgs(info, direct ? 5 : 4, direct ? "writeDirect(directFd, fd, position, chunks, callback)" : "write(fd, position, chunks, callback)");
   Napi::Array keep;
-  std::vector<ByteSpan> chunks = ArgChunks(info, 2, &keep);
-  Napi::Function callback = ArgFunction(info, 3);
-  auto run = [fd, position, chunks = std::move(chunks)] { return WriteFully(fd, position, chunks); };
-  (new IoWorker(callback, "tensorio:write", keep, std::move(run)))->Queue();
+  WriteCall call = ArgWrite(info, direct, &keep);
+  Napi::Function callback = ArgFunction(info, direct ? 4 : 3);
+  auto run = [call = std::move(call)] { return call.Run(); };
+  (new IoWorker(callback, direct ? "tensorio:writeDirect" : "tensorio:write", keep, std::move(run)))->Queue();
   return info.Env().Undefined();
 }
+
+IoResult WriteNow(const Napi::CallbackInfo& info, bool direct) {
+  RequireArgs(info, direct ? 4 : 3, direct ? "writeDirectSync(directFd, fd, position, chunks)" : "writeSync(fd, position, chunks)");
+  IoResult result = ArgWrite(info, direct, nullptr).Run();
+  if (result.error != 0) throw SystemError(info.Env(), result.error, result.syscall);
+  return result;
+}
+
+Napi::Value Write(const Napi::CallbackInfo& info) { return QueueWrite(info, false); }
+
+Napi::Value WriteDirectAsync(const Napi::CallbackInfo& info) { return QueueWrite(info, true); }
 
 Napi::Value WriteSync(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 3, "writeSync(fd, position, chunks)");
-  int fd = ArgFd(info, 0);
-  uint64_t position = ArgSize(info, 1);
-  std::vector<ByteSpan> chunks = ArgChunks(info, 2, nullptr);
-  IoResult result = WriteFully(fd, position, chunks);
-  if (result.error != 0) throw SystemError(info.Env(), result.error, result.syscall);
-  return Napi::Number::New(info.Env(), static_cast<double>(result.bytes));
+  return Napi::Number::New(info.Env(), static_cast<double>(WriteNow(info, false).bytes));
 }
 
-// writeDirect(directFd, fd, position, chunks, callback(err, bytesWritten, directBytes, refused)):
-// `write`, with the 4 KiB-aligned interior sent through `directFd`, the same file opened with
-// O_DIRECT (see WriteDirect in io_core.h). `refused`: the file system said EINVAL to direct
-// I/O, and the bytes went through `fd` instead.
-Napi::Value WriteDirectAsync(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 5, "writeDirect(directFd, fd, position, chunks, callback)");
-  int direct_fd = ArgFd(info, 0);
-  int fd = ArgFd(info, 1);
-  uint64_t position = ArgSize(info, 2);
-  Napi::Array keep;
-  std::vector<ByteSpan> chunks = ArgChunks(info, 3, &keep);
-  Napi::Function callback = ArgFunction(info, 4);
-  auto run = [direct_fd, fd, position, chunks = std::move(chunks)] { return WriteDirect(direct_fd, fd, position, chunks); };
-  (new IoWorker(callback, "tensorio:writeDirect", keep, std::move(run)))->Queue();
-  return info.Env().Undefined();
-}
-
-// writeDirectSync(directFd, fd, position, chunks) -> { bytes, directBytes, refused }
 Napi::Value WriteDirectSync(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 4, "writeDirectSync(directFd, fd, position, chunks)");
-  int direct_fd = ArgFd(info, 0);
-  int fd = ArgFd(info, 1);
-  uint64_t position = ArgSize(info, 2);
-  std::vector<ByteSpan> chunks = ArgChunks(info, 3, nullptr);
-  IoResult result = WriteDirect(direct_fd, fd, position, chunks);
-  if (result.error != 0) throw SystemError(info.Env(), result.error, result.syscall);
+  IoResult result = WriteNow(info, true);
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("bytes", static_cast<double>(result.bytes));
   out.Set("directBytes", static_cast<double>(result.direct_bytes));

@@ -145,14 +145,16 @@ inline std::vector<ByteSpan> SpansBetween(const std::vector<ByteSpan>& chunks, u
 // says so. Both descriptors name one file, and the page ranges the two paths write are
 // disjoint, so the kernel keeps them coherent.
 // `block_size` (a multiple of kDirectAlign) is the bounce buffer's size; the fuzz harness
-// makes it small so its short inputs cross block boundaries.
+// makes it small so its short inputs cross block boundaries. With `direct_fd` kNoDirectFd
+// (the addon's plain `write`), this is WriteFully.
+inline constexpr int kNoDirectFd = -1;
 inline IoResult WriteDirect(int direct_fd, int fd, uint64_t position, const std::vector<ByteSpan>& chunks,
                             size_t block_size = kDirectBlock) {
   IoResult result;
   uint64_t total = 0;
   for (const ByteSpan& chunk : chunks) total += chunk.length;
   PageRange pages = WholePages(position, total);
-  if (pages.end <= pages.begin) return WriteFully(fd, position, chunks);
+  if (direct_fd == kNoDirectFd || pages.end <= pages.begin) return WriteFully(fd, position, chunks);
   // Offsets relative to the first byte of the chunks.
   uint64_t middle_begin = pages.begin - position;
   uint64_t middle_end = pages.end - position;

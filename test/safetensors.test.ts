@@ -763,10 +763,7 @@ test('lookups find tensor names only: not Object.prototype members, not __metada
 test('headers out of data order (integer-like names first, as JSON.parse lists them) and longer than the first read', async () => {
   // JSON.parse lists '5' before 'b'; the data order is b, then 5.
   const text = '{"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"5":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}';
-  const length = Buffer.alloc(8);
-  length.writeUInt32LE(text.length);
-  const unsorted = tmp('unsorted.safetensors');
-  fs.writeFileSync(unsorted, Buffer.concat([length, Buffer.from(text), Buffer.from([7, 8])]));
+  const unsorted = writeTemp(handMade(undefined, new Uint8Array([7, 8]), Buffer.from(text)));
   for (const view of [await openSafetensors(unsorted), openSafetensorsSync(unsorted)]) {
     assert.deepEqual(view.offsetKeys(), ['b', '5']);
     assert.deepEqual(view.keys(), ['5', 'b']);
@@ -797,10 +794,7 @@ test('header lengths around the async first read (120 KiB) open the same, async 
     const pattern = Array.from({ length: fill }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
     const text = `{"__metadata__":{"p":"${pattern}"}${entry}`;
     assert.equal(text.length, n);
-    const length = Buffer.alloc(8);
-    length.writeUInt32LE(n);
-    const file = tmp(`around-${n}.safetensors`);
-    fs.writeFileSync(file, Buffer.concat([length, Buffer.from(text), Buffer.from([3, 4])]));
+    const file = writeTemp(handMade(undefined, new Uint8Array([3, 4]), Buffer.from(text)));
     for (const view of [await openSafetensors(file), openSafetensorsSync(file)]) {
       assert.equal(view.metadata.p, pattern);
       assert.equal(view.info('w').byteOffset, 8 + n);
@@ -814,10 +808,7 @@ test('an open view does not keep fields the format ignores (a hostile 32 MB fiel
   const gc = (globalThis as { gc?: () => void }).gc;
   assert.ok(gc, 'the suite runs with --expose-gc');
   const text = `{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"junk":"${'x'.repeat(32 * 2 ** 20)}"}}`;
-  const length = Buffer.alloc(8);
-  length.writeUInt32LE(text.length);
-  const file = tmp('junk.safetensors');
-  fs.writeFileSync(file, Buffer.concat([length, Buffer.from(text), Buffer.from([9])]));
+  const file = writeTemp(handMade(undefined, new Uint8Array([9]), Buffer.from(text)));
   const settle = () => {
     gc();
     gc();

@@ -265,6 +265,11 @@ function checkEntry(name: string, value: unknown, file: string): asserts value i
   }
 }
 
+/** Data order: by begin, then end. */
+function byRange(a: RawEntry, b: RawEntry): number {
+  return a.data_offsets[0] - b.data_offsets[0] || a.data_offsets[1] - b.data_offsets[1];
+}
+
 function parseMetadata(value: unknown, file: string): Record<string, string> {
   const metadata: Record<string, string> = {};
   // The reference reads `__metadata__` as Option<HashMap<String, String>>: null is "none".
@@ -341,7 +346,7 @@ function parseHeader(json: Uint8Array, fileSize: number, file: string): ParsedHe
       continue;
     }
     checkEntry(name, value, file);
-    if (previous && (previous.data_offsets[0] - value.data_offsets[0] || previous.data_offsets[1] - value.data_offsets[1]) > 0) sorted = false;
+    if (previous && byRange(previous, value) > 0) sorted = false;
     previous = value;
     names[count++] = name;
   }
@@ -350,13 +355,7 @@ function parseHeader(json: Uint8Array, fileSize: number, file: string): ParsedHe
   // Writers other than the reference may list tensors in any order; the data order is what
   // counts. Array#sort is stable, so equal ranges (empty tensors) keep JSON.parse's order: the
   // file's, except that integer-like names come first.
-  if (!sorted) {
-    names.sort((a, b) => {
-      const x = (raw[a] as RawEntry).data_offsets;
-      const y = (raw[b] as RawEntry).data_offsets;
-      return x[0] - y[0] || x[1] - y[1];
-    });
-  }
+  if (!sorted) names.sort((a, b) => byRange(raw[a] as RawEntry, raw[b] as RawEntry));
   let cursor = 0;
   for (let i = 0; i < count; i++) {
     const name = names[i] as string;
@@ -373,14 +372,15 @@ function parseHeader(json: Uint8Array, fileSize: number, file: string): ParsedHe
       throw new TensorioError('ERR_BAD_OFFSETS', `tensor '${name}' ${what}; data offsets must be contiguous from 0`, { path: file });
     }
     cursor = end;
-    const bytes = shapeSize(shape, file) * (dtypeFromSafetensors(dtype) as DTypeInfo).itemSize;
+    const info = dtypeFromSafetensors(dtype) as DTypeInfo;
+    const bytes = shapeSize(shape, file) * info.itemSize;
     if (!Number.isSafeInteger(bytes)) {
       throw new TensorioError('ERR_TOO_LARGE', `tensor '${name}' of shape (${shape.join(', ')}) is too large`, { path: file });
     }
     if (end - begin !== bytes) {
       throw new TensorioError(
         'ERR_SHAPE_MISMATCH',
-        `tensor '${name}': ${(dtypeFromSafetensors(dtype) as DTypeInfo).name} (${shape.join(', ')}) needs ${bytes} bytes, its data_offsets [${begin}, ${end}] span ${end - begin}`,
+        `tensor '${name}': ${info.name} (${shape.join(', ')}) needs ${bytes} bytes, its data_offsets [${begin}, ${end}] span ${end - begin}`,
         { path: file },
       );
     }
