@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const tensorio = require(path.join(here, '..', 'dist', 'index.js'));
+const { timeOpen } = require(path.join(here, 'open-timing.cjs'));
 
 const TENSORS = 1000;
 // float32 512 x 1024: 2 MiB each, 2,000 MiB in all. `--shape 8x64` (passed to the trial
@@ -79,21 +80,7 @@ async function child(op, file) {
     }
     return { ms: performance.now() - start, maxRssMiB: rss() };
   }
-  if (op === 'open' || op === 'open-sync' || op === 'open-second') {
-    // 'open-second': the process has opened another file with the same header first, so the
-    // time is the library's own work, without V8's first compilation and heap growth.
-    if (op === 'open-second') (await tensorio.openSafetensors(`${file}.twin`)).close();
-    // CPU time too: on a shared machine the wall time of a few ms includes waiting for a core.
-    const cpu = process.cpuUsage();
-    const start = performance.now();
-    const view = op === 'open' ? await tensorio.openSafetensors(file) : tensorio.openSafetensorsSync(file);
-    const ms = performance.now() - start;
-    const used = process.cpuUsage(cpu);
-    const keys = view.keys().length;
-    const mapped = view.mapped;
-    view.close();
-    return { ms, cpuMs: (used.user + used.system) / 1000, maxRssMiB: rss(), tensors: keys, mapped };
-  }
+  if (op === 'open' || op === 'open-sync' || op === 'open-second') return timeOpen(tensorio, op, file);
   if (op === 'load') {
     const start = performance.now();
     const { tensors } = await tensorio.readSafetensors(file);
@@ -155,6 +142,10 @@ function nodeChild(op, file) {
   return JSON.parse(run(process.execPath, [fileURLToPath(import.meta.url), '--child', op, file]));
 }
 
+function cjsChild(op, file) {
+  return JSON.parse(run(process.execPath, [path.join(here, 'open-timing.cjs'), op, file]));
+}
+
 function pyChild(op, file) {
   return JSON.parse(run('/usr/bin/python3', [path.join(here, 'safetensors_peer.py'), op, file]));
 }
@@ -177,14 +168,23 @@ function median(values) {
 function trialsOf(fn, count = trials) {
   const results = Array.from({ length: count }, fn);
   const cpu = results.every((r) => r.cpuMs !== undefined) ? median(results.map((r) => r.cpuMs)) : undefined;
-  return { ms: median(results.map((r) => r.ms)), cpuMs: cpu, maxRssMiB: Math.max(...results.map((r) => r.maxRssMiB)), all: results };
+  const summary = { ms: median(results.map((r) => r.ms)), cpuMs: cpu, maxRssMiB: Math.max(...results.map((r) => r.maxRssMiB)), all: results };
+  if (results.every((r) => r.gcMs !== undefined)) {
+    const withGc = results.filter((r) => r.gcMs > 0);
+    summary.withGc = withGc.length;
+    summary.gcMs = withGc.length ? median(withGc.map((r) => r.gcMs)) : 0;
+    summary.msWithoutGc = median(results.map((r) => r.ms - r.gcMs));
+  }
+  if (results.every((r) => r.pageFaults !== undefined)) summary.pageFaults = median(results.map((r) => r.pageFaults));
+  if (results.every((r) => r.faultMicros !== undefined)) summary.faultMicros = median(results.map((r) => r.faultMicros));
+  return summary;
 }
 
 const fmt = (n, d = 1) => n.toFixed(d);
 
 try {
   console.log(`safetensors bench, ${new Date().toISOString()}, ${os.cpus()[0]?.model} x${os.cpus().length}, ${fmt(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, native: ${tensorio.nativeStatus().loaded}`);
-  console.log(`${TENSORS} float32 tensors of (${SHAPE.join(', ')}); ${trials} trials each in a fresh process; medians; page cache warm\n`);
+  console.log(`${TENSORS} float32 tensors of (${process.env.TENSORIO_BENCH_SHAPE?.split('x').join(', ') ?? SHAPE.join(', ')}); ${trials} trials each in a fresh process; medians; page cache warm\n`);
 
   // Files: the big one written by us (its write time is not counted here), a tiny one with
   // the same 1,000 names.
@@ -194,19 +194,30 @@ try {
   fs.copyFileSync(tiny, `${big}.twin`);
   run('dd', [`if=${big}`, 'of=/dev/null', 'bs=16M']);
 
-  // Opens are short: more trials, so the median is not one unlucky scheduling slice.
+  // Opens are short: more trials, so the median is not one unlucky scheduling slice. Each
+  // open is timed twice over: from this file's ES module child and from a CommonJS entry
+  // point (bench/open-timing.cjs), which allocate different amounts before the open and so
+  // differ in whether the process's first scavenge falls inside it.
   const opens = Math.max(trials, 9);
   const openBig = trialsOf(() => nodeChild('open', big), opens);
   const openBigSync = trialsOf(() => nodeChild('open-sync', big), opens);
+  const openCjs = trialsOf(() => cjsChild('open', big), opens);
+  const openCjsSync = trialsOf(() => cjsChild('open-sync', big), opens);
   const openTiny = trialsOf(() => nodeChild('open', tiny), opens);
   const openSecond = trialsOf(() => nodeChild('open-second', big), opens);
   const pyOpenBig = trialsOf(() => pyChild('open', big), opens);
-  console.log(`mapped open (${opens} trials), ${fmt(size / 2 ** 30, 2)} GiB file, ${TENSORS} tensors:`);
-  console.log(`  openSafetensors:      ${fmt(openBig.ms, 2)} ms wall, ${fmt(openBig.cpuMs, 2)} ms CPU`);
-  console.log(`  openSafetensorsSync:  ${fmt(openBigSync.ms, 2)} ms wall, ${fmt(openBigSync.cpuMs, 2)} ms CPU`);
-  console.log(`  openSafetensors, the process's second open (the first: a tiny file, same header): ${fmt(openSecond.ms, 2)} ms wall, ${fmt(openSecond.cpuMs, 2)} ms CPU`);
-  console.log(`  tiny file, same header (${fmt(fs.statSync(tiny).size / 1024, 0)} KiB): ${fmt(openTiny.ms, 2)} ms wall, ${fmt(openTiny.cpuMs, 2)} ms CPU`);
-  console.log(`  python json + numpy.memmap: ${fmt(pyOpenBig.ms, 2)} ms wall, ${fmt(pyOpenBig.cpuMs, 2)} ms CPU  -> tensorio ${fmt(pyOpenBig.ms / openBig.ms, 2)}x`);
+  const openRow = (label, r) =>
+    console.log(
+      `  ${label.padEnd(44)} ${fmt(r.ms, 2)} ms wall, ${fmt(r.cpuMs, 2)} ms CPU; a GC fell inside in ${r.withGc}/${r.all.length} trials (median ${fmt(r.gcMs, 2)} ms), wall minus GC ${fmt(r.msWithoutGc, 2)} ms; ${r.pageFaults} page faults (${fmt((r.pageFaults * r.faultMicros) / 1000, 2)} ms at ${fmt(r.faultMicros, 1)} µs each)`,
+    );
+  console.log(`mapped open (${opens} trials), ${fmt(size / 2 ** 30, 2)} GiB file, ${TENSORS} tensors, each the process's first unless said:`);
+  openRow('openSafetensors (ES module entry):', openBig);
+  openRow('openSafetensorsSync (ES module entry):', openBigSync);
+  openRow('openSafetensors (CommonJS entry):', openCjs);
+  openRow('openSafetensorsSync (CommonJS entry):', openCjsSync);
+  openRow("openSafetensors, the process's second open:", openSecond);
+  openRow(`tiny file, same header (${fmt(fs.statSync(tiny).size / 1024, 0)} KiB):`, openTiny);
+  console.log(`  python json + numpy.memmap:                  ${fmt(pyOpenBig.ms, 2)} ms wall, ${fmt(pyOpenBig.cpuMs, 2)} ms CPU, ${pyOpenBig.pageFaults} page faults  -> tensorio ${fmt(pyOpenBig.ms / openBig.ms, 2)}x (ES module entry)`);
 
   const dd = trialsOf(() => timed('dd', [`if=${big}`, 'of=/dev/null', 'bs=16M']));
   // dd reading into one buffer as large as the file (Linux reads at most 2 GiB - 4 KiB per
@@ -271,7 +282,7 @@ try {
   console.log(`  plain fs.writeSync + fsync of the tensors (not atomic): ${fmt(fsWrite.ms, 0)} ms  ${fmt(gbps(fsWrite.ms), 2)} GiB/s`);
   console.log(`  writeSafetensors { directIo: false }: ${fmt(writeBuffered.ms, 0)} ms  ${fmt(gbps(writeBuffered.ms), 2)} GiB/s  = ${fmt((100 * ddWrite.ms) / writeBuffered.ms, 0)}% of dd, ${fmt((100 * fsWrite.ms) / writeBuffered.ms, 0)}% of plain fs`);
   console.log(`  writeSafetensors (default):   ${fmt(write.ms, 0)} ms  ${fmt(gbps(write.ms), 2)} GiB/s  = ${fmt((100 * ddWrite.ms) / write.ms, 0)}% of dd, ${fmt((100 * ddWriteHeld.ms) / write.ms, 0)}% of dd with the tensors held, ${fmt((100 * fsWrite.ms) / write.ms, 0)}% of plain fs  peak RSS ${fmt(write.maxRssMiB, 0)} MiB (tensors alone ${fmt(median(write.all.map((r) => r.dataRssMiB)), 0)} MiB)`);
-  console.log(`\nraw trials: ${JSON.stringify({ openBig: openBig.all.map((r) => r.ms), openBigSync: openBigSync.all.map((r) => r.ms), openTiny: openTiny.all.map((r) => r.ms), openSecond: openSecond.all.map((r) => r.ms), load: load.all.map((r) => r.ms), fsLoad: fsLoad.all.map((r) => r.ms), dd: dd.all.map((r) => r.ms), ddFresh: ddFresh.all.map((r) => r.ms), pyLoad: pyLoad.all.map((r) => r.ms), ddCold: ddCold.all.map((r) => r.ms), loadCold: loadCold.all.map((r) => r.ms), pyLoadCold: pyLoadCold.all.map((r) => r.ms), write: write.all.map((r) => r.ms), writeBuffered: writeBuffered.all.map((r) => r.ms), ddWriteDirect: ddWriteDirect.all.map((r) => r.ms), ddWrite: ddWrite.all.map((r) => r.ms), ddWriteHeld: ddWriteHeld.all.map((r) => r.ms), fsWrite: fsWrite.all.map((r) => r.ms) })}`);
+  console.log(`\nraw trials: ${JSON.stringify({ openBig: openBig.all.map((r) => r.ms), openBigSync: openBigSync.all.map((r) => r.ms), openCjs: openCjs.all.map((r) => r.ms), openCjsSync: openCjsSync.all.map((r) => r.ms), openGc: openBig.all.map((r) => r.gcMs), openTiny: openTiny.all.map((r) => r.ms), openSecond: openSecond.all.map((r) => r.ms), load: load.all.map((r) => r.ms), fsLoad: fsLoad.all.map((r) => r.ms), dd: dd.all.map((r) => r.ms), ddFresh: ddFresh.all.map((r) => r.ms), pyLoad: pyLoad.all.map((r) => r.ms), ddCold: ddCold.all.map((r) => r.ms), loadCold: loadCold.all.map((r) => r.ms), pyLoadCold: pyLoadCold.all.map((r) => r.ms), write: write.all.map((r) => r.ms), writeBuffered: writeBuffered.all.map((r) => r.ms), ddWriteDirect: ddWriteDirect.all.map((r) => r.ms), ddWrite: ddWrite.all.map((r) => r.ms), ddWriteHeld: ddWriteHeld.all.map((r) => r.ms), fsWrite: fsWrite.all.map((r) => r.ms) })}`);
 } finally {
   fs.rmSync(root, { recursive: true, force: true });
 }

@@ -1,7 +1,7 @@
 """The reference reader for bench/safetensors.mjs: a safetensors file read with nothing but
 json and numpy.memmap, the way a Python user without the safetensors package would.
 
-usage: safetensors_peer.py open|load FILE  ->  prints {"ms": ..., "maxRssMiB": ..., "tensors": N}
+usage: safetensors_peer.py open|load FILE  ->  prints {"ms": ..., "maxRssMiB": ..., "pageFaults": ..., "tensors": N}
   open: parse the header and create one lazy numpy.memmap per tensor (no data read)
   load: the same, then copy every tensor into memory (np.array), an eager load
 """
@@ -33,6 +33,7 @@ def open_lazy(path):
 
 def main():
     op, path = sys.argv[1], sys.argv[2]
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     cpu = time.process_time()
     views = open_lazy(path)
@@ -40,8 +41,9 @@ def main():
         views = {name: np.array(v) for name, v in views.items()}
     ms = (time.perf_counter() - start) * 1000
     cpu_ms = (time.process_time() - cpu) * 1000
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({'ms': ms, 'cpuMs': cpu_ms, 'maxRssMiB': rss, 'tensors': len(views)}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({'ms': ms, 'cpuMs': cpu_ms, 'maxRssMiB': usage.ru_maxrss / 1024, 'pageFaults': usage.ru_minflt - faults,
+                      'tensors': len(views)}))
 
 
 if __name__ == '__main__':
