@@ -147,12 +147,18 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// readSync(fd, position, target[, partLength]) -> bytesRead: as read; with partLength, large
+// reads go in parts of that many bytes at once (ReadFullyInParts), at most kMaxReadParts.
 Napi::Value ReadSync(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 3, "readSync(fd, position, target)");
+  RequireArgs(info, 3, "readSync(fd, position, target[, partLength])");
   int fd = ArgFd(info, 0);
   uint64_t position = ArgSize(info, 1);
   ByteSpan target = ArgBytes(info, 2);
-  IoResult result = ReadFully(fd, position, target.data, target.length);
+  uint64_t part_length = info.Length() > 3 && !info[3].IsUndefined() ? ArgSize(info, 3) : 0;
+  if (part_length != 0 && (target.length + part_length - 1) / part_length > kMaxReadParts) {
+    ThrowRange(info.Env(), "partLength splits the target into more than " + std::to_string(kMaxReadParts) + " parts");
+  }
+  IoResult result = ReadFullyInParts(fd, position, target.data, target.length, static_cast<size_t>(part_length));
   if (result.error != 0) throw SystemError(info.Env(), result.error, result.syscall);
   return Napi::Number::New(info.Env(), static_cast<double>(result.bytes));
 }

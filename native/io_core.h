@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "span.h"
@@ -59,6 +61,45 @@ inline IoResult ReadFully(int fd, uint64_t position, uint8_t* data, size_t lengt
     result.bytes += static_cast<uint64_t>(got);
   }
   return result;
+}
+
+// The most parts ReadFullyInParts takes: each part past the first is a thread.
+inline constexpr size_t kMaxReadParts = 16;
+
+// ReadFully in parts of `part_length` bytes read at once, the calling thread taking the
+// first and a new thread each of the others. One thread faulting in fresh pages and copying
+// from the page cache leaves the other cores idle; the async path splits the same way on
+// the thread pool (src/io.ts, readAtSplit), which a synchronous caller does not reach.
+// Returns the bytes of the contiguous prefix read (short only at end of file), or the error
+// of the first part, in file order, that failed. A thread that cannot be started leaves its
+// part to the calling thread.
+inline IoResult ReadFullyInParts(int fd, uint64_t position, uint8_t* data, size_t length, size_t part_length) {
+  if (part_length == 0 || part_length >= length) return ReadFully(fd, position, data, length);
+  const size_t count = (length + part_length - 1) / part_length;
+  std::vector<IoResult> results(count);
+  auto read_part = [&](size_t i) {
+    const size_t at = i * part_length;
+    results[i] = ReadFully(fd, position + at, data + at, std::min(part_length, length - at));
+  };
+  std::vector<std::thread> threads;
+  std::vector<size_t> inline_parts;
+  for (size_t i = 1; i < count; ++i) {
+    try {
+      threads.emplace_back(read_part, i);
+    } catch (const std::system_error&) {
+      inline_parts.push_back(i);
+    }
+  }
+  read_part(0);
+  for (size_t i : inline_parts) read_part(i);
+  for (std::thread& thread : threads) thread.join();
+  IoResult total;
+  for (size_t i = 0; i < count; ++i) {
+    if (results[i].error != 0) return results[i];
+    total.bytes += results[i].bytes;
+    if (results[i].bytes < std::min(part_length, length - i * part_length)) break;
+  }
+  return total;
 }
 
 inline IoResult WriteFully(int fd, uint64_t position, const std::vector<ByteSpan>& chunks) {

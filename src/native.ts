@@ -17,7 +17,8 @@ export interface NativeBinding {
   liveMappings(): number;
   open(path: string, writable: boolean, prefixLength: number, callback: (error: Error | null, fd?: number, size?: number, prefix?: ArrayBuffer) => void): void;
   read(fd: number, position: number, target: ArrayBufferView, callback: Callback<number>): void;
-  readSync(fd: number, position: number, target: ArrayBufferView): number;
+  /** With `partLength`, reads in parts of that many bytes at once, on threads (at most 16 parts). */
+  readSync(fd: number, position: number, target: ArrayBufferView, partLength?: number): number;
   write(fd: number, position: number, chunks: ArrayBufferView[], callback: Callback<number>): void;
   writeSync(fd: number, position: number, chunks: ArrayBufferView[]): number;
   writeDirect(

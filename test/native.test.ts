@@ -175,6 +175,9 @@ describe('the binding checks its arguments', () => {
       ['map', [0, 1, 'yes'], TypeError],
       ['readSync', [0, 0, 'not a buffer'], TypeError],
       ['readSync', [0, -1, new Uint8Array(1)], RangeError],
+      ['readSync', [0, 0, new Uint8Array(17), 1], RangeError], // 17 parts: one thread each
+      ['readSync', [0, 0, new Uint8Array(1), 'x'], TypeError],
+      ['readSync', [0, 0, new Uint8Array(1), -1], RangeError],
       ['writeSync', [0, 0, [1, 2]], TypeError],
       ['writeSync', [0, 0, 'x'], TypeError],
       ['read', [0, 0, new Uint8Array(1)], TypeError],
@@ -196,6 +199,8 @@ describe('the binding checks its arguments', () => {
   test('system errors carry code, errno and syscall', () => {
     if (!NATIVE_MODE || !native) return;
     assert.throws(() => native?.readSync(987654, 0, new Uint8Array(1)), (e: unknown) => (e as { code?: string }).code === 'EBADF' && (e as { syscall?: string }).syscall === 'pread');
+    // A read in parts reports the error its threads met.
+    assert.throws(() => native?.readSync(987654, 0, new Uint8Array(4 << 20), 1 << 20), (e: unknown) => (e as { code?: string }).code === 'EBADF');
   });
 
   test('mapping a directory or past the end of a file is refused', () => {

@@ -30,27 +30,32 @@ test('async writes list the folder off the event loop (100,000 files held it 60-
   assert.deepEqual(Array.from((await readNpy(target)).data as Float32Array), [0, 0, 0]);
 });
 
-test('reads of 64 MiB and more are split into parallel parts: every byte lands in place, and a short file returns the bytes it has', async () => {
-  const { readAt, readExactly } = await import('../src/io.js');
-  const file = path.join(tempDir('io-split'), 'big.bin');
-  const length = (70 << 20) + 123; // not a multiple of the part size
-  const bytes = new Uint8Array(length);
-  for (let i = 0; i < length; i += 4093) bytes[i] = (i / 4093) & 0xff;
-  bytes[length - 1] = 0xab;
-  fs.writeFileSync(file, bytes);
-  const fd = fs.openSync(file, 'r');
-  try {
-    const whole = new Uint8Array(length);
-    assert.equal(await readAt(fd, 0, whole, file), length);
-    assert.ok(Buffer.from(whole.buffer).equals(Buffer.from(bytes.buffer)), 'the split read differs from the file');
-    // A target longer than the rest of the file: the count stops at the end of the file.
-    const longer = new Uint8Array(length + (9 << 20));
-    assert.equal(await readAt(fd, 0, longer, file), length);
-    const fromMiddle = new Uint8Array(66 << 20);
-    assert.equal(await readAt(fd, 5 << 20, fromMiddle, file), length - (5 << 20));
-    assert.ok(Buffer.from(fromMiddle.buffer, 0, length - (5 << 20)).equals(Buffer.from(bytes.buffer, 5 << 20)));
-    await assert.rejects(readExactly(fd, 0, longer, file, 'data'), (error: { code?: string }) => error.code === 'ERR_TRUNCATED');
-  } finally {
-    fs.closeSync(fd);
-  }
-});
+for (const mode of ['async', 'sync'] as const) {
+  test(`${mode} reads of 64 MiB and more are split into parallel parts: every byte lands in place, and a short file returns the bytes it has`, async () => {
+    const io = await import('../src/io.js');
+    // Natively the sync read runs its parts on threads of the addon's own (ReadFullyInParts).
+    const readAt = mode === 'async' ? io.readAt : async (...args: Parameters<typeof io.readAtSync>) => io.readAtSync(...args);
+    const readExactly = mode === 'async' ? io.readExactly : async (...args: Parameters<typeof io.readExactlySync>) => io.readExactlySync(...args);
+    const file = path.join(tempDir('io-split'), 'big.bin');
+    const length = (70 << 20) + 123; // not a multiple of the part size
+    const bytes = new Uint8Array(length);
+    for (let i = 0; i < length; i += 4093) bytes[i] = (i / 4093) & 0xff;
+    bytes[length - 1] = 0xab;
+    fs.writeFileSync(file, bytes);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const whole = new Uint8Array(length);
+      assert.equal(await readAt(fd, 0, whole, file), length);
+      assert.ok(Buffer.from(whole.buffer).equals(Buffer.from(bytes.buffer)), 'the split read differs from the file');
+      // A target longer than the rest of the file: the count stops at the end of the file.
+      const longer = new Uint8Array(length + (9 << 20));
+      assert.equal(await readAt(fd, 0, longer, file), length);
+      const fromMiddle = new Uint8Array(66 << 20);
+      assert.equal(await readAt(fd, 5 << 20, fromMiddle, file), length - (5 << 20));
+      assert.ok(Buffer.from(fromMiddle.buffer, 0, length - (5 << 20)).equals(Buffer.from(bytes.buffer, 5 << 20)));
+      await assert.rejects(readExactly(fd, 0, longer, file, 'data'), (error: { code?: string }) => error.code === 'ERR_TRUNCATED');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+}

@@ -5,8 +5,8 @@
 // The input is a little program: a start position, then chunks (a length byte, a repeat count
 // that can push one write past IOV_MAX iovecs, and the bytes), written with WriteFully or
 // WriteDirect to an anonymous file (memfd) while a model std::vector is updated the same way.
-// Then the file is read back with ReadFully in fuzz-chosen slices (including past the end) and
-// mapped with mmap, and every byte must match the model.
+// Then the file is read back with ReadFully or ReadFullyInParts in fuzz-chosen slices (including
+// past the end) and mapped with mmap, and every byte must match the model.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -121,8 +121,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* input, size_t size) {
   for (int r = 0; r < 8 && in.More(); ++r) {
     size_t position = in.Short() % (model.size() + 64);
     size_t length = in.Short() % 16384;
+    // Some reads go in parts on threads (ReadFullyInParts), up to four, of a fuzz-chosen size.
+    size_t parts = in.Short() % 5;
+    size_t part_length = parts == 0 ? 0 : std::max<size_t>(1, (length + parts - 1) / parts);
     std::vector<uint8_t> got(length + 1);
-    IoResult read = ReadFully(fd, position, got.data(), length);
+    IoResult read = ReadFullyInParts(fd, position, got.data(), length, part_length);
     size_t expect = position >= model.size() ? 0 : std::min(length, model.size() - position);
     if (read.error != 0 || read.bytes != expect) Fail("read returned the wrong count", position);
     if (expect > 0 && std::memcmp(got.data(), model.data() + position, expect) != 0) Fail("read returned the wrong bytes", position);
