@@ -43,10 +43,11 @@ async function timeOpen(tensorio, op, file) {
 
 /**
  * What one page fault on fresh memory costs this process, in µs: a 1 MiB buffer (allocated
- * with mmap, so its pages are new to the process) touched one byte per page. About 0.1-0.5
- * µs on bare metal; 12-13 µs on the Firecracker VMs this bench was written on, whose kernel
- * hands freed memory back to the host (free page reporting), so that every first touch of a
- * page waits for the host.
+ * with mmap in a fresh process, so its pages are new to it) touched one byte per page. About
+ * 0.1-0.5 µs on bare metal; 12-15 µs on the Firecracker VMs this bench was written on, whose
+ * kernel hands freed memory back to the host (free page reporting), so that every first touch
+ * of a page waits for the host. Undefined when the buffer came from memory the process had
+ * already touched (malloc may reuse freed memory), which leaves too few faults to time.
  */
 function pageFaultMicros() {
   const bytes = new Uint8Array(2 ** 20);
@@ -54,7 +55,8 @@ function pageFaultMicros() {
   const start = performance.now();
   for (let at = 0; at < bytes.length; at += 4096) bytes[at] = 1;
   const ms = performance.now() - start;
-  return (ms * 1000) / Math.max(1, process.resourceUsage().minorPageFault - faults);
+  const taken = process.resourceUsage().minorPageFault - faults;
+  return taken >= 128 ? (ms * 1000) / taken : undefined;
 }
 
 module.exports = { timeOpen };

@@ -176,7 +176,8 @@ function trialsOf(fn, count = trials) {
     summary.msWithoutGc = median(results.map((r) => r.ms - r.gcMs));
   }
   if (results.every((r) => r.pageFaults !== undefined)) summary.pageFaults = median(results.map((r) => r.pageFaults));
-  if (results.every((r) => r.faultMicros !== undefined)) summary.faultMicros = median(results.map((r) => r.faultMicros));
+  const timedFaults = results.filter((r) => r.faultMicros !== undefined);
+  if (timedFaults.length) summary.faultMicros = median(timedFaults.map((r) => r.faultMicros));
   return summary;
 }
 
@@ -208,7 +209,7 @@ try {
   const pyOpenBig = trialsOf(() => pyChild('open', big), opens);
   const openRow = (label, r) =>
     console.log(
-      `  ${label.padEnd(44)} ${fmt(r.ms, 2)} ms wall, ${fmt(r.cpuMs, 2)} ms CPU; a GC fell inside in ${r.withGc}/${r.all.length} trials (median ${fmt(r.gcMs, 2)} ms), wall minus GC ${fmt(r.msWithoutGc, 2)} ms; ${r.pageFaults} page faults (${fmt((r.pageFaults * r.faultMicros) / 1000, 2)} ms at ${fmt(r.faultMicros, 1)} µs each)`,
+      `  ${label.padEnd(44)} ${fmt(r.ms, 2)} ms wall, ${fmt(r.cpuMs, 2)} ms CPU; a GC fell inside in ${r.withGc}/${r.all.length} trials (median ${fmt(r.gcMs, 2)} ms), wall minus GC ${fmt(r.msWithoutGc, 2)} ms; ${r.pageFaults} page faults${r.faultMicros === undefined ? '' : ` (${fmt((r.pageFaults * r.faultMicros) / 1000, 2)} ms at ${fmt(r.faultMicros, 1)} µs each)`}`,
     );
   console.log(`mapped open (${opens} trials), ${fmt(size / 2 ** 30, 2)} GiB file, ${TENSORS} tensors, each the process's first unless said:`);
   openRow('openSafetensors (ES module entry):', openBig);

@@ -63,41 +63,49 @@ inline IoResult ReadFully(int fd, uint64_t position, uint8_t* data, size_t lengt
   return result;
 }
 
-// The most parts ReadFullyInParts takes: each part past the first is a thread.
+// The most parts the addon's readSync accepts: each part past the first is a thread.
 inline constexpr size_t kMaxReadParts = 16;
 
 // ReadFully in parts of `part_length` bytes read at once, the calling thread taking the
 // first and a new thread each of the others. One thread faulting in fresh pages and copying
 // from the page cache leaves the other cores idle; the async path splits the same way on
 // the thread pool (src/io.ts, readAtSplit), which a synchronous caller does not reach.
-// Returns the bytes of the contiguous prefix read (short only at end of file), or the error
-// of the first part, in file order, that failed. A thread that cannot be started leaves its
-// part to the calling thread.
+// Returns the error of the first failed part in file order, if any part failed (the async
+// path fails too then, with whichever part failed first in time); else the bytes of the
+// contiguous prefix read, short only at end of file. Nothing here throws: a thread that
+// cannot be started leaves its part to the calling thread, and no memory for the
+// bookkeeping means one plain read.
 inline IoResult ReadFullyInParts(int fd, uint64_t position, uint8_t* data, size_t length, size_t part_length) {
   if (part_length == 0 || part_length >= length) return ReadFully(fd, position, data, length);
   const size_t count = (length + part_length - 1) / part_length;
-  std::vector<IoResult> results(count);
-  auto read_part = [&](size_t i) {
-    const size_t at = i * part_length;
-    results[i] = ReadFully(fd, position + at, data + at, std::min(part_length, length - at));
-  };
+  std::vector<IoResult> results;
   std::vector<std::thread> threads;
-  std::vector<size_t> inline_parts;
+  try {
+    results.resize(count);
+    // Reserved up front: a reallocation after a thread has started could throw, and a
+    // joinable std::thread destroyed by the unwinding would terminate the process.
+    threads.reserve(count - 1);
+  } catch (...) {
+    return ReadFully(fd, position, data, length);
+  }
+  auto part_size = [&](size_t i) { return std::min(part_length, length - i * part_length); };
+  auto read_part = [&](size_t i) { results[i] = ReadFully(fd, position + i * part_length, data + i * part_length, part_size(i)); };
   for (size_t i = 1; i < count; ++i) {
     try {
       threads.emplace_back(read_part, i);
-    } catch (const std::system_error&) {
-      inline_parts.push_back(i);
+    } catch (...) {
+      read_part(i);
     }
   }
   read_part(0);
-  for (size_t i : inline_parts) read_part(i);
   for (std::thread& thread : threads) thread.join();
+  for (const IoResult& result : results) {
+    if (result.error != 0) return result;
+  }
   IoResult total;
   for (size_t i = 0; i < count; ++i) {
-    if (results[i].error != 0) return results[i];
     total.bytes += results[i].bytes;
-    if (results[i].bytes < std::min(part_length, length - i * part_length)) break;
+    if (results[i].bytes < part_size(i)) break;
   }
   return total;
 }

@@ -31,7 +31,7 @@ echo "# $(date -u +%FT%TZ) $("$cxx" --version | head -1), ${seconds}s per harnes
 status=0
 for name in "${harnesses[@]}"; do
   binary="$out/$name"
-  "$cxx" -std=c++17 -g -O1 -fno-omit-frame-pointer \
+  "$cxx" -std=c++17 -pthread -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     "$root/native/fuzz/$name.cc" -o "$binary"
   # A fresh corpus seeded with every fixture (libFuzzer caps input size with -max_len).

@@ -175,7 +175,7 @@ describe('the binding checks its arguments', () => {
       ['map', [0, 1, 'yes'], TypeError],
       ['readSync', [0, 0, 'not a buffer'], TypeError],
       ['readSync', [0, -1, new Uint8Array(1)], RangeError],
-      ['readSync', [0, 0, new Uint8Array(17), 1], RangeError], // 17 parts: one thread each
+      ['readSync', [0, 0, new Uint8Array(17), 1], RangeError], // 17 parts: one thread each past the first
       ['readSync', [0, 0, new Uint8Array(1), 'x'], TypeError],
       ['readSync', [0, 0, new Uint8Array(1), -1], RangeError],
       ['writeSync', [0, 0, [1, 2]], TypeError],
@@ -199,8 +199,67 @@ describe('the binding checks its arguments', () => {
   test('system errors carry code, errno and syscall', () => {
     if (!NATIVE_MODE || !native) return;
     assert.throws(() => native?.readSync(987654, 0, new Uint8Array(1)), (e: unknown) => (e as { code?: string }).code === 'EBADF' && (e as { syscall?: string }).syscall === 'pread');
-    // A read in parts reports the error its threads met.
-    assert.throws(() => native?.readSync(987654, 0, new Uint8Array(4 << 20), 1 << 20), (e: unknown) => (e as { code?: string }).code === 'EBADF');
+  });
+});
+
+describe('readSync in parts (ReadFullyInParts, on threads of its own)', () => {
+  const MiB = 1 << 20;
+  function patterned(name: string, length: number): string {
+    const file = path.join(dir, name);
+    const bytes = new Uint8Array(length);
+    for (let i = 0; i < length; i++) bytes[i] = (i * 7 + (i >> 12)) & 0xff;
+    fs.writeFileSync(file, bytes);
+    return file;
+  }
+
+  test('every part lands in place, the last one short, and nothing is written past the target', () => {
+    if (!NATIVE_MODE || !native) return;
+    const file = patterned('parts.bin', 4 * MiB);
+    const expected = fs.readFileSync(file);
+    const fd = fs.openSync(file, 'r');
+    try {
+      // 3 MiB + 5 bytes in 1 MiB parts: four parts, the last 5 bytes, then a zeroed guard that
+      // a last part read at full length would overwrite with file bytes.
+      const length = 3 * MiB + 5;
+      const backing = new Uint8Array(length + MiB);
+      assert.equal(native.readSync(fd, 123, backing.subarray(0, length), MiB), length);
+      assert.ok(Buffer.from(backing.buffer, 0, length).equals(expected.subarray(123, 123 + length)));
+      assert.ok(backing.subarray(length).every((b) => b === 0), 'bytes were written past the target');
+      // The file ends inside the second part: the count is the bytes up to its end.
+      const tail = new Uint8Array(4 * MiB);
+      assert.equal(native.readSync(fd, 3 * MiB - 17, tail, MiB), MiB + 17);
+      assert.ok(Buffer.from(tail.buffer, 0, MiB + 17).equals(expected.subarray(3 * MiB - 17)));
+      // Sixteen parts is the limit, and is accepted.
+      const small = new Uint8Array(16);
+      assert.equal(native.readSync(fd, 0, small, 1), 16);
+      assert.deepEqual(Array.from(small), Array.from(expected.subarray(0, 16)));
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  test('an error met by a thread, not the calling one, is thrown', () => {
+    if (!NATIVE_MODE || !native) return;
+    const source = patterned('parts-source.bin', 4 * MiB);
+    // The target is a writable mapping of a file cut to 1 MiB after mapping: the first part
+    // (the calling thread's) lands in the file's first MiB, the kernel refuses the others'
+    // copies past its end (EFAULT). JS never touches those pages, so there is no SIGBUS.
+    const sinkPath = path.join(dir, 'parts-sink.bin');
+    fs.writeFileSync(sinkPath, new Uint8Array(4 * MiB));
+    const sink = fs.openSync(sinkPath, 'r+');
+    const fd = fs.openSync(source, 'r');
+    const mapping = native.map(sink, 4 * MiB, true);
+    try {
+      fs.ftruncateSync(sink, MiB);
+      assert.throws(() => native?.readSync(fd, 0, new Uint8Array(mapping), MiB), (e: unknown) => (e as { syscall?: string }).syscall === 'pread');
+      // The same read without parts fails too: the check is the kernel's, not the split's.
+      assert.throws(() => native?.readSync(fd, 0, new Uint8Array(mapping)), (e: unknown) => (e as { syscall?: string }).syscall === 'pread');
+      assert.equal(native.readSync(fd, 0, new Uint8Array(mapping, 0, MiB), MiB / 4), MiB);
+    } finally {
+      native.unmap(mapping);
+      fs.closeSync(fd);
+      fs.closeSync(sink);
+    }
   });
 
   test('mapping a directory or past the end of a file is refused', () => {

@@ -54,6 +54,17 @@ for (const mode of ['async', 'sync'] as const) {
       assert.equal(await readAt(fd, 5 << 20, fromMiddle, file), length - (5 << 20));
       assert.ok(Buffer.from(fromMiddle.buffer, 0, length - (5 << 20)).equals(Buffer.from(bytes.buffer, 5 << 20)));
       await assert.rejects(readExactly(fd, 0, longer, file, 'data'), (error: { code?: string }) => error.code === 'ERR_TRUNCATED');
+      // The file ends inside the second of four 18 MiB parts.
+      const early = new Uint8Array(72 << 20);
+      assert.equal(await readAt(fd, length - (20 << 20), early, file), 20 << 20);
+      assert.ok(Buffer.from(early.buffer, 0, 20 << 20).equals(Buffer.from(bytes.buffer, length - (20 << 20))));
+      // A target that ends before the file, inside a larger zeroed buffer: its last part is
+      // the short one, and nothing lands past it.
+      const backing = new Uint8Array(67 << 20);
+      const inner = backing.subarray(0, (66 << 20) + 7);
+      assert.equal(await readAt(fd, 3, inner, file), inner.length);
+      assert.ok(Buffer.from(inner.buffer, 0, inner.length).equals(Buffer.from(bytes.buffer, 3, inner.length)));
+      assert.ok(backing.subarray(inner.length).every((b) => b === 0), 'bytes were written past the target');
     } finally {
       fs.closeSync(fd);
     }
