@@ -158,9 +158,7 @@ Napi::Value ReadSync(const Napi::CallbackInfo& info) {
   if (part_length != 0 && (target.length + part_length - 1) / part_length > kMaxReadParts) {
     ThrowRange(info.Env(), "partLength splits the target into more than " + std::to_string(kMaxReadParts) + " parts");
   }
-  // One part: a plain read. Also keeps the cast below exact where size_t is 32 bits.
-  if (part_length >= target.length) part_length = 0;
-  IoResult result = ReadFullyInParts(fd, position, target.data, target.length, static_cast<size_t>(part_length));
+  IoResult result = ReadFullyInParts(fd, position, target.data, target.length, part_length);
   if (result.error != 0) throw SystemError(info.Env(), result.error, result.syscall);
   return Napi::Number::New(info.Env(), static_cast<double>(result.bytes));
 }

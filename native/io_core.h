@@ -75,8 +75,9 @@ inline constexpr size_t kMaxReadParts = 16;
 // contiguous prefix read, short only at end of file. Nothing here throws: a thread that
 // cannot be started leaves its part to the calling thread, and no memory for the
 // bookkeeping means one plain read.
-inline IoResult ReadFullyInParts(int fd, uint64_t position, uint8_t* data, size_t length, size_t part_length) {
-  if (part_length == 0 || part_length >= length) return ReadFully(fd, position, data, length);
+inline IoResult ReadFullyInParts(int fd, uint64_t position, uint8_t* data, size_t length, uint64_t part_length_in) {
+  if (part_length_in == 0 || part_length_in >= length) return ReadFully(fd, position, data, length);
+  const size_t part_length = static_cast<size_t>(part_length_in);  // below length, so exact
   const size_t count = (length + part_length - 1) / part_length;
   std::vector<IoResult> results;
   std::vector<std::thread> threads;

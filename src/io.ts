@@ -69,17 +69,17 @@ const PART_GRAIN = 2 << 20;
 
 /** Reads into `target` from `position`; returns the bytes read (fewer only at end of file). */
 export function readAt(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
-  return target.byteLength < SPLIT_FROM ? readAtOnce(fd, position, target, file) : readAtSplit(fd, position, target, file);
+  const partLength = splitPartLength(target.byteLength);
+  return partLength === undefined ? readAtOnce(fd, position, target, file) : readAtSplit(fd, position, target, partLength, file);
 }
 
-/** The part length of a split read: whole huge pages, at most MAX_PARTS parts. */
-function partLengthOf(length: number): number {
-  return Math.ceil(length / MAX_PARTS / PART_GRAIN) * PART_GRAIN;
+/** The part length a read of `length` bytes is split into (whole huge pages, at most MAX_PARTS parts), or undefined for one read. */
+function splitPartLength(length: number): number | undefined {
+  return length < SPLIT_FROM ? undefined : Math.ceil(length / MAX_PARTS / PART_GRAIN) * PART_GRAIN;
 }
 
-async function readAtSplit(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
+async function readAtSplit(fd: number, position: number, target: ArrayBufferView, partLength: number, file: string): Promise<number> {
   const length = target.byteLength;
-  const partLength = partLengthOf(length);
   const parts: Promise<number>[] = [];
   for (let at = 0; at < length; at += partLength) {
     parts.push(readAtOnce(fd, position + at, viewBytes(target, at, Math.min(partLength, length - at)), file));
@@ -131,7 +131,7 @@ function fsRead(fd: number, buffer: Uint8Array, position: number): Promise<{ byt
 export function readAtSync(fd: number, position: number, target: ArrayBufferView, file: string): number {
   if (target.byteLength === 0) return 0;
   try {
-    if (native) return native.readSync(fd, position, target, target.byteLength < SPLIT_FROM ? undefined : partLengthOf(target.byteLength));
+    if (native) return native.readSync(fd, position, target, splitPartLength(target.byteLength));
     let done = 0;
     while (done < target.byteLength) {
       const step = Math.min(target.byteLength - done, FS_STEP);
@@ -424,16 +424,14 @@ export class AtomicWriter {
       throw new TensorioError('ERR_INVALID_ARGUMENT', `write position must be a non-negative integer, got ${position}`, { path: this.target });
     }
     const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
-    const writing = this.writeChunks(fd, position, chunks, total);
+    const writing: Promise<void> = this.writeChunks(fd, position, chunks, total).finally(() => this.pending.delete(writing));
     this.pending.add(writing);
     try {
       await writing;
     } catch (error) {
-      this.pending.delete(writing);
       await this.abort();
       throw fromSystemError(error, this.target, 'write');
     }
-    this.pending.delete(writing);
     this.position = Math.max(this.position, position + total);
   }
 

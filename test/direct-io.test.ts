@@ -15,7 +15,7 @@ import { describe, test } from 'node:test';
 import { readNpy, readSafetensors, writeH5, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../src/index.js';
 import { AtomicWriter } from '../src/io.js';
 import { native, type NativeBinding } from '../src/native.js';
-import { mountTmpfs, NATIVE_MODE, runPython, tempDir } from './helpers.js';
+import { mountTmpfs, NATIVE_MODE, pattern, runPython, tempDir } from './helpers.js';
 
 const MiB = 1 << 20;
 
@@ -24,20 +24,6 @@ function acceptsDirectIo(dir: string): boolean {
   const run = spawnSync('dd', ['if=/dev/zero', `of=${probe}`, 'bs=4096', 'count=1', 'oflag=direct'], { stdio: 'ignore' });
   fs.rmSync(probe, { force: true });
   return run.status === 0;
-}
-
-/** Bytes that differ at every position (a shifted or dropped block cannot go unnoticed). */
-function pattern(length: number, seed: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < length; i += 4) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x & 0xff;
-    if (i + 1 < length) bytes[i + 1] = (x >>> 8) & 0xff;
-    if (i + 2 < length) bytes[i + 2] = (x >>> 16) & 0xff;
-    if (i + 3 < length) bytes[i + 3] = x >>> 24;
-  }
-  return bytes;
 }
 
 /** `bytes` cut into chunks of the given lengths (cycled), each a view at an odd offset of its own buffer. */

@@ -9,6 +9,20 @@ export const ROOT = path.resolve(__dirname, '..', '..');
 export const FIXTURES = path.resolve(ROOT, '..', 'shared', 'fixtures');
 export const NATIVE_MODE = process.env.TENSORIO_NO_NATIVE !== '1';
 
+/** Bytes that differ at every position (a shifted or dropped block cannot go unnoticed). */
+export function pattern(length: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < length; i += 4) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    bytes[i] = x & 0xff;
+    if (i + 1 < length) bytes[i + 1] = (x >>> 8) & 0xff;
+    if (i + 2 < length) bytes[i + 2] = (x >>> 16) & 0xff;
+    if (i + 3 < length) bytes[i + 3] = x >>> 24;
+  }
+  return bytes;
+}
+
 /** A fresh temporary folder, removed when the test file ends. */
 export function tempDir(label = 'tensorio'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`));

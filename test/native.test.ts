@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 
 import { nativeStatus, ones, readNpy, writeNpy } from '../src/index.js';
 import { native } from '../src/native.js';
-import { NATIVE_MODE, ROOT, tempDir } from './helpers.js';
+import { NATIVE_MODE, pattern, ROOT, tempDir } from './helpers.js';
 
 const dir = tempDir('native');
 
@@ -206,9 +206,7 @@ describe('readSync in parts (ReadFullyInParts, on threads of its own)', () => {
   const MiB = 1 << 20;
   function patterned(name: string, length: number): string {
     const file = path.join(dir, name);
-    const bytes = new Uint8Array(length);
-    for (let i = 0; i < length; i++) bytes[i] = (i * 7 + (i >> 12)) & 0xff;
-    fs.writeFileSync(file, bytes);
+    fs.writeFileSync(file, pattern(length, length));
     return file;
   }
 
