@@ -21,9 +21,20 @@ if (!fs.existsSync(path.join(root, 'build', 'Release', 'tensorio.node'))) {
   process.exit(1);
 }
 
+// The oracle environment (real TensorFlow, Keras, safetensors, NumPy 2) is made here once, so
+// the test files, which run in parallel, find it ready; when it cannot be made the run fails.
+const { ensurePythonEnv } = require('./python-env.cjs');
+let oracle;
+try {
+  oracle = ensurePythonEnv('oracle');
+} catch (error) {
+  console.error(`run-tests: ${error.message}`);
+  process.exit(1);
+}
+
 let failed = false;
 for (const mode of ['native', 'pure-typescript']) {
-  const env = { ...process.env, TENSORIO_TEST_MODE: mode };
+  const env = { ...process.env, TENSORIO_TEST_MODE: mode, TENSORIO_ORACLE_PYTHON: oracle };
   if (mode === 'pure-typescript') env.TENSORIO_NO_NATIVE = '1';
   else delete env.TENSORIO_NO_NATIVE;
   console.log(`\n=== tensorio tests: ${mode} path ===`);

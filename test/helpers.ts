@@ -59,19 +59,70 @@ export function pythonWithNumpy(): string {
   throw new Error('no Python with NumPy found: install python3-numpy (see .ci/run) or set TENSORIO_PYTHON');
 }
 
-/** Runs a Python script (with NumPy) and returns its stdout; throws with stderr on failure. */
-export function runPython(script: string, args: string[] = []): string {
+let oracleCache: string | undefined;
+
+/**
+ * The interpreter of the oracle environment (test/python/requirements.txt: TensorFlow 2.19,
+ * tf-keras, Keras 3, tensorflowjs, safetensors, ml_dtypes, h5py 3.16, NumPy 2.1). The test
+ * runner builds it and passes it as TENSORIO_ORACLE_PYTHON; a test file run on its own builds it
+ * here. It is never optional: when it cannot be made, the test fails.
+ */
+export function oraclePython(): string {
+  if (oracleCache) return oracleCache;
+  if (process.env.TENSORIO_ORACLE_PYTHON) return (oracleCache = process.env.TENSORIO_ORACLE_PYTHON);
+  const env = require(path.join(ROOT, 'scripts', 'python-env.cjs')) as { ensurePythonEnv(name: string, o: object): string };
+  return (oracleCache = env.ensurePythonEnv('oracle', { log: (line: string) => console.log(line) }));
+}
+
+function runWith(python: string, script: string, args: string[], cwd?: string): string {
   try {
-    return execFileSync(pythonWithNumpy(), ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+    // TensorFlow logs its start-up (oneDNN, CUDA probing) to stderr: keep it out of the output,
+    // and keep it in the error when the script fails.
+    return execFileSync(python, ['-c', script, ...args], {
+      encoding: 'utf8',
+      maxBuffer: 256 << 20,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd,
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', PYTHONHASHSEED: '0' },
+    });
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new Error(`python failed: ${stderr || (error as Error).message}`);
+    throw new Error(`python (${python}) failed: ${stderr || (error as Error).message}`);
   }
+}
+
+/** Runs a Python script with Debian's NumPy 1.24 and returns its stdout; throws with stderr on failure. */
+export function runPython(script: string, args: string[] = []): string {
+  return runWith(pythonWithNumpy(), script, args);
 }
 
 /** Runs Python and parses its stdout as JSON. */
 export function runPythonJson<T = unknown>(script: string, args: string[] = []): T {
   return JSON.parse(runPython(script, args)) as T;
+}
+
+/** Runs a script in the oracle environment (TensorFlow, Keras, NumPy 2, ...), optionally in `cwd`. */
+export function runOracle(script: string, args: string[] = [], cwd?: string): string {
+  return runWith(oraclePython(), script, args, cwd);
+}
+
+/** Runs a script in the oracle environment and parses its stdout (its last line) as JSON. */
+export function runOracleJson<T = unknown>(script: string, args: string[] = [], cwd?: string): T {
+  const lines = runOracle(script, args, cwd).trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] ?? 'null') as T;
+}
+
+/** Both NumPy interpreters of the interop matrix: Debian's NumPy 1.24 and the oracle's NumPy 2. */
+export function numpyPythons(): { label: string; python: () => string }[] {
+  return [
+    { label: 'Debian NumPy 1.24', python: pythonWithNumpy },
+    { label: 'NumPy 2 (oracle)', python: oraclePython },
+  ];
+}
+
+/** Runs a script with the given interpreter (one of numpyPythons()). */
+export function runPythonWith(python: string, script: string, args: string[] = [], cwd?: string): string {
+  return runWith(python, script, args, cwd);
 }
 
 /**
