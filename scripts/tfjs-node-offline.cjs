@@ -48,7 +48,7 @@ const DEFAULT_WHEEL_VERSION = '2.19.0';
 const STAMP = '.tensorio-offline.json';
 // What the binding needs from a wheel: the two libraries and the headers c_api.h reaches.
 const WHEEL_MEMBERS = ['tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2'];
-const WHEEL_HEADER_PREFIXES = ['tensorflow/include/tensorflow/c/', 'tensorflow/include/tensorflow/core/platform/', 'tensorflow/include/tsl/', 'tensorflow/include/xla/tsl/'];
+const WHEEL_HEADER_PREFIXES = ['tensorflow/include/tensorflow/c/', 'tensorflow/include/tensorflow/core/public/', 'tensorflow/include/tensorflow/core/platform/', 'tensorflow/include/tsl/', 'tensorflow/include/xla/tsl/'];
 
 function cacheRoot() {
   // The same folder as scripts/python-env.cjs's environments.
@@ -125,6 +125,8 @@ function pipDownload(version, log) {
   const dir = path.join(cacheRoot(), 'wheels');
   fs.mkdirSync(dir, { recursive: true });
   const pattern = new RegExp(`^tensorflow_cpu-${version.replace(/\./g, '\\.')}-.*\\.whl$`);
+  const unpacked = fs.readdirSync(cacheRoot()).find((f) => pattern.test(`${f.replace(/^tensorflow-c-/, '')}.whl`) && fs.existsSync(path.join(cacheRoot(), f, STAMP)));
+  if (unpacked) return tensorflowSource(path.join(cacheRoot(), unpacked, 'tensorflow'), `tensorflow-cpu ${version} from pip`);
   let wheel = fs.readdirSync(dir).find((f) => pattern.test(f));
   if (!wheel) {
     log(`tfjs-node-offline: pip download tensorflow-cpu==${version} into ${dir}`);
@@ -134,7 +136,10 @@ function pipDownload(version, log) {
     wheel = fs.readdirSync(dir).find((f) => pattern.test(f));
     if (!wheel) throw new Error(`tfjs-node-offline: pip download left no tensorflow_cpu-${version} wheel in ${dir}`);
   }
-  return unpackWheel(path.join(dir, wheel), log);
+  const source = unpackWheel(path.join(dir, wheel), log);
+  // Unpacked, the wheel is no longer needed (252 MB for tensorflow-cpu 2.19.0).
+  fs.rmSync(path.join(dir, wheel), { force: true });
+  return source;
 }
 
 function oracleTensorflow(log) {

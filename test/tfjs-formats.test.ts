@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
+// Loads @tensorflow/tfjs-node first when TENSORIO_TFJS=node: the same tests then run on its backend.
+import { EXPECTED_BACKEND, TFJS_MODE } from './tfjs-backend.js';
 import fc from 'fast-check';
 
 import { readNpz, readSafetensors, writeSafetensors, type NdArray } from '../src/index.js';
@@ -13,6 +15,10 @@ import { expectCode } from './expect-code.js';
 import { NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('tensorio-tfjs-formats');
+
+test(`the tests run on the '${EXPECTED_BACKEND}' backend (TENSORIO_TFJS=${TFJS_MODE})`, () => {
+  assert.equal(tf.getBackend(), EXPECTED_BACKEND);
+});
 
 // The chapter's MLP (demo/chapter-tfjs.mjs). tfjs's Flatten needs rank >= 3, so X (2, 20) is fed as (2, 4, 5).
 function mlp(hidden = 256, names: string[] = []): tf.Sequential {

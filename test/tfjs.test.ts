@@ -5,12 +5,18 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
+// Loads @tensorflow/tfjs-node first when TENSORIO_TFJS=node: the same tests then run on its backend.
+import { EXPECTED_BACKEND, TFJS_MODE } from './tfjs-backend.js';
 
 import { TensorioError, writeNpy } from '../src/index.js';
 import { ioHandler, load, loadWeights, registerRouters, save, saveWeights } from '../src/tfjs/index.js';
 import { fixture, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('tensorio-tfjs');
+
+test(`the tests run on the '${EXPECTED_BACKEND}' backend (TENSORIO_TFJS=${TFJS_MODE})`, () => {
+  assert.equal(tf.getBackend(), EXPECTED_BACKEND);
+});
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof TensorioError && error.code === code;
