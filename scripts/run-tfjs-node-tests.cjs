@@ -46,7 +46,7 @@ try {
   const pins = fs.readFileSync(path.join(root, 'test', 'python', 'requirements.txt'), 'utf8');
   const version = (pins.match(/^tensorflow==(\S+)\s*$/m) ?? [])[1];
   if (!version) throw new Error('test/python/requirements.txt pins no tensorflow==<version>');
-  tfjsNode = require('./tfjs-node-offline.cjs').ensureTfjsNode({ pipDownload: version, log: (line) => console.log(line) });
+  tfjsNode = require('./tfjs-node-offline.cjs').ensureTfjsNode({ pipDownload: version, python: oracle, log: (line) => console.log(line) });
   console.log(`run-tfjs-node-tests: tfjs-node on TensorFlow ${tfjsNode.tensorflow}, ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 } catch (error) {
   console.error(`run-tfjs-node-tests: ${error.message}`);

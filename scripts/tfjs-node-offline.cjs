@@ -33,6 +33,7 @@
 //                        unpacked into the cache folder
 //   --pip-download[=VER] pip downloads the tensorflow-cpu==VER wheel (default 2.19.0)
 //   (none)               the TensorFlow of tensorio's oracle venv (scripts/python-env.cjs)
+// --python PY runs pip and the unpacking (default: $TENSORIO_VENV_PYTHON, else python3).
 // Running it again does nothing when the same binding is already built (and checks it loads).
 // Prints the tfjs-node package folder on stdout; progress goes to stderr.
 'use strict';
@@ -87,7 +88,7 @@ function tensorflowSource(dir, how) {
 }
 
 /** Unpacks the library and headers of a wheel into the cache (once per wheel). */
-function unpackWheel(wheel, log) {
+function unpackWheel(wheel, log, python) {
   const file = fs.realpathSync(wheel);
   const name = path.basename(file).replace(/\.whl$/, '');
   const dest = path.join(cacheRoot(), `tensorflow-c-${name}`);
@@ -105,7 +106,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     if missing: sys.exit('the wheel has no ' + ', '.join(missing))
     for n in names: z.extract(n, sys.argv[2])
 `;
-  run(pythonForPip(), ['-c', script, file, partial, WHEEL_MEMBERS.join(','), WHEEL_HEADER_PREFIXES.join(',')], `unpacking ${file}`);
+  run(python, ['-c', script, file, partial, WHEEL_MEMBERS.join(','), WHEEL_HEADER_PREFIXES.join(',')], `unpacking ${file}`);
   fs.writeFileSync(path.join(partial, STAMP), JSON.stringify({ wheel: file }) + '\n');
   try {
     fs.renameSync(partial, dest);
@@ -117,11 +118,12 @@ with zipfile.ZipFile(sys.argv[1]) as z:
   return tensorflowSource(path.join(dest, 'tensorflow'), `unpacked from ${file}`);
 }
 
-function pythonForPip() {
-  return process.env.TENSORIO_VENV_PYTHON || 'python3';
+/** A Python with pip and zipfile: the caller's (the runner gives the oracle venv's), else python3. */
+function pythonFor(options) {
+  return options.python || process.env.TENSORIO_VENV_PYTHON || 'python3';
 }
 
-function pipDownload(version, log) {
+function pipDownload(version, log, python) {
   const dir = path.join(cacheRoot(), 'wheels');
   fs.mkdirSync(dir, { recursive: true });
   const pattern = new RegExp(`^tensorflow_cpu-${version.replace(/\./g, '\\.')}-.*\\.whl$`);
@@ -130,13 +132,13 @@ function pipDownload(version, log) {
   let wheel = fs.readdirSync(dir).find((f) => pattern.test(f));
   if (!wheel) {
     log(`tfjs-node-offline: pip download tensorflow-cpu==${version} into ${dir}`);
-    run(pythonForPip(), ['-m', 'pip', 'download', '--quiet', '--no-deps', '--only-binary=:all:', '-d', dir, `tensorflow-cpu==${version}`], 'pip download', {
+    run(python, ['-m', 'pip', 'download', '--quiet', '--no-deps', '--only-binary=:all:', '-d', dir, `tensorflow-cpu==${version}`], 'pip download', {
       env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
     });
     wheel = fs.readdirSync(dir).find((f) => pattern.test(f));
     if (!wheel) throw new Error(`tfjs-node-offline: pip download left no tensorflow_cpu-${version} wheel in ${dir}`);
   }
-  const source = unpackWheel(path.join(dir, wheel), log);
+  const source = unpackWheel(path.join(dir, wheel), log, python);
   // Unpacked, the wheel is no longer needed (252 MB for tensorflow-cpu 2.19.0).
   fs.rmSync(path.join(dir, wheel), { force: true });
   return source;
@@ -151,8 +153,8 @@ function oracleTensorflow(log) {
 
 function resolveSource(options, log) {
   if (options.tensorflow) return tensorflowSource(options.tensorflow, '--tensorflow');
-  if (options.wheel) return unpackWheel(options.wheel, log);
-  if (options.pipDownload) return pipDownload(options.pipDownload, log);
+  if (options.wheel) return unpackWheel(options.wheel, log, pythonFor(options));
+  if (options.pipDownload) return pipDownload(options.pipDownload, log, pythonFor(options));
   return oracleTensorflow(log);
 }
 
@@ -309,6 +311,7 @@ function parseArgs(argv) {
     else if (flag === '--wheel') options.wheel = value();
     else if (flag === '--pip-download') options.pipDownload = inline ?? DEFAULT_WHEEL_VERSION;
     else if (flag === '--tfjs-modules') options.tfjsModules = value();
+    else if (flag === '--python') options.python = value();
     else throw new Error(`tfjs-node-offline: unknown argument '${arg}' (see the comment at the top of ${__filename})`);
   }
   return options;
