@@ -270,7 +270,17 @@ function ensureTfjsNode(options = {}) {
   const prefix = path.join(cacheRoot(), `tfjs-node-${TFJS_NODE_VERSION}-${key}`);
   const pkg = path.join(prefix, 'node_modules', '@tensorflow', 'tfjs-node');
   const nodePath = [path.join(prefix, 'node_modules'), tfjsModules].join(path.delimiter);
-  if (stampMatches(pkg, stamp)) return { packageDir: pkg, nodePath, ...verify(pkg, nodePath) };
+  let broken = false;
+  if (stampMatches(pkg, stamp)) {
+    try {
+      return { packageDir: pkg, nodePath, ...verify(pkg, nodePath) };
+    } catch (error) {
+      // E.g. a library it links to was deleted: build it again rather than fail for good.
+      broken = true;
+      const reason = error.message.split('\n').find((line) => /Error/.test(line)) ?? error.message.split('\n')[0];
+      log(`tfjs-node-offline: the copy in ${prefix} does not load (${reason.trim()}); building it again`);
+    }
+  }
 
   const started = Date.now();
   const partial = `${prefix}.partial-${process.pid}`;
@@ -288,7 +298,7 @@ function ensureTfjsNode(options = {}) {
   const partialPkg = path.join(partial, 'node_modules', '@tensorflow', 'tfjs-node');
   buildBinding(partialPkg, source, log);
   fs.writeFileSync(path.join(partialPkg, 'deps', STAMP), JSON.stringify(stamp) + '\n');
-  if (stampMatches(pkg, stamp)) {
+  if (!broken && stampMatches(pkg, stamp)) {
     // Another process finished the same build meanwhile: its copy is complete, keep it.
     fs.rmSync(partial, { recursive: true, force: true });
   } else {
