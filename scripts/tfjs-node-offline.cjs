@@ -67,7 +67,7 @@ function run(command, args, label, options = {}) {
   return result.stdout;
 }
 
-/** The TensorFlow version its headers declare (tensorflow/core/public/version.h or the C API's). */
+/** The TensorFlow version its headers declare (tensorflow/core/public/version.h), for the logs and the key. */
 function headerVersion(includeDir) {
   const file = path.join(includeDir, 'tensorflow', 'core', 'public', 'version.h');
   if (!fs.existsSync(file)) return 'unknown';
@@ -103,7 +103,7 @@ members, prefixes = sys.argv[3].split(','), tuple(sys.argv[4].split(','))
 with zipfile.ZipFile(sys.argv[1]) as z:
     names = [n for n in z.namelist() if n in members or (n.startswith(prefixes) and not n.endswith('/'))]
     missing = [m for m in members if m not in names]
-    if missing: sys.exit('the wheel has no ' + ', '.join(missing))
+    if missing: sys.exit('the wheel has no ' + ', '.join(missing) + ' (2.9.1 keeps its C API in python/_pywrap_tensorflow_internal.so, which needs libpython to load: see docs/tfjs.md)')
     for n in names: z.extract(n, sys.argv[2])
 `;
   run(python, ['-c', script, file, partial, WHEEL_MEMBERS.join(','), WHEEL_HEADER_PREFIXES.join(',')], `unpacking ${file}`);
