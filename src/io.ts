@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { markAsUntransferable } from 'node:worker_threads';
 
 import { fromSystemError, TensorioError } from './errors.js';
 import { native } from './native.js';
@@ -176,7 +177,11 @@ export type MapResult = { buffer: ArrayBuffer; reason?: undefined } | { buffer?:
 export function mapFile(fd: number, length: number, writable: boolean, file: string): MapResult {
   if (!native) return { reason: 'the native addon is not loaded' };
   try {
-    return { buffer: native.map(fd, length, writable) };
+    const buffer = native.map(fd, length, writable);
+    // The addon releases the pages when this buffer object is collected, so no other
+    // ArrayBuffer may share its memory: postMessage with a transfer list copies it instead.
+    markAsUntransferable(buffer);
+    return { buffer };
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'ERR_EXTERNAL_MEMORY_REFUSED' || code === 'ENODEV' || code === 'EINVAL' || code === 'ENOMEM') {
