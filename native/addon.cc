@@ -13,7 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tensorio::InitFileIo(env, exports);
   tensorio::InitConvert(env, exports);
   // Bumped whenever the binding's functions change, so a stale build is detected.
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   return exports;
 }
 

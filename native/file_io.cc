@@ -6,6 +6,7 @@
 #include "file_io.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -225,6 +226,35 @@ Napi::Value WriteDirectSync(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// exchange(from, to) -> boolean: swaps two paths in one step. An atomic write's commit uses it
+// to put its file at the target: a plain rename over an existing file makes ext4 flush the
+// new file's delayed allocations first (its auto_da_alloc heuristic), which cost 250 ms of a
+// 512 MiB write without fsync; the exchange is a metadata step (0.1 ms), after which the old
+// file, now at the temporary name, is removed. False when the kernel or file system cannot
+// exchange, or when `to` does not exist: the caller then renames.
+Napi::Value Exchange(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 2, "exchange(from, to)");
+  if (!info[0].IsString() || !info[1].IsString()) ThrowType(info.Env(), "exchange(from, to) takes two paths");
+  std::string from = info[0].As<Napi::String>().Utf8Value();
+  std::string to = info[1].As<Napi::String>().Utf8Value();
+#if defined(__linux__) && defined(SYS_renameat2)
+  constexpr unsigned int kRenameExchange = 1u << 1;  // RENAME_EXCHANGE, linux/fs.h
+  // A rename of a file over a folder fails; an exchange would succeed. Only files are swapped.
+  struct stat st;
+  if (lstat(to.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return Napi::Boolean::New(info.Env(), false);
+  if (syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), kRenameExchange) == 0) {
+    return Napi::Boolean::New(info.Env(), true);
+  }
+  int error = errno;
+  if (error == ENOENT || error == EINVAL || error == ENOSYS || error == EOPNOTSUPP || error == EPERM) {
+    return Napi::Boolean::New(info.Env(), false);
+  }
+  throw SystemError(info.Env(), error, "renameat2");
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 }  // namespace
 
 void InitFileIo(Napi::Env env, Napi::Object exports) {
@@ -235,6 +265,7 @@ void InitFileIo(Napi::Env env, Napi::Object exports) {
   exports.Set("writeSync", Napi::Function::New(env, WriteSync, "writeSync"));
   exports.Set("writeDirect", Napi::Function::New(env, WriteDirectAsync, "writeDirect"));
   exports.Set("writeDirectSync", Napi::Function::New(env, WriteDirectSync, "writeDirectSync"));
+  exports.Set("exchange", Napi::Function::New(env, Exchange, "exchange"));
 }
 
 }  // namespace tensorio

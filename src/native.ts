@@ -29,6 +29,11 @@ export interface NativeBinding {
     callback: (error: Error | null, bytes?: number, directBytes?: number, refused?: boolean) => void,
   ): void;
   writeDirectSync(directFd: number, fd: number, position: number, chunks: ArrayBufferView[]): { bytes: number; directBytes: number; refused: boolean };
+  /**
+   * Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE). False, with nothing
+   * changed, where the system or file system cannot, or when `to` does not exist.
+   */
+  exchange(from: string, to: string): boolean;
   convert(name: string, src: ArrayBufferView, dst: ArrayBufferView): void;
   byteswap(bytes: ArrayBufferView, itemSize: number): void;
   features(): { f16c: boolean };
@@ -43,7 +48,7 @@ export interface NativeStatus {
   readonly reason?: string;
 }
 
-const EXPECTED_ABI = 2;
+const EXPECTED_ABI = 3;
 
 function packageRoot(): string {
   // dist/native.js and dist-test/src/native.js both sit below the package root.
