@@ -21,7 +21,7 @@ const MAX_INPUT = 1 << 20;
 if (isMainThread) {
   const runs = Number(process.argv[2] ?? process.env.TENSORIO_FUZZ_RUNS ?? 100000);
   const only = process.argv.slice(3);
-  const names = engine.fuzzTargets().map((t) => t.name).filter((n) => only.length === 0 || only.includes(n));
+  const names = engine.fuzzTargets('fixtures').map((t) => t.name).filter((n) => only.length === 0 || only.includes(n));
   const results = [];
   for (const name of names) {
     results.push(await runTarget(name, runs));
@@ -50,7 +50,7 @@ if (isMainThread) {
   // Shared with the watchdog: [0] counter, [1] input length, then the input's bytes.
   const control = new Int32Array(workerData.shared, 0, 2);
   const bytes = new Uint8Array(workerData.shared, 8);
-  const target = engine.fuzzTargets().find((t) => t.name === workerData.name);
+  const target = engine.fuzzTargets('fixtures').find((t) => t.name === workerData.name);
   const onInput = (input) => {
     const n = Math.min(input.length, MAX_INPUT);
     bytes.set(input.subarray(0, n));

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { after } from 'node:test';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-export const FIXTURES = path.resolve(ROOT, '..', 'shared', 'fixtures');
+/** The third-party files of the fixtures suite (test/fixtures/): TENSORIO_FIXTURES, else ../shared/fixtures. */
+export const FIXTURES = path.resolve(process.env.TENSORIO_FIXTURES || path.join(ROOT, '..', 'shared', 'fixtures'));
 export const NATIVE_MODE = process.env.TENSORIO_NO_NATIVE !== '1';
 
 /** Bytes that differ at every position (a shifted or dropped block cannot go unnoticed). */
@@ -30,10 +31,10 @@ export function tempDir(label = 'tensorio'): string {
   return dir;
 }
 
-/** A fixture's path; fails loudly when ../shared/fixtures is missing. */
+/** A fixture's path (only test/fixtures/ may call it); fails loudly when the folder or file is missing. */
 export function fixture(...parts: string[]): string {
   const file = path.join(FIXTURES, ...parts);
-  if (!fs.existsSync(file)) throw new Error(`fixture ${file} is missing: tests need ../shared/fixtures beside the repository`);
+  if (!fs.existsSync(file)) throw new Error(`fixture ${file} is missing: the fixtures suite needs ../shared/fixtures beside the repository, or TENSORIO_FIXTURES naming the folder`);
   return file;
 }
 

@@ -3,98 +3,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { decodeKerasWeights, readKerasWeights, readKerasWeightsSync, TensorioError, writeKerasWeights, type NdArray } from '../src/index.js';
+import { readKerasWeights, TensorioError, writeKerasWeights, type NdArray } from '../src/index.js';
 import { kerasAttributeChunks } from '../src/formats/keras-h5.js';
-import { fixtureFiles, runPythonJson, tempDir } from './helpers.js';
+import { runPythonJson, tempDir } from './helpers.js';
+import { hex, KERAS_READ, type KerasDump } from './keras-dump.js';
 
 const dir = tempDir('tensorio-keras');
 
-function hex(array: NdArray): string {
-  return Buffer.from(array.data.buffer, array.data.byteOffset, array.data.byteLength).toString('hex');
-}
-
-// Reads a Keras file the way Keras's loaders do: legacy (load_weights_from_hdf5_group:
-// layer_names -> weight_names -> datasets, decoding bytes, joining layer_names0..N) or
-// Keras 3 (layers/<name>/vars/<i>).
-const KERAS_READ = `
-import sys, json, h5py, numpy as np
-def attr_list(group, name):
-    if name in group.attrs:
-        data = [n.decode('utf8') if hasattr(n, 'decode') else n for n in group.attrs[name]]
-    else:
-        data, i = [], 0
-        while '%s%d' % (name, i) in group.attrs:
-            data.extend([n.decode('utf8') if hasattr(n, 'decode') else n for n in group.attrs['%s%d' % (name, i)]])
-            i += 1
-    return [str(n) for n in data]
-def dump(d):
-    v = np.asarray(d[()])
-    return {'dtype': v.dtype.str, 'shape': list(v.shape), 'hex': np.ascontiguousarray(v.astype(v.dtype.newbyteorder('<'))).tobytes().hex()}
-out = []
-with h5py.File(sys.argv[1], 'r') as f:
-    if 'layer_names' in f.attrs or 'layer_names0' in f.attrs or 'model_weights' in f:
-        g = f['model_weights'] if ('layer_names' not in f.attrs and 'layer_names0' not in f.attrs and 'model_weights' in f) else f
-        for layer in attr_list(g, 'layer_names'):
-            names = attr_list(g[layer], 'weight_names')
-            out.append([layer, [[n, dump(g[layer][n])] for n in names]])
-    else:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Group) and 'vars' in obj and name.startswith('layers/'):
-                vs = sorted(obj['vars'].keys(), key=int)
-                out.append([name[len('layers/'):], [[v, dump(obj['vars'][v])] for v in vs]])
-        f.visititems(visit)
-print(json.dumps(out))
-`;
-
-type KerasDump = [string, [string, { dtype: string; shape: number[]; hex: string }][]][];
-
-test('every Keras fixture (Keras 1, 2.0-2.2, tf.keras 2.x, full models, Keras 3) reads as Keras reads it', async () => {
-  const files = [...fixtureFiles('keras-h5', '.h5'), ...fixtureFiles('keras3', '.weights.h5')];
-  assert.ok(files.length >= 14);
-  let weights = 0;
-  for (const file of files) {
-    const expected = runPythonJson<KerasDump>(KERAS_READ, [file]);
-    // The async reader, the sync one (mapped) and the in-memory one give the same weights.
-    const readers = {
-      readKerasWeights: await readKerasWeights(file),
-      'readKerasWeightsSync, mapped': readKerasWeightsSync(file, { mmap: true }),
-      decodeKerasWeights: decodeKerasWeights(new Uint8Array(fs.readFileSync(file)), file),
-    };
-    for (const [reader, ours] of Object.entries(readers)) {
-      const label = `${path.basename(file)} (${reader})`;
-      if (ours.layout === 'keras3') {
-        // Keras 3 matches by structure: compare as a set of layer paths.
-        const byName = new Map(ours.layers.map((l) => [l.name, l]));
-        assert.equal(byName.size, expected.length, label);
-        for (const [name, list] of expected) {
-          const layer = byName.get(name);
-          assert.ok(layer, `${label}: ${name}`);
-          assert.deepEqual(layer.weights.map((w) => w.name), list.map(([n]) => n));
-          list.forEach(([, want], i) => assert.equal(hex(layer.weights[i]?.array as NdArray), want.hex, `${label}:${name}/${i}`));
-          weights += list.length;
-        }
-        continue;
-      }
-      assert.deepEqual(ours.layers.map((l) => l.name), expected.map(([n]) => n), `${label}: layer_names`);
-      ours.layers.forEach((layer, i) => {
-        const want = expected[i]?.[1] ?? [];
-        assert.deepEqual(layer.weights.map((w) => w.name), want.map(([n]) => n), `${label}:${layer.name} weight_names`);
-        layer.weights.forEach((w, j) => {
-          const ref = want[j]?.[1];
-          assert.ok(ref);
-          assert.deepEqual(w.array.shape, ref.shape, `${label}:${w.name} shape`);
-          assert.equal(hex(w.array), ref.hex, `${label}:${w.name}`);
-          weights++;
-        });
-      });
-      if (label.startsWith('hls4ml__relu.h5') || label.includes('FashionMNIST') || label.includes('QKERAS') || label.includes('gru_model') || label.includes('conv2d_1layer.h5')) {
-        assert.ok(ours.modelConfig, `${label}: model_config`);
-        assert.equal(JSON.parse(ours.modelConfig).class_name !== undefined, true);
-      }
-    }
-  }
-  assert.ok(weights > 3 * 40, `compared ${weights} weights`);
-});
 
 function dense(rows: number, cols: number, seed: number): NdArray {
   const data = new Float32Array(rows * cols);

@@ -5,10 +5,10 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as fc from 'fast-check';
 
-import { load, ndarray, PythonGlobal, TensorioError, unpickle, type NdArray, type PyObject } from '../src/index.js';
+import { load, ndarray, TensorioError, unpickle, type NdArray, type PyObject } from '../src/index.js';
 import { pickleChunks, type PicklableValue } from '../src/formats/pickle.js';
 import { expectCode } from './expect-code.js';
-import { fixture, runPython, runPythonJson, tempDir } from './helpers.js';
+import { runPython, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('pickle');
 
@@ -32,42 +32,6 @@ function plain(array: NdArray): { dtype: string; shape: number[]; data: unknown[
   if (array.order === 'F') out.order = 'F';
   return out;
 }
-
-describe('NumPy fixtures', () => {
-  const bytesAfterHeader = (file: string): Uint8Array => {
-    const bytes = fs.readFileSync(fixture('npy', file));
-    return new Uint8Array(bytes.subarray(10 + bytes.readUInt16LE(8)));
-  };
-
-  test('py2-objarr and py2-np0-objarr (Python 2, byte strings read as latin-1)', async () => {
-    for (const file of ['numpy__py2-objarr.npy', 'numpy__py2-np0-objarr.npy']) {
-      const value = unpickle(bytesAfterHeader(file)) as PyObject[];
-      assert.equal(value.length, 4);
-      assert.equal(value[0], null);
-      assert.ok(value[1] instanceof PythonGlobal);
-      assert.equal(String(value[1]), 'builtins.range');
-      assert.equal(value[2], '優良');
-      assert.equal(value[3], Buffer.from('不良', 'utf8').toString('latin1'));
-    }
-  });
-
-  test('py3-objarr (numpy._core spelling, bytes)', async () => {
-    const value = unpickle(bytesAfterHeader('numpy__py3-objarr.npy')) as PyObject[];
-    assert.deepEqual(value.slice(2), ['優良', new Uint8Array(Buffer.from('不良', 'utf8'))]);
-    assert.equal(String(value[1]), 'builtins.range');
-  });
-
-  test('ragged arrays and a 0-d object array', async () => {
-    assert.deepEqual(unpickle(bytesAfterHeader('npyio__ragged-array.npy')), [[1, 2, 3, 4], [5, 6, 7], [8, 9]]);
-    assert.deepEqual(unpickle(bytesAfterHeader('npyio__ragged-array-mixed.npy')), [[1, '2', 3, '4'], [5, 'six', 7], ['8', 9]]);
-    assert.deepEqual(unpickle(bytesAfterHeader('npyz__object.npy')), {});
-  });
-
-  test('the same fixtures through load(..., { allowPickle: true })', async () => {
-    assert.deepEqual(await load(fixture('npy', 'npyio__ragged-array.npy'), { allowPickle: true }), [[1, 2, 3, 4], [5, 6, 7], [8, 9]]);
-    await assert.rejects(load(fixture('npy', 'npyio__ragged-array.npy')), (e: TensorioError) => e.code === 'ERR_PICKLE_DISALLOWED' && /allowPickle/.test(e.message));
-  });
-});
 
 describe('pickles written by Python, every protocol', () => {
   test('arrays of every layout and dtype, NumPy scalars, Python values', async () => {

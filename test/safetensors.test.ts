@@ -1,6 +1,5 @@
 /** safetensors: the reference's validation, its exact bytes, lazy views, shards and big files. */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -10,13 +9,11 @@ import fc from 'fast-check';
 import {
   decodeSafetensors,
   encodeSafetensors,
-  isMapped,
   openSafetensors,
   openSafetensorsSync,
   readSafetensors,
   readSafetensorsSync,
   TensorioError,
-  toFloat32,
   writeSafetensors,
   writeSafetensorsSync,
   type DType,
@@ -25,8 +22,9 @@ import {
   type TypedArray,
 } from '../src/index.js';
 import { planShards, parseShardSize } from '../src/formats/safetensors-sharded.js';
-import { fixture, fixtureFiles, NATIVE_MODE, runPythonJson, tempDir } from './helpers.js';
+import { NATIVE_MODE, runOracle, runPythonJson, tempDir } from './helpers.js';
 import { expectCode } from './expect-code.js';
+import { allReadersRefuse, assertMatchesPython, bytes, PY_READER, pyRead, sha, type PyFile } from './safetensors-reader.js';
 
 const rejectsWith = (code: string, fn: () => unknown): Promise<TensorioError> => expectCode(fn, code as Parameters<typeof expectCode>[1]);
 
@@ -38,16 +36,14 @@ function tmp(name = 'x.safetensors'): string {
   return path.join(sub, name);
 }
 
-function bytes(data: TypedArray): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-function sha(data: TypedArray): string {
-  return createHash('sha256').update(bytes(data)).digest('hex');
-}
-
 function concat(chunks: Uint8Array[]): Buffer {
   return Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
+}
+
+function writeTemp(content: Uint8Array): string {
+  const file = tmp();
+  fs.writeFileSync(file, content);
+  return file;
 }
 
 /** A safetensors file from a header object and data bytes, with the header as given (no padding). */
@@ -57,96 +53,6 @@ function handMade(header: unknown, data: Uint8Array | number = 0, rawHeader?: Ui
   length.writeBigUInt64LE(BigInt(json.length));
   const body = typeof data === 'number' ? Buffer.alloc(data) : Buffer.from(data);
   return Buffer.concat([length, Buffer.from(json), body]);
-}
-
-function writeTemp(content: Uint8Array): string {
-  const file = tmp();
-  fs.writeFileSync(file, content);
-  return file;
-}
-
-
-/** Every reader entry point must refuse a bad file with the same code. */
-async function allReadersRefuse(content: Uint8Array, code: string): Promise<void> {
-  const file = writeTemp(content);
-  const error = await rejectsWith(code, () => readSafetensors(file));
-  assert.equal(error.path, file);
-  await rejectsWith(code, () => readSafetensors(file, { mmap: true }));
-  await rejectsWith(code, () => readSafetensorsSync(file));
-  await rejectsWith(code, () => openSafetensors(file));
-  await rejectsWith(code, () => decodeSafetensors(content));
-}
-
-// An independent reader: Python's json and numpy.memmap, nothing from tensorio.
-const PY_READER = String.raw`
-import hashlib, json, struct, sys
-import numpy as np
-NP = {'BOOL': '?', 'U8': 'u1', 'I8': 'i1', 'U16': '<u2', 'I16': '<i2', 'U32': '<u4', 'I32': '<i4',
-      'U64': '<u8', 'I64': '<i8', 'F16': '<f2', 'BF16': '<u2', 'F32': '<f4', 'F64': '<f8',
-      'C64': '<c8', 'F8_E4M3': 'u1', 'F8_E5M2': 'u1'}
-NUMERIC = {'BOOL', 'U8', 'I8', 'U16', 'I16', 'U32', 'I32', 'U64', 'I64', 'F16', 'F32', 'F64'}
-def read(path):
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        header = json.loads(f.read(n))
-    meta = header.pop('__metadata__', None)
-    mm = np.memmap(path, dtype=np.uint8, mode='r')
-    out = {}
-    for name, e in header.items():
-        b, end = e['data_offsets']
-        raw = bytes(mm[8 + n + b: 8 + n + end])
-        arr = np.frombuffer(raw, dtype=NP[e['dtype']]).reshape(e['shape'])
-        values = None
-        if e['dtype'] in NUMERIC:
-            values = [v if np.isfinite(v) else None for v in arr.astype(np.float64).ravel().tolist()]
-        out[name] = {'dtype': e['dtype'], 'shape': list(arr.shape), 'sha': hashlib.sha256(raw).hexdigest(), 'values': values}
-    order = sorted(header, key=lambda k: header[k]['data_offsets'])
-    return {'n': n, 'size': len(mm), 'metadata': meta, 'order': order, 'tensors': out}
-result = {}
-for p in sys.argv[1:]:
-    if p.endswith('.json'):
-        index = json.load(open(p))
-        folder = p[:p.rfind('/') + 1]
-        result[p] = {'index': index, 'shards': {s: read(folder + s) for s in sorted(set(index['weight_map'].values()))}}
-    else:
-        result[p] = read(p)
-print(json.dumps(result))
-`;
-
-interface PyTensor {
-  dtype: string;
-  shape: number[];
-  sha: string;
-  values: Array<number | null> | null;
-}
-interface PyFile {
-  n: number;
-  size: number;
-  metadata: Record<string, string> | null;
-  order: string[];
-  tensors: Record<string, PyTensor>;
-}
-
-function pyRead(...files: string[]): Record<string, PyFile> {
-  return runPythonJson<Record<string, PyFile>>(PY_READER, files);
-}
-
-function numericValues(array: NdArray): Array<number | null> {
-  const asFloat = array.dtype === 'float16' ? toFloat32(array) : array;
-  return Array.from(asFloat.data as ArrayLike<number | bigint>, (v) => {
-    const x = Number(v);
-    return Number.isFinite(x) ? x : null;
-  });
-}
-
-function assertMatchesPython(ours: Record<string, LoadedArray | NdArray>, py: PyFile): void {
-  assert.deepEqual(Object.keys(ours).sort(), Object.keys(py.tensors).sort());
-  for (const [name, expected] of Object.entries(py.tensors)) {
-    const array = ours[name] as NdArray;
-    assert.deepEqual(array.shape, expected.shape, name);
-    assert.equal(sha(array.data), expected.sha, `${name} bytes`);
-    if (expected.values) assert.deepEqual(numericValues(array), expected.values, `${name} values`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,16 +78,30 @@ test('writes the reference serialize() test vectors byte for byte', () => {
 });
 
 // ---------------------------------------------------------------------------------------
-// Real files
+// Files written by the reference library (the oracle's safetensors); other tools' real files: test/fixtures/
 
-const VALID_FIXTURES = fixtureFiles('safetensors', '.safetensors').filter((f) => !f.includes('abuse'));
-// Written by the reference writer (padded headers): our writer must reproduce them exactly.
-const REFERENCE_WRITTEN = VALID_FIXTURES.filter((f) => !/pr84|swift/.test(f));
+/** Files written by safetensors.numpy.save_file: every NumPy dtype it takes, 0-d, empty, metadata. */
+function referenceFiles(): string[] {
+  const files = [tmp('reference.safetensors'), tmp('metadata.safetensors')];
+  runOracle(
+    `import sys, numpy as np
+from safetensors.numpy import save_file
+rng = np.random.default_rng(3)
+tensors = {name: (rng.standard_normal((3, 5)) * 50).astype(name) for name in ['float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64']}
+tensors['flags'] = np.array([True, False, True])
+tensors['scalar'] = np.array(7, dtype=np.int64)
+tensors['empty'] = np.zeros((0, 4), np.float32)
+save_file(tensors, sys.argv[1])
+save_file({'w': np.arange(6, dtype=np.float32).reshape(2, 3), 'b': np.ones(3, np.float32)}, sys.argv[2], metadata={'format': 'np', 'note': 'hello'})`,
+    files,
+  );
+  return files;
+}
 
-test('reads every fixture like an independent json + numpy reader, eagerly, mapped and synchronously', async () => {
-  assert.ok(VALID_FIXTURES.length >= 12);
-  const py = pyRead(...VALID_FIXTURES);
-  for (const file of VALID_FIXTURES) {
+test('reads what the reference library writes like an independent json + numpy reader, eagerly, mapped and synchronously', async () => {
+  const files = referenceFiles();
+  const py = pyRead(...files);
+  for (const file of files) {
     const expected = py[file] as PyFile;
     const eager = await readSafetensors(file);
     assertMatchesPython(eager.tensors, expected);
@@ -196,20 +116,8 @@ test('reads every fixture like an independent json + numpy reader, eagerly, mapp
   }
 });
 
-test('BF16, F8 and 0-d tensors come back with their dtypes and shapes', async () => {
-  const { tensors } = await readSafetensors(fixture('safetensors', 'safetensorsjl__model.safetensors'));
-  const dtypes = new Set(Object.values(tensors).map((t) => t.dtype));
-  for (const dtype of ['bfloat16', 'float8_e4m3fn', 'float8_e5m2', 'bool', 'int64', 'float16'] as DType[]) assert.ok(dtypes.has(dtype), dtype);
-  const nested = await readSafetensors(fixture('safetensors', 'burn__complex_nested.safetensors'));
-  const scalar = nested.tensors['norm1.num_batches_tracked'] as LoadedArray;
-  assert.deepEqual(scalar.shape, []);
-  assert.equal(scalar.data.length, 1);
-  assert.ok(scalar.data instanceof BigInt64Array);
-});
-
-test('re-encodes every reference-written fixture to identical bytes', async () => {
-  assert.ok(REFERENCE_WRITTEN.length >= 9);
-  for (const file of REFERENCE_WRITTEN) {
+test('re-encodes what the reference library writes to identical bytes', async () => {
+  for (const file of referenceFiles()) {
     const { tensors, metadata } = await readSafetensors(file);
     const options = Object.keys(metadata).length > 0 ? { metadata } : {};
     assert.ok(concat(encodeSafetensors(tensors, options)).equals(fs.readFileSync(file)), path.basename(file));
@@ -219,34 +127,18 @@ test('re-encodes every reference-written fixture to identical bytes', async () =
   }
 });
 
-test('unpadded headers: aligned tensors are mapped, the others copied, and each says so', async () => {
-  const file = fixture('safetensors', 'hf-safetensors-pr84__overall.safetensors');
-  const { tensors } = await readSafetensors(file, { mmap: true });
-  const view = await openSafetensors(file);
-  for (const [name, array] of Object.entries(tensors)) {
-    const info = view.info(name);
-    const aligned = info.byteOffset % array.data.BYTES_PER_ELEMENT === 0;
-    if (NATIVE_MODE) {
-      assert.equal(array.mapped, aligned, name);
-      if (!aligned) assert.match(array.copyReason ?? '', /not a multiple of the .* element size/);
-      if (aligned) assert.ok(isMapped(array.data.buffer));
-    } else {
-      assert.equal(array.mapped, false);
-      assert.match(array.copyReason ?? '', /native addon/);
-    }
-  }
-  view.close();
-  const single = await readSafetensors(fixture('safetensors', 'hf-safetensors-pr84__e.safetensors'), { mmap: true });
-  assert.equal(single.tensors.e?.mapped, false);
-  assert.deepEqual(single.metadata, { test: 'a' });
-});
-
-test('the hostile fixture (header length past the end of the file) is refused', async () => {
-  const file = fixture('safetensors', 'safetensors-cpp__abuse_attempt_1.safetensors');
-  const error = await rejectsWith('ERR_TRUNCATED', () => readSafetensors(file));
-  assert.match(error.message, /1000 bytes/);
-  await allReadersRefuse(fs.readFileSync(file), 'ERR_TRUNCATED');
-});
+/** A file like mlverse's hello.safetensors (hello: 10x10 zeros ending in 1, world: 5x10), written by the reference library. */
+function helloFile(): string {
+  const file = tmp('hello.safetensors');
+  runOracle(
+    `import sys, numpy as np
+from safetensors.numpy import save_file
+hello = np.zeros((10, 10), np.float32); hello[9, 9] = 1
+save_file({'hello': hello, 'world': np.ones((5, 10), np.float32)}, sys.argv[1])`,
+    [file],
+  );
+  return file;
+}
 
 // ---------------------------------------------------------------------------------------
 // One test per error code, with tiny hand-made files
@@ -335,7 +227,7 @@ test('ERR_UNSUPPORTED_DTYPE: unknown dtypes and the ones tensorio cannot hold', 
 
 test('ERR_NOT_FOUND, ERR_NOT_FOUND_IN_ARCHIVE, ERR_CLOSED and ERR_INVALID_ARGUMENT', async () => {
   await rejectsWith('ERR_NOT_FOUND', () => readSafetensors(path.join(dir, 'missing.safetensors')));
-  const file = fixture('safetensors', 'mlverse__hello.safetensors');
+  const file = helloFile();
   const view = await openSafetensors(file);
   await rejectsWith('ERR_NOT_FOUND_IN_ARCHIVE', () => view.get('nope'));
   await rejectsWith('ERR_NOT_FOUND_IN_ARCHIVE', () => view.info('nope'));
@@ -530,7 +422,7 @@ test('openSafetensors: keys, metadata, info with byte ranges, get and slices', a
 });
 
 test('close({ unmap: true }) releases the mapping at once; plain close leaves arrays valid', async () => {
-  const file = fixture('safetensors', 'mlverse__hello.safetensors');
+  const file = helloFile();
   const view = openSafetensorsSync(file);
   const hello = view.getSync('hello');
   view.close();
@@ -843,7 +735,7 @@ test('mappings are released when their last view is garbage-collected', async ()
   await settle();
   const before = native.liveMappings();
   await (async () => {
-    const view = await openSafetensors(fixture('safetensors', 'mlverse__hello.safetensors'));
+    const view = await openSafetensors(helloFile());
     const hello = await view.get('hello');
     view.close();
     assert.equal(native.liveMappings(), before + 1);
@@ -854,7 +746,8 @@ test('mappings are released when their last view is garbage-collected', async ()
 });
 
 test('close() during reads in flight waits for them before closing the descriptor', async () => {
-  const file = fixture('safetensors', 'burn__multi_layer.safetensors');
+  const file = tmp('multi.safetensors');
+  await writeSafetensors(file, Object.fromEntries(['conv1.weight', 'conv1.bias', 'fc1.weight', 'fc1.bias'].map((name, i) => [name, randomArray('float32', [16, 64 * (i + 1)], i)])));
   const expected = (await readSafetensors(file)).tensors;
   const view = await openSafetensors(file, { mmap: false });
   const pending = view.keys().map((name) => view.get(name));

@@ -18,6 +18,7 @@ import { isObjectDescr, parseNpyRawHeader } from '../../src/formats/npy.js';
 import { crc32 } from '../../src/formats/zip.js';
 import { ROOT } from '../helpers.js';
 import { FORMATS, formatFixtures, type ReliabilityFormat } from './formats.js';
+import { generatedFiles } from './generated.js';
 
 /** A parser under fuzz. */
 export interface FuzzTarget {
@@ -249,18 +250,27 @@ function sampleNpyFiles(): Uint8Array[] {
   return arrays.map((array) => new Uint8Array(Buffer.concat(encodeNpy(array))));
 }
 
-const fixtureCache = new Map<string, Uint8Array[]>();
+const seedCache = new Map<string, Uint8Array[]>();
+
+/**
+ * Which files seed the mutations: files written at test time by NumPy, h5py and safetensors
+ * (test/reliability/generated.ts; the main suite), or the real files of other tools in
+ * ../shared/fixtures (the fixtures suite and `npm run fuzz`). Set by {@link fuzzTargets}.
+ */
+let seedCorpus: 'generated' | 'fixtures' = 'generated';
 
 function fixtureSeeds(format: ReliabilityFormat): Uint8Array[] {
-  let seeds = fixtureCache.get(format.name);
+  const key = `${seedCorpus}:${format.name}`;
+  let seeds = seedCache.get(key);
   if (!seeds) {
-    // Large fixtures are cut to their first 16 KiB: the structure is at the front, and
+    // Large files are cut to their first 16 KiB: the structure is at the front, and
     // mutating megabytes per input would slow the campaign for nothing.
-    seeds = formatFixtures(format).map((file) => {
+    const files = seedCorpus === 'fixtures' ? formatFixtures(format) : generatedFiles(format);
+    seeds = files.map((file) => {
       const bytes = new Uint8Array(fs.readFileSync(file));
       return bytes.length > 16384 ? bytes.slice(0, 16384) : bytes;
     });
-    fixtureCache.set(format.name, seeds);
+    seedCache.set(key, seeds);
   }
   return seeds;
 }
@@ -444,8 +454,12 @@ export async function prepareTargets(): Promise<void> {
   for (const format of FORMATS) await format.prepare?.();
 }
 
-/** Every fuzz target: two per format in the table (bytes in memory, a file), plus the npy header and literal parsers. */
-export function fuzzTargets(): FuzzTarget[] {
+/**
+ * Every fuzz target: two per format in the table (bytes in memory, a file), plus the npy header
+ * and literal parsers. `corpus` picks the seed files (see {@link seedCorpus}).
+ */
+export function fuzzTargets(corpus: 'generated' | 'fixtures' = 'generated'): FuzzTarget[] {
+  seedCorpus = corpus;
   const formats = FORMATS.map(
     (format): FuzzTarget => ({
       name: format.name,

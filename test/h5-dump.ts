@@ -1,0 +1,47 @@
+/** What h5py reads from an HDF5 file (every numeric dataset), shared by test/h5.test.ts and the fixtures suite. */
+import type { DType, NdArray } from '../src/index.js';
+
+/** An array's bytes as hex, for comparing with h5py's dump. */
+export function hex(array: NdArray): string {
+  return Buffer.from(array.data.buffer, array.data.byteOffset, array.data.byteLength).toString('hex');
+}
+
+// h5py's reading of every numeric dataset: dtype kind, shape, and the little-endian bytes.
+export const H5PY_DUMP = `
+import sys, json, h5py, numpy as np
+out = {}
+def walk(group, prefix, depth):
+    # Follows soft and hard links like tensorio does (h5py's visititems visits an object once).
+    for key in group.keys():
+        name = prefix + key
+        try:
+            obj = group[key]
+        except KeyError:
+            continue
+        if isinstance(obj, h5py.Group):
+            if depth < 8:
+                walk(obj, name + '/', depth + 1)
+            continue
+        if not isinstance(obj, h5py.Dataset) or obj.shape is None:
+            continue
+        dt = obj.dtype
+        if dt.kind not in 'iufbc':
+            continue
+        try:
+            value = obj[()]
+        except Exception as e:
+            out[name] = {'error': str(e)}
+            continue
+        value = np.asarray(value).astype(dt.newbyteorder('<'))
+        out[name] = {'dtype': dt.newbyteorder('<').str, 'shape': list(obj.shape), 'hex': value.tobytes().hex()}
+with h5py.File(sys.argv[1], 'r') as f:
+    walk(f, '', 0)
+print(json.dumps(out))
+`;
+
+export const NUMPY_NAMES: Record<string, DType> = {
+  '|b1': 'bool', '|i1': 'int8', '|u1': 'uint8', '<i2': 'int16', '<u2': 'uint16', '<i4': 'int32', '<u4': 'uint32',
+  '<i8': 'int64', '<u8': 'uint64', '<f2': 'float16', '<f4': 'float32', '<f8': 'float64', '<c8': 'complex64', '<c16': 'complex128',
+};
+
+export type Dump = Record<string, { dtype: string; shape: number[]; hex: string } | { error: string }>;

@@ -1,0 +1,116 @@
+/**
+ * safetensors test helpers shared by test/safetensors.test.ts and the fixtures suite: an
+ * independent reader (Python's json and numpy.memmap) to compare with, and the check that
+ * every reader entry point refuses a bad file with the same code.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { decodeSafetensors, openSafetensors, readSafetensors, readSafetensorsSync, toFloat32, TensorioError, type LoadedArray, type NdArray, type TypedArray } from '../src/index.js';
+import { expectCode } from './expect-code.js';
+import { runPythonJson, tempDir } from './helpers.js';
+
+const dir = tempDir('safetensors-helpers');
+let counter = 0;
+
+const rejectsWith = (code: string, fn: () => unknown): Promise<TensorioError> => expectCode(fn, code as Parameters<typeof expectCode>[1]);
+
+export function bytes(data: TypedArray): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export function sha(data: TypedArray): string {
+  return createHash('sha256').update(bytes(data)).digest('hex');
+}
+
+function writeTemp(content: Uint8Array): string {
+  const file = path.join(dir, `${counter++}.safetensors`);
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+
+/** Every reader entry point must refuse a bad file with the same code. */
+export async function allReadersRefuse(content: Uint8Array, code: string): Promise<void> {
+  const file = writeTemp(content);
+  const error = await rejectsWith(code, () => readSafetensors(file));
+  assert.equal(error.path, file);
+  await rejectsWith(code, () => readSafetensors(file, { mmap: true }));
+  await rejectsWith(code, () => readSafetensorsSync(file));
+  await rejectsWith(code, () => openSafetensors(file));
+  await rejectsWith(code, () => decodeSafetensors(content));
+}
+
+// An independent reader: Python's json and numpy.memmap, nothing from tensorio.
+export const PY_READER = String.raw`
+import hashlib, json, struct, sys
+import numpy as np
+NP = {'BOOL': '?', 'U8': 'u1', 'I8': 'i1', 'U16': '<u2', 'I16': '<i2', 'U32': '<u4', 'I32': '<i4',
+      'U64': '<u8', 'I64': '<i8', 'F16': '<f2', 'BF16': '<u2', 'F32': '<f4', 'F64': '<f8',
+      'C64': '<c8', 'F8_E4M3': 'u1', 'F8_E5M2': 'u1'}
+NUMERIC = {'BOOL', 'U8', 'I8', 'U16', 'I16', 'U32', 'I32', 'U64', 'I64', 'F16', 'F32', 'F64'}
+def read(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        header = json.loads(f.read(n))
+    meta = header.pop('__metadata__', None)
+    mm = np.memmap(path, dtype=np.uint8, mode='r')
+    out = {}
+    for name, e in header.items():
+        b, end = e['data_offsets']
+        raw = bytes(mm[8 + n + b: 8 + n + end])
+        arr = np.frombuffer(raw, dtype=NP[e['dtype']]).reshape(e['shape'])
+        values = None
+        if e['dtype'] in NUMERIC:
+            values = [v if np.isfinite(v) else None for v in arr.astype(np.float64).ravel().tolist()]
+        out[name] = {'dtype': e['dtype'], 'shape': list(arr.shape), 'sha': hashlib.sha256(raw).hexdigest(), 'values': values}
+    order = sorted(header, key=lambda k: header[k]['data_offsets'])
+    return {'n': n, 'size': len(mm), 'metadata': meta, 'order': order, 'tensors': out}
+result = {}
+for p in sys.argv[1:]:
+    if p.endswith('.json'):
+        index = json.load(open(p))
+        folder = p[:p.rfind('/') + 1]
+        result[p] = {'index': index, 'shards': {s: read(folder + s) for s in sorted(set(index['weight_map'].values()))}}
+    else:
+        result[p] = read(p)
+print(json.dumps(result))
+`;
+
+export interface PyTensor {
+  dtype: string;
+  shape: number[];
+  sha: string;
+  values: Array<number | null> | null;
+}
+export interface PyFile {
+  n: number;
+  size: number;
+  metadata: Record<string, string> | null;
+  order: string[];
+  tensors: Record<string, PyTensor>;
+}
+
+export function pyRead(...files: string[]): Record<string, PyFile> {
+  return runPythonJson<Record<string, PyFile>>(PY_READER, files);
+}
+
+function numericValues(array: NdArray): Array<number | null> {
+  const asFloat = array.dtype === 'float16' ? toFloat32(array) : array;
+  return Array.from(asFloat.data as ArrayLike<number | bigint>, (v) => {
+    const x = Number(v);
+    return Number.isFinite(x) ? x : null;
+  });
+}
+
+export function assertMatchesPython(ours: Record<string, LoadedArray | NdArray>, py: PyFile): void {
+  assert.deepEqual(Object.keys(ours).sort(), Object.keys(py.tensors).sort());
+  for (const [name, expected] of Object.entries(py.tensors)) {
+    const array = ours[name] as NdArray;
+    assert.deepEqual(array.shape, expected.shape, name);
+    assert.equal(sha(array.data), expected.sha, `${name} bytes`);
+    if (expected.values) assert.deepEqual(numericValues(array), expected.values, `${name} values`);
+  }
+}
