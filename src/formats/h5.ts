@@ -37,6 +37,7 @@ import {
   type WriteOptions,
 } from '../io.js';
 import { asCOrder, bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
+import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, throwHdf5Errors, withoutStderr, type ErrorHandlingModule } from './hdf5/h5wasm-errors.js';
 
 // ---------------------------------------------------------------------------------------
 // h5wasm, loaded lazily. It is an ES module; this package is CommonJS, and TypeScript keeps
@@ -56,7 +57,7 @@ interface H5Metadata {
   compound_type?: { members: (H5Metadata & { name: string; offset: number })[]; nmembers: number };
 }
 
-interface H5Module {
+interface H5Module extends ErrorHandlingModule {
   HEAPU8: Uint8Array;
   _malloc(size: number): number;
   _free(ptr: number): void;
@@ -115,6 +116,8 @@ export function loadH5wasm(): Promise<LoadedH5wasm> {
       const imported = (await import(specifier)) as { default: H5Lib };
       const lib = imported.default;
       const module = await lib.ready;
+      // HDF5 errors thrown, not printed to stderr and then ignored (src/formats/hdf5/h5wasm-errors.ts).
+      throwHdf5Errors(module);
       const loaded = { lib, module, generation };
       if (generation === h5wasmGeneration) loadedH5wasm = loaded;
       return loaded;
@@ -994,15 +997,20 @@ export class H5File {
     if (!nested && left <= 0) throw this.deadlineExceeded(what);
     const start = performance.now();
     try {
-      return withDeadline(call, left);
+      return nested ? call() : withDeadline(() => withoutStderr(call), left);
     } catch (error) {
       if (error instanceof TensorioError) throw error;
       if (isDeadlineError(error)) {
         retireH5wasm(wasm.generation);
         throw this.deadlineExceeded(what);
       }
-      if (onRefusal && !isWasmAbort(error)) return onRefusal(error as Error);
-      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
+      let refusal = error as Error;
+      if (isHdf5Stack(error)) {
+        releaseErrorFiles(wasm.module);
+        refusal = new Error(hdf5StackSummary(error.message), { cause: error });
+      }
+      if (onRefusal && !isWasmAbort(error)) return onRefusal(refusal);
+      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${refusal.message}); the file is damaged`, { path: this.path, cause: error });
     } finally {
       if (!nested) this.wasmSpentMs += performance.now() - start;
     }
@@ -1153,6 +1161,8 @@ export class H5File {
     const meta = attr.metadata;
     const where = `attribute '${name}' of '${normalise(path) || '/'}'`;
     const value = this.wasmCall(() => object.get_attribute(name, false), `read ${where}`, (error) => {
+      // An HDF5 error stack is damage (a heap it cannot read); h5wasm's own refusals are types it does not convert.
+      if (isHdf5Stack(error.cause)) throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot read ${where} (${error.message}); the file is damaged`, { path: this.path, cause: error.cause });
       throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${where}: ${error.message}`, { path: this.path, cause: error });
     });
     if (value === null || value === undefined) return null;
@@ -1552,7 +1562,7 @@ export class H5Writer {
       h5 = new lib.File(scratch.tempPath, 'w', { libver: ['earliest', 'latest'] });
     } catch (error) {
       scratch.abortSync();
-      throw new TensorioError('ERR_IO', `h5wasm could not create the file: ${(error as Error).message}`, { path: target, cause: error });
+      throw new TensorioError('ERR_IO', `h5wasm could not create the file: ${isHdf5Stack(error) ? hdf5StackSummary(error.message) : (error as Error).message}`, { path: target, cause: error });
     }
     return new H5Writer(target, scratch, lib, module, h5, options);
   }
