@@ -443,15 +443,18 @@ with h5py.File(sys.argv[1], 'w') as f:
   }
 });
 
-test('ERR_NEEDS_H5WASM: a chunked dataset read from memory, or synchronously before h5wasmReady()', async () => {
+test('ERR_NEEDS_H5WASM: a dataset with an extensible-array chunk index read from memory, or synchronously before h5wasmReady()', async () => {
+  // libver latest with one unlimited dimension: an extensible array, which tensorio's chunk
+  // reader does not walk; a bare superblock-0 file cannot have one, so the file's structure
+  // already needs h5wasm.
   const file = path.join(dir, 'chunked-sync.h5');
   runPython(`
 import sys, h5py, numpy as np
-with h5py.File(sys.argv[1], 'w') as f:
-    f.create_dataset('z', data=np.arange(100, dtype='<f4'), chunks=(10,), compression='gzip')
+with h5py.File(sys.argv[1], 'w', libver='latest') as f:
+    f.create_dataset('z', data=np.arange(100, dtype='<f4'), chunks=(10,), maxshape=(None,), compression='gzip')
 `, [file]);
   const bytes = new Uint8Array(fs.readFileSync(file));
-  await expectCode(() => decodeH5(bytes, 'chunked.h5'), 'ERR_NEEDS_H5WASM', /chunked\.h5: dataset 'z' is filtered, which needs h5wasm, and h5wasm reads only files/);
+  await expectCode(() => decodeH5(bytes, 'chunked.h5'), 'ERR_NEEDS_H5WASM', /chunked\.h5: the file uses HDF5 structures only h5wasm reads, which needs h5wasm, and h5wasm reads only files/);
   await h5wasmReady();
   const got = readH5Sync(file);
   assert.deepEqual(Array.from(got.z?.data as Float32Array), Array.from({ length: 100 }, (_, i) => i));
@@ -502,6 +505,15 @@ function h5wasmDamage(damaged: string, deadlineMs: number, good = fixtureFiles('
  * earlier allocations held (the outcome changed at a 108-character path; see
  * src/formats/hdf5/h5wasm-errors.ts).
  */
+/**
+ * A child's stderr without Node's one warning that the native addon did not load (a build
+ * older or newer than the sources says so, once): that is tensorio's own, asked for by
+ * running without the addon, not HDF5's.
+ */
+function hdf5Stderr(stderr: string): string {
+  return stderr.replace(/^\(node:\d+\) \[TENSORIO_NO_NATIVE\].*\n(\(Use `node --trace-warnings.*\n)?/m, '');
+}
+
 function damagedCopies(damaged: string, length: number, label: string): { good: string; bad: string } {
   let folder = path.join(dir, `where ${label} ü`);
   while (folder.length < length) folder += 'x';
@@ -526,7 +538,7 @@ test('a file that makes HDF5 abort() inside h5wasm is refused with ERR_BAD_HEADE
     assert.ok(damage.message.startsWith(`${bad}: HDF5 cannot read attribute 'backend' of '/' (`), damage.message);
     assert.match(damage.message, /\((Aborted\(native code called abort\(\)\)|H5\w+\(\): [^)]+)\); the file is damaged$/);
     messages.add(damage.message.slice(bad.length));
-    assert.equal(stderr, '', 'nothing printed');
+    assert.equal(hdf5Stderr(stderr), '', 'nothing printed');
     // An abort leaves h5wasm usable: nothing was retired.
     assert.equal(earlierAfter, null);
     assert.equal(syncAfter, null);
@@ -541,12 +553,12 @@ test('HDF5 error stacks do not reach stderr: the most specific line goes into th
   fs.copyFileSync(damaged, file);
   const script = `require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))}).readH5(process.argv[1]).then(() => console.log('read'), (e) => console.log(e.code + ' ' + e.message))`;
   const library = spawnSync(process.execPath, ['-e', script, file], { encoding: 'utf8' });
-  assert.equal(library.stderr, '');
+  assert.equal(hdf5Stderr(library.stderr), '');
   assert.equal(library.stdout.trim(), `ERR_BAD_HEADER ${file}: HDF5 cannot open dataset 'model_weights/gru_1/gru_1/kernel:0' (H5O__sdspace_decode(): wrong version number in dataspace message); the file is damaged`);
   const cli = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli', 'main.js'), 'inspect', file], { encoding: 'utf8' });
   assert.equal(cli.status, 2);
   assert.doesNotMatch(cli.stderr, /HDF5-DIAG|#0\d\d:/);
-  assert.equal(cli.stderr.trim().split('\n').length, 1, cli.stderr);
+  assert.equal(hdf5Stderr(cli.stderr).trim().split('\n').length, 1, cli.stderr);
   assert.match(cli.stderr, /ERR_BAD_HEADER: .*H5O__sdspace_decode\(\): wrong version number in dataspace message/);
 });
 

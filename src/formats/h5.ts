@@ -8,9 +8,9 @@
  * unfiltered dataset we take the object header's address from an HDF5 object reference
  * (`hobj_ref_t` is that address), parse just enough of the header to find the data layout
  * message, and read or map the bytes with src/io.ts, the way h5py's
- * `dataset.id.get_offset()` allows. Other layouts (compact, chunked, filtered, unallocated)
- * go through h5wasm's low-level `get_dataset_data`, which copies raw bytes in the file's
- * type converted to little-endian, so float16 works there too.
+ * `dataset.id.get_offset()` allows. Chunked datasets are read by src/formats/hdf5/chunks.ts
+ * from the same header; the few it does not cover go through h5wasm's low-level
+ * `get_dataset_data`, which copies raw bytes converted to little-endian (float16 too).
  *
  * Writes build the file with h5wasm in the temporary file of an {@link AtomicWriter} next
  * to the target. Small datasets are written through the heap; a large one is created from
@@ -22,7 +22,6 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { pathToFileURL } from 'node:url';
-import * as vm from 'node:vm';
 
 import { byteswap } from '../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
@@ -37,6 +36,8 @@ import {
   type WriteOptions,
 } from '../io.js';
 import { asCOrder, bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
+import { readChunkedDataset } from './hdf5/chunks.js';
+import { insideDeadline, isDeadlineError, withDeadline } from './hdf5/deadline.js';
 import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, throwHdf5Errors, withoutStderr, type ErrorHandlingModule } from './hdf5/h5wasm-errors.js';
 
 // ---------------------------------------------------------------------------------------
@@ -154,42 +155,6 @@ function retireH5wasm(generation: number): void {
 
 /** Default {@link H5ReadOptions.h5wasmTimeoutMs}. */
 export const H5WASM_TIMEOUT_MS = 60_000;
-
-// A synchronous WebAssembly call cannot be interrupted from JavaScript, but V8 can stop it
-// from a watchdog thread: node:vm runs a script with a timeout that way, and the call made
-// from inside that script is stopped with it.
-// Made on first use: a context costs milliseconds, which programs that never need h5wasm
-// should not pay when they import tensorio.
-let deadline: { script: vm.Script; context: { call: (() => void) | undefined } } | undefined;
-let deadlineDepth = 0;
-
-/** Runs `call` and stops it after `ms` (a nested call runs under the outer deadline). */
-function withDeadline<T>(call: () => T, ms: number): T {
-  if (deadlineDepth > 0 || !Number.isFinite(ms)) return call();
-  if (!deadline) {
-    const context: { call: (() => void) | undefined } = { call: undefined };
-    vm.createContext(context);
-    deadline = { script: new vm.Script('call()', { filename: 'tensorio-h5wasm-deadline' }), context };
-  }
-  const { script, context } = deadline;
-  let result: T | undefined;
-  context.call = () => {
-    result = call();
-  };
-  deadlineDepth++;
-  try {
-    script.runInContext(context, { timeout: Math.max(1, Math.ceil(ms)) });
-  } finally {
-    deadlineDepth--;
-    context.call = undefined;
-  }
-  return result as T;
-}
-
-function isDeadlineError(error: unknown): boolean {
-  // Made in the script's context, so not an instance of this context's Error.
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
-}
 
 /**
  * Loads h5wasm now. The asynchronous HDF5 readers load it when a file needs it; the
@@ -851,7 +816,7 @@ export interface H5ReadOptions {
   /**
    * Read the file's structure with h5wasm even when tensorio's own reader could (files
    * with superblock v0/v1, symbol-table groups and plain types, as Keras and h5py write).
-   * Default false. Chunked and filtered data always go through h5wasm.
+   * Default false. Chunked data is read by tensorio's chunk reader either way (see src/formats/hdf5/chunks.ts).
    */
   h5wasm?: boolean;
   /**
@@ -992,7 +957,7 @@ export class H5File {
     }
     // The deadline is for the whole file, so many slow calls are bounded as one endless one is.
     // A call made inside another runs under the outer one's deadline, which counts its time.
-    const nested = deadlineDepth > 0;
+    const nested = insideDeadline();
     const left = this.timeoutMs - this.wasmSpentMs;
     if (!nested && left <= 0) throw this.deadlineExceeded(what);
     const start = performance.now();
@@ -1308,12 +1273,35 @@ export class H5File {
       };
       return { kind: 'copy', info, data, offset: storage.offset, finish };
     }
+    if (storage.layout === 'chunked' || storage.layout === 'filtered') {
+      const data = this.readChunkedOwn(info, dtype, length);
+      if (data) {
+        const result: LoadedArray = { dtype: dtypeName, shape: [...shape], data, mapped: false };
+        return { kind: 'done', result: wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}` } : result };
+      }
+    }
     const finish = (data: NdArray['data']): LoadedArray => {
       const result: LoadedArray = { dtype: dtypeName, shape: [...shape], data, mapped: false };
       return wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}; read through h5wasm` } : result;
     };
     return { kind: 'wasm', info, dtype, length, finish };
   }
+
+  /** The messages of a dataset's object header (through an object reference when h5wasm reads the structure). */
+  private headerOf(p: string): HeaderMessage[] {
+    if (this.lite) return this.liteObject(p).messages;
+    const ref = this.wasmCall(() => this.module.create_object_reference(this.h5.file_id, `/${p}`), `locate dataset '${p}'`);
+    return headerMessages(this.source, this.superblock, this.superblock.base + readUint(ref, 0, Math.min(8, ref.length), this.path));
+  }
+
+  /** A chunked dataset through tensorio's chunk reader; undefined when h5wasm must read it (src/formats/hdf5/chunks.ts). */
+  private readChunkedOwn(info: H5DatasetInfo, dtype: DTypeInfo, length: number): NdArray['data'] | undefined {
+    const data = readChunkedDataset(this.source, this.superblock, this.headerOf(info.path), info.path, info.shape as number[], dtype, length, this.source.fd === null);
+    if (data === 'needs-h5wasm') return undefined;
+    if (info.bigEndian) byteswap(data, dtype.swapSize);
+    return data;
+  }
+
 
   private readThroughHeap(info: H5DatasetInfo, dtype: DTypeInfo, length: number): NdArray['data'] {
     const data = new dtype.array(length);
