@@ -37,26 +37,14 @@ import {
 } from '../io.js';
 import { asCOrder, bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
 import { readChunkedDataset } from './hdf5/chunks.js';
+import { dtypeOfMetadata, H5T_COMPOUND, H5T_FLOAT, H5T_INTEGER, H5T_STRING, type H5Metadata } from './hdf5/types.js';
+import { decodeExternalLink, externalLinkRead, type H5ExternalLink } from './hdf5/links.js';
 import { insideDeadline, isDeadlineError, withDeadline } from './hdf5/deadline.js';
 import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, throwHdf5Errors, withoutStderr, type ErrorHandlingModule } from './hdf5/h5wasm-errors.js';
 
 // ---------------------------------------------------------------------------------------
 // h5wasm, loaded lazily. It is an ES module; this package is CommonJS, and TypeScript keeps
 // `import()` as a real dynamic import under module node16.
-
-/** The part of h5wasm's metadata record tensorio uses. */
-interface H5Metadata {
-  type: number;
-  size: number;
-  signed: boolean;
-  littleEndian: boolean;
-  vlen: boolean;
-  shape: number[] | null;
-  total_size: number;
-  chunks: number[] | null;
-  enum_type?: { members: Record<string, number>; nmembers: number; type: number };
-  compound_type?: { members: (H5Metadata & { name: string; offset: number })[]; nmembers: number };
-}
 
 interface H5Module extends ErrorHandlingModule {
   HEAPU8: Uint8Array;
@@ -69,6 +57,7 @@ interface H5Module extends ErrorHandlingModule {
   create_dataset(fileId: bigint, path: string, ptr: bigint, metadata: object): number;
   create_object_reference(fileId: bigint, path: string): Uint8Array;
   get_type(fileId: bigint, path: string): number;
+  get_external_link(fileId: bigint, path: string): { filename?: string; obj_path?: string };
   H5O_TYPE_DATASET: number;
   H5O_TYPE_GROUP: number;
 }
@@ -176,44 +165,6 @@ function h5wasmNeeded(file: string, inMemory: boolean, why: string): TensorioErr
 function loadedH5wasmOrThrow(file: string, inMemory: boolean, why: string): LoadedH5wasm {
   if (inMemory || !loadedH5wasm) throw h5wasmNeeded(file, inMemory, why);
   return loadedH5wasm;
-}
-
-// HDF5 datatype classes (H5T_class_t).
-const H5T_INTEGER = 0;
-const H5T_FLOAT = 1;
-const H5T_STRING = 3;
-const H5T_COMPOUND = 6;
-const H5T_ENUM = 8;
-
-/**
- * The tensorio dtype of an HDF5 type, as h5py maps it: integers and floats by size, an
- * int8 enum {FALSE, TRUE} is bool, a compound of two equal floats named r and i is complex.
- * Returns null for types that are not numeric arrays (strings, references, other compounds).
- */
-function dtypeOfMetadata(meta: H5Metadata): DTypeInfo | null {
-  if (meta.type === H5T_INTEGER) {
-    const name = ({ 1: 'int8', 2: 'int16', 4: 'int32', 8: 'int64' } as Record<number, DType>)[meta.size];
-    if (!name) return null;
-    return dtypeInfo(meta.signed ? name : (`u${name}` as DType));
-  }
-  if (meta.type === H5T_FLOAT) {
-    const name = ({ 2: 'float16', 4: 'float32', 8: 'float64' } as Record<number, DType>)[meta.size];
-    return name ? dtypeInfo(name) : null;
-  }
-  if (meta.type === H5T_ENUM && meta.size === 1 && meta.enum_type) {
-    const members = meta.enum_type.members;
-    const names = Object.keys(members);
-    if (names.length === 2 && members.FALSE === 0 && members.TRUE === 1) return dtypeInfo('bool');
-    return null;
-  }
-  if (meta.type === H5T_COMPOUND && meta.compound_type && meta.compound_type.nmembers === 2) {
-    const [re, im] = meta.compound_type.members;
-    if (!re || !im || re.type !== H5T_FLOAT || im.type !== H5T_FLOAT || re.size !== im.size) return null;
-    if (re.name !== 'r' || im.name !== 'i' || re.offset !== 0 || im.offset !== re.size || meta.size !== 2 * re.size) return null;
-    if (re.size === 4) return dtypeInfo('complex64');
-    if (re.size === 8) return dtypeInfo('complex128');
-  }
-  return null;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -550,7 +501,9 @@ interface LiteAttribute {
 }
 
 interface LiteObject {
-  kind: 'group' | 'dataset' | 'other';
+  kind: 'group' | 'dataset' | 'other' | 'external';
+  /** An external link's target. */
+  link?: H5ExternalLink;
   messages: HeaderMessage[];
   attributes: Map<string, LiteAttribute>;
   children?: string[];
@@ -676,8 +629,8 @@ function symbolTableChildren(source: ByteSource, sb: Superblock, body: Uint8Arra
 }
 
 /** The hard links of a new-style compact group (link messages in its header). */
-function linkMessageChildren(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): [string, number][] {
-  const out: [string, number][] = [];
+function linkMessageChildren(source: ByteSource, sb: Superblock, messages: HeaderMessage[], group: string): [string, number | H5ExternalLink][] {
+  const out: [string, number | H5ExternalLink][] = [];
   for (const m of messages) {
     if (m.type === MSG_LINK_INFO) requireCompactStorage(source, sb, m, 'link', 8);
     if (m.type !== MSG_LINK) continue;
@@ -693,8 +646,9 @@ function linkMessageChildren(source: ByteSource, sb: Superblock, messages: Heade
     at += lengthSize;
     const name = Buffer.from(body.subarray(at, at + nameLength)).toString('utf8');
     at += nameLength;
-    if (linkType !== 0) throw new LiteUnsupported('soft or external link');
-    out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
+    if (linkType === 64) out.push([name, decodeExternalLink(body.subarray(at + 2, at + 2 + readUint(body, at, 2, source.file)), joinPath(group, name), source.file)]);
+    else if (linkType !== 0) throw new LiteUnsupported('soft or user-defined link');
+    else out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
   }
   // HDF5 (and so h5py and h5wasm) lists links by name unless asked for creation order.
   return out.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
@@ -713,9 +667,12 @@ function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | null {
       const table = messages.find((m) => m.type === MSG_SYMBOL_TABLE);
       const isGroup = table !== undefined || messages.some((m) => m.type === MSG_LINK_INFO || m.type === MSG_LINK || m.type === 0x0a);
       if (isGroup) {
-        const children = table ? symbolTableChildren(source, sb, source.read(table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages);
+        const children = table ? symbolTableChildren(source, sb, source.read(table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages, path);
         index.set(path, { kind: 'group', messages, attributes, children: children.map(([name]) => name) });
-        for (const [name, child] of children) visit(path === '' ? name : `${path}/${name}`, child, depth + 1);
+        for (const [name, child] of children) {
+          if (typeof child === 'number') visit(path === '' ? name : `${path}/${name}`, child, depth + 1);
+          else index.set(child.path, { kind: 'external', messages: [], attributes: new Map(), link: child });
+        }
         return;
       }
       if (messages.some((m) => m.type === MSG_LAYOUT)) {
@@ -844,7 +801,7 @@ export interface H5DatasetInfo {
   storage: H5Storage;
 }
 
-type ObjectKind = 'group' | 'dataset' | 'other' | 'missing';
+type ObjectKind = 'group' | 'dataset' | 'other' | 'external' | 'missing';
 
 /** An attribute's value as tensorio returns it: strings, numbers, or an NdArray. */
 export type H5AttributeValue = string | string[] | number | bigint | boolean | NdArray | null;
@@ -869,6 +826,8 @@ export class H5File {
   private readonly kinds = new Map<string, ObjectKind>();
   private readonly children = new Map<string, string[]>();
   private readonly heapCache = new Map<number, Uint8Array>();
+  /** External links met through h5wasm, by path. */
+  private readonly externals = new Map<string, H5ExternalLink>();
   /** The h5wasm instance this file is open on, and its handle of the file. */
   private wasm: LoadedH5wasm | undefined;
   private wasmHandle: H5FileObject | undefined;
@@ -1025,6 +984,12 @@ export class H5File {
     const name = p.slice(slash + 1);
     if (parent !== '' && this.kind(parent) !== 'group') return 'missing';
     if (!this.wasmChildren(parent || '/').includes(name)) return 'missing';
+    // Before get_type, which follows an external link into the file it names.
+    const link = this.wasmCall(() => this.module.get_external_link(this.h5.file_id, p), `look up '${p}'`, () => ({}) as { filename?: string; obj_path?: string });
+    if (typeof link.filename === 'string') {
+      this.externals.set(p.slice(1), { path: p.slice(1), file: link.filename, target: link.obj_path ?? '' });
+      return 'external';
+    }
     const type = this.wasmCall(() => this.module.get_type(this.h5.file_id, p), `look up '${p}'`, () => -1);
     if (type === this.module.H5O_TYPE_GROUP) return 'group';
     if (type === this.module.H5O_TYPE_DATASET) return 'dataset';
@@ -1060,9 +1025,33 @@ export class H5File {
     return [...this.wasmChildren(`/${normalise(group)}`)];
   }
 
+  /** Where the external link at `path` points, or undefined when `path` is not one (see src/formats/hdf5/links.ts). */
+  externalLink(path: string): H5ExternalLink | undefined {
+    this.requireOpen();
+    const p = normalise(path);
+    if (this.kind(p) !== 'external') return undefined;
+    return { ...((this.lite ? this.lite.get(p)?.link : this.externals.get(p)) as H5ExternalLink) };
+  }
+
+  /** Every external link below `group`, depth first: tensorio reports them and does not follow them. */
+  externalLinks(group = ''): H5ExternalLink[] {
+    const out: H5ExternalLink[] = [];
+    this.walk(group, (full, kind) => {
+      if (kind === 'external') out.push(this.externalLink(full) as H5ExternalLink);
+    });
+    return out;
+  }
+
   /** Full paths (no leading slash) of every dataset below `group`, depth first. */
   datasets(group = ''): string[] {
     const out: string[] = [];
+    this.walk(group, (full, kind) => {
+      if (kind === 'dataset') out.push(full);
+    });
+    return out;
+  }
+
+  private walk(group: string, each: (full: string, kind: ObjectKind) => void): void {
     const budget = this.pathBudget();
     const visit = (prefix: string, depth: number): void => {
       if (depth > 64) return; // a link cycle; HDF5 hard links can make one
@@ -1070,12 +1059,11 @@ export class H5File {
         budget.spend();
         const full = joinPath(prefix, name);
         const kind = this.kind(full);
-        if (kind === 'dataset') out.push(full);
-        else if (kind === 'group') visit(full, depth + 1);
+        each(full, kind);
+        if (kind === 'group') visit(full, depth + 1);
       }
     };
     this.batch(() => visit(normalise(group), 0), `walk the groups below '${normalise(group) || '/'}'`);
-    return out;
   }
 
   /**
@@ -1154,7 +1142,9 @@ export class H5File {
     const p = normalise(path);
     const cached = this.infos.get(p);
     if (cached) return cached;
-    if (this.kind(p) !== 'dataset') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no dataset '${p}' in the file`, { path: this.path });
+    const kind = this.kind(p);
+    if (kind === 'external') throw externalLinkRead(this.externalLink(p) as H5ExternalLink, this.path, 'dataset');
+    if (kind !== 'dataset') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no dataset '${p}' in the file`, { path: this.path });
     if (this.lite) {
       const object = this.liteObject(p);
       const typeMessage = object.messages.find((m) => m.type === MSG_DATATYPE) as HeaderMessage;
