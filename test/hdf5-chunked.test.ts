@@ -182,3 +182,33 @@ test('LZF: literal runs, back references (overlapping ones too), and refusals of
   assert.equal(fletcher32(Uint8Array.from([1, 2])), ((0x0102 << 16) | 0x0102) >>> 0);
   assert.equal(fletcher32(Uint8Array.from([1])), ((0x0100 << 16) | 0x0100) >>> 0);
 });
+
+test('damaged chunked files: every one-byte change of a file with LZF, gzip+shuffle+fletcher32 and fill values reads or is a TensorioError, never another exception', () => {
+  const file = path.join(dir, 'mutate.h5');
+  const [python] = numpyPythons();
+  runPythonWith((python as { python: () => string }).python(), `
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'w') as f:
+    f.create_dataset('lzf', data=np.arange(60, dtype='<f4').reshape(6, 10), chunks=(4, 3), compression='lzf')
+    f.create_dataset('gz', data=np.arange(50, dtype='<i8'), chunks=(7,), compression='gzip', shuffle=True, fletcher32=True)
+    d = f.create_dataset('fill', shape=(9,), dtype='<u2', chunks=(4,), fillvalue=3)
+    d[0] = 1
+`, [file]);
+  const original = new Uint8Array(fs.readFileSync(file));
+  let seed = 12345;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  const codes = new Map<string, number>();
+  for (let i = 0; i < 1500; i++) {
+    const bytes = original.slice();
+    const at = next() % bytes.length;
+    bytes[at] = (bytes[at] as number) ^ (1 + (next() % 255));
+    try {
+      decodeH5(bytes, 'mutated.h5');
+      codes.set('read', (codes.get('read') ?? 0) + 1);
+    } catch (error) {
+      assert.ok(error instanceof TensorioError, `byte ${at}: ${(error as Error).stack}`);
+      codes.set(error.code, (codes.get(error.code) ?? 0) + 1);
+    }
+  }
+  assert.ok((codes.get('ERR_CRC_MISMATCH') ?? 0) > 0 || (codes.get('ERR_BAD_HEADER') ?? 0) > 0, JSON.stringify([...codes]));
+});

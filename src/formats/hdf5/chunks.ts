@@ -198,7 +198,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     const root = sb.base + uint(head, 16, sb.offsetSize, file);
     const records = uint(head, 16 + sb.offsetSize, 2, file);
     if (depth > 0) throw new ChunkIndexUnsupported('a version 2 B-tree deeper than its root');
-    if ((type !== 10 && type !== 11) || records > maxRecords) throw bad(`a version 2 B-tree of type ${type} with ${records} records`);
+    if ((type !== 10 && type !== 11) || records > total) throw bad(`a version 2 B-tree of type ${type} with ${records} records`);
     const leaf = source.read(root, 6 + records * recordSize, 'version 2 B-tree leaf');
     if (Buffer.from(leaf.subarray(0, 4)).toString('latin1') !== 'BTLF') throw bad(`no version 2 B-tree leaf signature at offset ${root}`);
     const sizeBytes = recordSize - sb.offsetSize - 4 - 8 * rank;
@@ -240,6 +240,8 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
         visit(child, depth + 1);
         continue;
       }
+      // A node linked twice (a DAG) would list its chunks again: more chunks than the grid holds is hostile.
+      if (out.length >= total) throw bad(`its chunk B-tree lists more than the ${total} chunks of its grid`);
       const offset: number[] = [];
       for (let d = 0; d < rank; d++) offset.push(uint(body, k + 8 + 8 * d, 8, file));
       out.push({ offset, address: child, size: uint(body, k, 4, file), mask: uint(body, k + 4, 4, file) });
@@ -308,6 +310,8 @@ export function readChunked(
   const chunkElements = layout.chunk.reduce((a, b) => a * b, 1);
   const chunkBytes = chunkElements * itemSize;
   if (!Number.isSafeInteger(chunkBytes) || chunkBytes > 2 ** 32) throw new TensorioError('ERR_BAD_HEADER', `dataset '${dataset}': chunks of ${chunkBytes} bytes; HDF5 allows 4 GiB`, { path: file });
+  // Each chunk is decoded whole, so one chunk may not cost more than the dataset may.
+  if (chunkBytes > chunkedSizeLimit(source.size)) throw new TensorioError('ERR_TOO_LARGE', `dataset '${dataset}': chunks of ${chunkBytes} bytes in a file of ${source.size} bytes`, { path: file });
   const fill = fillValue(source, messages, itemSize);
   if (fill && fill.some((b) => b !== 0)) for (let at = 0; at < out.length; at += itemSize) out.set(fill, at);
   if (out.length === 0) return;
