@@ -562,6 +562,16 @@ test('HDF5 error stacks do not reach stderr: the most specific line goes into th
   assert.match(cli.stderr, /ERR_BAD_HEADER: .*H5O__sdspace_decode\(\): wrong version number in dataspace message/);
 });
 
+test('HDF5 errors thrown through h5wasm leave no descriptor open (its error handler\'s temporary file is closed)', async () => {
+  const file = path.join(dir, 'damaged-dataspace-fds.h5');
+  fs.copyFileSync(path.join(REGRESSIONS, 'keras-h5-file', 'c15acdc1837bbbf1.bin'), file);
+  const open = () => fs.readdirSync('/proc/self/fd').length;
+  await expectCode(() => readH5(file), 'ERR_BAD_HEADER');
+  const before = open();
+  for (let i = 0; i < 30; i++) await expectCode(() => readH5(file), 'ERR_BAD_HEADER', /H5O__sdspace_decode\(\)/);
+  assert.ok(open() <= before + 1, `${before} descriptors before, ${open()} after 30 refusals`);
+});
+
 test('ERR_TIMEOUT: a file on which HDF5 loops inside h5wasm is stopped at the deadline, and a fresh h5wasm reads the next file', () => {
   // Found by the h5wasm-file fuzz campaign: reading the root attribute 'backend' never returned.
   const looping = path.join(REGRESSIONS, 'h5wasm-file', 'd5c4420e9ba02a37.bin');

@@ -1305,10 +1305,13 @@ export class H5File {
     try {
       const filters = this.wasmCall(() => this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`), `read the filters of dataset '${info.path}'`);
       const read = () => this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
-      const status = this.wasmCall(read, `read dataset '${info.path}'`, () => -1);
+      let refusal = '';
+      const status = this.wasmCall(read, `read dataset '${info.path}'`, (error) => ((refusal = error.message), -1));
       if (status < 0) {
         const names = filters.map((f) => f.name || `#${f.id}`).join(', ');
-        throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `h5wasm could not read dataset '${info.path}'${names ? ` (filters: ${names}; a filter may be unavailable)` : ''}`, { path: this.path });
+        // h5wasm has HDF5's own filters only (ids below 256): a registered one (LZF, blosc, ...) is missing there.
+        const code = filters.some((f) => f.id >= 256) ? 'ERR_UNSUPPORTED_FILTER' : 'ERR_UNSUPPORTED_DTYPE';
+        throw new TensorioError(code, `h5wasm could not read dataset '${info.path}'${names ? ` (filters: ${names}; a filter may be unavailable)` : ''}${refusal ? `: ${refusal}` : ''}`, { path: this.path });
       }
       new Uint8Array(data.buffer).set(this.module.HEAPU8.subarray(ptr, ptr + bytes));
     } finally {
