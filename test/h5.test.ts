@@ -443,10 +443,9 @@ with h5py.File(sys.argv[1], 'w') as f:
   }
 });
 
-test('ERR_NEEDS_H5WASM: a dataset with an extensible-array chunk index read from memory, or synchronously before h5wasmReady()', async () => {
-  // libver latest with one unlimited dimension: an extensible array, which tensorio's chunk
-  // reader does not walk; a bare superblock-0 file cannot have one, so the file's structure
-  // already needs h5wasm.
+test('ERR_NEEDS_H5WASM: a libver-latest file (superblock 3) read from memory, or synchronously before h5wasmReady()', async () => {
+  // tensorio's own structure reader walks superblocks 0 and 1; its chunk reader then reads the
+  // dataset (an extensible array index, one unlimited dimension) under h5wasm's structure.
   const file = path.join(dir, 'chunked-sync.h5');
   runPython(`
 import sys, h5py, numpy as np

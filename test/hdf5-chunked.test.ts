@@ -55,6 +55,14 @@ with h5py.File(path, 'w', libver=libver) as f:
     f.create_dataset('zero_fill', shape=(20,), dtype='<f8', chunks=(8,))
     r = f.create_dataset('resizable', data=np.arange(30, dtype='<f4').reshape(5, 6), chunks=(2, 4), maxshape=(None, None), compression='gzip')
     r.resize((7, 6))
+    # Fixed maximum dimensions above the current ones: the fixed array numbers chunks over the maximum grid.
+    m = f.create_dataset('max_fixed', data=np.arange(10 * 9, dtype='<f4').reshape(10, 9), chunks=(3, 4), maxshape=(20, 13), compression='lzf')
+    # One unlimited dimension (an extensible array under libver latest), the second one unlimited too (v2 B-tree).
+    e = f.create_dataset('unlimited0', data=np.arange(50 * 3, dtype='<i4').reshape(50, 3), chunks=(2, 2), maxshape=(None, 7), compression='gzip')
+    e.resize((60, 3))
+    e[55:60] = -4
+    f.create_dataset('unlimited1', data=np.arange(6 * 40, dtype='<u2').reshape(6, 40), chunks=(4, 3), maxshape=(6, None), compression='lzf')
+    f.create_dataset('unlimited_plain', data=np.arange(3000, dtype='<i2'), chunks=(4,), maxshape=(None,))
 out = {}
 def dump(name, obj):
     if isinstance(obj, h5py.Dataset):

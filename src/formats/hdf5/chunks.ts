@@ -1,11 +1,11 @@
 /**
  * Chunked HDF5 datasets read by tensorio's own reader: the chunked data layout message
  * (versions 3, 4 and HDF5 2.0's 5, spec IV.A.2.i), the chunk indexes HDF5 1.8 to 2.0 write (version 1
- * B-trees; single chunk, implicit, fixed array and version 2 B-tree leaf indexes; spec
- * III.A.1, III.H, VII), the fill value for chunks never written (IV.A.2.f/g), and the
- * assembly of chunks into the dataset, edge chunks cut to the dataset's extent. Extensible
- * arrays and B-trees deeper than one node throw {@link ChunkIndexUnsupported}, and the
- * caller reads those datasets through h5wasm.
+ * B-trees; single chunk, implicit, fixed array, extensible array and version 2 B-tree leaf
+ * indexes; spec III.A.1, III.H, VII), the fill value for chunks never written (IV.A.2.f/g),
+ * and the assembly of chunks into the dataset, edge chunks cut to the dataset's extent.
+ * Paged extensible-array data blocks and B-trees deeper than one node throw
+ * {@link ChunkIndexUnsupported}, and the caller reads those datasets through h5wasm.
  *
  * Bounds: the dataset's size must fit {@link chunkedSizeLimit}; every chunk's stored bytes
  * lie inside the file; each chunk decodes to exactly its size; an index visits at most as
@@ -129,17 +129,21 @@ export function parseChunkedLayout(body: Uint8Array, sb: ChunkSuperblock, rank: 
 }
 
 /** Walks the chunk index: every allocated chunk, with its element offsets. */
-function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayout, shape: number[], chunkBytes: number, filtered: boolean, dataset: string): Chunk[] {
+function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayout, shape: number[], maxShape: (number | null)[], chunkBytes: number, filtered: boolean, dataset: string): Chunk[] {
   const file = source.file;
   const rank = shape.length;
   const bad = (what: string) => new TensorioError('ERR_BAD_HEADER', `dataset '${dataset}': ${what}`, { path: file });
   if (layout.address === null) return [];
   const scaled = shape.map((d, i) => Math.ceil(d / (layout.chunk[i] as number)));
   const total = scaled.reduce((a, b) => a * b, 1);
+  // Implicit and fixed-array indexes number chunks in C order over the grid of the maximum
+  // dimensions (HDF5's max_down_chunks), which may exceed the current ones.
+  const grid = maxShape.map((d, i) => Math.ceil((d ?? (shape[i] as number)) / (layout.chunk[i] as number)));
+  const gridTotal = grid.reduce((a, b) => a * b, 1);
   const offsetOf = (linear: number): number[] => {
     const offset = new Array<number>(rank).fill(0);
     for (let i = rank - 1; i >= 0; i--) {
-      const n = scaled[i] as number;
+      const n = grid[i] as number;
       offset[i] = (linear % n) * (layout.chunk[i] as number);
       linear = Math.floor(linear / n);
     }
@@ -151,8 +155,8 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     return [{ offset: new Array<number>(rank).fill(0), address: layout.address, size: layout.singleSize ?? chunkBytes, mask: layout.singleMask ?? 0 }];
   }
   if (layout.indexType === 'implicit') {
-    if (total > maxRecords) throw bad(`${total} implicitly indexed chunks in a file of ${source.size} bytes`);
-    return Array.from({ length: total }, (_, i) => ({ offset: offsetOf(i), address: layout.address as number + i * chunkBytes, size: chunkBytes, mask: 0 }));
+    if (gridTotal > maxRecords) throw bad(`${gridTotal} implicitly indexed chunks in a file of ${source.size} bytes`);
+    return Array.from({ length: gridTotal }, (_, i) => ({ offset: offsetOf(i), address: layout.address as number + i * chunkBytes, size: chunkBytes, mask: 0 }));
   }
   if (layout.indexType === 'fixed') {
     const head = source.read(layout.address, 12 + sb.lengthSize + sb.offsetSize, 'fixed array header');
@@ -160,7 +164,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     const entrySize = head[6] as number;
     const pageBits = head[7] as number;
     const count = uint(head, 8, sb.lengthSize, file);
-    if (count > maxRecords || count < total) throw bad(`a fixed array of ${count} chunk entries for ${total} chunks`);
+    if (count > maxRecords || count < gridTotal) throw bad(`a fixed array of ${count} chunk entries for ${gridTotal} chunks`);
     const blockAddress = sb.base + uint(head, 8 + sb.lengthSize, sb.offsetSize, file);
     const sizeBytes = entrySize - sb.offsetSize - 4;
     if (entrySize < sb.offsetSize || (filtered && (sizeBytes < 1 || sizeBytes > 8))) throw bad(`fixed array entries of ${entrySize} bytes`);
@@ -175,7 +179,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     if (Buffer.from(block.subarray(0, 4)).toString('latin1') !== 'FADB') throw bad(`no fixed array data block signature at offset ${blockAddress}`);
     const out: Chunk[] = [];
     let at = start;
-    for (let i = 0; i < total; i++) {
+    for (let i = 0; i < gridTotal; i++) {
       if (paged && i % perPage === 0 && i > 0) at += 4; // the previous page's checksum
       const page = Math.floor(i / perPage);
       const initialised = !paged || (((block[prefix + (page >> 3)] as number) >> (7 - (page & 7))) & 1) === 1;
@@ -221,7 +225,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     }
     return out;
   }
-  if (layout.indexType === 'extensible') throw new ChunkIndexUnsupported('an extensible array chunk index');
+  if (layout.indexType === 'extensible') return extensibleArrayChunks(source, sb, layout, shape, maxShape, chunkBytes, filtered, bad);
   // Version 1 B-tree, node type 1: keys (chunk size, filter mask, rank + 1 offsets) around child addresses.
   const out: Chunk[] = [];
   const keySize = 8 + 8 * (rank + 1);
@@ -249,6 +253,141 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
   };
   visit(layout.address, 0);
   return out;
+}
+
+/**
+ * The chunks of an extensible array index (spec III.H; HDF5's H5EA*.c): one unlimited
+ * dimension, moved first ("swizzled") when numbering chunks in C order over the maximum grid;
+ * element i lives in the index block (i < index block elements), then in data blocks that
+ * super blocks of doubling sizes hold, the first ones' addresses in the index block itself.
+ * Paged data blocks are not walked (ChunkIndexUnsupported: h5wasm reads them).
+ */
+function extensibleArrayChunks(
+  source: ChunkSource,
+  sb: ChunkSuperblock,
+  layout: ChunkedLayout,
+  shape: number[],
+  maxShape: (number | null)[],
+  chunkBytes: number,
+  filtered: boolean,
+  bad: (what: string) => TensorioError,
+): Chunk[] {
+  const file = source.file;
+  const rank = shape.length;
+  const address = layout.address as number;
+  const head = source.read(address, 12 + 6 * sb.lengthSize + sb.offsetSize + 4, 'extensible array header');
+  if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'EAHD') throw bad(`no extensible array header signature at offset ${address}`);
+  const entrySize = head[6] as number;
+  const maxBits = head[7] as number;
+  const indexElements = head[8] as number;
+  const dblockMin = head[9] as number;
+  const sblockMinPointers = head[10] as number;
+  const pageBits = head[11] as number;
+  const iblockAddress = sb.base + uint(head, 12 + 6 * sb.lengthSize, sb.offsetSize, file);
+  const log2 = (n: number) => Math.log2(n);
+  if (maxBits < 1 || maxBits > 64 || dblockMin < 1 || !Number.isInteger(log2(dblockMin)) || sblockMinPointers < 1 || !Number.isInteger(log2(sblockMinPointers))) throw bad('an extensible array header with impossible parameters');
+  const sizeBytes = entrySize - sb.offsetSize - 4;
+  if (entrySize < sb.offsetSize || (filtered && (sizeBytes < 1 || sizeBytes > 8))) throw bad(`extensible array entries of ${entrySize} bytes`);
+  const nsblks = 1 + (maxBits - log2(dblockMin));
+  const sblk: { ndblks: number; dblkElements: number; startIndex: number; startDblk: number }[] = [];
+  for (let u = 0, startIndex = 0, startDblk = 0; u < nsblks; u++) {
+    const ndblks = 2 ** Math.floor(u / 2);
+    const dblkElements = 2 ** Math.floor((u + 1) / 2) * dblockMin;
+    sblk.push({ ndblks, dblkElements, startIndex, startDblk });
+    startIndex += ndblks * dblkElements;
+    startDblk += ndblks;
+  }
+  const iblockSblks = 2 * log2(sblockMinPointers);
+  const ndblkAddrs = 2 * (sblockMinPointers - 1);
+  const nsblkAddrs = nsblks - iblockSblks;
+  const arrayOffsetSize = Math.ceil(maxBits / 8);
+  const iblockHead = 6 + sb.offsetSize;
+  const iblock = source.read(iblockAddress, iblockHead + indexElements * entrySize + (ndblkAddrs + nsblkAddrs) * sb.offsetSize + 4, 'extensible array index block');
+  if (Buffer.from(iblock.subarray(0, 4)).toString('latin1') !== 'EAIB') throw bad(`no extensible array index block signature at offset ${iblockAddress}`);
+  const blocks = new Map<number, Uint8Array | null>();
+  const block = (at: number, length: number, signature: string, what: string): Uint8Array | null => {
+    let bytes = blocks.get(at);
+    if (bytes === undefined) {
+      bytes = source.read(at, length, what);
+      if (Buffer.from(bytes.subarray(0, 4)).toString('latin1') !== signature) throw bad(`no ${what} signature at offset ${at}`);
+      blocks.set(at, bytes);
+    }
+    return bytes;
+  };
+  const pageElements = 2 ** pageBits;
+  // The bytes and position of element `i`, or null when its block was never allocated.
+  const element = (i: number): [Uint8Array, number] | null => {
+    if (i < indexElements) return [iblock, iblockHead + i * entrySize];
+    const j = i - indexElements;
+    const s = Math.floor(Math.log2(Math.floor(j / dblockMin) + 1));
+    const info = sblk[s];
+    if (!info) return null;
+    if (info.dblkElements > pageElements) throw new ChunkIndexUnsupported('a paged extensible array data block');
+    const within = j - info.startIndex;
+    const dblkIndex = Math.floor(within / info.dblkElements);
+    let dblkAddress: number;
+    const addrAt = (bytes: Uint8Array, at: number): number | null => (undefinedAddress(bytes, at, sb.offsetSize) ? null : sb.base + uint(bytes, at, sb.offsetSize, file));
+    if (s < iblockSblks) {
+      const a = addrAt(iblock, iblockHead + indexElements * entrySize + (info.startDblk + dblkIndex) * sb.offsetSize);
+      if (a === null) return null;
+      dblkAddress = a;
+    } else {
+      const sAddress = addrAt(iblock, iblockHead + indexElements * entrySize + ndblkAddrs * sb.offsetSize + (s - iblockSblks) * sb.offsetSize);
+      if (sAddress === null) return null;
+      const sblock = block(sAddress, 6 + sb.offsetSize + arrayOffsetSize + info.ndblks * sb.offsetSize + 4, 'EASB', 'extensible array super block') as Uint8Array;
+      const a = addrAt(sblock, 6 + sb.offsetSize + arrayOffsetSize + dblkIndex * sb.offsetSize);
+      if (a === null) return null;
+      dblkAddress = a;
+    }
+    const dblock = block(dblkAddress, 6 + sb.offsetSize + arrayOffsetSize + info.dblkElements * entrySize + 4, 'EADB', 'extensible array data block') as Uint8Array;
+    return [dblock, 6 + sb.offsetSize + arrayOffsetSize + (within % info.dblkElements) * entrySize];
+  };
+  const unlimited = maxShape.findIndex((d) => d === null);
+  const order = unlimited <= 0 ? shape.map((_, i) => i) : [unlimited, ...shape.map((_, i) => i).filter((i) => i !== unlimited)];
+  const grid = order.map((d) => Math.ceil(((maxShape[d] ?? shape[d]) as number) / (layout.chunk[d] as number)));
+  const current = shape.map((d, i) => Math.ceil(d / (layout.chunk[i] as number)));
+  const total = current.reduce((a, b) => a * b, 1);
+  if (total > Math.max(16, source.size * 64)) throw bad(`${total} chunks in a file of ${source.size} bytes`);
+  const out: Chunk[] = [];
+  const scaled = new Array<number>(rank).fill(0);
+  for (let n = 0; n < total; n++) {
+    let rest = n;
+    for (let d = rank - 1; d >= 0; d--) {
+      scaled[d] = rest % (current[d] as number);
+      rest = Math.floor(rest / (current[d] as number));
+    }
+    let linear = 0;
+    for (let k = 0; k < rank; k++) linear = linear * (grid[k] as number) + (scaled[order[k] as number] as number);
+    const found = element(linear);
+    if (!found) continue;
+    const [bytes, at] = found;
+    if (undefinedAddress(bytes, at, sb.offsetSize)) continue;
+    out.push({
+      offset: scaled.map((v, d) => v * (layout.chunk[d] as number)),
+      address: sb.base + uint(bytes, at, sb.offsetSize, file),
+      size: filtered ? uint(bytes, at + sb.offsetSize, sizeBytes, file) : chunkBytes,
+      mask: filtered ? uint(bytes, at + sb.offsetSize + sizeBytes, 4, file) : 0,
+    });
+  }
+  return out;
+}
+
+/** The maximum dimensions of the dataspace message (null: unlimited); the current ones when it has none. */
+function maxShapeOf(source: ChunkSource, sb: ChunkSuperblock, messages: { type: number; offset: number; size: number }[], shape: number[]): (number | null)[] {
+  const m = messages.find((x) => x.type === 0x01);
+  if (!m) return [...shape];
+  const body = source.read(m.offset, m.size, 'dataspace message');
+  const version = body[0] as number;
+  const rank = body[1] as number;
+  if (rank !== shape.length || !((body[2] as number) & 1)) return [...shape];
+  const start = version === 1 ? 8 : 4;
+  const width = sb.lengthSize;
+  return shape.map((d, i) => {
+    const at = start + (rank + i) * width;
+    if (undefinedAddress(body, at, width)) return null;
+    const max = uint(body, at, width, source.file);
+    return max >= d ? max : d;
+  });
 }
 
 /**
@@ -316,7 +455,7 @@ export function readChunked(
   if (fill && fill.some((b) => b !== 0)) for (let at = 0; at < out.length; at += itemSize) out.set(fill, at);
   if (out.length === 0) return;
   const rank = shape.length;
-  for (const chunk of chunksOf(source, sb, layout, shape, chunkBytes, filters.length > 0, dataset)) {
+  for (const chunk of chunksOf(source, sb, layout, shape, maxShapeOf(source, sb, messages, shape), chunkBytes, filters.length > 0, dataset)) {
     // HDF5 prunes chunks a shrinking resize left outside the extent; any left over are not data.
     if (chunk.offset.some((o, i) => o >= (shape[i] as number))) continue;
     if (chunk.offset.some((o, i) => o % (layout.chunk[i] as number) !== 0)) {
