@@ -220,3 +220,31 @@ with h5py.File(sys.argv[1], 'w') as f:
   }
   assert.ok((codes.get('ERR_CRC_MISMATCH') ?? 0) > 0 || (codes.get('ERR_BAD_HEADER') ?? 0) > 0, JSON.stringify([...codes]));
 });
+
+test('an implicit chunk index (early allocation, no filters, libver latest), and ERR_TOO_LARGE for a chunked dataset declaring 8 TiB in a small file', async () => {
+  const file = path.join(dir, 'implicit.h5');
+  const [, oracle] = numpyPythons();
+  const expected = runPythonWith((oracle as { python: () => string }).python(), `
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'w', libver='latest') as f:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((4, 3))
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    space = h5py.h5s.create_simple((9, 7))
+    dsid = h5py.h5d.create(f.id, b'implicit', h5py.h5t.STD_I32LE, space, dcpl=dcpl)
+    d = h5py.Dataset(dsid)
+    d[...] = np.arange(63, dtype='<i4').reshape(9, 7)
+    f.create_dataset('huge', shape=(2 ** 40,), dtype='<f8', chunks=(1024,))
+    f.create_dataset('small', data=np.arange(3, dtype='<f8'))
+with h5py.File(sys.argv[1], 'r') as f:
+    print(f['implicit'][()].tobytes().hex())
+`, [file]).trim();
+  const h5 = await openH5(file);
+  try {
+    assert.equal(hex((await h5.read('implicit')).data), expected);
+    await assert.rejects(h5.read('huge'), (error: unknown) => error instanceof TensorioError && error.code === 'ERR_TOO_LARGE' && /dataset 'huge' declares 8796093022208 bytes of chunked data/.test(error.message));
+    assert.deepEqual(Array.from((await h5.read('small')).data as Float64Array), [0, 1, 2]);
+  } finally {
+    h5.close();
+  }
+});
