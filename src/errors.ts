@@ -38,6 +38,8 @@ export const ERROR_CODES = [
   // HDF5: an h5wasm operation ran past its deadline (HDF5 loops on some damaged files) and
   // was stopped.
   'ERR_TIMEOUT',
+  // HDF5: a dataset's filter pipeline names a filter tensorio cannot apply.
+  'ERR_UNSUPPORTED_FILTER',
   // The file system
   'ERR_NOT_FOUND',
   'ERR_PERMISSION',

@@ -83,6 +83,7 @@ export {
   type H5Storage,
   type H5WriteOptions,
 } from './formats/h5.js';
+export type { H5ExternalLink } from './formats/hdf5/links.js';
 export {
   decodeKerasWeights,
   readKerasWeights,

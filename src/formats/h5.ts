@@ -8,9 +8,9 @@
  * unfiltered dataset we take the object header's address from an HDF5 object reference
  * (`hobj_ref_t` is that address), parse just enough of the header to find the data layout
  * message, and read or map the bytes with src/io.ts, the way h5py's
- * `dataset.id.get_offset()` allows. Other layouts (compact, chunked, filtered, unallocated)
- * go through h5wasm's low-level `get_dataset_data`, which copies raw bytes in the file's
- * type converted to little-endian, so float16 works there too.
+ * `dataset.id.get_offset()` allows. Chunked datasets are read by src/formats/hdf5/chunks.ts
+ * from the same header; the few it does not cover go through h5wasm's low-level
+ * `get_dataset_data`, which copies raw bytes converted to little-endian (float16 too).
  *
  * Writes build the file with h5wasm in the temporary file of an {@link AtomicWriter} next
  * to the target. Small datasets are written through the heap; a large one is created from
@@ -22,7 +22,6 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { pathToFileURL } from 'node:url';
-import * as vm from 'node:vm';
 
 import { byteswap } from '../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
@@ -37,26 +36,17 @@ import {
   type WriteOptions,
 } from '../io.js';
 import { asCOrder, bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
+import { readChunkedDataset } from './hdf5/chunks.js';
+import { dtypeOfMetadata, H5T_COMPOUND, H5T_FLOAT, H5T_INTEGER, H5T_STRING, type H5Metadata } from './hdf5/types.js';
+import { decodeExternalLink, externalLinkRead, type H5ExternalLink } from './hdf5/links.js';
+import { insideDeadline, isDeadlineError, withDeadline } from './hdf5/deadline.js';
+import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, throwHdf5Errors, withoutStderr, type ErrorHandlingModule } from './hdf5/h5wasm-errors.js';
 
 // ---------------------------------------------------------------------------------------
 // h5wasm, loaded lazily. It is an ES module; this package is CommonJS, and TypeScript keeps
 // `import()` as a real dynamic import under module node16.
 
-/** The part of h5wasm's metadata record tensorio uses. */
-interface H5Metadata {
-  type: number;
-  size: number;
-  signed: boolean;
-  littleEndian: boolean;
-  vlen: boolean;
-  shape: number[] | null;
-  total_size: number;
-  chunks: number[] | null;
-  enum_type?: { members: Record<string, number>; nmembers: number; type: number };
-  compound_type?: { members: (H5Metadata & { name: string; offset: number })[]; nmembers: number };
-}
-
-interface H5Module {
+interface H5Module extends ErrorHandlingModule {
   HEAPU8: Uint8Array;
   _malloc(size: number): number;
   _free(ptr: number): void;
@@ -67,6 +57,7 @@ interface H5Module {
   create_dataset(fileId: bigint, path: string, ptr: bigint, metadata: object): number;
   create_object_reference(fileId: bigint, path: string): Uint8Array;
   get_type(fileId: bigint, path: string): number;
+  get_external_link(fileId: bigint, path: string): { filename?: string; obj_path?: string };
   H5O_TYPE_DATASET: number;
   H5O_TYPE_GROUP: number;
 }
@@ -115,6 +106,8 @@ export function loadH5wasm(): Promise<LoadedH5wasm> {
       const imported = (await import(specifier)) as { default: H5Lib };
       const lib = imported.default;
       const module = await lib.ready;
+      // HDF5 errors thrown, not printed to stderr and then ignored (src/formats/hdf5/h5wasm-errors.ts).
+      throwHdf5Errors(module);
       const loaded = { lib, module, generation };
       if (generation === h5wasmGeneration) loadedH5wasm = loaded;
       return loaded;
@@ -152,42 +145,6 @@ function retireH5wasm(generation: number): void {
 /** Default {@link H5ReadOptions.h5wasmTimeoutMs}. */
 export const H5WASM_TIMEOUT_MS = 60_000;
 
-// A synchronous WebAssembly call cannot be interrupted from JavaScript, but V8 can stop it
-// from a watchdog thread: node:vm runs a script with a timeout that way, and the call made
-// from inside that script is stopped with it.
-// Made on first use: a context costs milliseconds, which programs that never need h5wasm
-// should not pay when they import tensorio.
-let deadline: { script: vm.Script; context: { call: (() => void) | undefined } } | undefined;
-let deadlineDepth = 0;
-
-/** Runs `call` and stops it after `ms` (a nested call runs under the outer deadline). */
-function withDeadline<T>(call: () => T, ms: number): T {
-  if (deadlineDepth > 0 || !Number.isFinite(ms)) return call();
-  if (!deadline) {
-    const context: { call: (() => void) | undefined } = { call: undefined };
-    vm.createContext(context);
-    deadline = { script: new vm.Script('call()', { filename: 'tensorio-h5wasm-deadline' }), context };
-  }
-  const { script, context } = deadline;
-  let result: T | undefined;
-  context.call = () => {
-    result = call();
-  };
-  deadlineDepth++;
-  try {
-    script.runInContext(context, { timeout: Math.max(1, Math.ceil(ms)) });
-  } finally {
-    deadlineDepth--;
-    context.call = undefined;
-  }
-  return result as T;
-}
-
-function isDeadlineError(error: unknown): boolean {
-  // Made in the script's context, so not an instance of this context's Error.
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT';
-}
-
 /**
  * Loads h5wasm now. The asynchronous HDF5 readers load it when a file needs it; the
  * synchronous ones (`readH5Sync`, `readKerasWeightsSync`) cannot, so await this once before
@@ -208,44 +165,6 @@ function h5wasmNeeded(file: string, inMemory: boolean, why: string): TensorioErr
 function loadedH5wasmOrThrow(file: string, inMemory: boolean, why: string): LoadedH5wasm {
   if (inMemory || !loadedH5wasm) throw h5wasmNeeded(file, inMemory, why);
   return loadedH5wasm;
-}
-
-// HDF5 datatype classes (H5T_class_t).
-const H5T_INTEGER = 0;
-const H5T_FLOAT = 1;
-const H5T_STRING = 3;
-const H5T_COMPOUND = 6;
-const H5T_ENUM = 8;
-
-/**
- * The tensorio dtype of an HDF5 type, as h5py maps it: integers and floats by size, an
- * int8 enum {FALSE, TRUE} is bool, a compound of two equal floats named r and i is complex.
- * Returns null for types that are not numeric arrays (strings, references, other compounds).
- */
-function dtypeOfMetadata(meta: H5Metadata): DTypeInfo | null {
-  if (meta.type === H5T_INTEGER) {
-    const name = ({ 1: 'int8', 2: 'int16', 4: 'int32', 8: 'int64' } as Record<number, DType>)[meta.size];
-    if (!name) return null;
-    return dtypeInfo(meta.signed ? name : (`u${name}` as DType));
-  }
-  if (meta.type === H5T_FLOAT) {
-    const name = ({ 2: 'float16', 4: 'float32', 8: 'float64' } as Record<number, DType>)[meta.size];
-    return name ? dtypeInfo(name) : null;
-  }
-  if (meta.type === H5T_ENUM && meta.size === 1 && meta.enum_type) {
-    const members = meta.enum_type.members;
-    const names = Object.keys(members);
-    if (names.length === 2 && members.FALSE === 0 && members.TRUE === 1) return dtypeInfo('bool');
-    return null;
-  }
-  if (meta.type === H5T_COMPOUND && meta.compound_type && meta.compound_type.nmembers === 2) {
-    const [re, im] = meta.compound_type.members;
-    if (!re || !im || re.type !== H5T_FLOAT || im.type !== H5T_FLOAT || re.size !== im.size) return null;
-    if (re.name !== 'r' || im.name !== 'i' || re.offset !== 0 || im.offset !== re.size || meta.size !== 2 * re.size) return null;
-    if (re.size === 4) return dtypeInfo('complex64');
-    if (re.size === 8) return dtypeInfo('complex128');
-  }
-  return null;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -582,7 +501,9 @@ interface LiteAttribute {
 }
 
 interface LiteObject {
-  kind: 'group' | 'dataset' | 'other';
+  kind: 'group' | 'dataset' | 'other' | 'external';
+  /** An external link's target. */
+  link?: H5ExternalLink;
   messages: HeaderMessage[];
   attributes: Map<string, LiteAttribute>;
   children?: string[];
@@ -708,8 +629,8 @@ function symbolTableChildren(source: ByteSource, sb: Superblock, body: Uint8Arra
 }
 
 /** The hard links of a new-style compact group (link messages in its header). */
-function linkMessageChildren(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): [string, number][] {
-  const out: [string, number][] = [];
+function linkMessageChildren(source: ByteSource, sb: Superblock, messages: HeaderMessage[], group: string): [string, number | H5ExternalLink][] {
+  const out: [string, number | H5ExternalLink][] = [];
   for (const m of messages) {
     if (m.type === MSG_LINK_INFO) requireCompactStorage(source, sb, m, 'link', 8);
     if (m.type !== MSG_LINK) continue;
@@ -725,8 +646,9 @@ function linkMessageChildren(source: ByteSource, sb: Superblock, messages: Heade
     at += lengthSize;
     const name = Buffer.from(body.subarray(at, at + nameLength)).toString('utf8');
     at += nameLength;
-    if (linkType !== 0) throw new LiteUnsupported('soft or external link');
-    out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
+    if (linkType === 64) out.push([name, decodeExternalLink(body.subarray(at + 2, at + 2 + readUint(body, at, 2, source.file)), joinPath(group, name), source.file)]);
+    else if (linkType !== 0) throw new LiteUnsupported('soft or user-defined link');
+    else out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
   }
   // HDF5 (and so h5py and h5wasm) lists links by name unless asked for creation order.
   return out.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
@@ -745,9 +667,12 @@ function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | null {
       const table = messages.find((m) => m.type === MSG_SYMBOL_TABLE);
       const isGroup = table !== undefined || messages.some((m) => m.type === MSG_LINK_INFO || m.type === MSG_LINK || m.type === 0x0a);
       if (isGroup) {
-        const children = table ? symbolTableChildren(source, sb, source.read(table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages);
+        const children = table ? symbolTableChildren(source, sb, source.read(table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages, path);
         index.set(path, { kind: 'group', messages, attributes, children: children.map(([name]) => name) });
-        for (const [name, child] of children) visit(path === '' ? name : `${path}/${name}`, child, depth + 1);
+        for (const [name, child] of children) {
+          if (typeof child === 'number') visit(path === '' ? name : `${path}/${name}`, child, depth + 1);
+          else index.set(child.path, { kind: 'external', messages: [], attributes: new Map(), link: child });
+        }
         return;
       }
       if (messages.some((m) => m.type === MSG_LAYOUT)) {
@@ -848,7 +773,7 @@ export interface H5ReadOptions {
   /**
    * Read the file's structure with h5wasm even when tensorio's own reader could (files
    * with superblock v0/v1, symbol-table groups and plain types, as Keras and h5py write).
-   * Default false. Chunked and filtered data always go through h5wasm.
+   * Default false. Chunked data is read by tensorio's chunk reader either way (see src/formats/hdf5/chunks.ts).
    */
   h5wasm?: boolean;
   /**
@@ -876,7 +801,7 @@ export interface H5DatasetInfo {
   storage: H5Storage;
 }
 
-type ObjectKind = 'group' | 'dataset' | 'other' | 'missing';
+type ObjectKind = 'group' | 'dataset' | 'other' | 'external' | 'missing';
 
 /** An attribute's value as tensorio returns it: strings, numbers, or an NdArray. */
 export type H5AttributeValue = string | string[] | number | bigint | boolean | NdArray | null;
@@ -901,6 +826,8 @@ export class H5File {
   private readonly kinds = new Map<string, ObjectKind>();
   private readonly children = new Map<string, string[]>();
   private readonly heapCache = new Map<number, Uint8Array>();
+  /** External links met through h5wasm, by path. */
+  private readonly externals = new Map<string, H5ExternalLink>();
   /** The h5wasm instance this file is open on, and its handle of the file. */
   private wasm: LoadedH5wasm | undefined;
   private wasmHandle: H5FileObject | undefined;
@@ -989,20 +916,25 @@ export class H5File {
     }
     // The deadline is for the whole file, so many slow calls are bounded as one endless one is.
     // A call made inside another runs under the outer one's deadline, which counts its time.
-    const nested = deadlineDepth > 0;
+    const nested = insideDeadline();
     const left = this.timeoutMs - this.wasmSpentMs;
     if (!nested && left <= 0) throw this.deadlineExceeded(what);
     const start = performance.now();
     try {
-      return withDeadline(call, left);
+      return nested ? call() : withDeadline(() => withoutStderr(call), left);
     } catch (error) {
       if (error instanceof TensorioError) throw error;
       if (isDeadlineError(error)) {
         retireH5wasm(wasm.generation);
         throw this.deadlineExceeded(what);
       }
-      if (onRefusal && !isWasmAbort(error)) return onRefusal(error as Error);
-      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${(error as Error).message}); the file is damaged`, { path: this.path, cause: error });
+      let refusal = error as Error;
+      if (isHdf5Stack(error)) {
+        releaseErrorFiles(wasm.module);
+        refusal = new Error(hdf5StackSummary(error.message), { cause: error });
+      }
+      if (onRefusal && !isWasmAbort(error)) return onRefusal(refusal);
+      throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot ${what} (${refusal.message}); the file is damaged`, { path: this.path, cause: error });
     } finally {
       if (!nested) this.wasmSpentMs += performance.now() - start;
     }
@@ -1052,6 +984,12 @@ export class H5File {
     const name = p.slice(slash + 1);
     if (parent !== '' && this.kind(parent) !== 'group') return 'missing';
     if (!this.wasmChildren(parent || '/').includes(name)) return 'missing';
+    // Before get_type, which follows an external link into the file it names.
+    const link = this.wasmCall(() => this.module.get_external_link(this.h5.file_id, p), `look up '${p}'`, () => ({}) as { filename?: string; obj_path?: string });
+    if (typeof link.filename === 'string') {
+      this.externals.set(p.slice(1), { path: p.slice(1), file: link.filename, target: link.obj_path ?? '' });
+      return 'external';
+    }
     const type = this.wasmCall(() => this.module.get_type(this.h5.file_id, p), `look up '${p}'`, () => -1);
     if (type === this.module.H5O_TYPE_GROUP) return 'group';
     if (type === this.module.H5O_TYPE_DATASET) return 'dataset';
@@ -1087,9 +1025,33 @@ export class H5File {
     return [...this.wasmChildren(`/${normalise(group)}`)];
   }
 
+  /** Where the external link at `path` points, or undefined when `path` is not one (see src/formats/hdf5/links.ts). */
+  externalLink(path: string): H5ExternalLink | undefined {
+    this.requireOpen();
+    const p = normalise(path);
+    if (this.kind(p) !== 'external') return undefined;
+    return { ...((this.lite ? this.lite.get(p)?.link : this.externals.get(p)) as H5ExternalLink) };
+  }
+
+  /** Every external link below `group`, depth first: tensorio reports them and does not follow them. */
+  externalLinks(group = ''): H5ExternalLink[] {
+    const out: H5ExternalLink[] = [];
+    this.walk(group, (full, kind) => {
+      if (kind === 'external') out.push(this.externalLink(full) as H5ExternalLink);
+    });
+    return out;
+  }
+
   /** Full paths (no leading slash) of every dataset below `group`, depth first. */
   datasets(group = ''): string[] {
     const out: string[] = [];
+    this.walk(group, (full, kind) => {
+      if (kind === 'dataset') out.push(full);
+    });
+    return out;
+  }
+
+  private walk(group: string, each: (full: string, kind: ObjectKind) => void): void {
     const budget = this.pathBudget();
     const visit = (prefix: string, depth: number): void => {
       if (depth > 64) return; // a link cycle; HDF5 hard links can make one
@@ -1097,12 +1059,11 @@ export class H5File {
         budget.spend();
         const full = joinPath(prefix, name);
         const kind = this.kind(full);
-        if (kind === 'dataset') out.push(full);
-        else if (kind === 'group') visit(full, depth + 1);
+        each(full, kind);
+        if (kind === 'group') visit(full, depth + 1);
       }
     };
     this.batch(() => visit(normalise(group), 0), `walk the groups below '${normalise(group) || '/'}'`);
-    return out;
   }
 
   /**
@@ -1153,6 +1114,8 @@ export class H5File {
     const meta = attr.metadata;
     const where = `attribute '${name}' of '${normalise(path) || '/'}'`;
     const value = this.wasmCall(() => object.get_attribute(name, false), `read ${where}`, (error) => {
+      // An HDF5 error stack is damage (a heap it cannot read); h5wasm's own refusals are types it does not convert.
+      if (isHdf5Stack(error.cause)) throw new TensorioError('ERR_BAD_HEADER', `HDF5 cannot read ${where} (${error.message}); the file is damaged`, { path: this.path, cause: error.cause });
       throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${where}: ${error.message}`, { path: this.path, cause: error });
     });
     if (value === null || value === undefined) return null;
@@ -1179,7 +1142,9 @@ export class H5File {
     const p = normalise(path);
     const cached = this.infos.get(p);
     if (cached) return cached;
-    if (this.kind(p) !== 'dataset') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no dataset '${p}' in the file`, { path: this.path });
+    const kind = this.kind(p);
+    if (kind === 'external') throw externalLinkRead(this.externalLink(p) as H5ExternalLink, this.path, 'dataset');
+    if (kind !== 'dataset') throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no dataset '${p}' in the file`, { path: this.path });
     if (this.lite) {
       const object = this.liteObject(p);
       const typeMessage = object.messages.find((m) => m.type === MSG_DATATYPE) as HeaderMessage;
@@ -1298,12 +1263,35 @@ export class H5File {
       };
       return { kind: 'copy', info, data, offset: storage.offset, finish };
     }
+    if (storage.layout === 'chunked' || storage.layout === 'filtered') {
+      const data = this.readChunkedOwn(info, dtype, length);
+      if (data) {
+        const result: LoadedArray = { dtype: dtypeName, shape: [...shape], data, mapped: false };
+        return { kind: 'done', result: wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}` } : result };
+      }
+    }
     const finish = (data: NdArray['data']): LoadedArray => {
       const result: LoadedArray = { dtype: dtypeName, shape: [...shape], data, mapped: false };
       return wantMap ? { ...result, copyReason: `the dataset is ${storage.layout}; read through h5wasm` } : result;
     };
     return { kind: 'wasm', info, dtype, length, finish };
   }
+
+  /** The messages of a dataset's object header (through an object reference when h5wasm reads the structure). */
+  private headerOf(p: string): HeaderMessage[] {
+    if (this.lite) return this.liteObject(p).messages;
+    const ref = this.wasmCall(() => this.module.create_object_reference(this.h5.file_id, `/${p}`), `locate dataset '${p}'`);
+    return headerMessages(this.source, this.superblock, this.superblock.base + readUint(ref, 0, Math.min(8, ref.length), this.path));
+  }
+
+  /** A chunked dataset through tensorio's chunk reader; undefined when h5wasm must read it (src/formats/hdf5/chunks.ts). */
+  private readChunkedOwn(info: H5DatasetInfo, dtype: DTypeInfo, length: number): NdArray['data'] | undefined {
+    const data = readChunkedDataset(this.source, this.superblock, this.headerOf(info.path), info.path, info.shape as number[], dtype, length, this.source.fd === null);
+    if (data === 'needs-h5wasm') return undefined;
+    if (info.bigEndian) byteswap(data, dtype.swapSize);
+    return data;
+  }
+
 
   private readThroughHeap(info: H5DatasetInfo, dtype: DTypeInfo, length: number): NdArray['data'] {
     const data = new dtype.array(length);
@@ -1317,10 +1305,13 @@ export class H5File {
     try {
       const filters = this.wasmCall(() => this.module.get_dataset_filters(this.h5.file_id, `/${info.path}`), `read the filters of dataset '${info.path}'`);
       const read = () => this.module.get_dataset_data(this.h5.file_id, `/${info.path}`, null, null, null, BigInt(ptr));
-      const status = this.wasmCall(read, `read dataset '${info.path}'`, () => -1);
+      let refusal = '';
+      const status = this.wasmCall(read, `read dataset '${info.path}'`, (error) => ((refusal = error.message), -1));
       if (status < 0) {
         const names = filters.map((f) => f.name || `#${f.id}`).join(', ');
-        throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `h5wasm could not read dataset '${info.path}'${names ? ` (filters: ${names}; a filter may be unavailable)` : ''}`, { path: this.path });
+        // h5wasm has HDF5's own filters only (ids below 256): a registered one (LZF, blosc, ...) is missing there.
+        const code = filters.some((f) => f.id >= 256) ? 'ERR_UNSUPPORTED_FILTER' : 'ERR_UNSUPPORTED_DTYPE';
+        throw new TensorioError(code, `h5wasm could not read dataset '${info.path}'${names ? ` (filters: ${names}; a filter may be unavailable)` : ''}${refusal ? `: ${refusal}` : ''}`, { path: this.path });
       }
       new Uint8Array(data.buffer).set(this.module.HEAPU8.subarray(ptr, ptr + bytes));
     } finally {
@@ -1552,7 +1543,7 @@ export class H5Writer {
       h5 = new lib.File(scratch.tempPath, 'w', { libver: ['earliest', 'latest'] });
     } catch (error) {
       scratch.abortSync();
-      throw new TensorioError('ERR_IO', `h5wasm could not create the file: ${(error as Error).message}`, { path: target, cause: error });
+      throw new TensorioError('ERR_IO', `h5wasm could not create the file: ${isHdf5Stack(error) ? hdf5StackSummary(error.message) : (error as Error).message}`, { path: target, cause: error });
     }
     return new H5Writer(target, scratch, lib, module, h5, options);
   }
