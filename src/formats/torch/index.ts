@@ -1,0 +1,2 @@
+/** PyTorch checkpoints (`.pt`, `.pth`, `.ckpt`, `pytorch_model.bin`): the format's public surface. */
+export { looksLikeTorch, openTorch, readTorch, type TorchFile, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './read.js';
