@@ -105,4 +105,4 @@ export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type Unpick
 export { decodeNpz, readNpzSync } from './formats/npz.js';
 
 // PyTorch checkpoints (issue 19): torch.save's zip and legacy formats, read as torch.load(weights_only=True) would.
-export { openTorch, readTorch, type TorchFile, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './formats/torch/index.js';
+export { openTorch, readTorch, writeTorch, type TorchFile, type TorchReadOptions, type TorchSaveValue, type TorchTensorInfo, type TorchValue } from './formats/torch/index.js';

@@ -137,7 +137,7 @@ function lookup(module: string, name: string): TorchGlobal | undefined {
   if (q === 'torch.Size') return new TorchGlobal(q, 'size');
   if (q === 'torch.device') return new TorchGlobal(q, 'device');
   if (q === 'torch.serialization._get_layout') return new TorchGlobal(q, 'layout');
-  if (q === 'torch.storage.UntypedStorage' || q === 'torch.UntypedStorage') return new TorchGlobal(q, 'untyped_storage');
+  if (q === 'torch.storage.UntypedStorage') return new TorchGlobal(q, 'untyped_storage');
   if (module === 'torch' || module === 'torch.cuda') {
     const storage = STORAGE_TYPES[name];
     if (storage) return new TorchGlobal(q, 'storage', storage);
