@@ -25,6 +25,11 @@ const ENVS = {
     what: 'TensorFlow, Keras 2 and 3, tensorflowjs, safetensors, h5py, NumPy 2',
     check: 'import numpy, h5py, safetensors, ml_dtypes, tensorflow, tf_keras, keras, tensorflowjs',
   },
+  torch: {
+    requirements: path.join(root, 'test', 'python', 'requirements-torch.txt'),
+    what: 'PyTorch (a CUDA build run on the CPU) and NumPy 2',
+    check: 'import numpy, torch; torch.save(torch.zeros(2), __import__("io").BytesIO())',
+  },
 };
 
 function cacheRoot() {

@@ -27,8 +27,12 @@ if (!fs.existsSync(path.join(root, 'build', 'Release', 'tensorio.node'))) {
 // the test files, which run in parallel, find it ready; when it cannot be made the run fails.
 const { ensurePythonEnv } = require('./python-env.cjs');
 let oracle;
+let torch;
 try {
   oracle = ensurePythonEnv('oracle');
+  // Real PyTorch for the torch format's tests (test/python/requirements-torch.txt): a CUDA
+  // build of about 4.4 GiB that runs on the CPU here, made once like the oracle.
+  torch = ensurePythonEnv('torch');
 } catch (error) {
   console.error(`run-tests: ${error.message}`);
   process.exit(1);
@@ -36,7 +40,7 @@ try {
 
 let failed = false;
 for (const mode of ['native', 'pure-typescript']) {
-  const env = { ...process.env, TENSORIO_TEST_MODE: mode, TENSORIO_ORACLE_PYTHON: oracle };
+  const env = { ...process.env, TENSORIO_TEST_MODE: mode, TENSORIO_ORACLE_PYTHON: oracle, TENSORIO_TORCH_PYTHON: torch };
   if (mode === 'pure-typescript') env.TENSORIO_NO_NATIVE = '1';
   else delete env.TENSORIO_NO_NATIVE;
   console.log(`\n=== tensorio tests: ${mode} path ===`);

@@ -10,6 +10,7 @@ import { DEFAULT_MAX_HEADER_SIZE, encodeNpyHeaderDescr, isObjectDescr, parseNpyR
 import { readNpz, writeNpz, type NpzReadOptions } from './formats/npz.js';
 import { readSafetensors, writeSafetensors } from './formats/safetensors.js';
 import { isNdArrayLike, pickleObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
+import { looksLikeTorch, readTorch, writeTorch, type TorchSaveValue } from './formats/torch/index.js';
 
 /** What {@link save} writes: an array, a list of arrays, or a record of arrays. */
 export type SaveValue = NdArray | readonly NdArray[] | Readonly<Record<string, NdArray>>;
@@ -29,14 +30,16 @@ export interface LoadOptions extends NpzReadOptions {
 /** What {@link load} returns without `allowPickle`. */
 export type Loaded = LoadedArray | LoadedArray[] | Record<string, LoadedArray>;
 
-type Format = 'npy' | 'npz' | 'safetensors';
+type Format = 'npy' | 'npz' | 'safetensors' | 'torch';
 
 function formatOf(path: string): Format {
   const lower = path.toLowerCase();
   if (lower.endsWith('.npy')) return 'npy';
   if (lower.endsWith('.npz')) return 'npz';
   if (lower.endsWith('.safetensors') || lower.endsWith('.safetensors.index.json')) return 'safetensors';
-  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz or .safetensors extension`, { path });
+  // PyTorch's extensions; `.bin` is sniffed when read, since other formats use it too.
+  if (/\.(pt|pth|ckpt|bin)$/.test(lower)) return 'torch';
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz, .safetensors, .pt, .pth, .ckpt or .bin extension`, { path });
 }
 
 /** The members of a list or record of arrays, named as np.savez names them (arr_0, arr_1, ...). */
@@ -72,6 +75,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *   `np.load(path, allow_pickle=True)` (`.item()` for a dict). Note that `np.save` of a list of
  *   equal-shape arrays would stack them into one array; `save` always keeps the list.
  *
+ * - `.pt`, `.pth`, `.ckpt`, `.bin`: a PyTorch checkpoint that `torch.load(weights_only=True)`
+ *   reads, nested values as they are (see {@link writeTorch}).
+ *
  * Atomic and streamed like every write.
  * @param options `compress` (`.npz`, default false), `fsync` (default true).
  * @throws TensorioError `ERR_INVALID_ARGUMENT` (unknown extension, values that are not
@@ -79,6 +85,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
   const format = formatOf(path);
+  if (format === 'torch') {
+    if (options.compress !== undefined && options.compress !== false) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
+    return writeTorch(path, value as TorchSaveValue, options.fsync === undefined ? {} : { fsync: options.fsync });
+  }
   if (format === 'npz') return writeNpz(path, Object.fromEntries(namedArrays(path, value, '.npz')), options);
   if (format === 'safetensors') {
     if (options.compress !== undefined && options.compress !== false) {
@@ -123,6 +133,8 @@ function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T
  * - `.npz` and `.safetensors` (a single file or a sharded checkpoint's index): a record of
  *   the tensors, or an Array when they are exactly `arr_0` ... `arr_{n-1}` (what np.savez of
  *   positional arrays and `save` of a list write).
+ * - `.pt`, `.pth`, `.ckpt`, and `.bin` when its first bytes are PyTorch's: the checkpoint as
+ *   {@link readTorch} returns it (`mmap` applies).
  *
  * @param options `mmap` (default false), `allowPickle` (default false), `maxMemberSize`,
  * `maxHeaderSize`, `maxPickleSize` (default 4 GiB).
@@ -134,6 +146,14 @@ export async function load(path: string, options?: LoadOptions & { allowPickle?:
 export async function load(path: string, options: LoadOptions): Promise<PyObject>;
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
   const format = formatOf(path);
+  if (format === 'torch') {
+    if (path.toLowerCase().endsWith('.bin')) {
+      const { fd, prefix } = await openForReadAsync(path, 64);
+      closeQuietly(fd);
+      if (!looksLikeTorch(prefix)) throw new TensorioError('ERR_BAD_MAGIC', 'a .bin file that is not a PyTorch checkpoint (neither a zip archive nor a legacy torch pickle); load reads .bin as PyTorch only', { path });
+    }
+    return (await readTorch(path, options.mmap === undefined ? {} : { mmap: options.mmap })) as PyObject;
+  }
   if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
   if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, options.mmap === undefined ? {} : { mmap: options.mmap })).tensors);
   const pickled = await readPickledNpy(path, options);

@@ -104,3 +104,6 @@ export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type Unpick
 
 // Reliability (issue 7): synchronous .npz readers, so the reliability table covers .npz.
 export { decodeNpz, readNpzSync } from './formats/npz.js';
+
+// PyTorch checkpoints (issue 19): torch.save's zip and legacy formats, read as torch.load(weights_only=True) would.
+export { openTorch, readTorch, writeTorch, type TorchFile, type TorchReadOptions, type TorchSaveValue, type TorchTensorInfo, type TorchValue } from './formats/torch/index.js';

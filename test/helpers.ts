@@ -102,6 +102,25 @@ export function runPythonJson<T = unknown>(script: string, args: string[] = []):
   return JSON.parse(runPython(script, args)) as T;
 }
 
+let torchCache: string | undefined;
+
+/**
+ * The interpreter of the `torch` environment (test/python/requirements-torch.txt: PyTorch 2.15,
+ * NumPy 2.1). The test runner builds it and passes it as TENSORIO_TORCH_PYTHON; a test file run
+ * on its own builds it here. Never optional: when it cannot be made, the test fails.
+ */
+export function torchPython(): string {
+  if (torchCache) return torchCache;
+  if (process.env.TENSORIO_TORCH_PYTHON) return (torchCache = process.env.TENSORIO_TORCH_PYTHON);
+  const env = require(path.join(ROOT, 'scripts', 'python-env.cjs')) as { ensurePythonEnv(name: string, o: object): string };
+  return (torchCache = env.ensurePythonEnv('torch', { log: (line: string) => console.log(line) }));
+}
+
+/** Runs a script with real PyTorch (see {@link torchPython}), optionally in `cwd`. */
+export function runTorch(script: string, args: string[] = [], cwd?: string): string {
+  return runWith(torchPython(), script, args, cwd);
+}
+
 /** Runs a script in the oracle environment (TensorFlow, Keras, NumPy 2, ...), optionally in `cwd`. */
 export function runOracle(script: string, args: string[] = [], cwd?: string): string {
   return runWith(oraclePython(), script, args, cwd);

@@ -61,6 +61,40 @@ export interface UnpickleOptions {
   path?: string;
   /** Deepest nesting of containers accepted. Default 1,000. */
   maxDepth?: number;
+  /**
+   * Another format's globals in place of NumPy's (PyTorch's, in src/formats/torch/). Default:
+   * the NumPy allowlist.
+   */
+  profile?: UnpickleProfile;
+  /** Called with the offset just past STOP (a file of consecutive pickles reads on from there). */
+  onStop?: (end: number) => void;
+}
+
+/**
+ * A set of globals for pickles written by another library than NumPy. The unpickler still
+ * runs nothing: the profile is asked for a stand-in value for each global it knows and
+ * computes what REDUCE, NEWOBJ, BUILD and persistent ids give from plain JavaScript values.
+ * Every value the profile returns passes through the conversion to JavaScript unchanged.
+ */
+export interface UnpickleProfile {
+  /** Named in refusals ("not one of the <name> globals"). */
+  readonly name: string;
+  /** Which of the unpickler's own globals (`collections.OrderedDict`, `_codecs.encode`, ...) stay allowed. */
+  readonly baseGlobals: ReadonlySet<string>;
+  /** A stand-in object for `module.name`, or undefined to refuse it. */
+  global(module: string, name: string): object | undefined;
+  /** REDUCE (or NEWOBJ when `newobj`) of a stand-in, with its arguments as JavaScript values. */
+  call(fn: object, args: PyObject[], newobj: boolean): unknown;
+  /** BUILD of a value the profile made; throws to refuse. */
+  build?(target: object, state: PyObject): void;
+  /** BINPERSID / PERSID; absent: persistent ids are refused. */
+  persistentLoad?(pid: PyObject): unknown;
+  /**
+   * BUILD of a dict with a dict state: 'items' adds the state's entries (the NumPy default),
+   * 'attributes' treats them as the dict's attributes (an OrderedDict's `__dict__`, as PyTorch's
+   * state dicts carry `_metadata`) and leaves the items alone.
+   */
+  readonly dictState?: 'items' | 'attributes';
 }
 
 // ---------------------------------------------------------------------------------------
@@ -213,6 +247,14 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
   let stack: unknown[] = [];
   const marks: unknown[][] = [];
   const memo = new Map<number, unknown>();
+  const profile = options.profile;
+  // Values the profile made: opaque here, passed through to JavaScript unchanged.
+  const own = new WeakSet<object>();
+  const owned = (value: unknown): unknown => {
+    if (value !== null && typeof value === 'object') own.add(value);
+    return value;
+  };
+  const plain = (value: unknown): PyObject => toJs(value, path, options.maxDepth ?? DEFAULT_MAX_DEPTH, own);
 
   const need = (n: number, what: string): void => {
     if (!Number.isSafeInteger(n) || n < 0 || pos + n > bytes.length) {
@@ -284,6 +326,13 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
   const findGlobal = (module: string, name: string): Global => {
     const mod = PY2_MODULES[module] ?? module;
     if (mod === 'builtins' && name === 'xrange') name = 'range'; // as Python 3 reads it
+    if (profile && !profile.baseGlobals.has(`${mod}.${name}`)) {
+      const standIn = profile.global(mod, name);
+      if (standIn === undefined) {
+        throw new TensorioError('ERR_UNSAFE_PICKLE', `the pickle refers to ${module}.${name}, which is not one of the ${profile.name} globals tensorio accepts; nothing was run. Load only files you trust with Python`, { path });
+      }
+      return owned(standIn) as Global;
+    }
     const handler = ALLOWED.get(`${mod}.${name}`);
     if (handler === undefined) {
       throw new TensorioError(
@@ -295,6 +344,10 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
     return new Global(mod, name, handler);
   };
   const call = (callable: unknown, args: unknown): unknown => {
+    if (profile && callable !== null && typeof callable === 'object' && own.has(callable)) {
+      if (!(args instanceof Tuple)) throw bad(path, 'the arguments of a REDUCE are not a tuple');
+      return owned(profile.call(callable, args.items.map(plain), false));
+    }
     if (!(callable instanceof Global)) throw bad(path, 'REDUCE of something that is not a global');
     if (!(args instanceof Tuple)) throw bad(path, `the arguments of ${callable.module}.${callable.name} are not a tuple`);
     return reduce(callable, args.items, path);
@@ -324,7 +377,8 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
         break;
       case 0x2e: // STOP
         if (stack.length !== 1 || marks.length !== 0) throw bad(path, `STOP with ${stack.length} values on the stack`);
-        return toJs(stack[0], path, options.maxDepth ?? DEFAULT_MAX_DEPTH);
+        options.onStop?.(pos);
+        return plain(stack[0]);
       case 0x28: // MARK
         marks.push(stack);
         stack = [];
@@ -597,7 +651,8 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
         // NEWOBJ: cls.__new__(cls, *args); only OrderedDict is ever built this way here.
         const args = pop();
         const cls = pop();
-        if (cls instanceof Global && cls.handler === 'ordereddict' && args instanceof Tuple && args.items.length === 0) stack.push(new Dict());
+        if (profile && cls !== null && typeof cls === 'object' && own.has(cls) && args instanceof Tuple) stack.push(owned(profile.call(cls, args.items.map(plain), true)));
+        else if (cls instanceof Global && cls.handler === 'ordereddict' && args instanceof Tuple && args.items.length === 0) stack.push(new Dict());
         else throw unsafeCall(cls, path);
         break;
       }
@@ -614,11 +669,22 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
       case 0x62: {
         // BUILD
         const state = pop();
-        build(top(), state, path);
+        const target = top();
+        if (profile && target !== null && typeof target === 'object' && own.has(target)) {
+          if (!profile.build) throw bad(path, `BUILD of an object the ${profile.name} profile does not build`);
+          profile.build(target, plain(state));
+        } else if (profile?.dictState === 'attributes' && target instanceof Dict && state instanceof Dict) {
+          // An OrderedDict's __dict__ (a state dict's _metadata): attributes, not items.
+        } else build(target, state, path);
         break;
       }
       case 0x50: // PERSID
       case 0x51: // BINPERSID
+        if (profile?.persistentLoad) {
+          const pid = op === 0x50 ? line('PERSID') : pop();
+          stack.push(owned(profile.persistentLoad(plain(pid))));
+          break;
+        }
         throw new TensorioError('ERR_UNSAFE_PICKLE', 'the pickle uses persistent ids, which need caller code to resolve; nothing was run', { path });
       case 0x82: // EXT1
       case 0x83: // EXT2
@@ -792,13 +858,14 @@ function scalarOf(array: NdArray): number | bigint | boolean {
 }
 
 /** Turns the finished stack value into plain JavaScript, keeping shared and cyclic references. */
-function toJs(root: unknown, path: string | undefined, maxDepth: number): PyObject {
+function toJs(root: unknown, path: string | undefined, maxDepth: number, own?: WeakSet<object>): PyObject {
   const done = new Map<unknown, PyObject>();
   const convert = (value: unknown, depth: number): PyObject => {
     if (value === null || typeof value !== 'object') {
       if (value === undefined) throw bad(path, 'an undefined value');
       return value as PyObject;
     }
+    if (own?.has(value)) return value as PyObject;
     if (value instanceof Uint8Array) return value.slice();
     const seen = done.get(value);
     if (seen !== undefined) return seen;

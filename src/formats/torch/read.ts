@@ -1,0 +1,443 @@
+/**
+ * Reading PyTorch checkpoints: the zip format of `torch.save` (1.6 and later) through the zip
+ * reader, and the legacy format (consecutive pickles, then the raw storages), both unpickled
+ * with the weights-only profile (profile.ts); tensors become NdArrays in tensor.ts.
+ *
+ * Zip layout (torch/serialization.py, caffe2's PyTorchStreamWriter): one top folder, whatever
+ * its name, holding `data.pkl` (protocol 2), `data/<key>` per storage (stored, data 64-byte
+ * aligned), `byteorder`, `version` and newer records. Legacy layout: pickles of the magic
+ * number, the protocol version 1001, sys_info, the object and the list of storage keys, then per
+ * key an int64 element count and the storage's bytes (always little-endian: torch swapped on
+ * big-endian hosts when it wrote them).
+ */
+import { TensorioError } from '../../errors.js';
+import { closeQuietly, mapFile, openForReadAsync, readExactly } from '../../io.js';
+import { type LoadedArray } from '../../ndarray.js';
+import { native } from '../../native.js';
+import { unpickle, type PyObject } from '../pickle.js';
+import { bytesSource, checkMemberSize, fdSource, memberDataOffset, readCentralDirectory, readMember, type ZipEntry, type ZipSource } from '../zip.js';
+import { StorageRef, TensorRef, torchProfile, type StorageClaims } from './profile.js';
+import { isCContiguous, tensorFromStorage, type StorageBytes } from './tensor.js';
+
+/** Options of {@link readTorch} and {@link openTorch}. */
+export interface TorchReadOptions {
+  /**
+   * Map the file and return contiguous little-endian tensors as views into the mapping.
+   * Default false: each storage is read once into a buffer of its own, which the tensors on it
+   * share. Each array's `mapped` and `copyReason` say which path was taken.
+   */
+  mmap?: boolean;
+  /** Largest storage (zip member) accepted, in bytes. Default 16 GiB. */
+  maxMemberSize?: number;
+  /** Largest pickle accepted, in bytes. Default 1 GiB. */
+  maxPickleSize?: number;
+}
+
+/** What {@link readTorch} returns: the saved object with an NdArray for every tensor. */
+export type TorchValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | LoadedArray
+  | TorchValue[]
+  | { [key: string]: TorchValue }
+  | Map<TorchValue, TorchValue>
+  | Set<TorchValue>;
+
+/** What {@link TorchFile.info} reports about one tensor, from the pickle alone. */
+export interface TorchTensorInfo {
+  name: string;
+  dtype: LoadedArray['dtype'];
+  shape: number[];
+  /** In elements. */
+  stride: number[];
+  /** In elements of the tensor's dtype. */
+  storageOffset: number;
+  /** The storage's key (`data/<key>` in a zip). */
+  storage: string;
+  /** Elements the storage claims (bytes for an UntypedStorage). */
+  storageNumel: number;
+  contiguous: boolean;
+  /** Rebuilt as an `nn.Parameter`. */
+  parameter: boolean;
+}
+
+/** A checkpoint opened lazily: the pickle is read, no storage yet. */
+export interface TorchFile {
+  readonly path: string;
+  readonly format: 'zip' | 'legacy';
+  readonly byteOrder: 'little' | 'big';
+  /** Every tensor by its path through the object (`model.fc1.weight`, `state.0.exp_avg`, `0`; '' for a bare tensor). */
+  keys(): string[];
+  has(name: string): boolean;
+  /** @throws TensorioError `ERR_NOT_FOUND_IN_ARCHIVE`, `ERR_CLOSED`. */
+  info(name: string): TorchTensorInfo;
+  /** Reads one tensor. @throws TensorioError `ERR_NOT_FOUND_IN_ARCHIVE`, `ERR_CLOSED`, storage errors. */
+  get(name: string): Promise<LoadedArray>;
+  /** The whole object with every tensor read (what {@link readTorch} returns). */
+  value(): Promise<TorchValue>;
+  /** Closes the file; arrays already returned stay valid. */
+  close(): void;
+}
+
+const DEFAULT_MAX_PICKLE = 2 ** 30;
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL = 1001;
+
+/** True when the first bytes look like a PyTorch file (a zip, or a legacy pickle of torch's magic number). */
+export function looksLikeTorch(prefix: Uint8Array): boolean {
+  if (prefix[0] === 0x50 && prefix[1] === 0x4b && prefix[2] === 0x03 && prefix[3] === 0x04) return true;
+  // Protocol 2: PROTO 2, LONG1 of 10 bytes, the magic's little-endian bytes.
+  const p2 = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+  if (p2.every((b, i) => prefix[i] === b)) return true;
+  // Protocols 0 and 1 write the magic as a text LONG.
+  return new TextDecoder('latin1').decode(prefix.subarray(0, 27)) === 'L119547037146038801333356L\n';
+}
+
+interface Container {
+  readonly format: 'zip' | 'legacy';
+  readonly bigEndian: boolean;
+  readonly root: PyObject;
+  readonly mapReason: string | undefined;
+  storage(ref: StorageRef): Promise<StorageBytes>;
+}
+
+class Reader {
+  constructor(
+    readonly path: string,
+    readonly fd: number,
+    readonly size: number,
+    readonly mapping: Uint8Array | undefined,
+  ) {}
+
+  async bytes(position: number, length: number, what: string): Promise<Uint8Array> {
+    if (position + length > this.size) {
+      throw new TensorioError('ERR_TRUNCATED', `file ends inside the ${what}: ${length} bytes needed at offset ${position}, the file has ${this.size}`, { path: this.path });
+    }
+    if (this.mapping) return this.mapping.subarray(position, position + length);
+    const out = new Uint8Array(length);
+    await readExactly(this.fd, position, out, this.path, what);
+    return out;
+  }
+}
+
+async function openZip(reader: Reader, source: ZipSource, options: TorchReadOptions, mapReason: string | undefined): Promise<Container> {
+  const path = reader.path;
+  const entries = await readCentralDirectory(source, path);
+  const byName = new Map<string, ZipEntry>(entries.map((e) => [e.name, e]));
+  const first = entries[0]?.name ?? '';
+  const slash = first.indexOf('/');
+  if (slash <= 0) throw new TensorioError('ERR_BAD_HEADER', `not a PyTorch archive: its first member '${first}' is not inside a top folder`, { path });
+  const prefix = first.slice(0, slash + 1);
+  if (entries.some((e) => e.name.startsWith(`${prefix}code/`))) {
+    throw new TensorioError('ERR_UNSAFE_PICKLE', 'a TorchScript archive (torch.jit.save): it holds code that torch.jit.load runs; tensorio reads torch.save files only, nothing was run', { path });
+  }
+  const pkl = byName.get(`${prefix}data.pkl`);
+  if (!pkl) throw new TensorioError('ERR_BAD_HEADER', `not a PyTorch archive: no ${prefix}data.pkl`, { path });
+  const maxPickle = options.maxPickleSize ?? DEFAULT_MAX_PICKLE;
+  if (pkl.uncompressedSize > maxPickle) throw new TensorioError('ERR_TOO_LARGE', `data.pkl is ${pkl.uncompressedSize} bytes, over the limit of ${maxPickle}; pass { maxPickleSize } if you trust this file`, { path });
+  let bigEndian = false;
+  const order = byName.get(`${prefix}byteorder`);
+  if (order) {
+    const text = new TextDecoder().decode(await readMember(source, order, path, { maxMemberSize: 16 }));
+    if (text !== 'little' && text !== 'big') throw new TensorioError('ERR_BAD_HEADER', `the byteorder record says '${text.slice(0, 20)}', expected 'little' or 'big'`, { path });
+    bigEndian = text === 'big';
+  }
+  const claims: StorageClaims = new Map();
+  const root = unpickle(await readMember(source, pkl, path, { maxMemberSize: maxPickle }), { path: `${path}[data.pkl]`, profile: torchProfile(`${path}[data.pkl]`, claims) });
+  const mapping = source.mapping;
+  return {
+    format: 'zip',
+    bigEndian,
+    root,
+    mapReason,
+    async storage(ref: StorageRef): Promise<StorageBytes> {
+      const name = `${prefix}data/${ref.key}`;
+      const entry = byName.get(name);
+      if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', and the archive has no member ${name}`, { path });
+      checkMemberSize(entry, path, options.maxMemberSize);
+      if (mapping && entry.method === 0) {
+        const start = await memberDataOffset(source, entry, path);
+        return { bytes: mapping.subarray(start, start + entry.compressedSize), mapped: true, bigEndian };
+      }
+      const bytes = await readMember(source, entry, path, options.maxMemberSize === undefined ? {} : { maxMemberSize: options.maxMemberSize });
+      return { bytes, mapped: false, bigEndian };
+    },
+  };
+}
+
+/** Unpickles the pickle starting at `at`, reading more of the file until it is whole. */
+async function pickleAt(reader: Reader, at: number, options: TorchReadOptions, claims: StorageClaims): Promise<{ value: PyObject; end: number }> {
+  const limit = Math.min(reader.size - at, options.maxPickleSize ?? DEFAULT_MAX_PICKLE);
+  let length = Math.min(limit, 1 << 16);
+  for (;;) {
+    const bytes = await reader.bytes(at, length, 'pickle');
+    let end = -1;
+    try {
+      const value = unpickle(bytes, { path: reader.path, profile: torchProfile(reader.path, claims), onStop: (e) => (end = e) });
+      return { value, end: at + end };
+    } catch (error) {
+      // A pickle cut off by the read's end is read again with more bytes; any other error, or
+      // one at the limit, is the file's.
+      const cut = error instanceof TensorioError && error.code === 'ERR_BAD_PICKLE' && /ends|STOP/.test(error.message);
+      if (!cut || length >= limit) throw error;
+      length = Math.min(limit, length * 4);
+    }
+  }
+}
+
+async function openLegacy(reader: Reader, options: TorchReadOptions, mapReason: string | undefined): Promise<Container> {
+  const path = reader.path;
+  const claims: StorageClaims = new Map();
+  const magic = await pickleAt(reader, 0, options, claims);
+  if (magic.value !== LEGACY_MAGIC) throw new TensorioError('ERR_BAD_MAGIC', 'not a PyTorch file: the first pickle is not torch\'s magic number', { path });
+  const protocol = await pickleAt(reader, magic.end, options, claims);
+  if (protocol.value !== LEGACY_PROTOCOL) throw new TensorioError('ERR_UNSUPPORTED_VERSION', `legacy protocol version ${String(protocol.value)}, expected ${LEGACY_PROTOCOL}`, { path });
+  const sysInfo = await pickleAt(reader, protocol.end, options, claims);
+  const main = await pickleAt(reader, sysInfo.end, options, claims);
+  const keys = await pickleAt(reader, main.end, options, claims);
+  if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) throw new TensorioError('ERR_BAD_HEADER', 'the legacy storage key list is not a list of strings', { path });
+  // The data section: per key, an int64 element count and the bytes. Each count is checked
+  // against what is left of the file before anything is read or allocated.
+  const places = new Map<string, { offset: number; length: number }>();
+  let at = keys.end;
+  for (const key of keys.value as string[]) {
+    const claim = claims.get(key);
+    if (!claim) throw new TensorioError('ERR_BAD_HEADER', `the legacy key list names storage '${key}', which no tensor uses`, { path });
+    const head = await reader.bytes(at, 8, `count of storage '${key}'`);
+    const n = new DataView(head.buffer, head.byteOffset, 8).getBigInt64(0, true);
+    const left = reader.size - at - 8;
+    if (n < 0n || n * BigInt(claim.itemSize) > BigInt(left)) {
+      throw new TensorioError('ERR_TRUNCATED', `storage '${key}' claims ${n} elements of ${claim.itemSize} bytes at offset ${at + 8}, the file has ${left} bytes left`, { path });
+    }
+    const length = Number(n) * claim.itemSize;
+    places.set(key, { offset: at + 8, length });
+    at += 8 + length;
+  }
+  return {
+    format: 'legacy',
+    bigEndian: false,
+    root: main.value,
+    mapReason,
+    async storage(ref: StorageRef): Promise<StorageBytes> {
+      const place = places.get(ref.key);
+      if (!place) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', which the file's key list does not hold`, { path });
+      return { bytes: await reader.bytes(place.offset, place.length, `storage '${ref.key}'`), mapped: reader.mapping !== undefined, bigEndian: false };
+    },
+  };
+}
+
+type Ref = TensorRef | StorageRef;
+
+/** A legacy storage saved as a value (pre-0.4 files): a flat tensor of its elements. */
+function asTensor(ref: Ref): TensorRef {
+  if (ref instanceof TensorRef) return ref;
+  const size = ref.view ? ref.view.size : ref.numel;
+  if (ref.dtype === null) throw new TensorioError('ERR_BAD_VALUE', `an UntypedStorage '${ref.key}' saved on its own has no dtype`);
+  return new TensorRef(ref, ref.dtype, ref.view?.offset ?? 0, [size], [1], false);
+}
+
+/** Every tensor reachable from `root`, by its path (keys joined with '.'). */
+function tensorPaths(root: PyObject): Map<string, Ref> {
+  const out = new Map<string, Ref>();
+  const active = new Set<object>();
+  const visit = (value: unknown, name: string): void => {
+    if (value instanceof TensorRef || value instanceof StorageRef) {
+      if (!out.has(name)) out.set(name, value);
+      return;
+    }
+    if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || active.has(value)) return;
+    active.add(value);
+    const join = (key: string): string => (name === '' ? key : `${name}.${key}`);
+    if (Array.isArray(value)) value.forEach((v, i) => visit(v, join(String(i))));
+    else if (value instanceof Map) for (const [k, v] of value) visit(v, join(String(k)));
+    else if (!(value instanceof Set)) for (const [k, v] of Object.entries(value)) visit(v, join(k));
+    active.delete(value);
+  };
+  visit(root, '');
+  return out;
+}
+
+class TorchFileImpl implements TorchFile {
+  private readonly paths: Map<string, Ref>;
+  private readonly storages = new Map<string, Promise<StorageBytes>>();
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly fd: number,
+    private readonly container: Container,
+    private readonly options: TorchReadOptions,
+  ) {
+    this.paths = tensorPaths(container.root);
+  }
+
+  get format(): 'zip' | 'legacy' {
+    return this.container.format;
+  }
+
+  get byteOrder(): 'little' | 'big' {
+    return this.container.bigEndian ? 'big' : 'little';
+  }
+
+  keys(): string[] {
+    return [...this.paths.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.paths.has(name);
+  }
+
+  private ref(name: string): Ref {
+    if (this.closed) throw new TensorioError('ERR_CLOSED', 'the file is closed', { path: this.path });
+    const ref = this.paths.get(name);
+    if (!ref) {
+      const keys = this.keys().slice(0, 20).map((k) => `'${k}'`).join(', ');
+      throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no tensor '${name}'; the file holds ${keys || 'none'}${this.paths.size > 20 ? ', ...' : ''}`, { path: this.path });
+    }
+    return ref;
+  }
+
+  info(name: string): TorchTensorInfo {
+    const t = asTensor(this.ref(name));
+    return {
+      name,
+      dtype: t.dtype,
+      shape: [...t.shape],
+      stride: [...t.stride],
+      storageOffset: t.offset,
+      storage: t.storage.key,
+      storageNumel: t.storage.numel,
+      contiguous: isCContiguous(t.shape, t.stride),
+      parameter: t.parameter,
+    };
+  }
+
+  private storage(ref: StorageRef): Promise<StorageBytes> {
+    // One read per storage: tensors that share it (tied weights, views) share its memory.
+    let pending = this.storages.get(ref.key);
+    if (!pending) {
+      pending = this.container.storage(ref);
+      this.storages.set(ref.key, pending);
+    }
+    return pending;
+  }
+
+  private async tensor(ref: Ref): Promise<LoadedArray> {
+    const t = asTensor(ref);
+    const bytes = await this.storage(t.storage);
+    return tensorFromStorage(t, bytes, this.options.mmap === true, this.path, this.container.mapReason);
+  }
+
+  async get(name: string): Promise<LoadedArray> {
+    return this.tensor(this.ref(name));
+  }
+
+  async value(): Promise<TorchValue> {
+    if (this.closed) throw new TensorioError('ERR_CLOSED', 'the file is closed', { path: this.path });
+    const done = new Map<unknown, TorchValue>();
+    const convert = async (value: unknown): Promise<TorchValue> => {
+      if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value as TorchValue;
+      const seen = done.get(value);
+      if (seen !== undefined) return seen;
+      if (value instanceof TensorRef || value instanceof StorageRef) {
+        const array = await this.tensor(value);
+        done.set(value, array);
+        return array;
+      }
+      if (Array.isArray(value)) {
+        const out: TorchValue[] = [];
+        done.set(value, out);
+        for (const item of value) out.push(await convert(item));
+        return out;
+      }
+      if (value instanceof Map) {
+        const out = new Map<TorchValue, TorchValue>();
+        done.set(value, out);
+        for (const [k, v] of value) out.set(await convert(k), await convert(v));
+        return out;
+      }
+      if (value instanceof Set) {
+        const out = new Set<TorchValue>();
+        done.set(value, out);
+        for (const item of value) out.add(await convert(item));
+        return out;
+      }
+      const out: { [key: string]: TorchValue } = {};
+      done.set(value, out);
+      for (const [k, v] of Object.entries(value)) {
+        Object.defineProperty(out, k, { value: await convert(v), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    };
+    return convert(this.container.root);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // Reads already started finish first; the descriptor is closed after them.
+    void Promise.allSettled(this.storages.values()).then(() => closeQuietly(this.fd));
+  }
+}
+
+/**
+ * Opens a PyTorch checkpoint (`torch.save`, zip or legacy format) lazily: the pickle is read
+ * and checked, no tensor data yet. With `mmap`, the file is mapped once here.
+ * @throws TensorioError `ERR_BAD_MAGIC` (not a PyTorch file), `ERR_UNSAFE_PICKLE` (a global
+ * or persistent id `torch.load(weights_only=True)` refuses, a TorchScript archive),
+ * `ERR_BAD_PICKLE`, `ERR_BAD_VALUE` (sizes, strides or offsets outside their storage),
+ * `ERR_UNSUPPORTED_DTYPE`, `ERR_UNSUPPORTED_VERSION`, `ERR_BAD_ZIP`, `ERR_TRUNCATED`,
+ * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
+ */
+export async function openTorch(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
+  const { fd, size, prefix } = await openForReadAsync(path, 512);
+  try {
+    let mapping: Uint8Array | undefined;
+    let mapReason: string | undefined;
+    if (options.mmap) {
+      if (!native) mapReason = 'the native addon is not loaded';
+      else if (size === 0) mapReason = 'the file is empty';
+      else {
+        const result = mapFile(fd, size, false, path);
+        if (result.buffer) mapping = new Uint8Array(result.buffer);
+        else mapReason = result.reason;
+      }
+    }
+    const reader = new Reader(path, fd, size, mapping);
+    let container: Container;
+    if (prefix[0] === 0x50 && prefix[1] === 0x4b) {
+      container = await openZip(reader, mapping ? bytesSource(mapping, path) : fdSource(fd, size, path), options, mapReason);
+    } else if (looksLikeTorch(prefix)) {
+      container = await openLegacy(reader, options, mapReason);
+    } else if (new TextDecoder('latin1').decode(prefix.subarray(257, 262)) === 'ustar') {
+      throw new TensorioError('ERR_UNSUPPORTED_VERSION', 'a tar archive: the tar layout of torch before 0.1.10 is not read', { path });
+    } else {
+      throw new TensorioError('ERR_BAD_MAGIC', 'not a PyTorch file: neither a zip archive nor a legacy pickle of torch\'s magic number', { path });
+    }
+    return new TorchFileImpl(path, fd, container, options);
+  } catch (error) {
+    closeQuietly(fd);
+    throw error;
+  }
+}
+
+/**
+ * Reads a PyTorch checkpoint as `torch.load(path, weights_only=True)` would, running no code:
+ * a state dict becomes a record of name → NdArray, a bare tensor an NdArray, lists, tuples and
+ * dicts stay Arrays and records (dicts with non-string keys, such as an optimizer's `state`,
+ * Maps), numbers, strings, booleans and None stay themselves. Tensors that share a storage
+ * share memory. See {@link TorchReadOptions} for `mmap`.
+ * @throws TensorioError every error of {@link openTorch}.
+ */
+export async function readTorch(path: string, options: TorchReadOptions = {}): Promise<TorchValue> {
+  const file = await openTorch(path, options);
+  try {
+    return await file.value();
+  } finally {
+    file.close();
+  }
+}
