@@ -61,9 +61,35 @@ export interface DTypeInfo {
   readonly safetensors: string | null;
   /** The tfjs dtype this maps to without conversion, or null. */
   readonly tfjs: 'float32' | 'int32' | 'bool' | 'complex64' | null;
+  /**
+   * NumPy's one-character type codes for this dtype (`np.dtype('d')` is float64), as NumPy
+   * reads them on Linux and macOS x86-64/arm64 (LP64: C `long` is 64 bits, so 'l' is int64;
+   * on Windows NumPy reads 'l' as int32). 'n' and 'N' are NumPy 2's intp codes (1.x refuses
+   * them); 'p' and 'P' are intp in both. Empty when NumPy has none.
+   */
+  readonly numpyChars: string;
 }
 
-const TABLE: readonly DTypeInfo[] = [
+// NumPy's one-character codes, a column of the table below (checked with np.dtype(code) in
+// NumPy 1.24 and 2.1 on Linux x86-64; 'g'/'G' long double have no tensorio dtype).
+const NUMPY_CHARS: Readonly<Partial<Record<DType, string>>> = {
+  bool: '?',
+  int8: 'b',
+  uint8: 'B',
+  int16: 'h',
+  uint16: 'H',
+  int32: 'i',
+  uint32: 'I',
+  int64: 'lqpn',
+  uint64: 'LQPN',
+  float16: 'e',
+  float32: 'f',
+  float64: 'd',
+  complex64: 'F',
+  complex128: 'D',
+};
+
+const ROWS: readonly Omit<DTypeInfo, 'numpyChars'>[] = [
   { name: 'bool', itemSize: 1, array: Uint8Array, lanes: 1, swapSize: 1, numpy: 'b1', safetensors: 'BOOL', tfjs: 'bool' },
   { name: 'int8', itemSize: 1, array: Int8Array, lanes: 1, swapSize: 1, numpy: 'i1', safetensors: 'I8', tfjs: null },
   { name: 'uint8', itemSize: 1, array: Uint8Array, lanes: 1, swapSize: 1, numpy: 'u1', safetensors: 'U8', tfjs: null },
@@ -82,6 +108,8 @@ const TABLE: readonly DTypeInfo[] = [
   { name: 'float8_e4m3fn', itemSize: 1, array: Uint8Array, lanes: 1, swapSize: 1, numpy: null, safetensors: 'F8_E4M3', tfjs: null },
   { name: 'float8_e5m2', itemSize: 1, array: Uint8Array, lanes: 1, swapSize: 1, numpy: null, safetensors: 'F8_E5M2', tfjs: null },
 ];
+
+const TABLE: readonly DTypeInfo[] = ROWS.map((row) => ({ ...row, numpyChars: NUMPY_CHARS[row.name] ?? '' }));
 
 const BY_NAME = new Map<string, DTypeInfo>(TABLE.map((info) => [info.name, info]));
 const BY_NUMPY = new Map<string, DTypeInfo>(TABLE.filter((i) => i.numpy).map((info) => [info.numpy as string, info]));
@@ -110,6 +138,13 @@ export function dtypeInfo(dtype: DType): DTypeInfo {
 /** The dtype of a NumPy type code without byte order ('f4', 'c16', 'b1'), if any. */
 export function dtypeFromNumpyCode(code: string): DTypeInfo | undefined {
   return BY_NUMPY.get(code);
+}
+
+const BY_NUMPY_CHAR = new Map<string, DTypeInfo>(TABLE.flatMap((info) => [...info.numpyChars].map((c) => [c, info] as const)));
+
+/** The dtype of one of NumPy's one-character type codes ('d' is float64, 'l' int64), if any. */
+export function dtypeFromNumpyChar(code: string): DTypeInfo | undefined {
+  return BY_NUMPY_CHAR.get(code);
 }
 
 /** The dtype of a safetensors dtype name ('F32', 'BF16'), if any. */

@@ -8,9 +8,10 @@
  * Version 3.0 only changes the header's encoding from latin-1 to UTF-8.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 
 import { byteswap } from '../convert.js';
-import { dtypeFromNumpyCode, dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
+import { dtypeFromNumpyChar, dtypeFromNumpyCode, dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
 import { fromSystemError, TensorioError } from '../errors.js';
 import {
   closeQuietly,
@@ -27,8 +28,9 @@ import {
 } from '../io.js';
 import { bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
 import { native } from '../native.js';
-import { parsePyLiteral, PyDict, PyLiteralError, PyTuple, type PyValue } from './pyliteral.js';
+import { parsePyLiteral, PyBytes, PyDict, PyFloat, PyLiteralError, PyTuple, type PyValue } from './pyliteral.js';
 
+const NATIVE_BIG_ENDIAN = os.endianness() === 'BE';
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const ALIGN = 64;
 // NumPy's default max_header_size (numpy >= 1.24): longer headers need an explicit opt-in.
@@ -74,9 +76,11 @@ function startsWithMagic(bytes: Uint8Array): boolean {
 
 function describe(value: PyValue): string {
   if (typeof value === 'string') return `'${value}'`;
+  if (value instanceof PyBytes) return `b'${value.text}'`;
+  if (value instanceof PyFloat) return value.imaginary ? `${value.value}j` : Number.isInteger(value.value) ? value.value.toFixed(1) : String(value.value);
   if (value instanceof PyTuple) return `(${value.items.map(describe).join(', ')}${value.items.length === 1 ? ',' : ''})`;
   if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
-  if (value instanceof PyDict) return `{${[...value.entries].map(([k, v]) => `'${k}': ${describe(v)}`).join(', ')}}`;
+  if (value instanceof PyDict) return `{${[...[...value.entries].map(([k, v]) => `'${k}': ${describe(v)}`), ...value.otherKeys.map((k) => `${describe(k)}: ...`)].join(', ')}}`;
   if (value === null) return 'None';
   if (typeof value === 'boolean') return value ? 'True' : 'False';
   return String(value);
@@ -96,16 +100,19 @@ export function dtypeFromDescr(descr: PyValue, file?: string): { info: DTypeInfo
     throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `unsupported dtype ${shorten(describe(descr))}: ${why}`, { path: file });
   };
   if (typeof descr !== 'string') return unsupported('structured (record) dtypes are not supported');
-  const match = /^([<>|=]?)([a-zA-Z])(\d*)(\[\w+\])?$/.exec(descr);
+  const match = /^([<>|=]?)([a-zA-Z?])(\d*)(\[\w+\])?$/.exec(descr);
   if (!match) return unsupported('not a NumPy type string');
   const [, order, kind, width, unit] = match as unknown as [string, string, string, string, string | undefined];
   if (kind === 'O') return unsupported('object arrays hold pickled Python objects; read them with load(path, { allowPickle: true })');
-  if (kind === 'U' || kind === 'S' || kind === 'a') return unsupported('string arrays are not supported');
+  if (kind === 'U' || kind === 'S' || kind === 'a' || kind === 'T' || (kind === 'c' && width === '')) return unsupported('string arrays are not supported');
   if (kind === 'M' || kind === 'm' || unit) return unsupported('datetime and timedelta arrays are not supported');
   if (kind === 'V') return unsupported('void (raw record) arrays are not supported');
-  const info = dtypeFromNumpyCode(`${kind}${width}`);
-  if (!info) return unsupported('no matching tensorio dtype (supported: b1, i1-i8, u1-u8, f2, f4, f8, c8, c16)');
-  return { info, bigEndian: order === '>' && info.swapSize > 1 };
+  // 'd', '<f', '=l': NumPy's one-character codes, read as np.dtype(code) reads them.
+  const info = width === '' ? dtypeFromNumpyChar(kind) : kind === '?' ? undefined : dtypeFromNumpyCode(`${kind}${width}`);
+  if (!info) return unsupported('no matching tensorio dtype (supported: b1, i1-i8, u1-u8, f2, f4, f8, c8, c16 and their one-character codes ? b B h H i I l L q Q p P n N e f d F D)');
+  // '=', '|' and no order character all mean this machine's order, as in np.dtype.
+  const big = order === '>' || (order !== '<' && NATIVE_BIG_ENDIAN);
+  return { info, bigEndian: big && info.swapSize > 1 };
 }
 
 /**
@@ -165,7 +172,7 @@ function decodeHeaderText(bytes: Uint8Array, utf8: boolean, file: string): strin
 }
 
 // The exact form np.save writes; matched first so the common case skips the general parser.
-const CANONICAL_HEADER = /^\{'descr': '([<>|=]?[a-zA-Z]\d*)', 'fortran_order': (True|False), 'shape': \(((?:\d+, )*\d*,?)\), \} *\n?$/;
+const CANONICAL_HEADER = /^\{'descr': '([<>|=]?[a-zA-Z]\d*)', 'fortran_order': (True|False), 'shape': \(((?:(?:0|[1-9]\d*), )*(?:0|[1-9]\d*)?,?)\), \} *\n?$/;
 
 function parseCanonicalHeader(text: string): PyDict | undefined {
   const match = CANONICAL_HEADER.exec(text);
@@ -203,12 +210,16 @@ export function parseNpyRawHeader(bytes: Uint8Array, file = '<buffer>', options:
   const text = decodeHeaderText(bytes.subarray(preamble.headerStart, preamble.dataOffset), preamble.version[0] === 3, file);
   let parsed: PyValue;
   try {
-    parsed = parseCanonicalHeader(text) ?? parsePyLiteral(text);
+    // NumPy strips Python 2's `L` suffixes (`(3L,)`) from 1.0 and 2.0 headers only (_filter_header).
+    parsed = parseCanonicalHeader(text) ?? parsePyLiteral(text, { longSuffix: preamble.version[0] < 3 });
   } catch (error) {
     if (error instanceof PyLiteralError) throw badHeader(file, error.message);
     throw error;
   }
   if (!(parsed instanceof PyDict)) throw badHeader(file, `expected a dict, found ${shorten(describe(parsed))}`);
+  if (parsed.otherKeys.length > 0) {
+    throw badHeader(file, `keys must be the strings 'descr', 'fortran_order' and 'shape', found the key ${shorten(describe(parsed.otherKeys[0] as PyValue))}`);
+  }
   const keys = [...parsed.entries.keys()].sort();
   if (keys.join(',') !== 'descr,fortran_order,shape') {
     throw badHeader(file, `expected exactly the keys 'descr', 'fortran_order' and 'shape', found ${keys.map((k) => `'${k}'`).join(', ') || 'none'}`);
@@ -216,6 +227,9 @@ export function parseNpyRawHeader(bytes: Uint8Array, file = '<buffer>', options:
   const descr = parsed.entries.get('descr') as PyValue;
   const fortran = parsed.entries.get('fortran_order') as PyValue;
   const shapeValue = parsed.entries.get('shape') as PyValue;
+  if (!(typeof descr === 'string' || Array.isArray(descr) || descr instanceof PyTuple)) {
+    throw badHeader(file, `'descr' is not a valid dtype descriptor: ${shorten(describe(descr))}`);
+  }
   if (typeof fortran !== 'boolean') throw badHeader(file, `'fortran_order' must be True or False, found ${shorten(describe(fortran))}`);
   if (!(shapeValue instanceof PyTuple) || !shapeValue.items.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
     throw badHeader(file, `'shape' must be a tuple of non-negative integers, found ${shorten(describe(shapeValue))}`);

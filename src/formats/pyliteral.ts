@@ -1,19 +1,50 @@
 /**
  * A parser for the Python literals NumPy writes in `.npy` headers: dicts, lists, tuples,
- * strings, integers (with Python 2's `L` suffix), floats, True/False/None. It evaluates
- * nothing: anything else is a syntax error, like `ast.literal_eval` refusing it.
+ * strings and bytes, integers (decimal, hex, octal, binary, with `_`), floats and imaginary
+ * numbers, True/False/None. It evaluates nothing: anything else is a syntax error, like
+ * `ast.literal_eval` refusing it. Python 2's `L` suffix is accepted only when the caller asks
+ * (NumPy's `_filter_header` strips it from version 1.0 and 2.0 headers only).
  */
 
-export type PyValue = string | number | boolean | null | PyValue[] | PyTuple | PyDict;
+export type PyValue = string | number | bigint | boolean | null | PyValue[] | PyTuple | PyDict | PyFloat | PyBytes;
 
 /** A Python tuple (kept apart from lists because NumPy's shape must be a tuple). */
 export class PyTuple {
   constructor(readonly items: PyValue[]) {}
 }
 
-/** A Python dict with string keys, in insertion order. */
+/**
+ * A Python dict: its str keys in insertion order (a repeated key keeps its first place and
+ * its last value, as in Python), and how many keys of other types (bytes, numbers, tuples)
+ * it had, which no `.npy` header may hold.
+ */
 export class PyDict {
-  constructor(readonly entries: Map<string, PyValue>) {}
+  constructor(
+    readonly entries: Map<string, PyValue>,
+    readonly otherKeys: PyValue[] = [],
+  ) {}
+}
+
+/**
+ * A float or imaginary literal (`6.0`, `1e3`, `2j`), kept apart from ints because NumPy
+ * refuses a shape of floats. Ints are plain numbers (bigint beyond 2^53).
+ */
+export class PyFloat {
+  constructor(
+    readonly value: number,
+    readonly imaginary = false,
+  ) {}
+}
+
+/** A bytes literal (`b'descr'`), kept apart from str: NumPy refuses bytes keys and descrs. */
+export class PyBytes {
+  constructor(readonly text: string) {}
+}
+
+/** Options of {@link parsePyLiteral}. */
+export interface PyLiteralOptions {
+  /** Accept Python 2's `L` after a number (`3L`), as NumPy's `_filter_header` does. */
+  longSuffix?: boolean;
 }
 
 /** Thrown for malformed input; callers wrap it in a TensorioError with the file's path. */
@@ -23,7 +54,7 @@ export class PyLiteralError extends Error {}
 const MAX_DEPTH = 64;
 
 /** Parses one Python literal occupying all of `text` (surrounding whitespace allowed). */
-export function parsePyLiteral(text: string): PyValue {
+export function parsePyLiteral(text: string, options: PyLiteralOptions = {}): PyValue {
   let pos = 0;
 
   const fail = (what: string): never => {
@@ -35,27 +66,39 @@ export function parsePyLiteral(text: string): PyValue {
     while (pos < text.length && ' \t\n\r\f\v'.includes(text[pos] as string)) pos++;
   };
 
-  const parseString = (): string => {
-    let prefixEnd = pos;
-    while (prefixEnd < text.length && 'bBuUrR'.includes(text[prefixEnd] as string)) prefixEnd++;
-    const raw = text.slice(pos, prefixEnd).toLowerCase().includes('r');
-    pos = prefixEnd;
+  // One string or bytes literal; `prefix` is its lower-cased prefix ('', 'u', 'r', 'b', 'br').
+  const parseOneString = (): { text: string; bytes: boolean } => {
+    const prefix = /^(?:[bB][rR]?|[rR][bB]?|[uU])?/.exec(text.slice(pos, pos + 2))?.[0].toLowerCase() ?? '';
+    pos += prefix.length;
+    const raw = prefix.includes('r');
+    const bytes = prefix.includes('b');
     const quote = text[pos];
     if (quote !== "'" && quote !== '"') return fail('expected a string');
+    if (text.startsWith(quote.repeat(3), pos)) return fail('triple-quoted strings are not supported');
     pos++;
     let out = '';
     while (pos < text.length && text[pos] !== quote) {
       const ch = text[pos] as string;
       if (ch === '\n') fail('newline inside a string');
-      if (ch === '\\' && !raw) {
+      if (ch === '\\' && raw) {
+        // A raw string keeps the backslash, but it still stops the quote after it ending the string.
+        out += ch + (text[pos + 1] ?? '');
+        pos += 2;
+        continue;
+      }
+      if (ch === '\\') {
         pos++;
         const esc = text[pos];
-        const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', '0': '\0', a: '\x07', b: '\b', f: '\f', v: '\v' };
+        const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '\n': '' };
         if (esc === undefined) return fail('unterminated escape');
-        if (esc in simple) {
+        const octal = /^[0-7]{1,3}/.exec(text.slice(pos, pos + 3));
+        if (octal) {
+          out += String.fromCharCode(parseInt(octal[0], 8));
+          pos += octal[0].length;
+        } else if (esc in simple) {
           out += simple[esc];
           pos++;
-        } else if (esc === 'x' || esc === 'u' || esc === 'U') {
+        } else if (esc === 'x' || (!bytes && (esc === 'u' || esc === 'U'))) {
           const len = esc === 'x' ? 2 : esc === 'u' ? 4 : 8;
           const hex = text.slice(pos + 1, pos + 1 + len);
           if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== len) fail(`bad \\${esc} escape`);
@@ -69,22 +112,67 @@ export function parsePyLiteral(text: string): PyValue {
         }
         continue;
       }
+      if (bytes && ch.charCodeAt(0) > 0x7f) fail('bytes can only contain ASCII characters');
       out += ch;
       pos++;
     }
     if (pos >= text.length) fail('unterminated string');
     pos++;
-    return out;
+    return { text: out, bytes };
   };
 
-  const parseNumber = (): number => {
-    const match = /^[+-]?(?:\d[\d_]*(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)[lL]?/.exec(text.slice(pos));
+  const startsString = (): boolean => /^(?:[bB][rR]?|[rR][bB]?|[uU])?['"]/.test(text.slice(pos, pos + 3));
+
+  // Adjacent literals concatenate ('<' 'f4' is '<f4'); str and bytes do not mix.
+  const parseString = (): string | PyBytes => {
+    const first = parseOneString();
+    let out = first.text;
+    for (;;) {
+      const save = pos;
+      skipSpace();
+      if (!startsString()) {
+        pos = save;
+        break;
+      }
+      const next = parseOneString();
+      if (next.bytes !== first.bytes) fail('cannot mix bytes and nonbytes literals');
+      out += next.text;
+    }
+    return first.bytes ? new PyBytes(out) : out;
+  };
+
+  // Python 3's number grammar: no leading zeros on decimal ints, `_` only between digits.
+  const DIGITS = String.raw`\d(?:_?\d)*`;
+  const EXPONENT = String.raw`[eE][+-]?${DIGITS}`;
+  const NUMBER = new RegExp(
+    String.raw`^(?:(?<float>(?:${DIGITS}\.(?:${DIGITS})?|\.${DIGITS})(?:${EXPONENT})?|${DIGITS}${EXPONENT})|` +
+      String.raw`(?<int>0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|[1-9](?:_?\d)*|0(?:_?0)*))(?<imag>[jJ])?`,
+  );
+
+  const parseNumber = (): number | bigint | PyFloat => {
+    const sign = text[pos] === '-' ? -1 : 1;
+    if (text[pos] === '-' || text[pos] === '+') {
+      pos++;
+      skipSpace();
+    }
+    const match = NUMBER.exec(text.slice(pos, pos + 1000));
     if (!match) return fail('expected a value');
     pos += match[0].length;
-    const literal = match[0].replace(/[lL]$/, '').replace(/_/g, '');
-    const value = Number(literal);
-    if (!Number.isFinite(value)) fail('number out of range');
-    return value;
+    if (options.longSuffix) {
+      // `3L`, or `3 L`: the tokenizer reads NUMBER then NAME 'L' either way (lower-case `l` is not stripped).
+      const suffix = /^[ \t]*L(?!\w)/.exec(text.slice(pos, pos + 1000));
+      if (suffix) pos += suffix[0].length;
+    }
+    if (/[\w.]/.test(text[pos] ?? '')) return fail('invalid number');
+    const groups = match.groups as { float?: string; int?: string; imag?: string };
+    const literal = match[0].replace(/_/g, '').replace(/[jJ]$/, '');
+    if (groups.float !== undefined || groups.imag !== undefined) {
+      // 1e400 is inf in Python too; no header field accepts a float anyway.
+      const value = Number(literal);
+      return new PyFloat(sign * value, groups.imag !== undefined);
+    }
+    const big = BigInt(literal) * BigInt(sign);
+    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
   };
 
   const parseSequence = (close: string, depth: number): { items: PyValue[]; trailingComma: boolean } => {
@@ -115,15 +203,16 @@ export function parsePyLiteral(text: string): PyValue {
     if (ch === '{') {
       pos++;
       const entries = new Map<string, PyValue>();
+      const otherKeys: PyValue[] = [];
       skipSpace();
       while (text[pos] !== '}') {
         const key = parseValue(depth + 1);
-        if (typeof key !== 'string') fail('dict keys must be strings');
         skipSpace();
         if (text[pos] !== ':') fail("expected ':'");
         pos++;
-        if (entries.has(key as string)) fail(`duplicate key '${key as string}'`);
-        entries.set(key as string, parseValue(depth + 1));
+        const value = parseValue(depth + 1);
+        if (typeof key === 'string') entries.set(key, value);
+        else otherKeys.push(key);
         skipSpace();
         if (text[pos] === ',') {
           pos++;
@@ -133,7 +222,7 @@ export function parsePyLiteral(text: string): PyValue {
         }
       }
       pos++;
-      return new PyDict(entries);
+      return new PyDict(entries, otherKeys);
     }
     if (ch === '[') {
       pos++;
@@ -146,9 +235,7 @@ export function parsePyLiteral(text: string): PyValue {
       if (items.length === 1 && !trailingComma) return items[0] as PyValue;
       return new PyTuple(items);
     }
-    if (ch === "'" || ch === '"' || (/[bBuUrR]/.test(ch) && /^[bBuUrR]{1,2}['"]/.test(text.slice(pos, pos + 3)))) {
-      return parseString();
-    }
+    if (startsString()) return parseString();
     for (const [word, value] of [['True', true], ['False', false], ['None', null]] as const) {
       if (text.startsWith(word, pos) && !/[\w]/.test(text[pos + word.length] ?? '')) {
         pos += word.length;
