@@ -126,7 +126,7 @@ class Ndarray {
   built = false;
 }
 
-type Handler = 'reconstruct' | 'frombuffer' | 'ndarray' | 'dtype' | 'scalar' | 'encode' | 'bytes' | 'bytearray' | 'ordereddict' | 'set' | 'frozenset' | 'value';
+type Handler = 'tensor' | 'reconstruct' | 'frombuffer' | 'ndarray' | 'dtype' | 'scalar' | 'encode' | 'bytes' | 'bytearray' | 'ordereddict' | 'set' | 'frozenset' | 'value';
 
 /**
  * The accepted globals. Everything else is refused. `value` globals may only appear as data
@@ -150,6 +150,12 @@ const ALLOWED: ReadonlyMap<string, Handler> = new Map<string, Handler>([
   ['builtins.frozenset', 'frozenset'],
   ['collections.OrderedDict', 'ordereddict'],
   ['builtins.range', 'value'],
+  // TensorFlow's EagerTensor.__reduce__ is (convert_to_tensor, (self._numpy(),)), so np.save of
+  // a dict or object array of tensors names ops.convert_to_tensor. TF 2.2 and later (2.19 seen)
+  // spell it tensorflow.python...; TF 1.15, 2.0 and 2.1 shipped the package as tensorflow_core.
+  // Accepted only as a call with one NumPy array argument, which is returned as is.
+  ['tensorflow.python.framework.ops.convert_to_tensor', 'tensor'],
+  ['tensorflow_core.python.framework.ops.convert_to_tensor', 'tensor'],
 ]);
 
 class Global {
@@ -713,6 +719,16 @@ function reduce(fn: Global, args: unknown[], path: string | undefined): unknown 
     if (args.length < min || args.length > max) throw bad(path, `${fn.module}.${fn.name} called with ${args.length} arguments`);
   };
   switch (fn.handler) {
+    case 'tensor': {
+      if (args.length !== 1 || !(args[0] instanceof Ndarray) || !args[0].built) {
+        throw new TensorioError(
+          'ERR_UNSAFE_PICKLE',
+          `the pickle calls ${fn.module}.${fn.name} with something other than one NumPy array, which tensorio does not interpret; nothing was run`,
+          { path },
+        );
+      }
+      return args[0];
+    }
     case 'reconstruct': {
       arity(3);
       if (!(args[0] instanceof Global) || args[0].handler !== 'ndarray') {
