@@ -16,16 +16,17 @@ import * as tf from '@tensorflow/tfjs';
 import { toFloat32 } from '../convert.js';
 import { dtypeInfo } from '../dtype.js';
 import { TensorioError } from '../errors.js';
+import { isObject, keras3LayerWeights, kerasClassName, kerasToTfjsTopology, tfjsToKerasTopology, type Json, type JsonObject } from '../formats/keras/config.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras-h5.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { closeQuietly, openForRead, readExactly, writeAtomic, type WriteOptions } from '../io.js';
 import { type NdArray } from '../ndarray.js';
+// Registers GRUResetAfter, which Keras GRUs with reset_after=True load as.
+import './gru-reset-after.js';
 import { isZipFile, readKerasArchive } from './keras-archive.js';
 import { writeWeightsFile, type LayerToWrite } from './weight-files.js';
 import { kerasSnakeCase } from './weights.js';
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
 
 async function readWhole(path: string, what: string): Promise<Uint8Array> {
   const { fd, size } = openForRead(path);
@@ -44,10 +45,6 @@ function parseJson(bytes: Uint8Array | string, path: string, what: string): Json
   } catch (error) {
     throw new TensorioError('ERR_BAD_METADATA', `${what} is not valid JSON: ${(error as Error).message}`, { path, cause: error });
   }
-}
-
-function isObject(value: Json | undefined): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Each weight's bytes, as its own ArrayBuffer (a view when aligned, else a copy). */
@@ -72,33 +69,6 @@ function arrayBufferOf(view: ArrayBufferView): ArrayBuffer {
 // ---------------------------------------------------------------------------------------
 // Keras configurations → something tfjs-layers deserialises.
 
-/**
- * Rewrites a Keras 3 config into the Keras 2 shape tfjs reads: dtype policies become their
- * name, `batch_shape` becomes `batch_input_shape`, Keras 3 bookkeeping keys go.
- */
-function normaliseKerasConfig(value: Json): Json {
-  if (Array.isArray(value)) return value.map(normaliseKerasConfig);
-  if (!isObject(value)) return value;
-  if (value.class_name === 'DTypePolicy' || value.class_name === 'Policy') {
-    const config = value.config;
-    if (isObject(config) && typeof config.name === 'string') return config.name;
-  }
-  // tf.keras 2.13 writes activations as {module: 'builtins', class_name: 'function', config: 'relu'}.
-  if (value.class_name === 'function' && typeof value.config === 'string') return value.config;
-  const out: JsonObject = {};
-  for (const [key, item] of Object.entries(value)) {
-    if (key === 'module' || key === 'registered_name' || key === 'build_config' || key === 'compile_config' || key === 'shared_object_id') continue;
-    if (key.endsWith('_initializer') && isObject(item) && item.class_name === 'function') {
-      // A Python function used as initializer cannot exist in tfjs; the loaded weights
-      // replace whatever it would initialise, so Zeros stands in for it.
-      out[key] = { class_name: 'Zeros', config: {} };
-      continue;
-    }
-    out[key === 'batch_shape' ? 'batch_input_shape' : key] = normaliseKerasConfig(item);
-  }
-  return out;
-}
-
 function layerConfigs(topology: JsonObject): JsonObject[] {
   const config = topology.config;
   const layers = isObject(config) ? config.layers : Array.isArray(config) ? config : undefined;
@@ -111,31 +81,8 @@ function layerName(layer: JsonObject): string | undefined {
   return isObject(config) && typeof config.name === 'string' ? config.name : undefined;
 }
 
-/** Every layer class a topology uses, nested models and wrapped layers included. */
-function layerClasses(value: Json, out = new Set<string>()): Set<string> {
-  if (Array.isArray(value)) value.forEach((v) => layerClasses(v, out));
-  else if (isObject(value)) {
-    const config = value.config;
-    if (typeof value.class_name === 'string' && isObject(config) && ('name' in config || 'layers' in config)) {
-      if (value.class_name !== 'Sequential' && value.class_name !== 'Functional' && value.class_name !== 'Model') out.add(value.class_name);
-    }
-    for (const item of Object.values(value)) layerClasses(item, out);
-  }
-  return out;
-}
-
-function checkLayerClasses(topology: JsonObject, path: string): void {
-  const known = tf.serialization.SerializationMap.getMap().classNameMap as Record<string, unknown>;
-  const classes = layerClasses(topology.config ?? null);
-  if (typeof topology.class_name === 'string' && !['Sequential', 'Functional', 'Model'].includes(topology.class_name)) classes.add(topology.class_name);
-  const reallyMissing = [...classes].filter((name) => !(name in known));
-  if (reallyMissing.length > 0) {
-    throw new TensorioError(
-      'ERR_UNSUPPORTED_LAYER',
-      `TensorFlow.js has no layer class ${reallyMissing.map((n) => `'${n}'`).join(', ')}: the model cannot be built in tfjs (register a custom layer with tf.serialization.registerClass first)`,
-      { path },
-    );
-  }
+function knownTfjsClass(name: string): boolean {
+  return name in (tf.serialization.SerializationMap.getMap().classNameMap as Record<string, unknown>);
 }
 
 function withZeroInitializers(value: Json): Json {
@@ -153,7 +100,6 @@ function withZeroInitializers(value: Json): Json {
  * them with the file's layers (by name for legacy files, by structure for Keras 3).
  */
 async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3', fileLayers: KerasLayerWeights[], path: string): Promise<tf.io.ModelArtifacts> {
-  checkLayerClasses(topology, path);
   let probe: tf.LayersModel;
   try {
     // The probe only tells names, order and shapes: zero initializers keep it cheap (a large
@@ -172,10 +118,10 @@ async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3',
       let stored: KerasLayerWeights | undefined;
       if (layout === 'keras3') {
         if (layer.getClassName() === 'InputLayer') continue;
-        const base = kerasSnakeCase(layer.getClassName());
+        const base = kerasSnakeCase(kerasClassName(layer.getClassName()));
         const n = counts.get(base) ?? 0;
         counts.set(base, n + 1);
-        stored = byName.get(n === 0 ? base : `${base}_${n}`);
+        stored = keras3LayerWeights(byName, n === 0 ? base : `${base}_${n}`);
       } else {
         stored = byName.get(layer.name);
       }
@@ -206,16 +152,17 @@ async function loadKeras(path: string): Promise<tf.io.ModelArtifacts> {
   if (file.modelConfig === undefined) {
     throw new TensorioError('ERR_BAD_METADATA', "no 'model_config' attribute: this is a weights-only file; build the model and use loadWeights()", { path });
   }
-  const config = normaliseKerasConfig(parseJson(file.modelConfig, path, 'model_config'));
+  const config = parseJson(file.modelConfig, path, 'model_config');
   if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'model_config is not a JSON object', { path });
-  return kerasArtifacts(config, 'legacy', file.layers, path);
+  const flavour = file.kerasVersion?.startsWith('3.') ? 'keras3' : 'keras2';
+  return kerasArtifacts(kerasToTfjsTopology(config, flavour, knownTfjsClass, path), 'legacy', file.layers, path);
 }
 
 async function loadKerasArchive(path: string): Promise<tf.io.ModelArtifacts> {
   const { config: text, weights } = await readKerasArchive(path);
-  const config = normaliseKerasConfig(parseJson(text, path, 'config.json'));
+  const config = parseJson(text, path, 'config.json');
   if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'config.json is not a JSON object', { path });
-  return kerasArtifacts(config, 'keras3', weights.layers, path);
+  return kerasArtifacts(kerasToTfjsTopology(config, 'keras3', knownTfjsClass, path), 'keras3', weights.layers, path);
 }
 
 /** What a save needs from tfjs's artifacts: the topology, the weight specs, each weight's bytes, the layer names. */
@@ -242,7 +189,7 @@ async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options:
     const data = spec.dtype === 'int32' ? new Int32Array(buffer) : spec.dtype === 'bool' ? new Uint8Array(buffer) : new Float32Array(buffer);
     entry.weights.push({ name: `${spec.name}:0`, array: { dtype: spec.dtype === 'int32' ? 'int32' : spec.dtype === 'bool' ? 'bool' : 'float32', shape: [...spec.shape], data } });
   });
-  const modelConfig = JSON.stringify({ class_name: topology.class_name, config: topology.config });
+  const modelConfig = JSON.stringify(tfjsToKerasTopology({ class_name: topology.class_name ?? null, config: topology.config ?? null }));
   const writeOptions: Parameters<typeof writeKerasWeights>[2] = { modelConfig, kerasVersion: `tfjs-layers ${tf.version_layers}`, backend: 'tensorflow' };
   if (options.fsync !== undefined) writeOptions.fsync = options.fsync;
   if (artifacts.trainingConfig) writeOptions.trainingConfig = JSON.stringify(artifacts.trainingConfig);

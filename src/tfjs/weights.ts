@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { toFloat32 } from '../convert.js';
 import { TensorioError } from '../errors.js';
+import { keras3LayerWeights, kerasClassName } from '../formats/keras/config.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
 import { type NdArray } from '../ndarray.js';
 import { isZipFile, readKerasArchive } from './keras-archive.js';
@@ -56,7 +57,7 @@ function keras3Names(model: tf.LayersModel): Map<tf.layers.Layer, string> {
   const names = new Map<tf.layers.Layer, string>();
   for (const layer of model.layers) {
     if (layer.getClassName() === 'InputLayer') continue;
-    const base = kerasSnakeCase(layer.getClassName());
+    const base = kerasSnakeCase(kerasClassName(layer.getClassName()));
     const n = counts.get(base) ?? 0;
     counts.set(base, n + 1);
     names.set(layer, n === 0 ? base : `${base}_${n}`);
@@ -151,7 +152,7 @@ function pairLayers(
     const names = keras3Names(model);
     const byPath = new Map(file.layers.map((l) => [l.name, l]));
     return modelLayers.flatMap((layer) => {
-      const found = byPath.get(names.get(layer) ?? '');
+      const found = keras3LayerWeights(byPath, names.get(layer) ?? '');
       if (!found) throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}' expects weights at layers/${names.get(layer) ?? '?'}/vars in the file, which has none`, { path });
       return [[layer, found] as [tf.layers.Layer, KerasLayerWeights]];
     });
