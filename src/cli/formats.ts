@@ -12,6 +12,7 @@ import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
 import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
 import { openSafetensors, writeSafetensors } from '../formats/safetensors.js';
+import { dequantizeWeight } from '../formats/tfjs-quantization.js';
 import type { WriteOptions } from '../io.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 
@@ -277,7 +278,7 @@ const tfjsFormat: FormatHandler = {
       const itemSize = storedDtype === 'uint8' || storedDtype === 'bool' ? 1 : storedDtype === 'uint16' || storedDtype === 'float16' ? 2 : storedDtype === 'complex64' ? 8 : 4;
       const start = offset;
       offset += size * itemSize;
-      const dtype: DType | undefined = quantization?.dtype === 'float16' ? 'float16' : quantization ? 'float32' : TFJS_DTYPES[spec.dtype];
+      const dtype: DType | undefined = TFJS_DTYPES[spec.dtype];
       if (dtype === undefined) {
         skipped.push(`${spec.name}: tfjs dtype ${spec.dtype}`);
         continue;
@@ -286,12 +287,10 @@ const tfjsFormat: FormatHandler = {
       arrays.set(spec.name, () => {
         const bytes = sliceAcross(pieces, start, size * itemSize);
         const info = dtypeInfo(dtype);
-        if (!quantization || quantization.dtype === 'float16') return { dtype, shape: spec.shape, data: new info.array(bytes.buffer, 0, size * info.lanes) };
-        // Affine quantization (uint8/uint16): value = q * scale + min.
-        const q = quantization.dtype === 'uint8' ? bytes : new Uint16Array(bytes.buffer, 0, size);
-        const data = new Float32Array(size);
-        for (let i = 0; i < size; i++) data[i] = (q[i] as number) * (quantization.scale ?? 1) + (quantization.min ?? 0);
-        return { dtype: 'float32', shape: spec.shape, data };
+        if (!quantization) return { dtype, shape: spec.shape, data: new info.array(bytes.buffer, 0, size * info.lanes) };
+        // The values tfjs's decodeWeights gives (float32, or int32 for quantized int32 weights).
+        const data = dequantizeWeight(spec, bytes, file);
+        return { dtype: data instanceof Int32Array ? 'int32' : 'float32', shape: spec.shape, data };
       });
     }
     const summary: FileSummary = { format: `tfjs ${artifacts.format ?? ''}`.trim(), tensors };

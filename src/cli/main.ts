@@ -46,7 +46,9 @@ training config and weights.
 
   --dtype DTYPE           cast every floating-point tensor: float32, float16, bfloat16, float64
   --max-shard-size SIZE   shard the output (formats that shard), e.g. 5GB, 500MB, 1048576
-  --no-fsync              skip fsync (faster; see the README on atomic writes)`,
+  --no-fsync              skip fsync (faster; see the README on atomic writes)
+  --quantize DTYPE        a whole model to model.json: store float32 weights as float16, uint8
+                          or uint16, byte for byte as tensorflowjs_converter --quantize_<DTYPE>`,
   diff: `Usage: tensorio diff A B [--rtol R] [--atol A] [--ignore-dtype] [--json]
 
 Compares tensors by name across formats: shape, dtype, largest absolute and relative
@@ -132,19 +134,23 @@ async function convert(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { dtype: { type: 'string' }, 'max-shard-size': { type: 'string' }, 'no-fsync': { type: 'boolean' }, help: { type: 'boolean' } },
+    options: { dtype: { type: 'string' }, 'max-shard-size': { type: 'string' }, 'no-fsync': { type: 'boolean' }, quantize: { type: 'string' }, help: { type: 'boolean' } },
   });
   if (values.help) return help('convert');
   if (positionals.length !== 2) throw new UsageError('convert takes SRC and DST');
   const [src, dst] = positionals as [string, string];
   const cast = values.dtype === undefined ? undefined : CASTS[values.dtype];
   if (values.dtype !== undefined && !cast) throw new UsageError(`--dtype must be one of ${Object.keys(CASTS).join(', ')}`);
-  if (cast === undefined && values['max-shard-size'] === undefined && isModelTarget(dst) && (await isModelFile(src))) {
+  const quantize = values.quantize;
+  if (quantize !== undefined && !['float16', 'uint8', 'uint16'].includes(quantize)) throw new UsageError('--quantize must be one of float16, uint8, uint16');
+  const modelConversion = cast === undefined && values['max-shard-size'] === undefined && isModelTarget(dst) && (await isModelFile(src));
+  if (quantize !== undefined && !(modelConversion && /\.json$/i.test(dst))) throw new UsageError('--quantize applies to a whole model converted to model.json');
+  if (modelConversion) {
     // A whole Keras or tfjs model: topology, training config and weights move together,
     // as the tfjs converter moves them (tensor-level conversion would keep only weights).
     const { ioHandler } = await loadTfjsEntry(src);
     const artifacts = await (ioHandler(src).load as () => Promise<object>)();
-    await (ioHandler(dst, { fsync: !values['no-fsync'] }).save as (a: object) => Promise<unknown>)(artifacts);
+    await (ioHandler(dst, { fsync: !values['no-fsync'], ...(quantize ? { quantize: quantize as 'uint8' } : {}) }).save as (a: object) => Promise<unknown>)(artifacts);
     console.error(`wrote ${dst} (model topology and weights)`);
     return 0;
   }

@@ -24,7 +24,9 @@ import { type NdArray } from '../ndarray.js';
 // Registers GRUResetAfter, which Keras GRUs with reset_after=True load as.
 import './gru-reset-after.js';
 import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { plainWeights, quantizeArtifacts, storedByteLength } from './quantized-artifacts.js';
 import { writeWeightsFile, type LayerToWrite } from './weight-files.js';
+import type { TfjsQuantizationDtype } from '../formats/tfjs-quantization.js';
 import { kerasSnakeCase } from './weights.js';
 
 
@@ -170,9 +172,13 @@ function artifactParts(artifacts: tf.io.ModelArtifacts, path: string, format: st
   if (!isObject(artifacts.modelTopology as Json)) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `the model artifacts carry no JSON topology (a graph model cannot be saved as ${format})`, { path });
   }
-  const topology = artifacts.modelTopology as unknown as JsonObject;
-  const specs = artifacts.weightSpecs ?? [];
-  const pieces = artifacts.weightData ? splitWeightData(specs, artifacts.weightData) : [];
+  // The tensorflowjs converter wraps the config: {keras_version, backend, model_config}.
+  const raw = artifacts.modelTopology as unknown as JsonObject;
+  const topology = isObject(raw.model_config) ? raw.model_config : raw;
+  // Quantized weights (the converter's --quantize_*) are dequantized as tfjs does it.
+  const plain = plainWeights(artifacts, path);
+  const specs = plain?.specs ?? artifacts.weightSpecs ?? [];
+  const pieces = plain?.pieces ?? (artifacts.weightData ? splitWeightData(specs, artifacts.weightData) : []);
   const layerNames = layerConfigs(topology).map(layerName).filter((n): n is string => n !== undefined);
   return { topology, specs, pieces, layerNames };
 }
@@ -221,9 +227,9 @@ async function loadTfjs(path: string): Promise<tf.io.ModelArtifacts> {
       specs.push(...(group.weights as unknown as tf.io.WeightsManifestEntry[]));
     }
   }
-  const declared = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1) * (s.dtype === 'bool' ? 1 : s.dtype === 'complex64' ? 8 : 4), 0);
   const actual = shards.reduce((sum, b) => sum + b.byteLength, 0);
-  if (specs.every((s) => !s.quantization && s.dtype !== 'string') && declared > actual) {
+  const declared = specs.every((s) => s.dtype !== 'string') ? specs.reduce((sum, s) => sum + storedByteLength(s, path), 0) : 0;
+  if (declared > actual) {
     throw new TensorioError('ERR_TRUNCATED', `the weight manifest declares ${declared} bytes, the shards hold ${actual}`, { path });
   }
   const artifacts: tf.io.ModelArtifacts = { modelTopology: json.modelTopology as unknown as tf.io.ModelArtifacts['modelTopology'], weightSpecs: specs, weightData: shards };
@@ -233,7 +239,8 @@ async function loadTfjs(path: string): Promise<tf.io.ModelArtifacts> {
   return artifacts;
 }
 
-async function saveTfjs(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
+async function saveTfjs(path: string, given: tf.io.ModelArtifacts, options: IOHandlerOptions): Promise<tf.io.SaveResult> {
+  const artifacts = options.quantize ? quantizeArtifacts(given, options.quantize, path) : given;
   const stem = nodePath.basename(path).replace(/\.json$/i, '');
   const binName = `${stem}.weights.bin`;
   const pieces = artifacts.weightData === undefined ? [] : Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
@@ -351,7 +358,13 @@ async function loadSafetensors(path: string): Promise<tf.io.ModelArtifacts> {
 }
 
 /** Options of {@link ioHandler}. */
-export type IOHandlerOptions = WriteOptions;
+export interface IOHandlerOptions extends WriteOptions {
+  /**
+   * model.json only: store float32 weights quantized as the tensorflowjs converter's
+   * `--quantize_float16` / `--quantize_uint8` / `--quantize_uint16` do (same bytes). Default: none.
+   */
+  quantize?: TfjsQuantizationDtype;
+}
 
 /**
  * A `tf.io.IOHandler` for a model file, chosen by extension:
@@ -368,6 +381,9 @@ export type IOHandlerOptions = WriteOptions;
  */
 export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.IOHandler {
   const lower = path.toLowerCase();
+  if (options.quantize !== undefined && (!lower.endsWith('.json') || !['float16', 'uint8', 'uint16'].includes(options.quantize))) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `quantize is 'float16', 'uint8' or 'uint16', for model.json only (got ${JSON.stringify(options.quantize)})`, { path });
+  }
   if (lower.endsWith('.json')) {
     return { load: () => loadTfjs(path), save: (artifacts) => saveTfjs(path, artifacts, options) };
   }
