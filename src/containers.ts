@@ -9,7 +9,8 @@ import type { LoadedArray, NdArray } from './ndarray.js';
 import { DEFAULT_MAX_HEADER_SIZE, encodeNpyHeaderDescr, isObjectDescr, parseNpyRawHeader, readNpy, writeNpy } from './formats/npy.js';
 import { readNpz, writeNpz, type NpzReadOptions } from './formats/npz.js';
 import { readSafetensors, writeSafetensors } from './formats/safetensors.js';
-import { isNdArrayLike, pickleObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
+import { isFortranLayout, isNdArrayLike, pickleNdObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
+import { isObjectArray, objectArray, type ObjectArray } from './formats/pickle/object-array.js';
 import { looksLikeTorch, readTorch, writeTorch, type TorchSaveValue } from './formats/torch/index.js';
 
 /** What {@link save} writes: an array, a list of arrays, or a record of arrays. */
@@ -45,6 +46,7 @@ function formatOf(path: string): Format {
 /** The members of a list or record of arrays, named as np.savez names them (arr_0, arr_1, ...). */
 function namedArrays(path: string, value: SaveValue | PicklableValue, format: string): [string, NdArray][] {
   if (isNdArrayLike(value)) return [['arr_0', value]];
+  if (isObjectArray(value)) throw new TensorioError('ERR_INVALID_ARGUMENT', `an object array is saved to .npy, not ${format}`, { path });
   if (Array.isArray(value) || isRecord(value)) {
     const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [`arr_${i}`, v]) : Object.entries(value);
     const bad = entries.find(([, v]) => !isNdArrayLike(v));
@@ -74,6 +76,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *   list gives shape (n,), anything else a 0-d array), which Python reads with
  *   `np.load(path, allow_pickle=True)` (`.item()` for a dict). Note that `np.save` of a list of
  *   equal-shape arrays would stack them into one array; `save` always keeps the list.
+ *   An {@link objectArray} is written with its shape and order, as `np.save` writes an n-d
+ *   object array (elements pickled in C order, `fortran_order` from its order).
  *
  * - `.pt`, `.pth`, `.ckpt`, `.bin`: a PyTorch checkpoint that `torch.load(weights_only=True)`
  *   reads, nested values as they are (see {@link writeTorch}).
@@ -101,12 +105,17 @@ export async function save(path: string, value: SaveValue | PicklableValue, opti
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
   }
   if (isNdArrayLike(value)) return writeNpy(path, value, options);
-  if (!Array.isArray(value) && !isRecord(value)) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'save to .npy needs an NdArray, a list or a record', { path });
+  if (!Array.isArray(value) && !isRecord(value) && !isObjectArray(value)) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'save to .npy needs an NdArray, a list, a record or an objectArray()', { path });
   }
-  const items: readonly PicklableValue[] = Array.isArray(value) ? value : [value as PicklableValue];
-  const pickle = pickleObjectArray(items, !Array.isArray(value), path);
-  const header = encodeNpyHeaderDescr('|O', Array.isArray(value) ? [items.length] : [], false);
+  // np.save of an object array: its own shape and order (elements pickled in C order).
+  const array: ObjectArray<PicklableValue> = isObjectArray(value)
+    ? (value as ObjectArray<PicklableValue>)
+    : Array.isArray(value)
+      ? objectArray(value as PicklableValue[], [(value as PicklableValue[]).length])
+      : objectArray([value as PicklableValue], []);
+  const pickle = pickleNdObjectArray(array, path);
+  const header = encodeNpyHeaderDescr('|O', array.shape as number[], isFortranLayout(array.shape, array.order));
   const out = await AtomicWriter.open(path, options);
   try {
     await out.write([header, ...pickle]);

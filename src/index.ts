@@ -101,6 +101,7 @@ export {
 export { save, load, type Loaded, type LoadOptions, type SaveOptions, type SaveValue } from './containers.js';
 export { openNpz, readNpz, writeNpz, type NpzFile, type NpzReadOptions, type NpzWriteOptions } from './formats/npz.js';
 export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type UnpickleOptions } from './formats/pickle.js';
+export { objectArray, type ObjectArray } from './formats/pickle/object-array.js';
 
 // Reliability (issue 7): synchronous .npz readers, so the reliability table covers .npz.
 export { decodeNpz, readNpzSync } from './formats/npz.js';

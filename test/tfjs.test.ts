@@ -125,7 +125,7 @@ test('save/load tensors: one, an array, a record; dtype conversion rules', async
   const dict = (await load(path.join(dir, 'dict.h5'))) as Record<string, tf.Tensor>;
   assert.deepEqual(Object.keys(dict).sort(), ['flags', 'n', 'x', 'y']);
   assert.equal(dict.n?.dtype, 'int32');
-  // float64 → float32; int64 within range → int32; out of range → ERR_BAD_VALUE; convert: false refuses.
+  // float64 → float32; int64 within range → int32; out of range → ERR_UNSUPPORTED_DTYPE; convert: false refuses.
   await writeNpy(path.join(dir, 'f64.npy'), { dtype: 'float64', shape: [2], data: new Float64Array([0.5, 1e-3]) });
   const f64 = (await load(path.join(dir, 'f64.npy'))) as tf.Tensor;
   assert.equal(f64.dtype, 'float32');
@@ -133,7 +133,7 @@ test('save/load tensors: one, an array, a record; dtype conversion rules', async
   await writeNpy(path.join(dir, 'i64.npy'), { dtype: 'int64', shape: [2], data: new BigInt64Array([5n, -7n]) });
   assert.deepEqual([...((await load(path.join(dir, 'i64.npy'))) as tf.Tensor).dataSync()], [5, -7]);
   await writeNpy(path.join(dir, 'big.npy'), { dtype: 'int64', shape: [1], data: new BigInt64Array([1n << 40n]) });
-  await assert.rejects(load(path.join(dir, 'big.npy')), isCode('ERR_BAD_VALUE'));
+  await assert.rejects(load(path.join(dir, 'big.npy')), isCode('ERR_UNSUPPORTED_DTYPE'));
 });
 
 test('ioHandler: an RNN model round-trips through .h5 and model.json', async () => {

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 
-import { toFloat32, toInt32 } from '../convert.js';
+import { tfjsArray } from '../tfjs/tfjs-arrays.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
@@ -251,15 +251,6 @@ function sliceAcross(pieces: readonly ArrayBuffer[], start: number, length: numb
   return out;
 }
 
-/** An array's data as a tfjs dtype: float32 for every float, int32 (checked) for integers. */
-function forTfjs(array: NdArray, file: string): NdArray {
-  const info = dtypeInfo(array.dtype);
-  if (info.tfjs !== null) return array;
-  if (array.dtype.startsWith('float') || array.dtype === 'bfloat16') return toFloat32(array);
-  if (info.lanes === 2) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `tfjs has no ${array.dtype}`, { path: file });
-  return toInt32(array, file);
-}
-
 const tfjsFormat: FormatHandler = {
   name: 'tfjs (model.json + .bin)',
   matches: (file) => file.toLowerCase().endsWith('.json') && !file.toLowerCase().endsWith('.safetensors.index.json'),
@@ -322,7 +313,7 @@ const tfjsFormat: FormatHandler = {
     const weightSpecs: Array<{ name: string; shape: number[]; dtype: 'float32' | 'int32' | 'bool' | 'complex64' }> = [];
     const weightData: ArrayBuffer[] = [];
     for (const name of names) {
-      const array = forTfjs(await get(name), file);
+      const array = tfjsArray(await get(name), { name, path: file });
       weightSpecs.push({ name, shape: array.shape, dtype: dtypeInfo(array.dtype).tfjs as 'float32' });
       weightData.push(array.data.buffer.slice(array.data.byteOffset, array.data.byteOffset + array.data.byteLength) as ArrayBuffer);
     }

@@ -17,6 +17,7 @@ import { dtypeFromNumpyCode, dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { bytesOf, shapeSize, validateNdArray, type NdArray } from '../ndarray.js';
 import { arrayFromBuffer, descrFor, type NpyHeader } from './npy.js';
+import { isObjectArray, type ObjectArray } from './pickle/object-array.js';
 
 /** A Python global that appears in a pickle as a value (e.g. the class `range`), never called. */
 export class PythonGlobal {
@@ -931,7 +932,9 @@ function toJs(root: unknown, path: string | undefined, maxDepth: number, own?: W
         const placeholder: PyObject[] = [];
         done.set(value, placeholder);
         const flat = items.map((item) => convert(item, depth + 1));
-        const out = nest(flat, value.shape, value.fortran);
+        // The list is in C (logical) order even when the array is Fortran-ordered (see
+        // pickle/object-array.ts): the flag is the rebuilt array's memory layout only.
+        const out = nest(flat, value.shape);
         if (Array.isArray(out) && out !== placeholder) {
           placeholder.push(...out);
           return placeholder;
@@ -950,12 +953,11 @@ function toJs(root: unknown, path: string | undefined, maxDepth: number, own?: W
   return convert(root, 0);
 }
 
-/** Nested arrays following `shape` (C or Fortran element order); a 0-d array is its element. */
-function nest(flat: PyObject[], shape: number[], fortran: boolean): PyObject {
+/** Nested arrays following `shape`, `flat` in C order; a 0-d array is its element. */
+function nest(flat: PyObject[], shape: number[]): PyObject {
   if (shape.length === 0) return flat[0] as PyObject;
   const strides = shape.map(() => 1);
-  if (fortran) for (let a = 1; a < shape.length; a++) strides[a] = (strides[a - 1] as number) * (shape[a - 1] as number);
-  else for (let a = shape.length - 2; a >= 0; a--) strides[a] = (strides[a + 1] as number) * (shape[a + 1] as number);
+  for (let a = shape.length - 2; a >= 0; a--) strides[a] = (strides[a + 1] as number) * (shape[a + 1] as number);
   const level = (axis: number, offset: number): PyObject[] => {
     const out: PyObject[] = [];
     for (let i = 0; i < (shape[axis] as number); i++) {
@@ -979,6 +981,7 @@ export type PicklableValue =
   | string
   | Uint8Array
   | NdArray
+  | ObjectArray<PicklableValue>
   | readonly PicklableValue[]
   | { readonly [key: string]: PicklableValue };
 
@@ -1185,8 +1188,7 @@ function writeArray(sink: ChunkSink, array: NdArray, path: string | undefined): 
   writeNdarrayHead(sink);
   writeShape(sink, array.shape);
   writeDtype(sink, descr.slice(1), descr[0] as string);
-  const fortran = array.order === 'F' && array.shape.filter((d) => d > 1).length >= 2;
-  sink.byte(fortran ? OP.NEWTRUE : OP.NEWFALSE);
+  sink.byte(isFortranLayout(array.shape, array.order) ? OP.NEWTRUE : OP.NEWFALSE);
   if (bytes >= FOUR_GIB) {
     sink.protocol = 4;
     sink.byte(OP.BINBYTES8);
@@ -1224,6 +1226,7 @@ function writeValue(sink: ChunkSink, value: PicklableValue, path: string | undef
     if (active.has(value)) throw new TensorioError('ERR_INVALID_ARGUMENT', 'the value contains itself (a cycle); it cannot be saved', { path });
     active.add(value);
     if (isNdArrayLike(value)) writeArray(sink, value, path);
+    else if (isObjectArray(value)) writeObjectArray(sink, value as ObjectArray<PicklableValue>, path, active);
     else if (Array.isArray(value)) {
       sink.byte(OP.EMPTY_LIST);
       for (let i = 0; i < value.length; i += 1000) {
@@ -1260,18 +1263,37 @@ function writeValue(sink: ChunkSink, value: PicklableValue, path: string | undef
  * class instances, cycles), `ERR_UNSUPPORTED_DTYPE` for dtypes NumPy lacks (bfloat16, float8).
  */
 export function pickleObjectArray(items: readonly PicklableValue[], zeroD: boolean, path?: string): Uint8Array[] {
+  return pickleNdObjectArray({ kind: 'object-array', shape: zeroD ? [] : [items.length], items: zeroD ? items.slice(0, 1) : items, order: 'C' }, path);
+}
+
+/** True when NumPy stores an array of this shape and order as Fortran (F- but not C-contiguous). */
+export function isFortranLayout(shape: readonly number[], order: 'C' | 'F' | undefined): boolean {
+  return order === 'F' && shape.filter((d) => d > 1).length >= 2;
+}
+
+/**
+ * The pickle `np.save` writes for an n-d object array: its shape, the Fortran flag of its
+ * order, and the elements in C (logical) order whatever the order (as NumPy pickles them).
+ */
+export function pickleNdObjectArray(array: ObjectArray<PicklableValue>, path?: string): Uint8Array[] {
   const sink = new ChunkSink(3);
-  writeNdarrayHead(sink);
-  writeShape(sink, zeroD ? [] : [items.length]);
-  writeDtype(sink, 'O8', '|');
-  sink.byte(OP.NEWFALSE);
-  writeValue(sink, items, path, new Set());
-  sink.byte(OP.TUPLE);
-  sink.byte(OP.BUILD);
+  writeObjectArray(sink, array, path, new Set());
   sink.byte(OP.STOP);
   sink.flush();
-  const chunks = sink.chunks;
-  return [Uint8Array.of(OP.PROTO, sink.protocol), ...chunks];
+  return [Uint8Array.of(OP.PROTO, sink.protocol), ...sink.chunks];
+}
+
+function writeObjectArray(sink: ChunkSink, array: ObjectArray<PicklableValue>, path: string | undefined, active: Set<object>): void {
+  if (array.items.length !== shapeSize(array.shape, path)) {
+    throw new TensorioError('ERR_SHAPE_MISMATCH', `an object array of shape (${array.shape.join(', ')}) needs ${shapeSize(array.shape, path)} items, it has ${array.items.length}`, { path });
+  }
+  writeNdarrayHead(sink);
+  writeShape(sink, array.shape);
+  writeDtype(sink, 'O8', '|');
+  sink.byte(isFortranLayout(array.shape, array.order) ? OP.NEWTRUE : OP.NEWFALSE);
+  writeValue(sink, array.items, path, active);
+  sink.byte(OP.TUPLE);
+  sink.byte(OP.BUILD);
 }
 
 /** A general pickle of one value (protocol 3, or 4 past 4 GiB), as chunks. */

@@ -14,6 +14,7 @@ import * as nodePath from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { toFloat32 } from '../convert.js';
+import { tfjsArray } from './tfjs-arrays.js';
 import { dtypeInfo } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { isObject, keras3LayerWeights, kerasClassName, kerasToTfjsTopology, tfjsToKerasTopology, type Json, type JsonObject } from '../formats/keras/config.js';
@@ -137,7 +138,7 @@ async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3',
         if (array.shape.join() !== variable.shape.join()) {
           throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}', weight '${variable.originalName}': the model expects (${variable.shape.join(', ')}), the file has (${array.shape.join(', ')})`, { path });
         }
-        const data = variable.dtype === 'int32' ? array.data : toFloat32(array).data;
+        const data = tfjsArray(array, { name: variable.originalName, path, dtype: variable.dtype === 'int32' ? 'int32' : 'float32' }).data;
         specs.push({ name: variable.originalName, shape: [...array.shape], dtype: variable.dtype === 'int32' ? 'int32' : 'float32' });
         pieces.push(arrayBufferOf(data));
       });

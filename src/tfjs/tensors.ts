@@ -12,13 +12,12 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { load as loadContainer, save as saveContainer } from '../containers.js';
-import { toFloat32, toInt32 } from '../convert.js';
-import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { readH5, writeH5 } from '../formats/h5.js';
 import { readNpy, writeNpy } from '../formats/npy.js';
-import { type NdArray } from '../ndarray.js';
+import { validateNdArray, type NdArray } from '../ndarray.js';
 import { type WriteOptions } from '../io.js';
+import { tfjsArray, type TfjsArrayOptions } from './tfjs-arrays.js';
 
 /** What {@link save} accepts and {@link load} returns. */
 export type TensorValue = tf.Tensor | tf.Tensor[] | Record<string, tf.Tensor>;
@@ -29,48 +28,60 @@ export interface LoadTensorOptions {
   convert?: boolean;
 }
 
-async function toNdArray(tensor: tf.Tensor): Promise<NdArray> {
+/**
+ * A tf.Tensor as an NdArray (float32, int32, bool or complex64, C order), from
+ * `tensor.data()`, so it works on every backend. float32 and int32 data is what tfjs returns
+ * (no further copy); complex64 is interleaved real, imaginary.
+ * @param name Named in error messages.
+ * @throws TensorioError `ERR_UNSUPPORTED_DTYPE` for a string tensor, naming it.
+ */
+export async function fromTensor(tensor: tf.Tensor, name?: string): Promise<NdArray> {
+  if (!(tensor instanceof tf.Tensor)) throw new TensorioError('ERR_INVALID_ARGUMENT', `${name === undefined ? 'the value' : `'${name}'`} is not a tf.Tensor`);
+  const what = name === undefined ? 'a tfjs tensor' : `tensor '${name}'`;
+  if (tensor.dtype === 'string') throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${what} has dtype string; tensorio stores numeric tensors only`);
   const data = await tensor.data();
   const shape = [...tensor.shape];
   switch (tensor.dtype) {
     case 'float32':
-      return { dtype: 'float32', shape, data: data as Float32Array };
+      return { dtype: 'float32', shape, data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>) };
     case 'int32':
-      return { dtype: 'int32', shape, data: data as Int32Array };
+      return { dtype: 'int32', shape, data: data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>) };
     case 'bool':
-      return { dtype: 'bool', shape, data: new Uint8Array(data as Uint8Array) };
+      // Backends keep bool as bytes or as int32; tensorio's bool is a Uint8Array of 0/1.
+      return { dtype: 'bool', shape, data: Uint8Array.from(data as ArrayLike<number>, (v) => (v ? 1 : 0)) };
     case 'complex64':
-      return { dtype: 'complex64', shape, data: data as Float32Array };
+      return { dtype: 'complex64', shape, data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>) };
     default:
-      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `cannot save a tfjs tensor of dtype ${tensor.dtype}`);
+      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${what} has dtype ${String(tensor.dtype)}, which tensorio cannot store`);
   }
 }
 
-/** An NdArray as a tfjs tensor, converting dtypes tfjs lacks unless `convert` is false. */
-export function toTensor(array: NdArray, path = '<array>', convert = true): tf.Tensor {
-  const info = dtypeInfo(array.dtype);
-  const shape = array.shape;
-  if (info.tfjs === 'float32') return tf.tensor(array.data as Float32Array, shape, 'float32');
-  if (info.tfjs === 'int32') return tf.tensor(array.data as Int32Array, shape, 'int32');
-  if (info.tfjs === 'bool') return tf.tensor(array.data as Uint8Array, shape, 'bool');
-  if (info.tfjs === 'complex64') {
-    const d = array.data as Float32Array;
+/**
+ * An NdArray as a tf.Tensor: the one way tensorio turns arrays into tensors (loadWeights and
+ * load use it too). A Fortran-order array (`order: 'F'`) is copied to C order; dtypes tfjs
+ * lacks convert (float16, bfloat16, float8, float64 → float32; int8 ... uint64 → int32 when
+ * every value fits; complex128 → complex64) unless `convert: false`. A float32, int32 or
+ * bool array in C order is handed to tfjs without a copy.
+ * @param options `name` and `path` (named in errors), `convert` (default true), `dtype`
+ * (the tfjs dtype wanted; default the array's natural one).
+ * @throws TensorioError `ERR_UNSUPPORTED_DTYPE` naming the tensor: an integer outside int32,
+ * a conversion refused, a dtype that cannot become `dtype`.
+ */
+export function toTensor(array: NdArray, options: TfjsArrayOptions = {}): tf.Tensor {
+  validateNdArray(array, options.path);
+  const ready = tfjsArray(array, options);
+  const shape = ready.shape;
+  if (ready.dtype === 'complex64') {
+    const d = ready.data as Float32Array;
     const re = new Float32Array(d.length / 2);
     const im = new Float32Array(d.length / 2);
     for (let i = 0; i < re.length; i++) {
       re[i] = d[2 * i] as number;
       im[i] = d[2 * i + 1] as number;
     }
-    return tf.complex(tf.tensor(re, shape), tf.tensor(im, shape));
+    return tf.tidy(() => tf.complex(tf.tensor(re, shape), tf.tensor(im, shape)));
   }
-  if (!convert) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `tfjs has no ${array.dtype} and conversion was refused ({ convert: false })`, { path });
-  const integer: DType[] = ['int8', 'uint8', 'int16', 'uint16', 'uint32', 'int64', 'uint64'];
-  if (integer.includes(array.dtype)) return tf.tensor(toInt32(array, path).data as Int32Array, shape, 'int32');
-  if (array.dtype === 'complex128') {
-    const d = array.data as Float64Array;
-    return toTensor({ dtype: 'complex64', shape, data: Float32Array.from(d) }, path);
-  }
-  return tf.tensor(toFloat32(array).data as Float32Array, shape, 'float32');
+  return tf.tensor(ready.data as Float32Array | Int32Array | Uint8Array, shape, ready.dtype);
 }
 
 function isH5(path: string): boolean {
@@ -94,7 +105,7 @@ function isContainer(path: string): boolean {
  */
 export async function save(path: string, value: TensorValue, options: WriteOptions = {}): Promise<void> {
   if (value instanceof tf.Tensor) {
-    const array = await toNdArray(value);
+    const array = await fromTensor(value);
     if (isH5(path)) return writeH5(path, { x: array }, options);
     if (/\.npy$/i.test(path)) return writeNpy(path, array, options);
     if (isContainer(path)) {
@@ -107,7 +118,7 @@ export async function save(path: string, value: TensorValue, options: WriteOptio
   const arrays: [string, NdArray][] = [];
   for (const [key, tensor] of entries) {
     if (!(tensor instanceof tf.Tensor)) throw new TensorioError('ERR_INVALID_ARGUMENT', `entry '${key}' is not a tf.Tensor`, { path });
-    arrays.push([key, await toNdArray(tensor)]);
+    arrays.push([key, await fromTensor(tensor, key)]);
   }
   if (isH5(path)) return writeH5(path, Object.fromEntries(arrays), options);
   // containers.save names a list's members arr_0, arr_1, ... as np.savez does, and load turns
@@ -126,21 +137,21 @@ export async function save(path: string, value: TensorValue, options: WriteOptio
  */
 export async function load(path: string, options: LoadTensorOptions = {}): Promise<TensorValue> {
   const convert = options.convert ?? true;
-  if (/\.npy$/i.test(path)) return toTensor(await readNpy(path), path, convert);
+  if (/\.npy$/i.test(path)) return toTensor(await readNpy(path), { path, convert });
   if (isContainer(path)) {
     // For these two formats containers.load returns a list or a record, never one array.
     const loaded = (await loadContainer(path)) as NdArray[] | Record<string, NdArray>;
-    if (Array.isArray(loaded)) return loaded.map((a) => toTensor(a, path, convert));
-    return Object.fromEntries(Object.entries(loaded).map(([k, a]) => [k, toTensor(a, path, convert)]));
+    if (Array.isArray(loaded)) return loaded.map((a, i) => toTensor(a, { name: `arr_${i}`, path, convert }));
+    return Object.fromEntries(Object.entries(loaded).map(([k, a]) => [k, toTensor(a, { name: k, path, convert })]));
   }
   if (!isH5(path)) throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .npy, .h5, .npz or .safetensors path', { path });
   const record = await readH5(path);
   const keys = Object.keys(record);
-  if (keys.length === 1 && keys[0] === 'x') return toTensor(record.x as NdArray, path, convert);
+  if (keys.length === 1 && keys[0] === 'x') return toTensor(record.x as NdArray, { name: 'x', path, convert });
   if (keys.length > 0 && keys.every((k) => /^\d+$/.test(k)) && keys.map(Number).sort((a, b) => a - b).every((k, i) => k === i)) {
-    return keys.sort((a, b) => Number(a) - Number(b)).map((k) => toTensor(record[k] as NdArray, path, convert));
+    return keys.sort((a, b) => Number(a) - Number(b)).map((k) => toTensor(record[k] as NdArray, { name: k, path, convert }));
   }
   const out: Record<string, tf.Tensor> = {};
-  for (const k of keys) out[k] = toTensor(record[k] as NdArray, path, convert);
+  for (const k of keys) out[k] = toTensor(record[k] as NdArray, { name: k, path, convert });
   return out;
 }

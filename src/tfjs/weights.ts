@@ -6,12 +6,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { toFloat32 } from '../convert.js';
 import { TensorioError } from '../errors.js';
 import { keras3LayerWeights, kerasClassName } from '../formats/keras/config.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
 import { type NdArray } from '../ndarray.js';
 import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { fromTensor, toTensor } from './tensors.js';
 import { readWeightsFile, weightsFormatOf, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
 
 /** Options of {@link loadWeights}. */
@@ -66,10 +66,7 @@ function keras3Names(model: tf.LayersModel): Map<tf.layers.Layer, string> {
 }
 
 async function weightArray(variable: tf.LayerVariable): Promise<NdArray> {
-  const tensor = variable.read();
-  const data = (await tensor.data()) as Float32Array | Int32Array | Uint8Array;
-  const dtype = tensor.dtype === 'int32' ? 'int32' : tensor.dtype === 'bool' ? 'bool' : 'float32';
-  return { dtype, shape: [...tensor.shape], data };
+  return fromTensor(variable.read(), variable.originalName);
 }
 
 /** A weight's name within its layer: tfjs's `originalName` without the `<layer>/` prefix. */
@@ -221,8 +218,7 @@ export async function loadWeights(model: tf.LayersModel, path: string, options: 
     }
     const tensors = stored.weights.map((w, i) => {
       const variable = expected[i] as tf.LayerVariable;
-      const array = variable.dtype === 'int32' ? w.array : toFloat32(w.array);
-      return tf.tensor(array.data as Float32Array | Int32Array, array.shape, variable.dtype === 'int32' ? 'int32' : 'float32');
+      return toTensor(w.array, { name: w.name, path, dtype: variable.dtype === 'int32' ? 'int32' : 'float32' });
     });
     assignments.push([layer, tensors]);
   }
