@@ -1542,7 +1542,15 @@ export class H5Writer {
       // libver ('earliest', 'latest'), h5py's default, keeps superblock v0 and old-style groups, as h5py and Keras write.
       h5 = new lib.File(scratch.tempPath, 'w', { libver: ['earliest', 'latest'] });
     } catch (error) {
-      scratch.abortSync();
+      // HDF5 says only that its write failed: a write of our own past the superblock gets the
+      // system's reason (ENOSPC, EFBIG), typed.
+      const probe = await scratch.writeAt(64 << 10, [new Uint8Array(1)]).then(
+        () => undefined,
+        (systemError: unknown) => systemError,
+      );
+      releaseErrorFiles(module as unknown as ErrorHandlingModule, scratch.tempPath);
+      await scratch.abort();
+      if (probe instanceof TensorioError) throw probe;
       throw new TensorioError('ERR_IO', `h5wasm could not create the file: ${isHdf5Stack(error) ? hdf5StackSummary(error.message) : (error as Error).message}`, { path: target, cause: error });
     }
     return new H5Writer(target, scratch, lib, module, h5, options);
@@ -1569,6 +1577,8 @@ export class H5Writer {
   }
 
   private readonly datasetPaths = new Set<string>();
+  /** The first write h5wasm reported failed (HDF5's error stack), reported by commit(). */
+  private failure: Error | undefined;
 
   private groupObject(path: string): H5Group {
     return path === '' ? this.h5 : new this.lib.Group(this.h5.file_id, `/${path}`);
@@ -1631,6 +1641,11 @@ export class H5Writer {
       if (!placeholder) this.module.HEAPU8.set(bytes, ptr);
       const meta = { ...h5TypeOf(array.dtype), shape: array.shape.map(BigInt), maxshape: array.shape.map(BigInt), chunks: null, compression: 0, compression_opts: [], track_order: false };
       this.module.create_dataset(this.h5.file_id, `/${p}`, BigInt(ptr), meta);
+    } catch (error) {
+      // h5wasm throws HDF5's stack when its write fails (a full disk, a file size limit). The
+      // file is checked whole in commit(), which names the system's error; keep HDF5's line.
+      if (!isHdf5Stack(error)) throw error;
+      this.failure ??= error;
     } finally {
       this.module._free(ptr);
     }
@@ -1643,10 +1658,20 @@ export class H5Writer {
     this.requireOpen();
     this.done = true;
     try {
-      this.h5.close();
+      try {
+        this.h5.close();
+      } catch (error) {
+        if (!isHdf5Stack(error)) throw error;
+        this.failure ??= error;
+        releaseErrorFiles(this.module as unknown as ErrorHandlingModule, this.scratch.tempPath);
+      }
       await this.complete();
+      if (this.failure) throw await this.writeFailure(new Error(hdf5StackSummary(this.failure.message)));
       await this.scratch.commit();
     } catch (error) {
+      // A write that failed inside HDF5 can leave its descriptor of the file open, which would
+      // keep the removed file's blocks allocated (a full disk stayed full).
+      releaseErrorFiles(this.module as unknown as ErrorHandlingModule, this.scratch.tempPath);
       await this.scratch.abort();
       throw error;
     }
@@ -1752,8 +1777,15 @@ export class H5Writer {
   private async writeFailure(problem: unknown): Promise<TensorioError> {
     const what = problem instanceof Error ? problem.message : String(problem);
     const needed = this.written.reduce((sum, item) => sum + item.bytes.byteLength, 0) + (64 << 10);
+    // A byte written where the file should end gets the system's reason (EFBIG under a file
+    // size limit, ENOSPC), typed, when there is one.
+    const probe = await this.scratch.writeAt(needed, [new Uint8Array(1)]).then(
+      () => undefined,
+      (systemError: unknown) => systemError,
+    );
+    if (probe instanceof TensorioError && probe.code === 'ERR_NO_SPACE') return probe;
     try {
-      const { bavail, bsize } = await fs.promises.statfs(nodePath.dirname(this.scratch.tempPath));
+      const { bavail, bsize } = fs.statfsSync(nodePath.dirname(this.scratch.tempPath));
       if (bavail * bsize < needed) {
         return new TensorioError('ERR_NO_SPACE', `no space left on the device: h5wasm could not write the whole file (${what})`, { path: this.target, cause: problem });
       }
@@ -1769,7 +1801,10 @@ export class H5Writer {
     this.done = true;
     try {
       this.h5.close();
+    } catch (error) {
+      if (!isHdf5Stack(error)) throw error;
     } finally {
+      releaseErrorFiles(this.module as unknown as ErrorHandlingModule, this.scratch.tempPath);
       await this.scratch.abort();
     }
   }

@@ -46,12 +46,16 @@ export function hdf5StackSummary(message: string): string {
   return m ? `${m[1]}: ${m[2]}`.trim() : last.replace(/^\s*#\d+:\s*/, '').trim();
 }
 
-/** Closes the temporary files the throwing handler left open (see the header comment). */
-export function releaseErrorFiles(module: ErrorHandlingModule): void {
+/**
+ * Closes the temporary files the throwing handler left open (see the header comment), and the
+ * descriptors of `file` when given: a write that failed inside H5Fcreate or H5Fclose leaves
+ * HDF5's descriptor of it open, which would keep a removed file's blocks allocated.
+ */
+export function releaseErrorFiles(module: ErrorHandlingModule, file?: string): void {
   const fs = module.FS;
   if (!fs) return;
   for (const stream of fs.streams) {
-    if (stream && typeof stream.path === 'string' && stream.path.startsWith('/tmp/tmpfile_')) {
+    if (stream && typeof stream.path === 'string' && (stream.path.startsWith('/tmp/tmpfile_') || stream.path === file)) {
       try {
         fs.close(stream);
       } catch {
