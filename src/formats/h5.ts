@@ -1531,11 +1531,13 @@ export class H5Writer {
     private readonly module: H5Module,
     private readonly h5: H5FileObject,
     private readonly options: H5WriteOptions,
+    /** The h5wasm instance this writer uses, retired when one of its writes fails. */
+    private readonly generation: number,
   ) {}
 
   /** Starts a new file that will replace `target` on {@link commit}. */
   static async create(target: string, options: H5WriteOptions = {}): Promise<H5Writer> {
-    const { lib, module } = await loadH5wasm();
+    const { lib, module, generation } = await loadH5wasm();
     const scratch = AtomicWriter.openSync(target, options);
     let h5: H5FileObject;
     try {
@@ -1549,11 +1551,15 @@ export class H5Writer {
         (systemError: unknown) => systemError,
       );
       releaseErrorFiles(module as unknown as ErrorHandlingModule, scratch.tempPath);
+      // HDF5 keeps the file it failed to create in its list of open files, and refuses the
+      // next file that gets the same inode ("unable to truncate a file which is already
+      // open"): the next write starts a fresh h5wasm.
+      retireH5wasm(generation);
       await scratch.abort();
       if (probe instanceof TensorioError) throw probe;
       throw new TensorioError('ERR_IO', `h5wasm could not create the file: ${isHdf5Stack(error) ? hdf5StackSummary(error.message) : (error as Error).message}`, { path: target, cause: error });
     }
-    return new H5Writer(target, scratch, lib, module, h5, options);
+    return new H5Writer(target, scratch, lib, module, h5, options, generation);
   }
 
   private requireOpen(): void {
@@ -1672,6 +1678,8 @@ export class H5Writer {
       // A write that failed inside HDF5 can leave its descriptor of the file open, which would
       // keep the removed file's blocks allocated (a full disk stayed full).
       releaseErrorFiles(this.module as unknown as ErrorHandlingModule, this.scratch.tempPath);
+      // HDF5 may still list the file as open (see create()): the next write starts afresh.
+      if (this.failure) retireH5wasm(this.generation);
       await this.scratch.abort();
       throw error;
     }
