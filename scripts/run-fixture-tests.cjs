@@ -5,7 +5,7 @@
 // TENSORIO_FIXTURES. Like scripts/run-tests.cjs it runs twice, with the native addon and on the
 // pure-TypeScript path, and fails when the folder, the addon or either run is missing or fails.
 'use strict';
-const { spawnSync } = require('node:child_process');
+const { runOnBothPaths } = require('./test-paths.cjs');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -32,27 +32,10 @@ if (files.length === 0) {
   console.error(`run-fixture-tests: no test file in ${testDir}${only.length ? ` matches ${only.join(', ')}` : ''}`);
   process.exit(1);
 }
-if (!fs.existsSync(path.join(root, 'build', 'Release', 'tensorio.node'))) {
-  console.error('run-fixture-tests: build/Release/tensorio.node is missing; run `npm run build:native` (the suite tests both paths)');
-  process.exit(1);
-}
-
-const { ensurePythonEnv } = require('./python-env.cjs');
-let oracle;
-try {
-  oracle = ensurePythonEnv('oracle');
-} catch (error) {
-  console.error(`run-fixture-tests: ${error.message}`);
-  process.exit(1);
-}
-
-let failed = false;
-for (const mode of ['native', 'pure-typescript']) {
-  const env = { ...process.env, TENSORIO_TEST_MODE: mode, TENSORIO_ORACLE_PYTHON: oracle, TENSORIO_FIXTURES: fixtures };
-  if (mode === 'pure-typescript') env.TENSORIO_NO_NATIVE = '1';
-  else delete env.TENSORIO_NO_NATIVE;
-  console.log(`\n=== tensorio fixtures tests (${fixtures}): ${mode} path ===`);
-  const result = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=2', ...files], { cwd: root, env, stdio: 'inherit' });
-  if (result.status !== 0) failed = true;
-}
-process.exit(failed ? 1 : 0);
+runOnBothPaths({
+  name: 'run-fixture-tests',
+  label: `tensorio fixtures tests (${fixtures})`,
+  files,
+  env: { TENSORIO_FIXTURES: fixtures },
+  pythonEnvs: { oracle: 'TENSORIO_ORACLE_PYTHON' },
+});

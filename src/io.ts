@@ -192,6 +192,16 @@ export function mapFile(fd: number, length: number, writable: boolean, file: str
 }
 
 /**
+ * Maps a whole archive (an .npz, a PyTorch zip) for its members to be views into, or says
+ * why not; an empty file has nothing to map.
+ */
+export function mapWholeFile(fd: number, size: number, file: string): { bytes: Uint8Array; reason?: undefined } | { bytes?: undefined; reason: string } {
+  if (size === 0) return { reason: native ? 'the file is empty' : 'the native addon is not loaded' };
+  const result = mapFile(fd, size, false, file);
+  return result.buffer ? { bytes: new Uint8Array(result.buffer) } : { reason: result.reason };
+}
+
+/**
  * Releases a mapping at once. Every view into it becomes empty (length 0), so no stale view
  * can reach unmapped memory. Returns false when the buffer is not a live mapping.
  */

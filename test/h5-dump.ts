@@ -1,5 +1,9 @@
 /** What h5py reads from an HDF5 file (every numeric dataset), shared by test/h5.test.ts and the fixtures suite. */
-import type { DType, NdArray } from '../src/index.js';
+import assert from 'node:assert/strict';
+
+import { openH5, type DType, type NdArray } from '../src/index.js';
+import { locateDatasetStorage } from '../src/formats/h5.js';
+import { runPythonJson } from './helpers.js';
 
 /** An array's bytes as hex, for comparing with h5py's dump. */
 export function hex(array: NdArray): string {
@@ -45,3 +49,31 @@ export const NUMPY_NAMES: Record<string, DType> = {
 };
 
 export type Dump = Record<string, { dtype: string; shape: number[]; hex: string } | { error: string }>;
+
+/** Every contiguous dataset of `file` is found where h5py says its data lies, by tensorio's own reader. */
+export async function assertStorageAsH5pyReports(file: string): Promise<void> {
+  const offsets = runPythonJson<Record<string, [number, number]>>(
+    `
+import sys, json, h5py
+out = {}
+with h5py.File(sys.argv[1], 'r') as f:
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = [h5py.h5o.get_info(obj.id).addr, obj.id.get_offset()]
+    f.visititems(visit)
+print(json.dumps(out))
+`,
+    [file],
+  );
+  const h5 = await openH5(file);
+  try {
+    for (const [name, [address, offset]] of Object.entries(offsets)) {
+      const storage = locateDatasetStorage(file, address);
+      assert.equal(storage.layout, 'contiguous');
+      assert.equal((storage as { offset: number }).offset, offset, name);
+      assert.deepEqual(h5.info(name).storage, storage);
+    }
+  } finally {
+    h5.close();
+  }
+}

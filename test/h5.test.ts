@@ -7,10 +7,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 
 import { decodeH5, h5wasmReady, openH5, openH5Sync, readH5, readH5Sync, TensorioError, writeH5, type DType, type NdArray } from '../src/index.js';
-import { locateDatasetStorage } from '../src/formats/h5.js';
 import { dtypeInfo } from '../src/dtype.js';
 import { expectCode } from './expect-code.js';
-import { H5PY_DUMP, hex, NUMPY_NAMES, type Dump } from './h5-dump.js';
+import { assertStorageAsH5pyReports, H5PY_DUMP, hex, NUMPY_NAMES, type Dump } from './h5-dump.js';
 import { ROOT, runPython, runPythonJson, tempDir } from './helpers.js';
 
 const dir = tempDir('tensorio-h5');
@@ -172,30 +171,7 @@ with h5py.File(sys.argv[1], 'w') as f:
 
 test('contiguous datasets of an h5py file are found at the offset h5py reports, and read outside h5wasm', async () => {
   const file = h5pyFile('offsets.h5');
-  const offsets = runPythonJson<Record<string, [number, number]>>(
-    `
-import sys, json, h5py
-out = {}
-with h5py.File(sys.argv[1], 'r') as f:
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            out[name] = [h5py.h5o.get_info(obj.id).addr, obj.id.get_offset()]
-    f.visititems(visit)
-print(json.dumps(out))
-`,
-    [file],
-  );
-  const h5 = await openH5(file);
-  try {
-    for (const [name, [address, offset]] of Object.entries(offsets)) {
-      const storage = locateDatasetStorage(file, address);
-      assert.equal(storage.layout, 'contiguous');
-      assert.equal((storage as { offset: number }).offset, offset, name);
-      assert.deepEqual(h5.info(name).storage, storage);
-    }
-  } finally {
-    h5.close();
-  }
+  await assertStorageAsH5pyReports(file);
 });
 
 test('ERR_NOT_FOUND_IN_ARCHIVE and ERR_CLOSED', async () => {

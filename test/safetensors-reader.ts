@@ -114,3 +114,21 @@ export function assertMatchesPython(ours: Record<string, LoadedArray | NdArray>,
     if (expected.values) assert.deepEqual(numericValues(array), expected.values, `${name} values`);
   }
 }
+
+/** Every reader entry point (eager, mapped, synchronous, in memory, lazy) reads `files` as the independent reader does. */
+export async function assertReadsLikePython(files: string[]): Promise<void> {
+  const py = pyRead(...files);
+  for (const file of files) {
+    const expected = py[file] as PyFile;
+    const eager = await readSafetensors(file);
+    assertMatchesPython(eager.tensors, expected);
+    assert.deepEqual(eager.metadata, expected.metadata ?? {});
+    for (const array of Object.values(eager.tensors)) assert.equal(array.mapped, false);
+    assertMatchesPython((await readSafetensors(file, { mmap: true })).tensors, expected);
+    assertMatchesPython(readSafetensorsSync(file, { mmap: true }).tensors, expected);
+    assertMatchesPython(decodeSafetensors(fs.readFileSync(file)).tensors, expected);
+    const view = await openSafetensors(file);
+    assert.deepEqual(view.offsetKeys(), expected.order);
+    view.close();
+  }
+}

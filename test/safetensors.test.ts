@@ -24,7 +24,7 @@ import {
 import { planShards, parseShardSize } from '../src/formats/safetensors-sharded.js';
 import { NATIVE_MODE, runOracle, runPythonJson, tempDir } from './helpers.js';
 import { expectCode } from './expect-code.js';
-import { allReadersRefuse, assertMatchesPython, bytes, PY_READER, pyRead, sha, type PyFile } from './safetensors-reader.js';
+import { allReadersRefuse, assertMatchesPython, assertReadsLikePython, bytes, PY_READER, pyRead, sha, type PyFile } from './safetensors-reader.js';
 
 const rejectsWith = (code: string, fn: () => unknown): Promise<TensorioError> => expectCode(fn, code as Parameters<typeof expectCode>[1]);
 
@@ -100,20 +100,7 @@ save_file({'w': np.arange(6, dtype=np.float32).reshape(2, 3), 'b': np.ones(3, np
 
 test('reads what the reference library writes like an independent json + numpy reader, eagerly, mapped and synchronously', async () => {
   const files = referenceFiles();
-  const py = pyRead(...files);
-  for (const file of files) {
-    const expected = py[file] as PyFile;
-    const eager = await readSafetensors(file);
-    assertMatchesPython(eager.tensors, expected);
-    assert.deepEqual(eager.metadata, expected.metadata ?? {});
-    for (const array of Object.values(eager.tensors)) assert.equal(array.mapped, false);
-    assertMatchesPython((await readSafetensors(file, { mmap: true })).tensors, expected);
-    assertMatchesPython(readSafetensorsSync(file, { mmap: true }).tensors, expected);
-    assertMatchesPython(decodeSafetensors(fs.readFileSync(file)).tensors, expected);
-    const view = await openSafetensors(file);
-    assert.deepEqual(view.offsetKeys(), expected.order);
-    view.close();
-  }
+  await assertReadsLikePython(files);
 });
 
 test('re-encodes what the reference library writes to identical bytes', async () => {

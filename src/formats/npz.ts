@@ -6,9 +6,8 @@ import * as zlib from 'node:zlib';
 
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { AtomicWriter, closeQuietly, mapFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
+import { AtomicWriter, closeQuietly, mapWholeFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
 import { validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
-import { native } from '../native.js';
 import { arrayFromBuffer, decodeNpy, DEFAULT_MAX_HEADER_SIZE, encodeNpy, isObjectDescr, parseNpyHeader, parseNpyRawHeader, type NpyReadOptions } from './npy.js';
 import { unpickle, type PyObject } from './pickle.js';
 import {
@@ -292,13 +291,9 @@ export async function openNpz(path: string, options: NpzReadOptions = {}): Promi
     let source = fdSource(fd, size, path);
     let mapReason: string | undefined;
     if (options.mmap) {
-      if (!native) mapReason = 'the native addon is not loaded';
-      else if (size === 0) mapReason = 'the file is empty';
-      else {
-        const result = mapFile(fd, size, false, path);
-        if (result.buffer) source = bytesSource(new Uint8Array(result.buffer), path);
-        else mapReason = result.reason;
-      }
+      const mapped = mapWholeFile(fd, size, path);
+      if (mapped.bytes) source = bytesSource(mapped.bytes, path);
+      else mapReason = mapped.reason;
     }
     const entries = await readCentralDirectory(source, path);
     return new NpzFileImpl(path, fd, source, entries, options, mapReason);
@@ -390,12 +385,9 @@ export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<
     let source = fdSourceSync(fd, size, path);
     let mapReason: string | undefined;
     if (options.mmap) {
-      if (size === 0) mapReason = 'the file is empty';
-      else {
-        const result = mapFile(fd, size, false, path);
-        if (result.buffer) source = bytesSourceSync(new Uint8Array(result.buffer), path);
-        else mapReason = result.reason;
-      }
+      const mapped = mapWholeFile(fd, size, path);
+      if (mapped.bytes) source = bytesSourceSync(mapped.bytes, path);
+      else mapReason = mapped.reason;
     }
     return readNpzSource(source, path, options, mapReason);
   } finally {

@@ -992,7 +992,8 @@ export function isNdArrayLike(value: unknown): value is NdArray {
   );
 }
 
-const OP = {
+/** Pickle opcodes the writers emit (this one and the PyTorch writer's). */
+export const OP = {
   PROTO: 0x80,
   STOP: 0x2e,
   MARK: 0x28,
@@ -1021,6 +1022,7 @@ const OP = {
   LONG_BINPUT: 0x72,
   BINGET: 0x68,
   LONG_BINGET: 0x6a,
+  BINPERSID: 0x51,
 } as const;
 
 const FOUR_GIB = 2 ** 32;
@@ -1140,21 +1142,25 @@ function writeDtype(sink: ChunkSink, code: string, byteorder: string): void {
   sink.byte(OP.BUILD);
 }
 
+/** An integer as LONG1's payload: little-endian two's complement, as short as Python's encode_long. */
+export function encodeLong(value: number | bigint): number[] {
+  let v = BigInt(value);
+  const out: number[] = [];
+  for (;;) {
+    const byte = Number(v & 0xffn);
+    out.push(byte);
+    v >>= 8n;
+    if ((v === 0n && (byte & 0x80) === 0) || (v === -1n && (byte & 0x80) !== 0)) return out;
+  }
+}
+
 function writeInt(sink: ChunkSink, value: number | bigint): void {
   if (typeof value === 'number' && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31) {
     sink.byte(OP.BININT);
     sink.i32(value);
     return;
   }
-  let v = BigInt(value);
-  const out: number[] = [];
-  // Little-endian two's complement, as short as Python's encode_long.
-  for (;;) {
-    const byte = Number(v & 0xffn);
-    out.push(byte);
-    v >>= 8n;
-    if ((v === 0n && (byte & 0x80) === 0) || (v === -1n && (byte & 0x80) !== 0)) break;
-  }
+  const out = encodeLong(value);
   sink.byte(OP.LONG1);
   sink.byte(out.length);
   sink.bytes(Uint8Array.from(out));

@@ -11,9 +11,8 @@
  * big-endian hosts when it wrote them).
  */
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, mapFile, openForReadAsync, readExactly } from '../../io.js';
+import { closeQuietly, mapWholeFile, openForReadAsync, readExactly } from '../../io.js';
 import { type LoadedArray } from '../../ndarray.js';
-import { native } from '../../native.js';
 import { unpickle, type PyObject } from '../pickle.js';
 import { bytesSource, checkMemberSize, fdSource, memberDataOffset, readCentralDirectory, readMember, type ZipEntry, type ZipSource } from '../zip.js';
 import { StorageRef, TensorRef, torchProfile, type StorageClaims } from './profile.js';
@@ -399,13 +398,9 @@ export async function openTorch(path: string, options: TorchReadOptions = {}): P
     let mapping: Uint8Array | undefined;
     let mapReason: string | undefined;
     if (options.mmap) {
-      if (!native) mapReason = 'the native addon is not loaded';
-      else if (size === 0) mapReason = 'the file is empty';
-      else {
-        const result = mapFile(fd, size, false, path);
-        if (result.buffer) mapping = new Uint8Array(result.buffer);
-        else mapReason = result.reason;
-      }
+      const mapped = mapWholeFile(fd, size, path);
+      mapping = mapped.bytes;
+      mapReason = mapped.reason;
     }
     const reader = new Reader(path, fd, size, mapping);
     let container: Container;

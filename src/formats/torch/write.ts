@@ -9,7 +9,7 @@ import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { AtomicWriter, type WriteOptions } from '../../io.js';
 import { bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
-import { isNdArrayLike } from '../pickle.js';
+import { encodeLong, isNdArrayLike, OP } from '../pickle.js';
 import { ZipWriter } from '../zip.js';
 
 /** What {@link writeTorch} writes: an NdArray, or lists, records and Maps of NdArrays and plain values. */
@@ -39,13 +39,6 @@ const STORAGE_CLASS: Partial<Record<DType, string>> = {
   complex64: 'ComplexFloatStorage',
   complex128: 'ComplexDoubleStorage',
 };
-
-const OP = {
-  PROTO: 0x80, STOP: 0x2e, MARK: 0x28, NONE: 0x4e, NEWTRUE: 0x88, NEWFALSE: 0x89, BININT: 0x4a, LONG1: 0x8a,
-  BINFLOAT: 0x47, BINUNICODE: 0x58, EMPTY_LIST: 0x5d, APPENDS: 0x65, EMPTY_DICT: 0x7d, SETITEMS: 0x75,
-  TUPLE: 0x74, EMPTY_TUPLE: 0x29, GLOBAL: 0x63, REDUCE: 0x52, BINPERSID: 0x51, BINPUT: 0x71, BINGET: 0x68,
-  LONG_BINPUT: 0x72, LONG_BINGET: 0x6a,
-} as const;
 
 interface Storage {
   key: string;
@@ -148,15 +141,7 @@ class PickleSink {
       this.u32(value >>> 0);
       return;
     }
-    // LONG1: little-endian two's complement, as short as it can be.
-    let v = BigInt(value);
-    const out: number[] = [];
-    for (;;) {
-      const byte = Number(v & 0xffn);
-      out.push(byte);
-      v >>= 8n;
-      if ((v === 0n && (byte & 0x80) === 0) || (v === -1n && (byte & 0x80) !== 0)) break;
-    }
+    const out = encodeLong(value);
     this.op(OP.LONG1, out.length, ...out);
   }
 
