@@ -102,6 +102,12 @@ function tfjsName(name: string, known: Set<string>): string {
   return [...parts.slice(0, -2), parts[parts.length - 1]].join('/');
 }
 
+function withoutKeys(value: unknown, keys: string[]): unknown {
+  if (Array.isArray(value)) return value.map((v) => withoutKeys(v, keys));
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).filter(([k]) => !keys.includes(k)).map(([k, v]) => [k, withoutKeys(v, keys)]));
+}
+
 test(`the scenario ran tensorflowjs ${scenario.tensorflowjs} with tf-keras ${scenario.keras}`, () => {
   assert.equal(scenario.tensorflowjs, '4.22.0');
   for (const c of Object.values(scenario.models)) for (const v of VARIANTS) assert.ok(fs.existsSync(c.variants[v] as string), `${v}: model.json written`);
@@ -169,6 +175,9 @@ for (const [name, c] of Object.entries(scenario.models)) {
     // tensorio stores the model config itself (both are what tfjs's loader accepts).
     assert.deepEqual(Object.keys(b.modelTopology).sort(), ['backend', 'keras_version', 'model_config']);
     assert.ok('class_name' in a.modelTopology && 'config' in a.modelTopology);
+    // ... and the same config, but for the Keras bookkeeping keys tensorio drops (JSON.parse
+    // already reads the converter's 0.0 as tensorio's 0).
+    assert.deepEqual(a.modelTopology, withoutKeys(b.modelTopology.model_config, ['module', 'registered_name']));
     // Weights: the same set with the same dtypes and shapes; tensorio names them as tfjs
     // does (RNN cell scope dropped) and orders them by the model's layers, the converter by
     // the HDF5 group order (alphabetical layer names).
