@@ -5,10 +5,12 @@
  */
 import { TensorioError } from './errors.js';
 import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from './io.js';
-import type { LoadedArray, NdArray } from './ndarray.js';
+import { tensorHint, type LoadedArray, type NdArray } from './ndarray.js';
 import { DEFAULT_MAX_HEADER_SIZE, encodeNpyHeaderDescr, isObjectDescr, parseNpyRawHeader, readNpy, writeNpy } from './formats/npy.js';
 import { readNpz, writeNpz, type NpzReadOptions } from './formats/npz.js';
 import { readSafetensors, writeSafetensors } from './formats/safetensors.js';
+import { readH5, writeH5 } from './formats/h5.js';
+import { h5Datasets, h5Value } from './formats/h5-values.js';
 import { isFortranLayout, isNdArrayLike, pickleNdObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
 import { isObjectArray, objectArray, type ObjectArray } from './formats/pickle/object-array.js';
 
@@ -30,14 +32,15 @@ export interface LoadOptions extends NpzReadOptions {
 /** What {@link load} returns without `allowPickle`. */
 export type Loaded = LoadedArray | LoadedArray[] | Record<string, LoadedArray>;
 
-type Format = 'npy' | 'npz' | 'safetensors';
+type Format = 'npy' | 'npz' | 'safetensors' | 'h5';
 
 function formatOf(path: string): Format {
   const lower = path.toLowerCase();
   if (lower.endsWith('.npy')) return 'npy';
   if (lower.endsWith('.npz')) return 'npz';
   if (lower.endsWith('.safetensors') || lower.endsWith('.safetensors.index.json')) return 'safetensors';
-  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz or .safetensors extension`, { path });
+  if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) return 'h5';
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz or .safetensors extension, or .h5 / .hdf5`, { path });
 }
 
 /** The members of a list or record of arrays, named as np.savez names them (arr_0, arr_1, ...). */
@@ -48,11 +51,11 @@ function namedArrays(path: string, value: SaveValue | PicklableValue, format: st
     const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [`arr_${i}`, v]) : Object.entries(value);
     const bad = entries.find(([, v]) => !isNdArrayLike(v));
     if (bad) {
-      throw new TensorioError('ERR_INVALID_ARGUMENT', `a ${format} file holds only arrays, and entry '${bad[0]}' is not an NdArray; save nested values to .npy`, { path });
+      throw new TensorioError('ERR_INVALID_ARGUMENT', `a ${format} file holds only arrays, and entry '${bad[0]}' is not an NdArray${tensorHint(bad[1])}; save nested values to .npy`, { path });
     }
     return entries as [string, NdArray][];
   }
-  throw new TensorioError('ERR_INVALID_ARGUMENT', `save to ${format} needs an NdArray, a list of NdArrays or a record of NdArrays`, { path });
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `save to ${format} needs an NdArray, a list of NdArrays or a record of NdArrays${tensorHint(value)}`, { path });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -68,6 +71,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *   `np.savez(path, *arrays)`), a record one member per key. This is the portable choice.
  * - `.safetensors`: the same naming as `.npz` (a record's keys, or arr_0, arr_1, ...), written
  *   as the reference writer does; `fsync` applies, `compress` does not.
+ * - `.h5` / `.hdf5`: an NdArray is dataset `x`, a list datasets `0`, `1`, ..., a record one
+ *   dataset per key (`a/b` creates group `a`), as the tfjs entry's `save` writes them.
  * - `.npy`: an NdArray is written as is. A list or record (or any nesting of lists, records,
  *   arrays, numbers, strings) is written as NumPy writes them: a pickled object array (a
  *   list gives shape (n,), anything else a 0-d array), which Python reads with
@@ -83,6 +88,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
   const format = formatOf(path);
+  if (format === 'h5') {
+    if (options.compress !== undefined && options.compress !== false) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
+    return writeH5(path, h5Datasets(value as SaveValue, isNdArrayLike, path), options.fsync === undefined ? {} : { fsync: options.fsync });
+  }
   if (format === 'npz') return writeNpz(path, Object.fromEntries(namedArrays(path, value, '.npz')), options);
   if (format === 'safetensors') {
     if (options.compress !== undefined && options.compress !== false) {
@@ -96,7 +105,7 @@ export async function save(path: string, value: SaveValue | PicklableValue, opti
   }
   if (isNdArrayLike(value)) return writeNpy(path, value, options);
   if (!Array.isArray(value) && !isRecord(value) && !isObjectArray(value)) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'save to .npy needs an NdArray, a list, a record or an objectArray()', { path });
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `save to .npy needs an NdArray, a list, a record or an objectArray()${tensorHint(value)}`, { path });
   }
   // np.save of an object array: its own shape and order (elements pickled in C order).
   const array: ObjectArray<PicklableValue> = isObjectArray(value)
@@ -132,6 +141,8 @@ function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T
  * - `.npz` and `.safetensors` (a single file or a sharded checkpoint's index): a record of
  *   the tensors, or an Array when they are exactly `arr_0` ... `arr_{n-1}` (what np.savez of
  *   positional arrays and `save` of a list write).
+ * - `.h5` / `.hdf5`: every numeric dataset; a lone `x` is returned as the array, datasets
+ *   exactly `0` ... `n-1` as a list, anything else as a record keyed by full path.
  *
  * @param options `mmap` (default false), `allowPickle` (default false), `maxMemberSize`,
  * `maxHeaderSize`, `maxPickleSize` (default 4 GiB).
@@ -143,6 +154,7 @@ export async function load(path: string, options?: LoadOptions & { allowPickle?:
 export async function load(path: string, options: LoadOptions): Promise<PyObject>;
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
   const format = formatOf(path);
+  if (format === 'h5') return h5Value(await readH5(path, options.mmap === undefined ? {} : { mmap: options.mmap }));
   if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
   if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, options.mmap === undefined ? {} : { mmap: options.mmap })).tensors);
   const pickled = await readPickledNpy(path, options);
