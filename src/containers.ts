@@ -5,10 +5,12 @@
  */
 import { TensorioError } from './errors.js';
 import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from './io.js';
-import type { LoadedArray, NdArray } from './ndarray.js';
+import { tensorHint, type LoadedArray, type NdArray } from './ndarray.js';
 import { DEFAULT_MAX_HEADER_SIZE, encodeNpyHeaderDescr, isObjectDescr, parseNpyRawHeader, readNpy, writeNpy } from './formats/npy.js';
 import { readNpz, writeNpz, type NpzReadOptions } from './formats/npz.js';
 import { readSafetensors, writeSafetensors } from './formats/safetensors.js';
+import { readH5, writeH5 } from './formats/h5.js';
+import { h5Datasets, h5Value } from './formats/h5-values.js';
 import { isFortranLayout, isNdArrayLike, pickleNdObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
 import { isObjectArray, objectArray, type ObjectArray } from './formats/pickle/object-array.js';
 import { looksLikeTorch, readTorch, writeTorch, type TorchSaveValue } from './formats/torch/index.js';
@@ -31,16 +33,17 @@ export interface LoadOptions extends NpzReadOptions {
 /** What {@link load} returns without `allowPickle`. */
 export type Loaded = LoadedArray | LoadedArray[] | Record<string, LoadedArray>;
 
-type Format = 'npy' | 'npz' | 'safetensors' | 'torch';
+type Format = 'npy' | 'npz' | 'safetensors' | 'h5' | 'torch';
 
 function formatOf(path: string): Format {
   const lower = path.toLowerCase();
   if (lower.endsWith('.npy')) return 'npy';
   if (lower.endsWith('.npz')) return 'npz';
   if (lower.endsWith('.safetensors') || lower.endsWith('.safetensors.index.json')) return 'safetensors';
+  if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) return 'h5';
   // PyTorch's extensions; `.bin` is sniffed when read, since other formats use it too.
   if (/\.(pt|pth|ckpt|bin)$/.test(lower)) return 'torch';
-  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz, .safetensors, .pt, .pth, .ckpt or .bin extension`, { path });
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz, .safetensors, .pt, .pth, .ckpt, .bin, .h5 or .hdf5 extension`, { path });
 }
 
 /** The members of a list or record of arrays, named as np.savez names them (arr_0, arr_1, ...). */
@@ -51,11 +54,11 @@ function namedArrays(path: string, value: SaveValue | PicklableValue, format: st
     const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [`arr_${i}`, v]) : Object.entries(value);
     const bad = entries.find(([, v]) => !isNdArrayLike(v));
     if (bad) {
-      throw new TensorioError('ERR_INVALID_ARGUMENT', `a ${format} file holds only arrays, and entry '${bad[0]}' is not an NdArray; save nested values to .npy`, { path });
+      throw new TensorioError('ERR_INVALID_ARGUMENT', `a ${format} file holds only arrays, and entry '${bad[0]}' is not an NdArray${tensorHint(bad[1])}; save nested values to .npy`, { path });
     }
     return entries as [string, NdArray][];
   }
-  throw new TensorioError('ERR_INVALID_ARGUMENT', `save to ${format} needs an NdArray, a list of NdArrays or a record of NdArrays`, { path });
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `save to ${format} needs an NdArray, a list of NdArrays or a record of NdArrays${tensorHint(value)}`, { path });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -71,6 +74,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *   `np.savez(path, *arrays)`), a record one member per key. This is the portable choice.
  * - `.safetensors`: the same naming as `.npz` (a record's keys, or arr_0, arr_1, ...), written
  *   as the reference writer does; `fsync` applies, `compress` does not.
+ * - `.h5` / `.hdf5`: an NdArray is dataset `x`, a list datasets `0`, `1`, ..., a record one
+ *   dataset per key (`a/b` creates group `a`), as the tfjs entry's `save` writes them.
  * - `.npy`: an NdArray is written as is. A list or record (or any nesting of lists, records,
  *   arrays, numbers, strings) is written as NumPy writes them: a pickled object array (a
  *   list gives shape (n,), anything else a 0-d array), which Python reads with
@@ -89,9 +94,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
   const format = formatOf(path);
-  if (format === 'torch') {
+  if (format === 'torch' || format === 'h5') {
     if (options.compress !== undefined && options.compress !== false) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
-    return writeTorch(path, value as TorchSaveValue, options.fsync === undefined ? {} : { fsync: options.fsync });
+    const fsync = options.fsync === undefined ? {} : { fsync: options.fsync };
+    if (format === 'torch') return writeTorch(path, value as TorchSaveValue, fsync);
+    return writeH5(path, h5Datasets(value as SaveValue, isNdArrayLike, path), fsync);
   }
   if (format === 'npz') return writeNpz(path, Object.fromEntries(namedArrays(path, value, '.npz')), options);
   if (format === 'safetensors') {
@@ -106,7 +113,7 @@ export async function save(path: string, value: SaveValue | PicklableValue, opti
   }
   if (isNdArrayLike(value)) return writeNpy(path, value, options);
   if (!Array.isArray(value) && !isRecord(value) && !isObjectArray(value)) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'save to .npy needs an NdArray, a list, a record or an objectArray()', { path });
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `save to .npy needs an NdArray, a list, a record or an objectArray()${tensorHint(value)}`, { path });
   }
   // np.save of an object array: its own shape and order (elements pickled in C order).
   const array: ObjectArray<PicklableValue> = isObjectArray(value)
@@ -144,6 +151,8 @@ function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T
  *   positional arrays and `save` of a list write).
  * - `.pt`, `.pth`, `.ckpt`, and `.bin` when its first bytes are PyTorch's: the checkpoint as
  *   {@link readTorch} returns it (`mmap` applies).
+ * - `.h5` / `.hdf5`: every numeric dataset; a lone `x` is returned as the array, datasets
+ *   exactly `0` ... `n-1` as a list, anything else as a record keyed by full path.
  *
  * @param options `mmap` (default false), `allowPickle` (default false), `maxMemberSize`,
  * `maxHeaderSize`, `maxPickleSize` (default 4 GiB).
@@ -155,19 +164,21 @@ export async function load(path: string, options?: LoadOptions & { allowPickle?:
 export async function load(path: string, options: LoadOptions): Promise<PyObject>;
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
   const format = formatOf(path);
+  const mmap = options.mmap === undefined ? {} : { mmap: options.mmap };
   if (format === 'torch') {
     if (path.toLowerCase().endsWith('.bin')) {
       const { fd, prefix } = await openForReadAsync(path, 64);
       closeQuietly(fd);
       if (!looksLikeTorch(prefix)) throw new TensorioError('ERR_BAD_MAGIC', 'a .bin file that is not a PyTorch checkpoint (neither a zip archive nor a legacy torch pickle); load reads .bin as PyTorch only', { path });
     }
-    return (await readTorch(path, options.mmap === undefined ? {} : { mmap: options.mmap })) as PyObject;
+    return (await readTorch(path, mmap)) as PyObject;
   }
+  if (format === 'h5') return h5Value(await readH5(path, mmap));
   if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
-  if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, options.mmap === undefined ? {} : { mmap: options.mmap })).tensors);
+  if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, mmap)).tensors);
   const pickled = await readPickledNpy(path, options);
   if (pickled !== undefined) return pickled.value;
-  const npyOptions = { ...(options.mmap === undefined ? {} : { mmap: options.mmap }), ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) };
+  const npyOptions = { ...mmap, ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) };
   return readNpy(path, npyOptions);
 }
 

@@ -182,3 +182,12 @@ const ONE_BITS: Partial<Record<DType, number>> = {
   float8_e4m3fn: 0x38,
   float8_e5m2: 0x3c,
 };
+
+/**
+ * ' (a tf.Tensor: ...)' when `value` looks like a TensorFlow.js tensor, else ''. The main
+ * entry does not load tfjs, so it tells the caller where tensors are taken instead.
+ */
+export function tensorHint(value: unknown): string {
+  const looksLikeTensor = typeof value === 'object' && value !== null && typeof (value as { dataSync?: unknown }).dataSync === 'function' && 'dtype' in value && 'shape' in value;
+  return looksLikeTensor ? " (a tf.Tensor: use save() from 'tensorio/tfjs', which takes tensors, or turn it into an NdArray with fromTensor())" : '';
+}

@@ -187,7 +187,7 @@ describe('load() of what NumPy wrote', () => {
 
 describe('errors', () => {
   test('ERR_INVALID_ARGUMENT: unknown extension, non-arrays in .npz, compress on .npy', async () => {
-    await expectCode(() => save(tmp('x.dat'), x), 'ERR_INVALID_ARGUMENT', /\.npy, \.npz, \.safetensors, \.pt/);
+    await expectCode(() => save(tmp('x.dat'), x), 'ERR_INVALID_ARGUMENT', /\.npy, \.npz, \.safetensors, \.pt, \.pth, \.ckpt, \.bin, \.h5 or \.hdf5/);
     await expectCode(() => load(tmp('x.txt')), 'ERR_INVALID_ARGUMENT');
     await expectCode(() => save(tmp('x.npz'), { a: x, b: [x] } as never), 'ERR_INVALID_ARGUMENT', /entry 'b' is not an NdArray/);
     await expectCode(() => save(tmp('x.npy'), [x], { compress: true }), 'ERR_INVALID_ARGUMENT', /\.npz only/);

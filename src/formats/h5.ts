@@ -1482,9 +1482,13 @@ interface Written {
   path: string;
   bytes: Uint8Array;
   float16: boolean;
+  /** Created as a placeholder compound; its datatype message becomes h5py's bool enum. */
+  bool?: boolean;
   /** h5wasm wrote placeholder bytes; the real ones are written over them. */
   placeholder: boolean;
 }
+
+const BOOL_PLACEHOLDER_MEMBER = 'tensorio_bool_as_h5py_enum';
 
 function h5TypeOf(dtype: DType): object {
   const base = { vlen: false, littleEndian: true, signed: false };
@@ -1503,14 +1507,37 @@ function h5TypeOf(dtype: DType): object {
       const member = { ...base, type: H5T_INTEGER, size: 2, name: 'float16', offset: 0, shape: null };
       return { ...base, type: H5T_COMPOUND, size: 2, compound_type: { nmembers: 1, members: [member] } };
     }
+    case 'bool': {
+      // h5py's bool is an enum (int8 FALSE=0, TRUE=1) that h5wasm cannot create: a one-member
+      // compound of size 1 stands in and its datatype message is rewritten (boolDatatypeMessage).
+      // The long member name makes the placeholder message longer than the enum's in any
+      // compound message version.
+      const member = { ...base, type: H5T_INTEGER, size: 1, signed: true, name: BOOL_PLACEHOLDER_MEMBER, offset: 0, shape: null };
+      return { ...base, type: H5T_COMPOUND, size: 1, compound_type: { nmembers: 1, members: [member] } };
+    }
+    case 'bfloat16':
+    case 'float8_e4m3fn':
+    case 'float8_e5m2':
+      // HDF5 and h5py have no such type: stored as integers they would read back as uint16 /
+      // uint8, a silent change of type. Refused; convert with toFloat32 first.
+      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `HDF5 has no ${dtype} type (h5py would read its bits as ${dtype === 'bfloat16' ? 'uint16' : 'uint8'}); convert it first (toFloat32)`);
     default: {
       // float16 is created as a placeholder compound and retyped afterwards (see
-      // float16DatatypeMessage); bool, bfloat16 and float8 have
-      // no standard HDF5 type and are stored as the unsigned integers holding their bits.
+      // float16DatatypeMessage), bool likewise (boolDatatypeMessage).
       const info = dtypeInfo(dtype);
       const signed = dtype === 'int8' || dtype === 'int16' || dtype === 'int32' || dtype === 'int64';
       return { ...base, type: H5T_INTEGER, size: info.itemSize, signed };
     }
+  }
+}
+
+/** {@link h5TypeOf} for a dataset, its refusal naming the dataset and the file. */
+function h5TypeOfDataset(dtype: DType, name: string, file: string): object {
+  try {
+    return h5TypeOf(dtype);
+  } catch (error) {
+    if (error instanceof TensorioError) throw new TensorioError(error.code, `dataset '${name}': ${error.message}`, { path: file });
+    throw error;
   }
 }
 
@@ -1645,7 +1672,7 @@ export class H5Writer {
     try {
       // A placeholder's bytes are whatever the heap holds: the real ones replace them in commit().
       if (!placeholder) this.module.HEAPU8.set(bytes, ptr);
-      const meta = { ...h5TypeOf(array.dtype), shape: array.shape.map(BigInt), maxshape: array.shape.map(BigInt), chunks: null, compression: 0, compression_opts: [], track_order: false };
+      const meta = { ...h5TypeOfDataset(array.dtype, p, this.target), shape: array.shape.map(BigInt), maxshape: array.shape.map(BigInt), chunks: null, compression: 0, compression_opts: [], track_order: false };
       this.module.create_dataset(this.h5.file_id, `/${p}`, BigInt(ptr), meta);
     } catch (error) {
       // h5wasm throws HDF5's stack when its write fails (a full disk, a file size limit). The
@@ -1656,7 +1683,7 @@ export class H5Writer {
       this.module._free(ptr);
     }
     this.datasetPaths.add(p);
-    this.written.push({ path: p, bytes, float16: array.dtype === 'float16', placeholder });
+    this.written.push({ path: p, bytes, float16: array.dtype === 'float16', bool: array.dtype === 'bool', placeholder });
   }
 
   /** Writes the file and moves it over the target. */
@@ -1721,6 +1748,10 @@ export class H5Writer {
             await source.readIntoAsync(storage.offset, stored, `dataset '${item.path}'`);
             if (Buffer.compare(stored, item.bytes) !== 0) throw await this.writeFailure(new Error(`the bytes of dataset '${item.path}' differ from the array`));
           }
+        }
+        if (item.bool) {
+          if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
+          patches.push({ offset: datatypeMessage.offset, bytes: boolDatatypeMessage(source.read(datatypeMessage.offset, datatypeMessage.size, 'datatype message'), this.target) });
         }
         if (item.float16) {
           if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
@@ -1843,11 +1874,36 @@ function float16DatatypeMessage(current: Uint8Array, file: string): Uint8Array {
 }
 
 /**
+ * The datatype message h5py writes for bool: an enum (class 8, version 1) of two members over
+ * a signed 8-bit little-endian integer, FALSE = 0 and TRUE = 1, names null-padded to 8 bytes;
+ * h5py reads such an enum as NumPy bool, and so does tensorio. Padded with zeros to the size
+ * of the placeholder's message it replaces (see float16DatatypeMessage).
+ */
+function boolDatatypeMessage(current: Uint8Array, file: string): Uint8Array {
+  const name = (text: string) => [...text].map((c) => c.charCodeAt(0)).concat(new Array(8 - text.length).fill(0));
+  const body = [
+    0x18, 2, 0, 0, // version 1, class 8 (enum); 2 members
+    1, 0, 0, 0, // element size
+    0x10, 0x08, 0, 0, 1, 0, 0, 0, 0, 0, 8, 0, // base: integer v1, little-endian signed, size 1, offset 0, precision 8
+    ...name('FALSE'),
+    ...name('TRUE'),
+    0, 1, // the values
+  ];
+  if (current.length < body.length) {
+    throw new TensorioError('ERR_IO', `the datatype message has ${current.length} bytes; a bool enum one needs ${body.length}`, { path: file });
+  }
+  const message = new Uint8Array(current.length);
+  message.set(body);
+  return message;
+}
+
+/**
  * Writes a record of arrays as an HDF5 file, one dataset per key (`'a/b/c'` creates groups
  * `a` and `a/b`). The file replaces `path` atomically. float16 is stored as IEEE half
- * precision; bool, bfloat16 and float8 as the unsigned integers holding their bits.
+ * precision, bool as h5py's enum (h5py reads both back as `<f2` and `bool`).
  * @throws TensorioError `ERR_INVALID_ARGUMENT` for a key that collides with a group,
- * `ERR_TOO_LARGE` for a dataset beyond h5wasm's heap (about 1 GiB).
+ * `ERR_UNSUPPORTED_DTYPE` for bfloat16 and float8 (HDF5 has no such type), `ERR_TOO_LARGE`
+ * for a dataset beyond h5wasm's heap (about 1 GiB).
  */
 export async function writeH5(path: string, record: Record<string, NdArray>, options: H5WriteOptions = {}): Promise<void> {
   const writer = await H5Writer.create(path, options);

@@ -15,7 +15,7 @@
 import { halfToNumber } from '../convert.js';
 import { dtypeFromNumpyCode, dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { bytesOf, shapeSize, validateNdArray, type NdArray } from '../ndarray.js';
+import { bytesOf, shapeSize, tensorHint, validateNdArray, type NdArray } from '../ndarray.js';
 import { arrayFromBuffer, descrFor, type NpyHeader } from './npy.js';
 import { isObjectArray, type ObjectArray } from './pickle/object-array.js';
 
@@ -1253,7 +1253,7 @@ function writeValue(sink: ChunkSink, value: PicklableValue, path: string | undef
       }
     } else {
       const name = (value as object).constructor?.name ?? 'object';
-      throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot pickle a ${name}: expected NdArrays, arrays, plain objects, numbers, strings, booleans, null or Uint8Array`, { path });
+      throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot pickle a ${name}${tensorHint(value)}: expected NdArrays, arrays, plain objects, numbers, strings, booleans, null or Uint8Array`, { path });
     }
     active.delete(value);
   } else {

@@ -5,5 +5,5 @@
  */
 export { saveWeights, loadWeights, kerasSnakeCase, type LoadWeightsOptions, type SaveWeightsOptions } from './weights.js';
 export { ioHandler, registerRouters, TENSORIO_SCHEME, type IOHandlerOptions } from './handler.js';
-export { save, load, toTensor, fromTensor, type LoadTensorOptions, type TensorValue } from './tensors.js';
+export { save, load, toTensor, fromTensor, type LoadTensorOptions, type TensorTree, type TensorValue } from './tensors.js';
 export { type TfjsArrayOptions, type TfjsDType } from './tfjs-arrays.js';

@@ -1,32 +1,26 @@
 /**
- * save/load of tfjs tensors (the chapter's first half with tfjs tensors): one tensor, an
- * array of them, or a record of them, as `.npy` (one tensor), HDF5 (`.h5`: a record, or
- * an array stored as datasets `0`, `1`, ...), `.npz` or `.safetensors` (a record, or an
- * array stored as `arr_0`, `arr_1`, ... as `np.savez` names positional arrays).
+ * The tfjs entry's save/load (the chapter's first half with tfjs tensors) and the bridge
+ * between NdArray and tf.Tensor. save/load are the main entry's (containers.ts), with
+ * tf.Tensors in place of NdArrays: the same formats, layouts and options, so the two entries
+ * cannot disagree. Every array reaches tfjs through {@link toTensor}, every tensor leaves it
+ * through {@link fromTensor}.
  *
  * tfjs has float32, int32, bool and complex64. Reading other dtypes converts them:
  * float16, bfloat16, float64 and float8 → float32; (u)int8/16, uint32 and (u)int64 → int32
- * with a range check that throws `ERR_BAD_VALUE` rather than wrapping; complex128 →
+ * when every value fits (else `ERR_UNSUPPORTED_DTYPE` naming the tensor); complex128 →
  * complex64. `{ convert: false }` refuses any conversion with `ERR_UNSUPPORTED_DTYPE`.
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { load as loadContainer, save as saveContainer } from '../containers.js';
+import { load as loadContainer, save as saveContainer, type LoadOptions, type SaveOptions } from '../containers.js';
 import { TensorioError } from '../errors.js';
-import { readH5, writeH5 } from '../formats/h5.js';
-import { readNpy, writeNpy } from '../formats/npy.js';
+import { isNdArrayLike, type PicklableValue } from '../formats/pickle.js';
+import { isObjectArray, objectArray, type ObjectArray } from '../formats/pickle/object-array.js';
 import { validateNdArray, type NdArray } from '../ndarray.js';
-import { type WriteOptions } from '../io.js';
 import { tfjsArray, type TfjsArrayOptions } from './tfjs-arrays.js';
 
-/** What {@link save} accepts and {@link load} returns. */
+/** What {@link load} returns without `allowPickle`: a tensor, a list or a record of them. */
 export type TensorValue = tf.Tensor | tf.Tensor[] | Record<string, tf.Tensor>;
-
-/** Options of {@link load}. */
-export interface LoadTensorOptions {
-  /** Convert dtypes tfjs lacks (see the module notes). Default true; false throws instead. */
-  convert?: boolean;
-}
 
 /**
  * A tf.Tensor as an NdArray (float32, int32, bool or complex64, C order), from
@@ -84,74 +78,107 @@ export function toTensor(array: NdArray, options: TfjsArrayOptions = {}): tf.Ten
   return tf.tensor(ready.data as Float32Array | Int32Array | Uint8Array, shape, ready.dtype);
 }
 
-function isH5(path: string): boolean {
-  return /\.(h5|hdf5)$/i.test(path);
+/** A value of tensors as tfjs `save` takes it: what the main `save` takes, with tf.Tensors for NdArrays. */
+export type TensorTree =
+  | tf.Tensor
+  | NdArray
+  | ObjectArray<TensorTree>
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | readonly TensorTree[]
+  | { readonly [key: string]: TensorTree };
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
-function isContainer(path: string): boolean {
-  return /\.(npz|safetensors)$/i.test(path);
+/** The value with every tf.Tensor replaced by its NdArray (names are key paths, for errors). */
+async function arraysOf(value: unknown, name: string | undefined): Promise<PicklableValue> {
+  if (value instanceof tf.Tensor) return fromTensor(value, name);
+  const child = (key: string | number): string => (name === undefined ? String(key) : `${name}/${key}`);
+  if (Array.isArray(value)) {
+    const out: PicklableValue[] = [];
+    for (let i = 0; i < value.length; i++) out.push(await arraysOf(value[i], child(i)));
+    return out;
+  }
+  if (isObjectArray(value)) {
+    const items: PicklableValue[] = [];
+    for (let i = 0; i < value.items.length; i++) items.push(await arraysOf(value.items[i], child(i)));
+    return objectArray(items, value.shape, value.order) as PicklableValue;
+  }
+  if (isPlainObject(value)) {
+    const out: Record<string, PicklableValue> = {};
+    for (const [k, v] of Object.entries(value)) Object.defineProperty(out, k, { value: await arraysOf(v, child(k)), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return value as PicklableValue; // NdArrays, numbers, strings, ...: the main save checks them
+}
+
+/** The loaded value with every NdArray turned into a tf.Tensor through {@link toTensor}. */
+function tensorsOf(value: unknown, name: string | undefined, options: TfjsArrayOptions): unknown {
+  if (isNdArrayLike(value)) return toTensor(value, { ...options, ...(name === undefined ? {} : { name }) });
+  const child = (key: string | number): string => (name === undefined ? String(key) : `${name}/${key}`);
+  if (Array.isArray(value)) return value.map((v, i) => tensorsOf(v, child(i), options));
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, tensorsOf(v, child(String(k)), options)]));
+  if (isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) Object.defineProperty(out, k, { value: tensorsOf(v, child(k), options), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return value;
 }
 
 /**
- * Saves tfjs tensors: `.npy` for one tensor; `.h5` for a tensor, an array (datasets `0`,
- * `1`, ...) or a record (one dataset per key; `a/b` creates group `a`); `.npz` and
- * `.safetensors` for an array (`arr_0`, `arr_1`, ..., as `np.savez(f, *arrays)` names them)
- * or a record (one member or tensor per key). float32, int32, bool and complex64 are stored
- * as such (`<f4`, `<i4`, `|b1`, `<c8`; safetensors F32, I32, BOOL, C64).
- * @param options `fsync` (default true).
- * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension or value (one tensor
- * to `.npz`/`.safetensors`: wrap it in an array or a record), `ERR_UNSUPPORTED_DTYPE` for a
+ * Saves tfjs tensors: whatever the main entry's `save` takes, with tf.Tensors in place of
+ * NdArrays (NdArrays are taken too), in the same formats and layouts:
+ * - `.npy`: one tensor as an array; a list, a record or any nesting of them (with numbers,
+ *   strings, ...) as the pickled object array `np.save` writes for a list or a dict
+ *   (`np.load(path, allow_pickle=True)` reads it);
+ * - `.npz` and `.safetensors`: a tensor is `arr_0`, a list `arr_0`, `arr_1`, ... (as
+ *   `np.savez(f, *arrays)` names them), a record one member or tensor per key;
+ * - `.h5` / `.hdf5`: a tensor is dataset `x`, a list datasets `0`, `1`, ..., a record one
+ *   dataset per key (`a/b` creates group `a`).
+ * float32, int32, bool and complex64 are stored as such (`<f4`, `<i4`, `|b1`, `<c8`;
+ * safetensors F32, I32, BOOL, C64; HDF5 bool as h5py's enum).
+ * @param options `fsync` (default true), `compress` (`.npz` only).
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension or a value the format
+ * cannot hold (nesting in `.npz`, `.safetensors`, `.h5`), `ERR_UNSUPPORTED_DTYPE` for a
  * string tensor, and the errors of the format's writer.
  */
-export async function save(path: string, value: TensorValue, options: WriteOptions = {}): Promise<void> {
-  if (value instanceof tf.Tensor) {
-    const array = await fromTensor(value);
-    if (isH5(path)) return writeH5(path, { x: array }, options);
-    if (/\.npy$/i.test(path)) return writeNpy(path, array, options);
-    if (isContainer(path)) {
-      throw new TensorioError('ERR_INVALID_ARGUMENT', 'one tensor is saved as .npy or .h5; for .npz or .safetensors pass an array [t] or a record { name: t }', { path });
-    }
-    throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .npy or .h5 path for one tensor', { path });
-  }
-  if (!isH5(path) && !isContainer(path)) throw new TensorioError('ERR_INVALID_ARGUMENT', 'arrays and records of tensors are saved as .h5, .npz or .safetensors', { path });
-  const entries = Array.isArray(value) ? value.map((t, i) => [String(i), t] as const) : Object.entries(value);
-  const arrays: [string, NdArray][] = [];
-  for (const [key, tensor] of entries) {
-    if (!(tensor instanceof tf.Tensor)) throw new TensorioError('ERR_INVALID_ARGUMENT', `entry '${key}' is not a tf.Tensor`, { path });
-    arrays.push([key, await fromTensor(tensor, key)]);
-  }
-  if (isH5(path)) return writeH5(path, Object.fromEntries(arrays), options);
-  // containers.save names a list's members arr_0, arr_1, ... as np.savez does, and load turns
-  // them back into a list.
-  await saveContainer(path, Array.isArray(value) ? arrays.map(([, a]) => a) : Object.fromEntries(arrays), options);
+export async function save(path: string, value: TensorTree, options: SaveOptions = {}): Promise<void> {
+  await saveContainer(path, await arraysOf(value, undefined), options);
+}
+
+/** Options of {@link load}: the main `load`'s, and the dtype conversion of {@link toTensor}. */
+export interface LoadTensorOptions extends LoadOptions {
+  /** Convert dtypes tfjs lacks (see the module notes). Default true; false throws instead. */
+  convert?: boolean;
 }
 
 /**
- * Loads what {@link save} wrote: `.npy` → a tensor; `.h5` → the lone `x` dataset as a
- * tensor, datasets `0..n-1` as an array, anything else as a record keyed by full path;
- * `.npz` and `.safetensors` → an array when the names are exactly `arr_0` ... `arr_{n-1}`,
- * else a record. Dtypes tfjs lacks convert as the module notes say.
- * @param options `convert` (default true).
- * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension, `ERR_UNSUPPORTED_DTYPE`
- * with `convert: false`, `ERR_BAD_VALUE` for an integer outside int32, and the reader's errors.
+ * Loads what {@link save} (or NumPy, h5py, safetensors) wrote, as the main entry's `load`
+ * does, with tf.Tensors in place of NdArrays: `.npy` → a tensor (a pickled list or dict, with
+ * `allowPickle: true`, → the same structure of tensors); `.npz` and `.safetensors` (or a
+ * sharded checkpoint's index) → a list when the names are exactly `arr_0` ... `arr_{n-1}`,
+ * else a record; `.h5` → the lone `x` dataset as a tensor, datasets `0..n-1` as a list,
+ * anything else as a record keyed by full path. Fortran-order arrays come back in C order and
+ * dtypes tfjs lacks convert as {@link toTensor} says.
+ * @param options `convert` (default true), `allowPickle` (default false), `mmap`, and the
+ * main `load`'s limits.
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for another extension, `ERR_PICKLE_DISALLOWED`,
+ * `ERR_UNSUPPORTED_DTYPE` (with `convert: false`, or an integer outside int32, naming the
+ * tensor), and the reader's errors.
  */
-export async function load(path: string, options: LoadTensorOptions = {}): Promise<TensorValue> {
-  const convert = options.convert ?? true;
-  if (/\.npy$/i.test(path)) return toTensor(await readNpy(path), { path, convert });
-  if (isContainer(path)) {
-    // For these two formats containers.load returns a list or a record, never one array.
-    const loaded = (await loadContainer(path)) as NdArray[] | Record<string, NdArray>;
-    if (Array.isArray(loaded)) return loaded.map((a, i) => toTensor(a, { name: `arr_${i}`, path, convert }));
-    return Object.fromEntries(Object.entries(loaded).map(([k, a]) => [k, toTensor(a, { name: k, path, convert })]));
-  }
-  if (!isH5(path)) throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .npy, .h5, .npz or .safetensors path', { path });
-  const record = await readH5(path);
-  const keys = Object.keys(record);
-  if (keys.length === 1 && keys[0] === 'x') return toTensor(record.x as NdArray, { name: 'x', path, convert });
-  if (keys.length > 0 && keys.every((k) => /^\d+$/.test(k)) && keys.map(Number).sort((a, b) => a - b).every((k, i) => k === i)) {
-    return keys.sort((a, b) => Number(a) - Number(b)).map((k) => toTensor(record[k] as NdArray, { name: k, path, convert }));
-  }
-  const out: Record<string, tf.Tensor> = {};
-  for (const k of keys) out[k] = toTensor(record[k] as NdArray, { name: k, path, convert });
-  return out;
+export async function load(path: string, options?: LoadTensorOptions & { allowPickle?: false }): Promise<TensorValue>;
+export async function load(path: string, options: LoadTensorOptions): Promise<unknown>;
+export async function load(path: string, options: LoadTensorOptions = {}): Promise<unknown> {
+  const { convert, ...rest } = options;
+  const loaded: unknown = await loadContainer(path, rest as LoadOptions);
+  return tensorsOf(loaded, undefined, { path, ...(convert === undefined ? {} : { convert }) });
 }
