@@ -21,7 +21,7 @@ import { readChunkedDataset } from './chunks.js';
 import { ByteSource, joinPath, normalise, readSuperblock, storageOf, type H5Storage, type Superblock } from './format.js';
 import { H5WASM_TIMEOUT_MS, h5wasmNeeded, loadedH5wasmIfAny, loadedH5wasmOrThrow, loadH5wasm, WasmFile, type LoadedH5wasm } from './h5wasm.js';
 import { externalLinkRead, type H5ExternalLink } from './links.js';
-import { buildLiteIndex, OwnReader, pathBudget, tooManyPaths, type LiteIndex } from './own-reader.js';
+import { buildOwnIndex, OwnReader, pathBudget, tooManyPaths, type OwnIndex } from './own-reader.js';
 import type { H5AttributeValue, ObjectKind, StructureReader } from './reader.js';
 import { dtypeOfMetadata, type H5Metadata } from './types.js';
 
@@ -86,11 +86,11 @@ export class H5File {
     private readonly superblock: Superblock,
     private readonly options: H5ReadOptions,
     /** The structure read without h5wasm, or null when h5wasm reads it. */
-    lite: LiteIndex | null,
+    own: OwnIndex | null,
     wasm?: LoadedH5wasm,
   ) {
     if (wasm) this.openThroughWasm(wasm);
-    this.reader = lite ? new OwnReader(source, superblock, lite) : (this.wasm as WasmFile);
+    this.reader = own ? new OwnReader(source, superblock, own) : (this.wasm as WasmFile);
   }
 
   /**
@@ -372,11 +372,11 @@ export class H5File {
   }
 }
 
-/** An open file whose structure tensorio's reader walked; `lite` is null when h5wasm must read it. */
+/** An open file whose structure tensorio's reader walked; `own` is null when h5wasm must read it. */
 interface OpenedStructure {
   source: ByteSource;
   superblock: Superblock;
-  lite: LiteIndex | null;
+  own: OwnIndex | null;
 }
 
 /** Opens `path` and walks its structure; the descriptor is closed if that fails. */
@@ -385,7 +385,7 @@ function openStructure(path: string, options: H5ReadOptions): OpenedStructure {
   try {
     const source = ByteSource.ofFile(fd, size, path);
     const superblock = readSuperblock(source);
-    return { source, superblock, lite: options.h5wasm ? null : buildLiteIndex(source, superblock) };
+    return { source, superblock, own: options.h5wasm ? null : buildOwnIndex(source, superblock) };
   } catch (error) {
     closeQuietly(fd);
     throw error;
@@ -396,8 +396,8 @@ function openStructure(path: string, options: H5ReadOptions): OpenedStructure {
  * The H5File over an opened structure, through h5wasm (`wasm`, undefined when not loaded)
  * when tensorio's reader does not cover it. The descriptor is closed if that fails.
  */
-function fileOver(path: string, options: H5ReadOptions, { source, superblock, lite }: OpenedStructure, wasm: LoadedH5wasm | undefined): H5File {
-  if (lite) return new H5File(path, source, superblock, options, lite);
+function fileOver(path: string, options: H5ReadOptions, { source, superblock, own }: OpenedStructure, wasm: LoadedH5wasm | undefined): H5File {
+  if (own) return new H5File(path, source, superblock, options, own);
   try {
     if (!wasm) throw h5wasmNeeded(path, false, 'the file uses HDF5 structures only h5wasm reads');
     return new H5File(path, source, superblock, options, null, wasm);
@@ -415,7 +415,7 @@ function fileOver(path: string, options: H5ReadOptions, { source, superblock, li
 export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
   const opened = openStructure(path, options);
   let wasm: LoadedH5wasm | undefined;
-  if (!opened.lite) {
+  if (!opened.own) {
     try {
       wasm = await loadH5wasm();
     } catch (error) {
@@ -444,9 +444,9 @@ export function openH5Sync(path: string, options: H5ReadOptions = {}): H5File {
 export function openH5Bytes(bytes: Uint8Array, name = '<memory>'): H5File {
   const source = ByteSource.ofBytes(bytes, name);
   const superblock = readSuperblock(source);
-  const lite = buildLiteIndex(source, superblock);
-  if (!lite) throw h5wasmNeeded(name, true, 'the file uses HDF5 structures only h5wasm reads');
-  return new H5File(name, source, superblock, {}, lite);
+  const own = buildOwnIndex(source, superblock);
+  if (!own) throw h5wasmNeeded(name, true, 'the file uses HDF5 structures only h5wasm reads');
+  return new H5File(name, source, superblock, {}, own);
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * tensorio's own structure reader for HDF5 (formerly called "lite"): it walks the files Keras
+ * tensorio's own structure reader for HDF5 (called "lite" before h5.ts was split): it walks the files Keras
  * and h5py write without h5wasm, builds an index of every object by path, reads attributes
  * (strings from the local and global heaps included) and dataset types and shapes, and serves
  * them through the {@link StructureReader} interface (reader.ts) that h5wasm's reader
@@ -37,7 +37,7 @@ import { dtypeOfMetadata, H5T_FLOAT, H5T_INTEGER, H5T_STRING, type H5Metadata } 
 // such a file does not need h5wasm at all: loading h5wasm costs about 0.4 s (it compiles
 // the HDF5 library) and 80 MiB, more than reading a small model. Anything else (dense
 // link or attribute storage, soft or external links, newer superblocks, compound or enum
-// types, ...) makes buildLiteIndex return null and h5wasm reads the file instead.
+// types, ...) makes buildOwnIndex return null and h5wasm reads the file instead.
 
 /**
  * How many paths a walk of a file may visit. Every link takes at least 16 bytes of the file
@@ -54,9 +54,9 @@ export function tooManyPaths(file: string, fileSize: number): TensorioError {
   return new TensorioError('ERR_BAD_HEADER', `the file links more than ${pathBudget(fileSize)} paths in ${fileSize} bytes: hard links that fan out`, { path: file });
 }
 
-export class LiteUnsupported extends Error {}
+export class OwnReaderUnsupported extends Error {}
 
-export interface LiteType {
+export interface ParsedType {
   cls: number;
   size: number;
   bigEndian: boolean;
@@ -67,47 +67,47 @@ export interface LiteType {
   pad: number;
 }
 
-export interface LiteSpace {
+export interface ParsedSpace {
   /** null for a null dataspace. */
   shape: number[] | null;
 }
 
-export interface LiteAttribute {
-  type: LiteType;
-  space: LiteSpace;
+export interface OwnAttribute {
+  type: ParsedType;
+  space: ParsedSpace;
   /** File offset and length of the raw value. */
   offset: number;
   length: number;
 }
 
-export interface LiteObject {
+export interface OwnObject {
   kind: 'group' | 'dataset' | 'other' | 'external';
   /** An external link's target. */
   link?: H5ExternalLink;
   messages: HeaderMessage[];
-  attributes: Map<string, LiteAttribute>;
+  attributes: Map<string, OwnAttribute>;
   children?: string[];
 }
 
 /** Every object of a file by path ('' is the root), or null when h5wasm must read it. */
-export type LiteIndex = Map<string, LiteObject>;
+export type OwnIndex = Map<string, OwnObject>;
 
-export function parseLiteType(bytes: Uint8Array, file: string): LiteType {
+export function parseDatatype(bytes: Uint8Array, file: string): ParsedType {
   const b0 = bytes[0] as number;
   const cls = b0 & 0x0f;
   const bits = bytes[1] as number;
   const size = readUint(bytes, 4, 4, file);
   if (cls === H5T_INTEGER) return { cls, size, bigEndian: (bits & 1) === 1, signed: (bits & 8) === 8, vlen: false, pad: 0 };
   if (cls === H5T_FLOAT) {
-    if (bits & 0x40) throw new LiteUnsupported('VAX float');
+    if (bits & 0x40) throw new OwnReaderUnsupported('VAX float');
     return { cls, size, bigEndian: (bits & 1) === 1, signed: true, vlen: false, pad: 0 };
   }
   if (cls === H5T_STRING) return { cls, size, bigEndian: false, signed: false, vlen: false, pad: bits & 0x0f };
   if (cls === 9 && (bits & 0x0f) === 1) return { cls: H5T_STRING, size, bigEndian: false, signed: false, vlen: true, pad: (bits >> 4) & 0x0f };
-  throw new LiteUnsupported(`datatype class ${cls}`);
+  throw new OwnReaderUnsupported(`datatype class ${cls}`);
 }
 
-export function parseLiteSpace(bytes: Uint8Array, sb: Superblock, file: string): LiteSpace {
+export function parseDataspace(bytes: Uint8Array, sb: Superblock, file: string): ParsedSpace {
   const version = bytes[0] as number;
   const rank = bytes[1] as number;
   let at: number;
@@ -118,7 +118,7 @@ export function parseLiteSpace(bytes: Uint8Array, sb: Superblock, file: string):
     if (type === 2) return { shape: null };
     at = 4;
   } else {
-    throw new LiteUnsupported(`dataspace version ${version}`);
+    throw new OwnReaderUnsupported(`dataspace version ${version}`);
   }
   const shape: number[] = [];
   for (let i = 0; i < rank; i++) shape.push(readUint(bytes, at + i * sb.lengthSize, sb.lengthSize, file));
@@ -133,31 +133,31 @@ export function parseLiteSpace(bytes: Uint8Array, sb: Superblock, file: string):
 function requireCompactStorage(source: ByteSource, sb: Superblock, m: HeaderMessage, what: string, optionalBytes: number): void {
   const body = source.read(m.offset, m.size, `${what} info message`);
   const at = 2 + ((body[1] as number) & 1 ? optionalBytes : 0);
-  if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new LiteUnsupported(`dense ${what} storage`);
+  if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new OwnReaderUnsupported(`dense ${what} storage`);
 }
 
-function liteAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): Map<string, LiteAttribute> {
-  const out = new Map<string, LiteAttribute>();
+function ownAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessage[]): Map<string, OwnAttribute> {
+  const out = new Map<string, OwnAttribute>();
   for (const m of messages) {
     if (m.type === MSG_ATTRIBUTE_INFO) requireCompactStorage(source, sb, m, 'attribute', 2);
     if (m.type !== MSG_ATTRIBUTE) continue;
     const body = source.read(m.offset, m.size, 'attribute message');
     const version = body[0] as number;
-    if (version < 1 || version > 3) throw new LiteUnsupported(`attribute message version ${version}`);
+    if (version < 1 || version > 3) throw new OwnReaderUnsupported(`attribute message version ${version}`);
     const nameSize = readUint(body, 2, 2, source.file);
     const typeSize = readUint(body, 4, 2, source.file);
     const spaceSize = readUint(body, 6, 2, source.file);
-    if (version === 3 && body[8] !== 0 && body[8] !== 1) throw new LiteUnsupported('attribute name encoding');
+    if (version === 3 && body[8] !== 0 && body[8] !== 1) throw new OwnReaderUnsupported('attribute name encoding');
     const pad = (n: number) => (version === 1 ? Math.ceil(n / 8) * 8 : n);
     let at = version === 3 ? 9 : 8;
     const nameBytes = body.subarray(at, at + nameSize);
     const nul = nameBytes.indexOf(0);
     const name = Buffer.from(nul >= 0 ? nameBytes.subarray(0, nul) : nameBytes).toString('utf8');
     at += pad(nameSize);
-    if (version >= 2 && (body[1] as number) & 3) throw new LiteUnsupported('shared attribute datatype');
-    const type = parseLiteType(body.subarray(at, at + typeSize), source.file);
+    if (version >= 2 && (body[1] as number) & 3) throw new OwnReaderUnsupported('shared attribute datatype');
+    const type = parseDatatype(body.subarray(at, at + typeSize), source.file);
     at += pad(typeSize);
-    const space = parseLiteSpace(body.subarray(at, at + spaceSize), sb, source.file);
+    const space = parseDataspace(body.subarray(at, at + spaceSize), sb, source.file);
     at += pad(spaceSize);
     if (at > body.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' runs past its message`, { path: source.file });
     out.set(name, { type, space, offset: m.offset + at, length: body.length - at });
@@ -189,7 +189,7 @@ function symbolTableChildren(source: ByteSource, sb: Superblock, body: Uint8Arra
         const nameOffset = readUint(entries, at, sb.offsetSize, source.file);
         const header = readUint(entries, at + sb.offsetSize, sb.offsetSize, source.file);
         const cacheType = readUint(entries, at + 2 * sb.offsetSize, 4, source.file);
-        if (cacheType === 2) throw new LiteUnsupported('soft link');
+        if (cacheType === 2) throw new OwnReaderUnsupported('soft link');
         const end = heapData.indexOf(0, nameOffset);
         if (nameOffset >= heapData.length || end < 0) throw new TensorioError('ERR_BAD_HEADER', 'a link name lies outside the local heap', { path: source.file });
         out.push([Buffer.from(heapData.subarray(nameOffset, end)).toString('utf8'), sb.base + header]);
@@ -227,7 +227,7 @@ function linkMessageChildren(source: ByteSource, sb: Superblock, messages: Heade
     const name = Buffer.from(body.subarray(at, at + nameLength)).toString('utf8');
     at += nameLength;
     if (linkType === 64) out.push([name, decodeExternalLink(body.subarray(at + 2, at + 2 + readUint(body, at, 2, source.file)), joinPath(group, name), source.file)]);
-    else if (linkType !== 0) throw new LiteUnsupported('soft or user-defined link');
+    else if (linkType !== 0) throw new OwnReaderUnsupported('soft or user-defined link');
     else out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
   }
   // HDF5 (and so h5py and h5wasm) lists links by name unless asked for creation order.
@@ -235,15 +235,15 @@ function linkMessageChildren(source: ByteSource, sb: Superblock, messages: Heade
 }
 
 /** Walks the whole file from the root group; null when h5wasm is needed. */
-export function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | null {
+export function buildOwnIndex(source: ByteSource, sb: Superblock): OwnIndex | null {
   if (sb.version > 1) return null;
-  const index: LiteIndex = new Map();
+  const index: OwnIndex = new Map();
   try {
     const visit = (path: string, address: number, depth: number): void => {
       if (index.size >= pathBudget(source.size)) throw tooManyPaths(source.file, source.size);
-      if (depth > 64) throw new LiteUnsupported('a hard-link cycle');
+      if (depth > 64) throw new OwnReaderUnsupported('a hard-link cycle');
       const messages = headerMessages(source, sb, address);
-      const attributes = liteAttributes(source, sb, messages);
+      const attributes = ownAttributes(source, sb, messages);
       const table = messages.find((m) => m.type === MSG_SYMBOL_TABLE);
       const isGroup = table !== undefined || messages.some((m) => m.type === MSG_LINK_INFO || m.type === MSG_LINK || m.type === 0x0a);
       if (isGroup) {
@@ -258,11 +258,11 @@ export function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | 
       if (messages.some((m) => m.type === MSG_LAYOUT)) {
         const typeMessage = messages.find((m) => m.type === MSG_DATATYPE);
         if (!typeMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${path}' has no datatype message`, { path: source.file });
-        parseLiteType(source.read(typeMessage.offset, typeMessage.size, 'datatype message'), source.file);
+        parseDatatype(source.read(typeMessage.offset, typeMessage.size, 'datatype message'), source.file);
         // Parsed now, so a dataspace this reader does not know hands the file to h5wasm
         // rather than failing later in info().
         const spaceMessage = messages.find((m) => m.type === MSG_DATASPACE);
-        if (spaceMessage) parseLiteSpace(source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), sb, source.file);
+        if (spaceMessage) parseDataspace(source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), sb, source.file);
         index.set(path, { kind: 'dataset', messages, attributes });
         return;
       }
@@ -271,7 +271,7 @@ export function buildLiteIndex(source: ByteSource, sb: Superblock): LiteIndex | 
     visit('', sb.rootAddress, 0);
     return index;
   } catch (error) {
-    if (error instanceof LiteUnsupported) return null;
+    if (error instanceof OwnReaderUnsupported) return null;
     throw error;
   }
 }
@@ -300,7 +300,7 @@ export function globalHeapString(source: ByteSource, sb: Superblock, collection:
   throw new TensorioError('ERR_BAD_HEADER', `global heap object ${objectIndex} not found in the collection at ${collection}`, { path: source.file });
 }
 
-export function liteAttributeValue(source: ByteSource, sb: Superblock, attr: LiteAttribute, name: string, cache: Map<number, Uint8Array>): H5AttributeValue {
+export function ownAttributeValue(source: ByteSource, sb: Superblock, attr: OwnAttribute, name: string, cache: Map<number, Uint8Array>): H5AttributeValue {
   const { type, space } = attr;
   if (space.shape === null) return null;
   const count = shapeSize(space.shape, source.file);
@@ -339,53 +339,53 @@ export function liteAttributeValue(source: ByteSource, sb: Superblock, attr: Lit
   return { dtype: info.name, shape: [...space.shape], data };
 }
 
-/** The {@link StructureReader} over an index {@link buildLiteIndex} made: no h5wasm at all. */
+/** The {@link StructureReader} over an index {@link buildOwnIndex} made: no h5wasm at all. */
 export class OwnReader implements StructureReader {
   private readonly heapCache = new Map<number, Uint8Array>();
 
   constructor(
     private readonly source: ByteSource,
     private readonly superblock: Superblock,
-    private readonly lite: LiteIndex,
+    private readonly index: OwnIndex,
   ) {}
 
   kind(p: string): ObjectKind {
-    return this.lite.get(p)?.kind ?? 'missing';
+    return this.index.get(p)?.kind ?? 'missing';
   }
 
   children(group: string): string[] {
-    return this.liteObject(group).children ?? [];
+    return this.ownObject(group).children ?? [];
   }
 
   externalLink(p: string): H5ExternalLink | undefined {
-    return this.lite.get(p)?.link;
+    return this.index.get(p)?.link;
   }
 
   attributeNames(p: string): string[] {
-    return [...this.liteObject(p).attributes.keys()];
+    return [...this.ownObject(p).attributes.keys()];
   }
 
   attribute(p: string, name: string): H5AttributeValue | undefined {
-    const attr = this.liteObject(p).attributes.get(name);
-    return attr ? liteAttributeValue(this.source, this.superblock, attr, name, this.heapCache) : undefined;
+    const attr = this.ownObject(p).attributes.get(name);
+    return attr ? ownAttributeValue(this.source, this.superblock, attr, name, this.heapCache) : undefined;
   }
 
   metadata(p: string): H5Metadata {
-    const object = this.liteObject(p);
+    const object = this.ownObject(p);
     const typeMessage = object.messages.find((m) => m.type === MSG_DATATYPE) as HeaderMessage;
-    const type = parseLiteType(this.source.read(typeMessage.offset, typeMessage.size, 'datatype message'), this.source.file);
+    const type = parseDatatype(this.source.read(typeMessage.offset, typeMessage.size, 'datatype message'), this.source.file);
     const spaceMessage = object.messages.find((m) => m.type === MSG_DATASPACE);
     if (!spaceMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${p}' has no dataspace message`, { path: this.source.file });
-    const space = parseLiteSpace(this.source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), this.superblock, this.source.file);
+    const space = parseDataspace(this.source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), this.superblock, this.source.file);
     return { type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: type.vlen, shape: space.shape, total_size: 0, chunks: null };
   }
 
   header(p: string): HeaderMessage[] {
-    return this.liteObject(p).messages;
+    return this.ownObject(p).messages;
   }
 
-  private liteObject(p: string): LiteObject {
-    const object = this.lite.get(p);
+  private ownObject(p: string): OwnObject {
+    const object = this.index.get(p);
     if (!object) throw notFound(this.source.file, p);
     return object;
   }
@@ -402,7 +402,7 @@ export function structureOffsets(bytes: Uint8Array): number[] {
   try {
     const source = ByteSource.ofBytes(bytes, '<memory>');
     const sb = readSuperblock(source);
-    const index = buildLiteIndex(source, sb);
+    const index = buildOwnIndex(source, sb);
     if (!index) return [];
     const offsets: number[] = [];
     for (const object of index.values()) {

@@ -20,7 +20,7 @@ import { asCOrder, bytesOf, validateNdArray, type NdArray } from '../../ndarray.
 import { ByteSource, locateStorage, normalise, readSuperblock, readUint, storageOf, type Located, type Superblock } from './format.js';
 import { loadH5wasm, retireH5wasm, type H5FileObject, type H5Group, type H5Lib, type H5Module } from './h5wasm.js';
 import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, type ErrorHandlingModule } from './h5wasm-errors.js';
-import { buildLiteIndex } from './own-reader.js';
+import { buildOwnIndex } from './own-reader.js';
 import { H5T_COMPOUND, H5T_FLOAT, H5T_INTEGER } from './types.js';
 
 /** Datasets up to this size go through h5wasm's heap; larger ones are streamed past it. */
@@ -45,45 +45,38 @@ interface Written {
 
 const BOOL_PLACEHOLDER_MEMBER = 'tensorio_bool_as_h5py_enum';
 
+/**
+ * h5wasm's metadata record for a dtype: the HDF5 column of the dtype table, except where
+ * h5wasm cannot create the type h5py uses. float16 and bool are created as placeholder
+ * compounds of their element size whose datatype message is rewritten afterwards
+ * (float16DatatypeMessage, boolDatatypeMessage).
+ */
 function h5TypeOf(dtype: DType): object {
   const base = { vlen: false, littleEndian: true, signed: false };
-  switch (dtype) {
-    case 'float32':
-      return { ...base, type: H5T_FLOAT, size: 4 };
-    case 'float64':
-      return { ...base, type: H5T_FLOAT, size: 8 };
-    case 'complex64':
-    case 'complex128': {
-      const part = dtype === 'complex64' ? 4 : 8;
-      const member = (name: string, offset: number) => ({ ...base, type: H5T_FLOAT, size: part, name, offset, shape: null });
-      return { ...base, type: H5T_COMPOUND, size: 2 * part, compound_type: { nmembers: 2, members: [member('r', 0), member('i', part)] } };
-    }
-    case 'float16': {
-      const member = { ...base, type: H5T_INTEGER, size: 2, name: 'float16', offset: 0, shape: null };
-      return { ...base, type: H5T_COMPOUND, size: 2, compound_type: { nmembers: 1, members: [member] } };
-    }
-    case 'bool': {
-      // h5py's bool is an enum (int8 FALSE=0, TRUE=1) that h5wasm cannot create: a one-member
-      // compound of size 1 stands in and its datatype message is rewritten (boolDatatypeMessage).
-      // The long member name makes the placeholder message longer than the enum's in any
-      // compound message version.
-      const member = { ...base, type: H5T_INTEGER, size: 1, signed: true, name: BOOL_PLACEHOLDER_MEMBER, offset: 0, shape: null };
-      return { ...base, type: H5T_COMPOUND, size: 1, compound_type: { nmembers: 1, members: [member] } };
-    }
-    case 'bfloat16':
-    case 'float8_e4m3fn':
-    case 'float8_e5m2':
-      // HDF5 and h5py have no such type: stored as integers they would read back as uint16 /
-      // uint8, a silent change of type. Refused; convert with toFloat32 first.
-      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `HDF5 has no ${dtype} type (h5py would read its bits as ${dtype === 'bfloat16' ? 'uint16' : 'uint8'}); convert it first (toFloat32)`);
-    default: {
-      // float16 is created as a placeholder compound and retyped afterwards (see
-      // float16DatatypeMessage), bool likewise (boolDatatypeMessage).
-      const info = dtypeInfo(dtype);
-      const signed = dtype === 'int8' || dtype === 'int16' || dtype === 'int32' || dtype === 'int64';
-      return { ...base, type: H5T_INTEGER, size: info.itemSize, signed };
-    }
+  const hdf5 = dtypeInfo(dtype).hdf5;
+  if (hdf5 === null) {
+    // HDF5 and h5py have no such type: stored as integers they would read back as uint16 /
+    // uint8, a silent change of type. Refused; convert with toFloat32 first.
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `HDF5 has no ${dtype} type (h5py would read its bits as ${dtype === 'bfloat16' ? 'uint16' : 'uint8'}); convert it first (toFloat32)`);
   }
+  if (dtype === 'float16') {
+    const member = { ...base, type: H5T_INTEGER, size: 2, name: 'float16', offset: 0, shape: null };
+    return { ...base, type: H5T_COMPOUND, size: 2, compound_type: { nmembers: 1, members: [member] } };
+  }
+  if (dtype === 'bool') {
+    // h5py's bool is an enum (int8 FALSE=0, TRUE=1) that h5wasm cannot create: a one-member
+    // compound of size 1 stands in. The long member name makes the placeholder message
+    // longer than the enum's in any compound message version.
+    const member = { ...base, type: H5T_INTEGER, size: 1, signed: true, name: BOOL_PLACEHOLDER_MEMBER, offset: 0, shape: null };
+    return { ...base, type: H5T_COMPOUND, size: 1, compound_type: { nmembers: 1, members: [member] } };
+  }
+  if (hdf5.class === H5T_COMPOUND) {
+    // complex, as h5py writes it: two floats named r and i.
+    const part = hdf5.size / 2;
+    const member = (name: string, offset: number) => ({ ...base, type: H5T_FLOAT, size: part, name, offset, shape: null });
+    return { ...base, type: H5T_COMPOUND, size: hdf5.size, compound_type: { nmembers: 2, members: [member('r', 0), member('i', part)] } };
+  }
+  return { ...base, type: hdf5.class, size: hdf5.size, signed: hdf5.signed };
 }
 
 /** {@link h5TypeOf} for a dataset, its refusal naming the dataset and the file. */
@@ -334,7 +327,7 @@ export class H5Writer {
    */
   private locateAll(source: ByteSource, sb: Superblock): Map<string, Located> {
     const out = new Map<string, Located>();
-    const index = buildLiteIndex(source, sb);
+    const index = buildOwnIndex(source, sb);
     if (index) {
       for (const item of this.written) {
         const object = index.get(item.path);
