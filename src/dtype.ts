@@ -68,6 +68,21 @@ export interface DTypeInfo {
    * them); 'p' and 'P' are intp in both. Empty when NumPy has none.
    */
   readonly numpyChars: string;
+  /** How HDF5 stores this dtype as h5py writes and reads it, or null when HDF5 has no such type. */
+  readonly hdf5: Hdf5Type | null;
+}
+
+/**
+ * An HDF5 datatype as h5py maps NumPy dtypes to it: the datatype class (H5T_class_t: 0
+ * integer, 1 float, 6 compound, 8 enum), the element size, and for integers the sign. h5py
+ * writes complex as a compound of two floats named `r` and `i`, and bool as an enum of int8
+ * with FALSE = 0 and TRUE = 1 (src/formats/hdf5/types.ts checks those shapes).
+ */
+export interface Hdf5Type {
+  readonly class: 0 | 1 | 6 | 8;
+  readonly size: number;
+  /** Integers: signed. False for the other classes. */
+  readonly signed: boolean;
 }
 
 // NumPy's one-character codes, a column of the table below (checked with np.dtype(code) in
@@ -89,7 +104,28 @@ const NUMPY_CHARS: Readonly<Partial<Record<DType, string>>> = {
   complex128: 'D',
 };
 
-const ROWS: readonly Omit<DTypeInfo, 'numpyChars'>[] = [
+// The HDF5 column (h5py 3.7 and 3.16 read these back as the same NumPy dtype). bfloat16 and
+// float8 have none: stored as integers, h5py would read them as uint16 / uint8.
+const int = (size: number, signed: boolean): Hdf5Type => ({ class: 0, size, signed });
+const float = (size: number): Hdf5Type => ({ class: 1, size, signed: false });
+const HDF5_TYPES: Readonly<Partial<Record<DType, Hdf5Type>>> = {
+  bool: { class: 8, size: 1, signed: false },
+  int8: int(1, true),
+  uint8: int(1, false),
+  int16: int(2, true),
+  uint16: int(2, false),
+  int32: int(4, true),
+  uint32: int(4, false),
+  int64: int(8, true),
+  uint64: int(8, false),
+  float16: float(2),
+  float32: float(4),
+  float64: float(8),
+  complex64: { class: 6, size: 8, signed: false },
+  complex128: { class: 6, size: 16, signed: false },
+};
+
+const ROWS: readonly Omit<DTypeInfo, 'numpyChars' | 'hdf5'>[] = [
   { name: 'bool', itemSize: 1, array: Uint8Array, lanes: 1, swapSize: 1, numpy: 'b1', safetensors: 'BOOL', tfjs: 'bool' },
   { name: 'int8', itemSize: 1, array: Int8Array, lanes: 1, swapSize: 1, numpy: 'i1', safetensors: 'I8', tfjs: null },
   { name: 'uint8', itemSize: 1, array: Uint8Array, lanes: 1, swapSize: 1, numpy: 'u1', safetensors: 'U8', tfjs: null },
@@ -109,7 +145,7 @@ const ROWS: readonly Omit<DTypeInfo, 'numpyChars'>[] = [
   { name: 'float8_e5m2', itemSize: 1, array: Uint8Array, lanes: 1, swapSize: 1, numpy: null, safetensors: 'F8_E5M2', tfjs: null },
 ];
 
-const TABLE: readonly DTypeInfo[] = ROWS.map((row) => ({ ...row, numpyChars: NUMPY_CHARS[row.name] ?? '' }));
+const TABLE: readonly DTypeInfo[] = ROWS.map((row) => ({ ...row, numpyChars: NUMPY_CHARS[row.name] ?? '', hdf5: HDF5_TYPES[row.name] ?? null }));
 
 const BY_NAME = new Map<string, DTypeInfo>(TABLE.map((info) => [info.name, info]));
 const BY_NUMPY = new Map<string, DTypeInfo>(TABLE.filter((i) => i.numpy).map((info) => [info.numpy as string, info]));
@@ -165,4 +201,12 @@ export function dtypeOfTypedArray(data: TypedArray): DType {
   if (data instanceof BigInt64Array) return 'int64';
   if (data instanceof BigUint64Array) return 'uint64';
   throw new TensorioError('ERR_INVALID_ARGUMENT', 'data must be a TypedArray');
+}
+
+/**
+ * The dtype of an HDF5 datatype class and size (for integers, and sign) in the HDF5 column,
+ * if any. The caller checks the class's shape first (an enum's members, a compound's).
+ */
+export function dtypeFromHdf5(cls: number, size: number, signed: boolean): DTypeInfo | undefined {
+  return TABLE.find((info) => info.hdf5 !== null && info.hdf5.class === cls && info.hdf5.size === size && (cls !== 0 || info.hdf5.signed === signed));
 }

@@ -1,8 +1,9 @@
 /**
- * HDF5 datatypes as tensorio maps them to its dtypes (moved out of h5.ts unchanged): h5wasm's
- * metadata record, the datatype classes, and h5py's mapping of types to NumPy dtypes.
+ * HDF5 datatypes as tensorio maps them to its dtypes: h5wasm's metadata record, the datatype
+ * classes, and the shapes h5py gives bool (an enum) and complex (a compound) checked before
+ * the type is looked up in the HDF5 column of the dtype table (src/dtype.ts).
  */
-import { dtypeInfo, type DType, type DTypeInfo } from '../../dtype.js';
+import { dtypeFromHdf5, type DTypeInfo } from '../../dtype.js';
 
 /** The part of h5wasm's metadata record tensorio uses. */
 export interface H5Metadata {
@@ -31,28 +32,18 @@ export const H5T_ENUM = 8;
  * Returns null for types that are not numeric arrays (strings, references, other compounds).
  */
 export function dtypeOfMetadata(meta: H5Metadata): DTypeInfo | null {
-  if (meta.type === H5T_INTEGER) {
-    const name = ({ 1: 'int8', 2: 'int16', 4: 'int32', 8: 'int64' } as Record<number, DType>)[meta.size];
-    if (!name) return null;
-    return dtypeInfo(meta.signed ? name : (`u${name}` as DType));
-  }
-  if (meta.type === H5T_FLOAT) {
-    const name = ({ 2: 'float16', 4: 'float32', 8: 'float64' } as Record<number, DType>)[meta.size];
-    return name ? dtypeInfo(name) : null;
-  }
+  if (meta.type === H5T_INTEGER || meta.type === H5T_FLOAT) return dtypeFromHdf5(meta.type, meta.size, meta.signed) ?? null;
   if (meta.type === H5T_ENUM && meta.size === 1 && meta.enum_type) {
     const members = meta.enum_type.members;
     const names = Object.keys(members);
-    if (names.length === 2 && members.FALSE === 0 && members.TRUE === 1) return dtypeInfo('bool');
+    if (names.length === 2 && members.FALSE === 0 && members.TRUE === 1) return dtypeFromHdf5(H5T_ENUM, 1, false) ?? null;
     return null;
   }
   if (meta.type === H5T_COMPOUND && meta.compound_type && meta.compound_type.nmembers === 2) {
     const [re, im] = meta.compound_type.members;
     if (!re || !im || re.type !== H5T_FLOAT || im.type !== H5T_FLOAT || re.size !== im.size) return null;
     if (re.name !== 'r' || im.name !== 'i' || re.offset !== 0 || im.offset !== re.size || meta.size !== 2 * re.size) return null;
-    if (re.size === 4) return dtypeInfo('complex64');
-    if (re.size === 8) return dtypeInfo('complex128');
+    return dtypeFromHdf5(H5T_COMPOUND, meta.size, false) ?? null;
   }
   return null;
 }
-
