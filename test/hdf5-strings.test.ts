@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { h5wasmReady, openH5, openH5Bytes, openH5Sync, TensorioError, writeH5, type H5File, type H5StringArray } from '../src/index.js';
+import { H5Writer, h5wasmReady, openH5, openH5Bytes, openH5Sync, TensorioError, writeH5, type H5File, type H5StringArray } from '../src/index.js';
 import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
 
 const dir = tempDir('tensorio-h5-strings');
@@ -139,5 +139,77 @@ test('ERR_BAD_OFFSETS: a fixed-length string dataset whose data lies past the en
     assert.throws(() => h5.readStrings('s'), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_BAD_OFFSETS');
   } finally {
     h5.close();
+  }
+});
+
+/** What h5py reads of every string dataset in a file: dtype, shape, each element's bytes, character set. */
+const H5PY_STRINGS = `
+import sys, json, h5py, numpy as np
+out = {}
+with h5py.File(sys.argv[1], 'r') as f:
+    def visit(name, d):
+        if not isinstance(d, h5py.Dataset) or h5py.check_string_dtype(d.dtype) is None: return
+        v = np.asarray(d[()], dtype=object)
+        out[name] = {'dtype': d.dtype.str, 'shape': list(v.shape), 'bytes': [bytes(b).hex() for b in v.reshape(-1)], 'encoding': h5py.check_string_dtype(d.dtype).encoding}
+    f.visititems(visit)
+print(json.dumps(out))
+`;
+
+for (const { label, python } of numpyPythons()) {
+  test(`fixed-length strings tensorio writes read back in h5py (${label}) as the |S<n> bytes written`, async () => {
+    const file = path.join(dir, `written-${label.replace(/\W+/g, '-')}.h5`);
+    await writeH5(file, {
+      'g/labels': { kind: 'string-array', shape: [2, 2], items: [], bytes: [Buffer.from('cat'), Buffer.from('dog'), new Uint8Array(0), Uint8Array.of(0xff, 0x00, 0x41)], encoding: 'ascii', width: 3 },
+      x: { dtype: 'int32', shape: [2], data: Int32Array.of(1, 2) },
+    });
+    const file2 = path.join(dir, `written2-${label.replace(/\W+/g, '-')}.h5`);
+    const writer = await H5Writer.create(file2);
+    writer.strings('text', ['h\u00e9llo', 'a', ''], [3]);
+    writer.strings('ascii', ['abc', 'de']);
+    await writer.commit();
+    const seen = {
+      ...(JSON.parse(runPythonWith(python(), H5PY_STRINGS, [file])) as Record<string, unknown>),
+      ...(JSON.parse(runPythonWith(python(), H5PY_STRINGS, [file2])) as Record<string, unknown>),
+    };
+    assert.deepEqual(seen['g/labels'], { dtype: '|S3', shape: [2, 2], bytes: ['636174', '646f67', '', 'ff0041'], encoding: 'ascii' });
+    assert.deepEqual(seen.text, { dtype: '|S6', shape: [3], bytes: [Buffer.from('h\u00e9llo').toString('hex'), '61', ''], encoding: 'utf-8' });
+    assert.deepEqual(seen.ascii, { dtype: '|S3', shape: [2], bytes: ['616263', '6465'], encoding: 'ascii' });
+    const back = await openH5(file2);
+    try {
+      assert.deepEqual(back.readStrings('text').items, ['h\u00e9llo', 'a', '']);
+      assert.equal(back.readStrings('text').width, 6);
+    } finally {
+      back.close();
+    }
+  });
+}
+
+test('a string dataset read from h5py and written again holds the same bytes for h5py', async () => {
+  const python = numpyPythons()[0]!.python();
+  const source = path.join(dir, 'again-source.h5');
+  const expected = JSON.parse(runPythonWith(python, WRITE_AND_DUMP, [source, 'default'])) as Record<string, Expected>;
+  const h5 = await openH5(source);
+  const record: Record<string, H5StringArray> = {};
+  try {
+    for (const name of Object.keys(expected)) record[name] = h5.readStrings(name);
+  } finally {
+    h5.close();
+  }
+  const again = path.join(dir, 'again.h5');
+  await writeH5(again, record);
+  const seen = JSON.parse(runPythonWith(python, H5PY_STRINGS, [again])) as Record<string, { bytes: string[]; shape: number[]; encoding: string }>;
+  for (const [name, want] of Object.entries(expected)) {
+    assert.deepEqual(seen[name]?.bytes, want.bytes, name);
+    assert.deepEqual(seen[name]?.shape, want.shape, name);
+    assert.equal(seen[name]?.encoding, want.encoding, name);
+  }
+});
+
+test('H5Writer.strings refuses a shape that does not hold the values', async () => {
+  const writer = await H5Writer.create(path.join(dir, 'bad-shape.h5'));
+  try {
+    assert.throws(() => writer.strings('s', ['a', 'b'], [3]), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_SHAPE_MISMATCH');
+  } finally {
+    await writer.abort();
   }
 });
