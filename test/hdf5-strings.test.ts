@@ -156,7 +156,7 @@ print(json.dumps(out))
 `;
 
 for (const { label, python } of numpyPythons()) {
-  test(`fixed-length strings tensorio writes read back in h5py (${label}) as the |S<n> bytes written`, async () => {
+  test(`strings tensorio writes read back in h5py (${label}) as the bytes written: |S<n> fixed-length, object for variable-length`, async () => {
     const file = path.join(dir, `written-${label.replace(/\W+/g, '-')}.h5`);
     await writeH5(file, {
       'g/labels': { kind: 'string-array', shape: [2, 2], items: [], bytes: [Buffer.from('cat'), Buffer.from('dog'), new Uint8Array(0), Uint8Array.of(0xff, 0x00, 0x41)], encoding: 'ascii', width: 3 },
@@ -166,6 +166,7 @@ for (const { label, python } of numpyPythons()) {
     const writer = await H5Writer.create(file2);
     writer.strings('text', ['h\u00e9llo', 'a', ''], [3]);
     writer.strings('ascii', ['abc', 'de']);
+    writer.strings('g/variable', ['\u03b1\u03b2', '', 'long text '.repeat(20)], [1, 3], { variable: true });
     await writer.commit();
     const seen = {
       ...(JSON.parse(runPythonWith(python(), H5PY_STRINGS, [file])) as Record<string, unknown>),
@@ -174,17 +175,20 @@ for (const { label, python } of numpyPythons()) {
     assert.deepEqual(seen['g/labels'], { dtype: '|S3', shape: [2, 2], bytes: ['636174', '646f67', '', 'ff0041'], encoding: 'ascii' });
     assert.deepEqual(seen.text, { dtype: '|S6', shape: [3], bytes: [Buffer.from('h\u00e9llo').toString('hex'), '61', ''], encoding: 'utf-8' });
     assert.deepEqual(seen.ascii, { dtype: '|S3', shape: [2], bytes: ['616263', '6465'], encoding: 'ascii' });
+    assert.deepEqual(seen['g/variable'], { dtype: '|O', shape: [1, 3], bytes: [Buffer.from('\u03b1\u03b2').toString('hex'), '', Buffer.from('long text '.repeat(20)).toString('hex')], encoding: 'utf-8' });
     const back = await openH5(file2);
     try {
       assert.deepEqual(back.readStrings('text').items, ['h\u00e9llo', 'a', '']);
       assert.equal(back.readStrings('text').width, 6);
+      assert.deepEqual(back.readStrings('g/variable').items, ['\u03b1\u03b2', '', 'long text '.repeat(20)]);
+      assert.equal(back.readStrings('g/variable').width, null);
     } finally {
       back.close();
     }
   });
 }
 
-test('a string dataset read from h5py and written again holds the same bytes for h5py', async () => {
+test('string datasets read from h5py and written again hold the same bytes and types for h5py', async () => {
   const python = numpyPythons()[0]!.python();
   const source = path.join(dir, 'again-source.h5');
   const expected = JSON.parse(runPythonWith(python, WRITE_AND_DUMP, [source, 'default'])) as Record<string, Expected>;
@@ -195,13 +199,20 @@ test('a string dataset read from h5py and written again holds the same bytes for
   } finally {
     h5.close();
   }
+  // Variable-length strings go through h5wasm as text: bytes that are not UTF-8 are refused, never changed.
+  const { vlen_ascii: notText, ...text } = record;
+  assert.ok(notText);
+  await assert.rejects(writeH5(path.join(dir, 'not-text.h5'), { vlen_ascii: notText }), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_INVALID_ARGUMENT' && /not UTF-8/.test(e.message));
   const again = path.join(dir, 'again.h5');
-  await writeH5(again, record);
-  const seen = JSON.parse(runPythonWith(python, H5PY_STRINGS, [again])) as Record<string, { bytes: string[]; shape: number[]; encoding: string }>;
+  await writeH5(again, text);
+  const seen = JSON.parse(runPythonWith(python, H5PY_STRINGS, [again])) as Record<string, { dtype: string; bytes: string[]; shape: number[]; encoding: string }>;
+  assert.deepEqual(Object.keys(seen).sort(), Object.keys(text).sort());
   for (const [name, want] of Object.entries(expected)) {
+    if (name === 'vlen_ascii') continue;
     assert.deepEqual(seen[name]?.bytes, want.bytes, name);
     assert.deepEqual(seen[name]?.shape, want.shape, name);
     assert.equal(seen[name]?.encoding, want.encoding, name);
+    assert.equal(seen[name]?.dtype, want.width === null ? '|O' : `|S${want.width}`, name);
   }
 });
 
