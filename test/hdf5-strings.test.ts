@@ -224,3 +224,34 @@ test('H5Writer.strings refuses a shape that does not hold the values', async () 
     await writer.abort();
   }
 });
+
+test('damaged variable-length strings are TensorioErrors: a global heap that is not one, a file cut short', async () => {
+  const file = path.join(dir, 'vlen-damage.h5');
+  runPythonWith(numpyPythons()[0]!.python(), `import sys, h5py\nwith h5py.File(sys.argv[1], 'w') as f: f.create_dataset('v', data=['abc', 'de'] * 50, dtype=h5py.string_dtype())`, [file]);
+  const bytes = fs.readFileSync(file);
+  const heap = bytes.indexOf('GCOL');
+  assert.ok(heap > 0);
+  const noHeap = Buffer.from(bytes);
+  noHeap.write('XXXX', heap);
+  const h5 = openH5Bytes(noHeap, 'no-heap.h5');
+  try {
+    assert.throws(() => h5.readStrings('v'), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_BAD_HEADER' && /global heap/.test(e.message));
+  } finally {
+    h5.close();
+  }
+  // Every cut of the file is refused with a TensorioError (the superblock's end-of-file address says it is short), never a crash.
+  for (let cut = 0; cut < bytes.length; cut += 97) {
+    assert.throws(
+      () => {
+        const short = openH5Bytes(bytes.subarray(0, cut), 'short.h5');
+        try {
+          short.readStrings('v');
+        } finally {
+          short.close();
+        }
+      },
+      (e: unknown) => e instanceof TensorioError,
+      `cut at ${cut}`,
+    );
+  }
+});
