@@ -1,6 +1,6 @@
 /**
- * tensorio's own structure reader for HDF5 (called "lite" before h5.ts was split): it walks the files Keras
- * and h5py write without h5wasm, builds an index of every object by path, reads attributes
+ * tensorio's own structure reader for HDF5 (called "lite" before h5.ts was split): it walks
+ * the files Keras and h5py write without h5wasm, builds an index of every object by path, reads attributes
  * (strings from the local and global heaps included) and dataset types and shapes, and serves
  * them through the {@link StructureReader} interface (reader.ts) that h5wasm's reader
  * (h5wasm.ts) implements too. Also the path budget that bounds every walk of a file.
