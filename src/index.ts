@@ -81,6 +81,7 @@ export {
   type H5DatasetInfo,
   type H5ReadOptions,
   type H5Storage,
+  type H5StringArray,
   type H5WriteOptions,
 } from './formats/h5.js';
 export type { H5ExternalLink } from './formats/hdf5/links.js';

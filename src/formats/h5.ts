@@ -19,3 +19,4 @@ export { h5wasmReady, loadH5wasm, H5WASM_TIMEOUT_MS } from './hdf5/h5wasm.js';
 export { locateDatasetStorage, type H5Storage } from './hdf5/format.js';
 export type { H5AttributeValue } from './hdf5/reader.js';
 export { structureOffsets } from './hdf5/own-reader.js';
+export type { H5StringArray } from './hdf5/strings.js';

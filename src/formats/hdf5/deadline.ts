@@ -1,6 +1,6 @@
 /**
- * Deadlines for synchronous h5wasm calls (HDF5 loops forever on some damaged files), moved
- * out of h5.ts unchanged.
+ * Deadlines for synchronous h5wasm calls (HDF5 loops forever on some damaged files); h5wasm.ts
+ * runs every call of a file under its deadline.
  */
 import * as vm from 'node:vm';
 

@@ -23,6 +23,7 @@ import { H5WASM_TIMEOUT_MS, h5wasmNeeded, loadedH5wasmIfAny, loadedH5wasmOrThrow
 import { externalLinkRead, type H5ExternalLink } from './links.js';
 import { buildOwnIndex, OwnReader, pathBudget, tooManyPaths, type OwnIndex } from './own-reader.js';
 import type { H5AttributeValue, ObjectKind, StructureReader } from './reader.js';
+import { readStringDataset, type H5StringArray } from './strings.js';
 import { dtypeOfMetadata, type H5Metadata } from './types.js';
 
 /** Options for reading HDF5 datasets. */
@@ -234,6 +235,22 @@ export class H5File {
     return this.finishInfo(p, meta, () => storageOf(this.source, this.superblock, this.reader.header(p)).storage);
   }
 
+  /**
+   * Reads a string dataset (fixed- or variable-length strings, as h5py writes `|S<n>` arrays
+   * and `str` data): each element's bytes as h5py returns them and the same decoded as UTF-8,
+   * with the dataset's shape; see {@link H5StringArray}. Synchronous: strings are read by
+   * tensorio, never through h5wasm's heap.
+   * @throws TensorioError `ERR_NOT_FOUND_IN_ARCHIVE` when there is no such dataset,
+   * `ERR_UNSUPPORTED_DTYPE` when it does not hold strings, `ERR_BAD_OFFSETS` when its data
+   * lies outside the file, `ERR_UNSUPPORTED_FILTER` when it is compressed with a filter only
+   * HDF5 applies.
+   */
+  readStrings(path: string): H5StringArray {
+    const info = this.info(path);
+    if (info.shape === null) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `dataset '${info.path}' has a null dataspace: it holds no strings, not even one`, { path: this.path });
+    return readStringDataset(this.source, this.superblock, this.reader.header(info.path), info.path, info.shape, this.source.fd === null);
+  }
+
   private finishInfo(p: string, meta: H5Metadata, locate: () => H5Storage): H5DatasetInfo {
     const info = dtypeOfMetadata(meta);
     let storage: H5Storage = { layout: 'unknown' };
@@ -309,7 +326,7 @@ export class H5File {
     | { kind: 'wasm'; info: H5DatasetInfo; dtype: DTypeInfo; length: number; finish: (data: NdArray['data']) => LoadedArray } {
     const info = this.info(path);
     if (info.dtype === null || info.shape === null) {
-      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `dataset '${info.path}' is not a numeric array (strings, references and other compound types are not read)`, { path: this.path });
+      throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `dataset '${info.path}' is not a numeric array (strings are read with readStrings; references and other compound types are not read)`, { path: this.path });
     }
     const dtypeName = info.dtype;
     const shape = info.shape;

@@ -31,6 +31,7 @@ export interface H5Module extends ErrorHandlingModule {
   get_dataset_filters(fileId: bigint, path: string): { id: number; name: string }[];
   get_dataset_data(fileId: bigint, path: string, count: null, offset: null, strides: null, ptr: bigint): number;
   create_dataset(fileId: bigint, path: string, ptr: bigint, metadata: object): number;
+  create_vlen_str_dataset(fileId: bigint, path: string, data: string[], metadata: object): number;
   create_object_reference(fileId: bigint, path: string): Uint8Array;
   get_type(fileId: bigint, path: string): number;
   get_external_link(fileId: bigint, path: string): { filename?: string; obj_path?: string };

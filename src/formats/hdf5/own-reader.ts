@@ -1,6 +1,6 @@
 /**
- * tensorio's own structure reader for HDF5 (called "lite" before h5.ts was split): it walks the files Keras
- * and h5py write without h5wasm, builds an index of every object by path, reads attributes
+ * tensorio's own structure reader for HDF5 (called "lite" before h5.ts was split): it walks
+ * the files Keras and h5py write without h5wasm, builds an index of every object by path, reads attributes
  * (strings from the local and global heaps included) and dataset types and shapes, and serves
  * them through the {@link StructureReader} interface (reader.ts) that h5wasm's reader
  * (h5wasm.ts) implements too. Also the path budget that bounds every walk of a file.
@@ -300,6 +300,15 @@ export function globalHeapString(source: ByteSource, sb: Superblock, collection:
   throw new TensorioError('ERR_BAD_HEADER', `global heap object ${objectIndex} not found in the collection at ${collection}`, { path: source.file });
 }
 
+/**
+ * The bytes of the variable-length element (a string) at `at` of `raw`: its length, then the
+ * global heap ID (collection address, object index) of its bytes.
+ */
+export function vlenElement(source: ByteSource, sb: Superblock, raw: Uint8Array, at: number, cache: Map<number, Uint8Array>): Uint8Array {
+  const length = readUint(raw, at, 4, source.file);
+  return length === 0 ? new Uint8Array(0) : globalHeapString(source, sb, sb.base + readUint(raw, at + 4, sb.offsetSize, source.file), readUint(raw, at + 4 + sb.offsetSize, 4, source.file), cache).subarray(0, length);
+}
+
 export function ownAttributeValue(source: ByteSource, sb: Superblock, attr: OwnAttribute, name: string, cache: Map<number, Uint8Array>): H5AttributeValue {
   const { type, space } = attr;
   if (space.shape === null) return null;
@@ -312,9 +321,7 @@ export function ownAttributeValue(source: ByteSource, sb: Superblock, attr: OwnA
     for (let i = 0; i < count; i++) {
       let bytes: Uint8Array;
       if (type.vlen) {
-        const at = i * element;
-        const length = readUint(raw, at, 4, source.file);
-        bytes = length === 0 ? new Uint8Array(0) : globalHeapString(source, sb, sb.base + readUint(raw, at + 4, sb.offsetSize, source.file), readUint(raw, at + 4 + sb.offsetSize, 4, source.file), cache).subarray(0, length);
+        bytes = vlenElement(source, sb, raw, i * element, cache);
       } else {
         bytes = raw.subarray(i * element, (i + 1) * element);
         const nul = bytes.indexOf(0);

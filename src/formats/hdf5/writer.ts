@@ -16,12 +16,13 @@ import * as nodePath from 'node:path';
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { AtomicWriter, closeQuietly, openForRead, type WriteOptions } from '../../io.js';
-import { asCOrder, bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
-import { ByteSource, locateStorage, normalise, readSuperblock, readUint, storageOf, type Located, type Superblock } from './format.js';
+import { asCOrder, bytesOf, shapeSize, validateNdArray, type NdArray } from '../../ndarray.js';
+import { ByteSource, headerMessages, normalise, readSuperblock, readUint, storageOf, type HeaderMessage, type Located, type Superblock } from './format.js';
 import { loadH5wasm, retireH5wasm, type H5FileObject, type H5Group, type H5Lib, type H5Module } from './h5wasm.js';
 import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, type ErrorHandlingModule } from './h5wasm-errors.js';
 import { buildOwnIndex } from './own-reader.js';
-import { H5T_COMPOUND, H5T_FLOAT, H5T_INTEGER } from './types.js';
+import { readStringDataset, type H5StringArray } from './strings.js';
+import { H5T_COMPOUND, H5T_FLOAT, H5T_INTEGER, H5T_STRING } from './types.js';
 
 /** Datasets up to this size go through h5wasm's heap; larger ones are streamed past it. */
 const HEAP_WRITE_LIMIT = 1 << 20;
@@ -39,6 +40,10 @@ interface Written {
   float16: boolean;
   /** Created as a placeholder compound; its datatype message becomes h5py's bool enum. */
   bool?: boolean;
+  /** Fixed-length strings: their character set (0 ASCII, 1 UTF-8); the datatype message becomes null-padded, as h5py writes. */
+  string?: number;
+  /** Variable-length strings: the shape and each element's bytes, compared with what the file holds. */
+  variableStrings?: { shape: number[]; bytes: Uint8Array[] };
   /** h5wasm wrote placeholder bytes; the real ones are written over them. */
   placeholder: boolean;
 }
@@ -203,12 +208,86 @@ export class H5Writer {
   dataset(path: string, value: NdArray): void {
     this.requireOpen();
     validateNdArray(value, this.target);
+    const p = this.newDatasetPath(path);
+    const array = asCOrder(value);
+    this.create(p, bytesOf(array.data), h5TypeOfDataset(array.dtype, p, this.target), array.shape, { float16: array.dtype === 'float16', bool: array.dtype === 'bool' });
+  }
+
+  /**
+   * Adds a dataset of fixed-length strings at `path`, as h5py writes a NumPy `|S<n>` array:
+   * null-padded, `n` the longest element's bytes (at least 1). Strings are written as UTF-8;
+   * Uint8Arrays as they are. The character set is ASCII (what NumPy `S` arrays get) unless a
+   * string holds non-ASCII characters, then UTF-8 (h5py's `string_dtype('utf-8', n)`). h5py
+   * reads it back as `|S<n>` bytes, and {@link H5File.readStrings} as the same bytes.
+   * `shape` defaults to `[values.length]`; `options.encoding` sets the character set instead,
+   * `options.width` the width (no element may be longer).
+   * With `options.variable`, variable-length strings instead (h5py's `string_dtype()`, which
+   * h5py reads as an object array of bytes): every value must then be valid UTF-8 text.
+   * @throws TensorioError `ERR_SHAPE_MISMATCH` when `shape` does not hold `values.length`
+   * elements, `ERR_INVALID_ARGUMENT` when the path exists or an element is neither a string
+   * nor a Uint8Array.
+   */
+  strings(path: string, values: readonly (string | Uint8Array)[], shape: readonly number[] = [values.length], options: { encoding?: 'ascii' | 'utf-8'; variable?: boolean; width?: number } = {}): void {
+    this.requireOpen();
+    const count = shapeSize([...shape], this.target);
+    if (count !== values.length) throw new TensorioError('ERR_SHAPE_MISMATCH', `shape (${shape.join(', ')}) holds ${count} strings, ${values.length} were given`, { path: this.target });
+    const encoder = new TextEncoder();
+    let utf8 = false;
+    const encoded = values.map((value) => {
+      if (value instanceof Uint8Array) return value;
+      if (typeof value !== 'string') throw new TensorioError('ERR_INVALID_ARGUMENT', `dataset '${normalise(path)}': a string dataset holds strings or Uint8Arrays, got ${typeof value}`, { path: this.target });
+      if (/[^\x00-\x7f]/.test(value)) utf8 = true;
+      return encoder.encode(value);
+    });
+    const longest = Math.max(1, ...encoded.map((e) => e.length));
+    const width = options.width ?? longest;
+    if (!Number.isSafeInteger(width) || width < longest) throw new TensorioError('ERR_INVALID_ARGUMENT', `dataset '${normalise(path)}': a width of ${width} bytes does not hold its longest string (${longest} bytes)`, { path: this.target });
+    const bytes = new Uint8Array(count * width);
+    encoded.forEach((e, i) => bytes.set(e, i * width));
+    if (options.encoding !== undefined) utf8 = options.encoding === 'utf-8';
+    if (options.variable) return this.variableStrings(path, encoded, shape, utf8);
+    const p = this.newDatasetPath(path);
+    this.create(p, bytes, { type: H5T_STRING, size: width, vlen: false, cset: utf8 ? 1 : 0 }, [...shape], { float16: false, string: utf8 ? 1 : 0 });
+  }
+
+  /**
+   * Variable-length strings through h5wasm, which takes them as JavaScript strings (and
+   * stores their UTF-8): bytes that are not UTF-8 cannot be written so. commit() reads them
+   * back from the file and compares each element's bytes.
+   */
+  private variableStrings(path: string, encoded: Uint8Array[], shape: readonly number[], utf8: boolean): void {
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const texts = encoded.map((bytes, i) => {
+      try {
+        return decoder.decode(bytes);
+      } catch {
+        throw new TensorioError('ERR_INVALID_ARGUMENT', `dataset '${normalise(path)}': element ${i} is not UTF-8, which variable-length strings are written as; write fixed-length strings`, { path: this.target });
+      }
+    });
+    if (texts.some((t) => t.includes('\0'))) throw new TensorioError('ERR_INVALID_ARGUMENT', `dataset '${normalise(path)}': a variable-length string cannot hold NUL`, { path: this.target });
+    const p = this.newDatasetPath(path);
+    const meta = { type: H5T_STRING, size: 4, vlen: true, cset: utf8 ? 1 : 0, shape: shape.map(BigInt), maxshape: shape.map(BigInt), chunks: null, compression: 0, compression_opts: [], track_order: false };
+    try {
+      this.module.create_vlen_str_dataset(this.h5.file_id, `/${p}`, texts, meta);
+    } catch (error) {
+      if (!isHdf5Stack(error)) throw error;
+      this.failure ??= error;
+    }
+    this.datasetPaths.add(p);
+    this.written.push({ path: p, bytes: new Uint8Array(0), float16: false, placeholder: false, variableStrings: { shape: [...shape], bytes: encoded } });
+  }
+
+  /** `path` normalised, known not to exist yet, its parent groups created. */
+  private newDatasetPath(path: string): string {
     const p = normalise(path);
     if (p === '' || this.groups.has(p) || this.datasetPaths.has(p)) throw new TensorioError('ERR_INVALID_ARGUMENT', `'${p || '/'}' already exists in the file`, { path: this.target });
     const slash = p.lastIndexOf('/');
     if (slash >= 0) this.group(p.slice(0, slash));
-    const array = asCOrder(value);
-    const bytes = bytesOf(array.data);
+    return p;
+  }
+
+  /** Has h5wasm create the dataset `p` of `bytes`, of h5wasm type `type`, to be completed and checked by commit(). */
+  private create(p: string, bytes: Uint8Array, type: object, shape: readonly number[], retype: Pick<Written, 'float16' | 'bool' | 'string'>): void {
     const limit = this.options.heapWriteLimit ?? HEAP_WRITE_LIMIT;
     const placeholder = bytes.byteLength > limit;
     const size = Math.max(1, bytes.byteLength);
@@ -220,7 +299,7 @@ export class H5Writer {
     try {
       // A placeholder's bytes are whatever the heap holds: the real ones replace them in commit().
       if (!placeholder) this.module.HEAPU8.set(bytes, ptr);
-      const meta = { ...h5TypeOfDataset(array.dtype, p, this.target), shape: array.shape.map(BigInt), maxshape: array.shape.map(BigInt), chunks: null, compression: 0, compression_opts: [], track_order: false };
+      const meta = { ...type, shape: shape.map(BigInt), maxshape: shape.map(BigInt), chunks: null, compression: 0, compression_opts: [], track_order: false };
       this.module.create_dataset(this.h5.file_id, `/${p}`, BigInt(ptr), meta);
     } catch (error) {
       // h5wasm throws HDF5's stack when its write fails (a full disk, a file size limit). The
@@ -231,7 +310,7 @@ export class H5Writer {
       this.module._free(ptr);
     }
     this.datasetPaths.add(p);
-    this.written.push({ path: p, bytes, float16: array.dtype === 'float16', bool: array.dtype === 'bool', placeholder });
+    this.written.push({ path: p, bytes, ...retype, placeholder });
   }
 
   /** Writes the file and moves it over the target. */
@@ -283,7 +362,13 @@ export class H5Writer {
       // Read back on the thread pool, into one buffer reused for every dataset compared.
       let readBack = new Uint8Array(0);
       for (const item of this.written) {
-        const { storage, datatypeMessage } = located.get(item.path) as Located;
+        const { storage, datatypeMessage, messages } = located.get(item.path) as Located & { messages: HeaderMessage[] };
+        if (item.variableStrings) {
+          const { shape, bytes } = item.variableStrings;
+          const stored = await this.orWriteFailure(() => readStringDataset(source, sb, messages, item.path, shape, false).bytes);
+          if (stored.length !== bytes.length || stored.some((b, i) => Buffer.compare(b, bytes[i] as Uint8Array) !== 0)) throw await this.writeFailure(new Error(`the strings of dataset '${item.path}' differ from the values`));
+          continue;
+        }
         if (item.bytes.byteLength > 0) {
           if (storage.layout !== 'contiguous' || storage.length !== item.bytes.byteLength || storage.offset + storage.length > size) {
             throw await this.writeFailure(new Error(`dataset '${item.path}' is stored as ${storage.layout}; expected ${item.bytes.byteLength} contiguous bytes inside the file`));
@@ -300,6 +385,10 @@ export class H5Writer {
         if (item.bool) {
           if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
           patches.push({ offset: datatypeMessage.offset, bytes: boolDatatypeMessage(source.read(datatypeMessage.offset, datatypeMessage.size, 'datatype message'), this.target) });
+        }
+        if (item.string !== undefined) {
+          if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
+          patches.push({ offset: datatypeMessage.offset, bytes: nullPaddedStringMessage(source.read(datatypeMessage.offset, datatypeMessage.size, 'datatype message'), item.string, this.target) });
         }
         if (item.float16) {
           if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
@@ -325,14 +414,14 @@ export class H5Writer {
    * also checks every object header), or, for files it does not walk (attributes in dense
    * storage), through h5wasm's object references.
    */
-  private locateAll(source: ByteSource, sb: Superblock): Map<string, Located> {
-    const out = new Map<string, Located>();
+  private locateAll(source: ByteSource, sb: Superblock): Map<string, Located & { messages: HeaderMessage[] }> {
+    const out = new Map<string, Located & { messages: HeaderMessage[] }>();
     const index = buildOwnIndex(source, sb);
     if (index) {
       for (const item of this.written) {
         const object = index.get(item.path);
         if (object?.kind !== 'dataset') throw new Error(`dataset '${item.path}' is missing from the file h5wasm wrote`);
-        out.set(item.path, storageOf(source, sb, object.messages));
+        out.set(item.path, { ...storageOf(source, sb, object.messages), messages: object.messages });
       }
       return out;
     }
@@ -340,7 +429,8 @@ export class H5Writer {
     try {
       for (const item of this.written) {
         const ref = this.module.create_object_reference(reader.file_id, `/${item.path}`);
-        out.set(item.path, locateStorage(source, sb, readUint(ref, 0, 8, this.target)));
+        const messages = headerMessages(source, sb, sb.base + readUint(ref, 0, 8, this.target));
+        out.set(item.path, { ...storageOf(source, sb, messages), messages });
       }
     } finally {
       reader.close();
@@ -422,6 +512,18 @@ function float16DatatypeMessage(current: Uint8Array, file: string): Uint8Array {
 }
 
 /**
+ * The datatype message of a fixed-length string, null-padded (h5py's `|S<n>`), with the
+ * character set `cset`. h5wasm creates C strings null-terminated and UTF-8 ones space-padded;
+ * the class and padding nibbles of the message's first two bytes are all that differ.
+ */
+function nullPaddedStringMessage(current: Uint8Array, cset: number, file: string): Uint8Array {
+  if (current.length < 8 || ((current[0] as number) & 0x0f) !== H5T_STRING) throw new TensorioError('ERR_IO', 'the datatype message of a string dataset is not a string type', { path: file });
+  const message = current.slice();
+  message[1] = (cset << 4) | 1;
+  return message;
+}
+
+/**
  * The datatype message h5py writes for bool: an enum (class 8, version 1) of two members over
  * a signed 8-bit little-endian integer, FALSE = 0 and TRUE = 1, names null-padded to 8 bytes;
  * h5py reads such an enum as NumPy bool, and so does tensorio. Padded with zeros to the size
@@ -448,15 +550,22 @@ function boolDatatypeMessage(current: Uint8Array, file: string): Uint8Array {
 /**
  * Writes a record of arrays as an HDF5 file, one dataset per key (`'a/b/c'` creates groups
  * `a` and `a/b`). The file replaces `path` atomically. float16 is stored as IEEE half
- * precision, bool as h5py's enum (h5py reads both back as `<f2` and `bool`).
+ * precision, bool as h5py's enum (h5py reads both back as `<f2` and `bool`). A string array
+ * ({@link H5File.readStrings}) is written as fixed-length or variable-length strings as it
+ * was read ({@link H5Writer.strings}), its bytes and character set kept.
  * @throws TensorioError `ERR_INVALID_ARGUMENT` for a key that collides with a group,
  * `ERR_UNSUPPORTED_DTYPE` for bfloat16 and float8 (HDF5 has no such type), `ERR_TOO_LARGE`
  * for a dataset beyond h5wasm's heap (about 1 GiB).
  */
-export async function writeH5(path: string, record: Record<string, NdArray>, options: H5WriteOptions = {}): Promise<void> {
+export async function writeH5(path: string, record: Record<string, NdArray | H5StringArray>, options: H5WriteOptions = {}): Promise<void> {
   const writer = await H5Writer.create(path, options);
   try {
-    for (const [name, array] of Object.entries(record)) writer.dataset(name, array);
+    for (const [name, array] of Object.entries(record)) {
+      if ((array as H5StringArray).kind === 'string-array') {
+        const strings = array as H5StringArray;
+        writer.strings(name, strings.bytes, strings.shape, { encoding: strings.encoding, variable: strings.width === null, ...(strings.width === null ? {} : { width: strings.width }) });
+      } else writer.dataset(name, array as NdArray);
+    }
   } catch (error) {
     await writer.abort();
     throw error;

@@ -5,7 +5,7 @@
  * an array iterator (`_getlist_pkl` in numpy/_core/src/multiarray/methods.c), and
  * `__setstate__` fills the new array with the same iterator, so the `is_fortran` flag (and the
  * .npy header's `fortran_order`) only chooses the memory layout of the rebuilt array. The
- * reader follows the same rule (pickle.ts, `nest`).
+ * reader follows the same rule (values.ts, `nest`).
  */
 import { TensorioError } from '../../errors.js';
 import { shapeSize } from '../../ndarray.js';
