@@ -13,7 +13,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
+import { load } from '../src/containers.js';
+import { TensorioError } from '../src/errors.js';
+import { readNpy, readNpySync } from '../src/formats/npy.js';
+import { decodeNpz, openNpz, readNpz, readNpzSync } from '../src/formats/npz.js';
+import { bytesOf, type LoadedArray } from '../src/ndarray.js';
+import { expectCode } from './expect-code.js';
+import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from './helpers.js';
 import { assertBothRefuse, assertSameArray, numpyVerdicts, rawNpy, tensorioOutcome } from './npy-verdict.js';
 
 const dir = tempDir('npy-header');
@@ -227,4 +233,117 @@ test('the one-character codes are exactly the table column, nothing else slips t
     assert.ok(!ours.ok, `'${code}' must be refused`);
     assert.ok(ours.code === 'ERR_UNSUPPORTED_DTYPE' || ours.code === 'ERR_PICKLE_DISALLOWED', `'${code}': ${ours.code}`);
   }
+});
+
+// ---------------------------------------------------------------------------------------
+// allowPickle lifts the header-size limit (NumPy's read_array: "max_header_size ... is ignored
+// when allow_pickle is passed"), the header then bounded by the file's real size.
+
+describe('allowPickle lifts the 10,000-byte header limit, as in NumPy', () => {
+  const values = f64Data(12);
+  // A header NumPy reads only with allow_pickle (or a raised max_header_size): 20,000 spaces of padding.
+  const padded = path.join(dir, 'padded-header.npy');
+  fs.writeFileSync(padded, rawNpy(`{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }${' '.repeat(20000)}`, values));
+
+  for (const { label, python } of numpyPythons()) {
+    test(`a 20 KB header: refused without allowPickle, read with it, as ${label} does`, async () => {
+      const strict = numpyVerdicts(python(), [padded], false)[padded];
+      const trusting = numpyVerdicts(python(), [padded], true)[padded];
+      assert.ok(strict && !strict.ok && /max_header_size/.test(strict.message), JSON.stringify(strict));
+      assert.ok(trusting?.ok, JSON.stringify(trusting));
+      await expectCode(() => load(padded), 'ERR_HEADER_TOO_LARGE', /allowPickle/);
+      await expectCode(() => readNpy(padded), 'ERR_HEADER_TOO_LARGE');
+      for (const mmap of [false, true]) {
+        const array = (await load(padded, { allowPickle: true, mmap })) as LoadedArray;
+        assert.deepEqual(array.shape, trusting.shape);
+        assert.equal(Buffer.from(bytesOf(array.data)).toString('hex'), trusting.hex);
+      }
+      // maxHeaderSize still raises the limit for the plain readers.
+      assert.equal(Buffer.from(bytesOf(readNpySync(padded, { maxHeaderSize: 30000 }).data)).toString('hex'), trusting.hex);
+    });
+
+    test(`a real NumPy file with a 30 KB header (600-field record, written by ${label}): the limit is lifted, the record dtype then refused by name`, async () => {
+      const file = path.join(dir, `record-${label.replace(/\W+/g, '-')}.npy`);
+      runPythonWith(python(), "import numpy as np, sys; np.save(sys.argv[1], np.zeros(3, dtype=[('field%d' % i, '<f8') for i in range(600)]))", [file]);
+      assert.ok(fs.statSync(file).size > 10000 + 3 * 600 * 8);
+      const strict = numpyVerdicts(python(), [file], false)[file];
+      assert.ok(strict && !strict.ok && /max_header_size/.test(strict.message), 'NumPy needs allow_pickle for it');
+      assert.ok(numpyVerdicts(python(), [file], true)[file]?.ok);
+      await expectCode(() => load(file), 'ERR_HEADER_TOO_LARGE');
+      await expectCode(() => load(file, { allowPickle: true }), 'ERR_UNSUPPORTED_DTYPE', /structured/);
+    });
+  }
+
+  test('.npz members: allowPickle lifts the limit for readNpz, readNpzSync, decodeNpz and openNpz (get and info), stored and deflated', async () => {
+    const archive = path.join(dir, 'padded.npz');
+    runPythonWith(
+      pythonWithNumpy(),
+      "import zipfile, sys\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n  data = open(sys.argv[2], 'rb').read()\n  z.writestr('stored.npy', data, zipfile.ZIP_STORED)\n  z.writestr('deflated.npy', data, zipfile.ZIP_DEFLATED)",
+      [archive, padded],
+    );
+    const expected = Buffer.from(values).toString('hex');
+    await expectCode(() => readNpz(archive), 'ERR_HEADER_TOO_LARGE');
+    await expectCode(() => readNpzSync(archive), 'ERR_HEADER_TOO_LARGE');
+    const readers: [string, () => Promise<Record<string, unknown>> | Record<string, unknown>][] = [
+      ['readNpz', () => readNpz(archive, { allowPickle: true })],
+      ['readNpz mmap', () => readNpz(archive, { allowPickle: true, mmap: true })],
+      ['readNpzSync', () => readNpzSync(archive, { allowPickle: true })],
+      ['readNpzSync mmap', () => readNpzSync(archive, { allowPickle: true, mmap: true })],
+      ['decodeNpz', () => decodeNpz(new Uint8Array(fs.readFileSync(archive)), { allowPickle: true })],
+      ['load', () => load(archive, { allowPickle: true }) as Promise<Record<string, unknown>>],
+    ];
+    for (const [what, read] of readers) {
+      const arrays = (await read()) as Record<string, LoadedArray>;
+      for (const key of ['stored', 'deflated']) {
+        assert.deepEqual(arrays[key]?.shape, [3, 4], `${what} ${key}`);
+        assert.equal(Buffer.from(bytesOf((arrays[key] as LoadedArray).data)).toString('hex'), expected, `${what} ${key}`);
+      }
+    }
+    for (const mmap of [false, true]) {
+      const lazy = await openNpz(archive, { allowPickle: true, mmap });
+      try {
+        for (const key of ['stored', 'deflated']) {
+          assert.deepEqual((await lazy.info(key)).shape, [3, 4], `info ${key}`);
+          assert.equal(Buffer.from(bytesOf(((await lazy.get(key)) as LoadedArray).data)).toString('hex'), expected);
+        }
+      } finally {
+        lazy.close();
+      }
+      const strict = await openNpz(archive, { mmap });
+      try {
+        await expectCode(() => strict.get('deflated'), 'ERR_HEADER_TOO_LARGE');
+        await expectCode(() => strict.info('stored'), 'ERR_HEADER_TOO_LARGE');
+      } finally {
+        strict.close();
+      }
+    }
+  });
+
+  test("a header length that claims more than the file holds is ERR_TRUNCATED with allowPickle, before anything is allocated", async () => {
+    // A version 2.0 preamble claiming a 4 GiB header in a 64-byte file.
+    const bytes = rawNpy(F8('(2,)'), f64Data(2), 2);
+    new DataView(bytes.buffer).setUint32(8, 0xfffffff0, true);
+    const file = path.join(dir, 'claims-4GiB.npy');
+    fs.writeFileSync(file, bytes);
+    const before = process.memoryUsage().rss;
+    await expectCode(() => load(file, { allowPickle: true }), 'ERR_TRUNCATED');
+    await expectCode(() => readNpy(file, { maxHeaderSize: Infinity }), 'ERR_TRUNCATED');
+    assert.throws(() => readNpySync(file, { maxHeaderSize: Infinity }), (e: Error) => e instanceof TensorioError && e.code === 'ERR_TRUNCATED');
+    assert.ok(process.memoryUsage().rss - before < 64 << 20, 'no allocation from the claim');
+    // The same claim inside an .npz member, stored and deflated.
+    const archive = path.join(dir, 'claims-4GiB.npz');
+    runPythonWith(
+      pythonWithNumpy(),
+      "import zipfile, sys\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n  data = open(sys.argv[2], 'rb').read()\n  z.writestr('s.npy', data, zipfile.ZIP_STORED)\n  z.writestr('d.npy', data, zipfile.ZIP_DEFLATED)",
+      [archive, file],
+    );
+    for (const key of ['s', 'd']) {
+      const lazy = await openNpz(archive, { allowPickle: true });
+      await expectCode(() => lazy.get(key), 'ERR_TRUNCATED');
+      await expectCode(() => lazy.info(key), 'ERR_TRUNCATED');
+      lazy.close();
+    }
+    assert.throws(() => readNpzSync(archive, { allowPickle: true }), (e: Error) => e instanceof TensorioError && e.code === 'ERR_TRUNCATED');
+    assert.ok(process.memoryUsage().rss - before < 64 << 20, 'no allocation from the claim');
+  });
 });

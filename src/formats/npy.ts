@@ -137,7 +137,7 @@ function parsePreamble(prefix: Uint8Array, fileSize: number, file: string, maxHe
   if (headerLength > maxHeaderSize) {
     throw new TensorioError(
       'ERR_HEADER_TOO_LARGE',
-      `header is ${headerLength} bytes, over the limit of ${maxHeaderSize}; pass { maxHeaderSize: ${headerLength} } if you trust this file`,
+      `header is ${headerLength} bytes, over the limit of ${maxHeaderSize}; pass { maxHeaderSize: ${headerLength} } (or, to load(), { allowPickle: true }, as NumPy) if you trust this file`,
       { path: file },
     );
   }
@@ -276,6 +276,47 @@ function firstReadLength(fileSize: number, maxHeaderSize: number): number {
 /** Bytes needed to parse the header, from the preamble in `prefix`. */
 function headerBytesNeeded(prefix: Uint8Array, fileSize: number, file: string, options: NpyReadOptions): number {
   return parsePreamble(prefix, fileSize, file, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE).dataOffset;
+}
+
+/**
+ * The header limit of a read that may pass `allowPickle`. NumPy's `read_array` ignores
+ * `max_header_size` when `allow_pickle` is given ("allow_pickle indicates that the input is
+ * fully trusted"), so `load` and `readNpz` with `allowPickle: true` lift the limit too; the
+ * header is then bounded by the file's (or member's) real size, checked before any allocation.
+ */
+export function headerLimitOf(options: { allowPickle?: boolean; maxHeaderSize?: number }): number {
+  return options.allowPickle ? Number.POSITIVE_INFINITY : (options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE);
+}
+
+/** How much of a file to read first to find its header: all of it when the limit allows, else 4 KiB. */
+export function headerProbeLength(maxHeaderSize: number): number {
+  return 12 + Math.min(maxHeaderSize, 4096 - 12);
+}
+
+/**
+ * Where the data of a `.npy` starts (magic, version, length and header bytes), from its first
+ * 12 bytes or more: the header's own claim, checked against the limit and against `size`, the
+ * bytes that really exist, so a caller can allocate it.
+ * @throws TensorioError `ERR_BAD_MAGIC`, `ERR_UNSUPPORTED_VERSION`, `ERR_HEADER_TOO_LARGE`, `ERR_TRUNCATED`.
+ */
+export function npyHeaderEnd(prefix: Uint8Array, size: number, file: string, options: NpyReadOptions = {}): number {
+  const needed = headerBytesNeeded(prefix, size, file, options);
+  if (needed > size) throw truncatedHeader(file, size, needed);
+  return needed;
+}
+
+/**
+ * Reads and parses the raw header of an open file whose first bytes are `prefix`, reading the
+ * rest of a longer header only once the file is known to hold it.
+ */
+export async function readNpyRawHeaderAt(fd: number, size: number, prefix: Uint8Array, file: string, options: NpyReadOptions): Promise<NpyRawHeader> {
+  const needed = npyHeaderEnd(prefix, size, file, options);
+  let bytes = prefix;
+  if (needed > prefix.length) {
+    bytes = new Uint8Array(needed);
+    await readExactly(fd, 0, bytes, file, '.npy header');
+  }
+  return parseNpyRawHeader(bytes, file, options, size);
 }
 
 /** Parses the header of an open file from its first bytes, reading more if it is longer. */

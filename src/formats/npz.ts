@@ -2,20 +2,25 @@
  * NumPy's `.npz` archives: a ZIP file whose members are `.npy` files, `x.npy` holding the
  * array NumPy calls `x` (numpy/lib/npyio.py, NpzFile and savez).
  */
-import * as zlib from 'node:zlib';
-
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { AtomicWriter, closeQuietly, mapWholeFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
 import { validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
-import { arrayFromBuffer, decodeNpy, DEFAULT_MAX_HEADER_SIZE, encodeNpy, isObjectDescr, parseNpyHeader, parseNpyRawHeader, type NpyReadOptions } from './npy.js';
+import {
+  arrayFromBuffer,
+  encodeNpy,
+  headerLimitOf,
+  isObjectDescr,
+  parseNpyHeader,
+  parseNpyRawHeader,
+  type NpyReadOptions,
+} from './npy.js';
+import { readMemberHeader, readNpyMember, readNpyMemberSync } from './npz-member.js';
 import { unpickle, type PyObject } from './pickle.js';
 import {
   bytesSource,
   bytesSourceSync,
-  checkCrc,
   checkMemberSize,
-  crc32,
   CrcCursor,
   DEFAULT_MAX_MEMBER_SIZE,
   fdSource,
@@ -24,7 +29,6 @@ import {
   memberDataOffsetSync,
   readCentralDirectory,
   readCentralDirectorySync,
-  readIntoWithCrc,
   readMember,
   readMemberSync,
   ZipWriter,
@@ -96,18 +100,21 @@ export interface NpzMemberInfo {
   fortranOrder: boolean;
 }
 
-// Enough of a member's start to hold any .npy header within NumPy's default limit.
-const HEADER_PROBE = 16 * 1024;
-
 function keyOf(name: string): string {
   return name.endsWith('.npy') ? name.slice(0, -4) : name;
 }
 
+// allowPickle lifts the header limit, as NumPy's NpzFile passes allow_pickle to read_array.
 function headerOptionsOf(options: NpzReadOptions): NpyReadOptions {
-  return options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize };
+  return options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) };
 }
 
 function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOptions): PyObject {
+  checkPickleAllowed(where, options);
+  return unpickle(bytes, { path: where });
+}
+
+function checkPickleAllowed(where: string, options: NpzReadOptions): void {
   if (!options.allowPickle) {
     throw new TensorioError(
       'ERR_PICKLE_DISALLOWED',
@@ -115,7 +122,6 @@ function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOption
       { path: where },
     );
   }
-  return unpickle(bytes, { path: where });
 }
 
 /**
@@ -202,16 +208,12 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no member '${name}' in the archive`, { path: this.path });
     const where = `${this.path}[${entry.name}]`;
     const start = await memberDataOffset(this.source, entry, this.path);
-    const probe = await this.source.read(start, Math.min(entry.compressedSize, HEADER_PROBE), 'member header');
-    // A partial deflate stream inflates as far as it goes with a sync flush.
-    const bytes = entry.method === 0 ? probe : new Uint8Array(zlib.inflateRawSync(probe, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: HEADER_PROBE * 64 }));
-    const headerOptions = headerOptionsOf(this.options);
-    const raw = parseNpyRawHeader(bytes, where, headerOptions, entry.uncompressedSize);
+    // Only the header is read (a deflated member inflates only as far as its header ends).
+    const { raw, header } = await readMemberHeader(this.source, entry, start, where, this.path, headerOptionsOf(this.options));
     const common = { key: keyOf(entry.name), compressed: entry.method !== 0 };
-    if (isObjectDescr(raw.descr)) {
+    if (!header) {
       return { ...common, dtype: null, shape: raw.shape, dataLength: entry.uncompressedSize - raw.dataOffset, bigEndian: false, fortranOrder: raw.fortranOrder };
     }
-    const header = parseNpyHeader(bytes, where, headerOptions, entry.uncompressedSize);
     const info: NpzMemberInfo = { ...common, dtype: header.dtype, shape: header.shape, dataLength: header.dataLength, bigEndian: header.bigEndian, fortranOrder: header.fortranOrder };
     if (entry.method === 0) info.dataOffset = start + header.dataOffset;
     return info;
@@ -226,49 +228,22 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
       const start = await memberDataOffset(this.source, entry, this.path);
       return mappedMember(mapping, start, entry, where, this.options);
     }
-    if (entry.method === 0 && !mapping) {
-      const array = await this.readStored(entry, where, headerOptions);
-      if (array !== undefined) {
-        if (!this.options.mmap) return array;
-        return { ...array, mapped: false, copyReason: this.mapReason ?? 'the archive is not mapped' };
-      }
+    // Header, then the declared data, and no further (npz-member.ts): a member's stream
+    // that holds more than its header declares costs only what it declares.
+    checkMemberSize(entry, this.path, this.options.maxMemberSize);
+    const start = await memberDataOffset(this.source, entry, this.path);
+    const result = await readNpyMember(this.source, entry, start, where, this.path, headerOptions);
+    if ('array' in result) {
+      if (!this.options.mmap) return result.array;
+      const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
+      return { ...result.array, mapped: false, copyReason };
     }
-    // Deflated members, and stored ones the fast path leaves: a fresh buffer (stored members
-    // of a mapping never get here, so nothing read this way pins the mapping).
+    // A pickle has no declared length: the member is read whole (bounded by maxMemberSize).
+    checkPickleAllowed(where, this.options);
     const bytes = await readMember(this.source, entry, this.path, {
       maxMemberSize: this.options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE,
     });
-    const raw = parseNpyRawHeader(bytes, where, headerOptions);
-    if (isObjectDescr(raw.descr)) return unpickleMember(bytes.subarray(raw.dataOffset), where, this.options);
-    const array = decodeNpy(bytes, where, headerOptions);
-    if (!this.options.mmap) return array;
-    const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
-    return { ...array, mapped: false, copyReason };
-  }
-
-  /**
-   * A stored numeric member read straight into a buffer of its own, the data at offset 0 so it
-   * is aligned whatever the archive's layout, CRC-checked chunk by chunk as it arrives.
-   * Undefined for members that need the general path (object arrays, trailing bytes).
-   */
-  private async readStored(entry: ZipEntry, where: string, headerOptions: NpyReadOptions): Promise<LoadedArray | undefined> {
-    checkMemberSize(entry, this.path, this.options.maxMemberSize);
-    const start = await memberDataOffset(this.source, entry, this.path);
-    const maxHeaderSize = headerOptions.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
-    const prefix = await this.source.read(start, Math.min(entry.compressedSize, 12 + maxHeaderSize), `member '${entry.name}'`);
-    const raw = parseNpyRawHeader(prefix, where, headerOptions, entry.compressedSize);
-    if (isObjectDescr(raw.descr)) return undefined;
-    const header = parseNpyHeader(prefix, where, headerOptions, entry.compressedSize);
-    if (header.dataOffset + header.dataLength !== entry.compressedSize) {
-      if (header.dataOffset + header.dataLength > entry.compressedSize) {
-        throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${header.dataLength} bytes needed at offset ${header.dataOffset}, the member has ${entry.compressedSize}`, { path: where });
-      }
-      return undefined;
-    }
-    const buffer = new ArrayBuffer(header.dataLength);
-    const crc = await readIntoWithCrc(this.source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix.subarray(0, header.dataOffset)), `member '${entry.name}'`);
-    checkCrc(entry, crc, this.path);
-    return arrayFromBuffer(header, buffer, 0, where, { mapped: false });
+    return unpickleMember(bytes.subarray(result.pickle.dataOffset), where, this.options);
   }
 
   close(): void {
@@ -357,12 +332,15 @@ export function readNpzSource(source: ZipSourceSync, path: string, options: NpzR
       checkMemberSize(entry, path, options.maxMemberSize);
       value = mappedMember(source.mapping, memberDataOffsetSync(source, entry, path), entry, where, options);
     } else {
-      const bytes = readMemberSync(source, entry, path, { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE });
-      const raw = parseNpyRawHeader(bytes, where, headerOptions);
-      if (isObjectDescr(raw.descr)) value = unpickleMember(bytes.subarray(raw.dataOffset), where, options);
-      else {
-        const array = decodeNpy(bytes, where, headerOptions);
+      checkMemberSize(entry, path, options.maxMemberSize);
+      const result = readNpyMemberSync(source, entry, memberDataOffsetSync(source, entry, path), where, path, headerOptions);
+      if ('array' in result) {
+        const array = result.array;
         value = options.mmap ? { ...array, mapped: false, copyReason: entry.method !== 0 ? 'the member is compressed' : (mapReason ?? 'the archive is not mapped') } : array;
+      } else {
+        checkPickleAllowed(where, options);
+        const bytes = readMemberSync(source, entry, path, { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE });
+        value = unpickleMember(bytes.subarray(result.pickle.dataOffset), where, options);
       }
     }
     Object.defineProperty(out, keyOf(entry.name), { value, enumerable: true, writable: true, configurable: true });
