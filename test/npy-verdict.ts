@@ -17,30 +17,51 @@ import { runPythonWith } from './helpers.js';
 
 /** np.load of each file: its dtype, shape, layout and little-endian C-order bytes, or the exception. */
 const NUMPY_VERDICT = String.raw`
-import json, sys, warnings
+import json, sys, time, warnings
 import numpy as np
 warnings.simplefilter('ignore')
 allow = sys.argv[1] == '1'
-out = {}
-for f in sys.argv[2:]:
+def verdict(get):
+    start = time.perf_counter()
     try:
-        a = np.load(f, allow_pickle=allow)
+        a = get()
     except Exception as e:
-        out[f] = {'ok': False, 'error': type(e).__name__, 'message': str(e)[:300]}
-        continue
+        return {'ok': False, 'error': type(e).__name__, 'message': str(e)[:300]}
+    if isinstance(a, np.lib.npyio.NpzFile):
+        members = {k: verdict(lambda k=k: a[k]) for k in a.files}
+        return {'ok': True, 'members': members, 'ms': (time.perf_counter() - start) * 1000}
     if not isinstance(a, np.ndarray):
-        out[f] = {'ok': False, 'error': 'NotAnArray', 'message': type(a).__name__}
-        continue
+        return {'ok': False, 'error': 'NotAnArray', 'message': type(a).__name__}
+    ms = (time.perf_counter() - start) * 1000
     le = a.astype(a.dtype.newbyteorder('<')) if a.dtype.byteorder == '>' else a
-    out[f] = {'ok': True, 'descr': a.dtype.str, 'shape': list(a.shape),
-              'fortran': bool(a.flags.f_contiguous and not a.flags.c_contiguous),
-              'hex': le.tobytes(order='C').hex()}
+    return {'ok': True, 'descr': a.dtype.str, 'shape': list(a.shape),
+            'fortran': bool(a.flags.f_contiguous and not a.flags.c_contiguous),
+            'hex': le.tobytes(order='C').hex(), 'ms': ms}
+out = {f: verdict(lambda f=f: np.load(f, allow_pickle=allow)) for f in sys.argv[2:]}
 print(json.dumps(out))
 `;
 
-export type NumpyVerdict =
-  | { ok: true; descr: string; shape: number[]; fortran: boolean; hex: string }
-  | { ok: false; error: string; message: string };
+/** np.load's verdict: an array (descr, shape, ...), an .npz (members), or the exception (error, message). */
+export interface NumpyVerdict {
+  ok: boolean;
+  descr?: string;
+  shape?: number[];
+  fortran?: boolean;
+  hex?: string;
+  members?: Record<string, NumpyVerdict>;
+  error?: string;
+  message?: string;
+  /** Time np.load (and, for an .npz, reading every member) took, in ms. */
+  ms?: number;
+}
+
+/** NumPy's verdict on a member of an `.npz` it opened (np.load gives an NpzFile). */
+export function memberVerdict(verdict: NumpyVerdict | undefined, key: string): NumpyVerdict {
+  assert.ok(verdict?.ok && verdict.members, `NumPy did not open it as an .npz: ${JSON.stringify(verdict)}`);
+  const member = verdict.members[key];
+  assert.ok(member, `NumPy has no member '${key}'`);
+  return member;
+}
 
 /** np.load's verdict on each file (keyed by the path given), with the given interpreter. */
 export function numpyVerdicts(python: string, files: string[], allowPickle = false): Record<string, NumpyVerdict> {
@@ -115,6 +136,7 @@ export function dtypeOfNumpy(descr: string): DType | undefined {
 /** Asserts tensorio read what NumPy read: same dtype, shape and bytes. */
 export function assertSameArray(ours: Outcome, numpy: NumpyVerdict, what: string): void {
   assert.ok(numpy.ok, `${what}: NumPy refused it (${numpy.ok ? '' : `${numpy.error}: ${numpy.message}`})`);
+  assert.ok(numpy.descr !== undefined, `${what}: NumPy opened an .npz`);
   assert.ok(ours.ok, `${what}: NumPy reads it as ${numpy.descr} ${JSON.stringify(numpy.shape)}, tensorio refused it: ${ours.ok ? '' : `${ours.code} ${ours.message}`}`);
   assert.equal(ours.dtype, dtypeOfNumpy(numpy.descr), `${what}: dtype`);
   assert.deepEqual(ours.shape, numpy.shape, `${what}: shape`);
@@ -123,7 +145,7 @@ export function assertSameArray(ours: Outcome, numpy: NumpyVerdict, what: string
 
 /** Asserts NumPy refused the file and tensorio refused it with `code`. */
 export function assertBothRefuse(ours: Outcome, numpy: NumpyVerdict, code: string, what: string): void {
-  assert.ok(!numpy.ok, `${what}: NumPy reads it (${numpy.ok ? `${numpy.descr} ${JSON.stringify(numpy.shape)}` : ''}); the test expects a refusal`);
+  assert.ok(!numpy.ok, `${what}: NumPy reads it; the test expects a refusal`);
   assert.ok(!ours.ok, `${what}: NumPy refuses it (${numpy.error}: ${numpy.message}), tensorio read it`);
   assert.equal(ours.code, code, `${what}: NumPy says ${numpy.error}: ${numpy.message}; tensorio: ${ours.message}`);
 }
