@@ -33,6 +33,8 @@ def verdict(get):
     if not isinstance(a, np.ndarray):
         return {'ok': False, 'error': 'NotAnArray', 'message': type(a).__name__}
     ms = (time.perf_counter() - start) * 1000
+    if a.dtype == object:
+        return {'ok': True, 'descr': '|O', 'shape': list(a.shape), 'list': a.tolist(), 'ms': ms}
     le = a.astype(a.dtype.newbyteorder('<')) if a.dtype.byteorder == '>' else a
     return {'ok': True, 'descr': a.dtype.str, 'shape': list(a.shape),
             'fortran': bool(a.flags.f_contiguous and not a.flags.c_contiguous),
@@ -49,6 +51,8 @@ export interface NumpyVerdict {
   fortran?: boolean;
   hex?: string;
   members?: Record<string, NumpyVerdict>;
+  /** An object array's elements, as `tolist()` gives them. */
+  list?: unknown;
   error?: string;
   message?: string;
   /** Time np.load (and, for an .npz, reading every member) took, in ms. */
