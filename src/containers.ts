@@ -174,7 +174,7 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Loa
     return (await readTorch(path, mmap)) as PyObject;
   }
   if (format === 'h5') return h5Value(await readH5(path, mmap));
-  if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
+  if (format === 'npz') return listIfSavedAsList(await readNpz(path, { ...options, strings: false }));
   if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, mmap)).tensors);
   const pickled = await readPickledNpy(path, options);
   if (pickled !== undefined) return pickled.value;

@@ -12,7 +12,8 @@
  */
 import { TensorioError } from '../errors.js';
 import { type LoadedArray } from '../ndarray.js';
-import { arrayFromBuffer, decodeNpy, isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './npy.js';
+import { arrayFromBuffer, decodeNpy, isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './npy.js';
+import { decodeStrings, type StringArray } from './npy-strings.js';
 import { checkCrc, crc32, inflateChunks, inflatePrefixSync, inflateWholeSync, readIntoWithCrc, type ZipEntry, type ZipSource, type ZipSourceSync } from './zip.js';
 
 // A member's .npy preamble is at most 12 bytes (magic, version, 4-byte length).
@@ -28,7 +29,25 @@ function trailingBudget(needed: number): number {
 }
 
 /** What reading a member gave: its array, or word that it is a pickle (to be read whole). */
-export type MemberResult = { array: LoadedArray } | { pickle: NpyRawHeader };
+export type MemberResult = { array: LoadedArray | StringArray } | { pickle: NpyRawHeader };
+
+/**
+ * The resolved header: a numeric dtype, or (with `strings`) a string array's placeholder header
+ * (npy.ts stringHeader). Throws ERR_UNSUPPORTED_DTYPE for other descrs.
+ */
+function resolveHeader(raw: NpyRawHeader, bytes: Uint8Array, where: string, options: NpyReadOptions, size: number): { header: NpyHeader; strings: boolean } {
+  const strings = options.strings ? stringHeader(raw, where) : undefined;
+  return strings ? { header: strings, strings: true } : { header: parseNpyHeader(bytes, where, options, size), strings: false };
+}
+
+/** The array of a member whose `data` holds exactly its declared data bytes (a view or its own copy). */
+function build(resolved: { header: NpyHeader; strings: boolean }, data: Uint8Array, where: string, ownBuffer: boolean): LoadedArray | StringArray {
+  const { header } = resolved;
+  if (resolved.strings) return decodeStrings(header.descr, header.shape, header.fortranOrder, data, where);
+  if (ownBuffer && data.byteOffset === 0) return arrayFromBuffer(header, data.buffer as ArrayBuffer, 0, where, { mapped: false });
+  const copy = data.slice();
+  return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false });
+}
 
 function truncatedData(header: NpyHeader, size: number, where: string): TensorioError {
   return new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${header.dataLength} bytes needed at offset ${header.dataOffset}, the member has ${size}`, { path: where });
@@ -49,6 +68,8 @@ class MemberSink {
   private headerEnd: number | undefined;
   raw: NpyRawHeader | undefined;
   header: NpyHeader | undefined;
+  /** True when the header is a string array's (read with `strings`). */
+  strings = false;
   headBytes: Uint8Array | undefined;
   private data = new Uint8Array(0);
   private filled = 0;
@@ -121,7 +142,9 @@ class MemberSink {
     this.headBytes = bytes;
     this.raw = parseNpyRawHeader(bytes, this.where, this.options, this.entry.uncompressedSize);
     if (isObjectDescr(this.raw.descr)) return false;
-    this.header = parseNpyHeader(bytes, this.where, this.options, this.entry.uncompressedSize);
+    const resolved = resolveHeader(this.raw, bytes, this.where, this.options, this.entry.uncompressedSize);
+    this.header = resolved.header;
+    this.strings = resolved.strings;
     if (!this.wantData) return false;
     const needed = this.header.dataOffset + this.header.dataLength;
     if (needed > this.entry.uncompressedSize) throw truncatedData(this.header, this.entry.uncompressedSize, this.where);
@@ -184,7 +207,7 @@ export async function readMemberHeader(source: ZipSource, entry: ZipEntry, start
   if (entry.method === 0) {
     const bytes = await storedHeader(source, entry, start, where, options);
     const raw = parseNpyRawHeader(bytes, where, options, entry.uncompressedSize);
-    return isObjectDescr(raw.descr) ? { raw } : { raw, header: parseNpyHeader(bytes, where, options, entry.uncompressedSize) };
+    return isObjectDescr(raw.descr) ? { raw } : { raw, header: resolveHeader(raw, bytes, where, options, entry.uncompressedSize).header };
   }
   const sink = await inflateMember(source, entry, start, where, path, options, false);
   return sink.header ? { raw: sink.raw as NpyRawHeader, header: sink.header } : { raw: sink.raw as NpyRawHeader };
@@ -198,12 +221,13 @@ export async function readNpyMember(source: ZipSource, entry: ZipEntry, start: n
   if (entry.method !== 0) {
     const sink = await inflateMember(source, entry, start, where, path, options, true);
     if (!sink.header) return { pickle: sink.raw as NpyRawHeader };
-    return { array: arrayFromBuffer(sink.header, sink.dataBuffer(), 0, where, { mapped: false }) };
+    return { array: build({ header: sink.header, strings: sink.strings }, new Uint8Array(sink.dataBuffer(), 0, sink.header.dataLength), where, true) };
   }
   const prefix = await storedHeader(source, entry, start, where, options);
   const raw = parseNpyRawHeader(prefix, where, options, entry.compressedSize);
   if (isObjectDescr(raw.descr)) return { pickle: raw };
-  const header = parseNpyHeader(prefix, where, options, entry.compressedSize);
+  const resolved = resolveHeader(raw, prefix, where, options, entry.compressedSize);
+  const { header } = resolved;
   const needed = header.dataOffset + header.dataLength;
   if (needed > entry.compressedSize) throw truncatedData(header, entry.compressedSize, where);
   const buffer = new ArrayBuffer(header.dataLength);
@@ -213,7 +237,7 @@ export async function readNpyMember(source: ZipSource, entry: ZipEntry, start: n
     if (trailing > 0) crc = crc32(await source.read(start + needed, trailing, `member '${entry.name}'`), crc);
     checkCrc(entry, crc, path);
   }
-  return { array: arrayFromBuffer(header, buffer, 0, where, { mapped: false }) };
+  return { array: build(resolved, new Uint8Array(buffer), where, true) };
 }
 
 /**
@@ -228,7 +252,8 @@ export function readNpyMemberSync(source: ZipSourceSync, entry: ZipEntry, start:
     const prefix = end > first.length ? source.read(start, end, what) : first.subarray(0, end);
     const raw = parseNpyRawHeader(prefix, where, options, entry.compressedSize);
     if (isObjectDescr(raw.descr)) return { pickle: raw };
-    const header = parseNpyHeader(prefix, where, options, entry.compressedSize);
+    const resolved = resolveHeader(raw, prefix, where, options, entry.compressedSize);
+    const { header } = resolved;
     const needed = header.dataOffset + header.dataLength;
     if (needed > entry.compressedSize) throw truncatedData(header, entry.compressedSize, where);
     const trailing = entry.compressedSize - needed;
@@ -237,9 +262,10 @@ export function readNpyMemberSync(source: ZipSourceSync, entry: ZipEntry, start:
     const bytes = check ? source.read(start, entry.compressedSize, what) : undefined;
     if (bytes) {
       checkCrc(entry, crc32(bytes), path);
-      return { array: decodeNpy(bytes.subarray(0, needed), where, options) };
+      return { array: resolved.strings ? build(resolved, bytes.subarray(header.dataOffset, needed), where, false) : decodeNpy(bytes.subarray(0, needed), where, options) };
     }
     const data = source.read(start + header.dataOffset, header.dataLength, what);
+    if (resolved.strings) return { array: build(resolved, data, where, false) };
     const whole = new Uint8Array(needed);
     whole.set(prefix);
     whole.set(data, header.dataOffset);
@@ -255,16 +281,19 @@ export function readNpyMemberSync(source: ZipSourceSync, entry: ZipEntry, start:
   const prefix = head.subarray(0, end);
   const raw = parseNpyRawHeader(prefix, where, options, entry.uncompressedSize);
   if (isObjectDescr(raw.descr)) return { pickle: raw };
-  const header = parseNpyHeader(prefix, where, options, entry.uncompressedSize);
+  const resolved = resolveHeader(raw, prefix, where, options, entry.uncompressedSize);
+  const { header } = resolved;
   const needed = header.dataOffset + header.dataLength;
   if (needed > entry.uncompressedSize) throw truncatedData(header, entry.uncompressedSize, where);
+  const arrayOf = (bytes: Uint8Array): LoadedArray | StringArray =>
+    resolved.strings ? build(resolved, bytes.subarray(header.dataOffset, needed), where, false) : decodeNpy(bytes.subarray(0, needed), where, options);
   if (entry.uncompressedSize - needed <= trailingBudget(needed)) {
     // Within the rule: the whole member in one inflate capped at its declared size, CRC-checked.
     const whole = inflateWholeSync(compressed, entry, path);
     checkCrc(entry, crc32(whole), path);
-    return { array: decodeNpy(whole.subarray(0, needed), where, options) };
+    return { array: arrayOf(whole) };
   }
   const out = head.length >= needed ? head : inflatePrefixSync(compressed, needed, entry.name, path);
   if (out.length < needed) throw mismatch(entry, out.length, path);
-  return { array: decodeNpy(out.subarray(0, needed), where, options) };
+  return { array: arrayOf(out) };
 }

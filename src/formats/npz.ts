@@ -13,9 +13,11 @@ import {
   isObjectDescr,
   parseNpyHeader,
   parseNpyRawHeader,
+  stringHeader,
   type NpyReadOptions,
 } from './npy.js';
 import { readMemberHeader, readNpyMember, readNpyMemberSync } from './npz-member.js';
+import { decodeStrings, isStringArray, type StringArray } from './npy-strings.js';
 import { unpickle, type PyObject } from './pickle.js';
 import {
   bytesSource,
@@ -56,7 +58,15 @@ export interface NpzReadOptions {
   maxMemberSize?: number;
   /** Largest `.npy` header accepted. Default 10,000 (NumPy's limit). */
   maxHeaderSize?: number;
+  /**
+   * Read `|S<n>`, `<U<n>` and `>U<n>` members as {@link StringArray}s. Default false: such a
+   * member is `ERR_UNSUPPORTED_DTYPE` naming it (`readNpz` fails; `openNpz` serves the others).
+   */
+  strings?: boolean;
 }
+
+/** What a member reads as, whatever the options. */
+type Member = LoadedArray | StringArray | PyObject;
 
 /** An `.npz` archive opened lazily: only the central directory has been read. */
 export interface NpzFile<T = LoadedArray> {
@@ -106,7 +116,8 @@ function keyOf(name: string): string {
 
 // allowPickle lifts the header limit, as NumPy's NpzFile passes allow_pickle to read_array.
 function headerOptionsOf(options: NpzReadOptions): NpyReadOptions {
-  return options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) };
+  const limit = options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) };
+  return options.strings ? { ...limit, strings: true } : limit;
 }
 
 function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOptions): PyObject {
@@ -128,11 +139,19 @@ function checkPickleAllowed(where: string, options: NpzReadOptions): void {
  * A stored member of a mapped archive: a view into the mapping when its data is aligned and
  * little-endian, else a copy saying why. Not CRC-checked (that would read every page).
  */
-function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where: string, options: NpzReadOptions): LoadedArray | PyObject {
+function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where: string, options: NpzReadOptions): Member {
   const headerOptions = headerOptionsOf(options);
   const bytes = mapping.subarray(start, start + entry.compressedSize);
   const raw = parseNpyRawHeader(bytes, where, headerOptions);
   if (isObjectDescr(raw.descr)) return unpickleMember(bytes.subarray(raw.dataOffset), where, options);
+  const strings = options.strings ? stringHeader(raw, where) : undefined;
+  if (strings) {
+    if (strings.dataOffset + strings.dataLength > bytes.length) {
+      throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${strings.dataLength} bytes needed at offset ${strings.dataOffset}, the member has ${bytes.length}`, { path: where });
+    }
+    // Decoded into JavaScript strings: nothing keeps the mapping.
+    return decodeStrings(strings.descr, strings.shape, strings.fortranOrder, bytes.subarray(strings.dataOffset, strings.dataOffset + strings.dataLength), where);
+  }
   const header = parseNpyHeader(bytes, where, headerOptions);
   const dataStart = start + header.dataOffset;
   if (header.dataOffset + header.dataLength > bytes.length) {
@@ -149,7 +168,7 @@ function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where
   return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false, copyReason: reason });
 }
 
-class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
+class NpzFileImpl implements NpzFile<Member> {
   private readonly byName = new Map<string, ZipEntry>();
   private readonly order: string[] = [];
   private closed = false;
@@ -182,7 +201,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     return this.entry(name) !== undefined;
   }
 
-  async get(name: string): Promise<LoadedArray | PyObject> {
+  async get(name: string): Promise<Member> {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the archive is closed', { path: this.path });
     const entry = this.entry(name);
     if (!entry) {
@@ -219,7 +238,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     return info;
   }
 
-  private async load(entry: ZipEntry): Promise<LoadedArray | PyObject> {
+  private async load(entry: ZipEntry): Promise<Member> {
     const where = `${this.path}[${entry.name}]`;
     const headerOptions = headerOptionsOf(this.options);
     const mapping = this.source.mapping;
@@ -234,7 +253,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     const start = await memberDataOffset(this.source, entry, this.path);
     const result = await readNpyMember(this.source, entry, start, where, this.path, headerOptions);
     if ('array' in result) {
-      if (!this.options.mmap) return result.array;
+      if (!this.options.mmap || isStringArray(result.array)) return result.array;
       const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
       return { ...result.array, mapped: false, copyReason };
     }
@@ -258,9 +277,11 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
  * {@link NpzFile.get}. With `mmap`, the file is mapped once here (no bytes are read).
  * @throws TensorioError `ERR_BAD_ZIP`, `ERR_TRUNCATED`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
-export async function openNpz(path: string, options?: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray>>;
-export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<LoadedArray | PyObject>>;
-export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<LoadedArray | PyObject>> {
+export async function openNpz(path: string, options?: NpzReadOptions & { allowPickle?: false; strings?: false }): Promise<NpzFile<LoadedArray>>;
+export async function openNpz(path: string, options: NpzReadOptions & { strings?: false }): Promise<NpzFile<LoadedArray | PyObject>>;
+export async function openNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray | StringArray>>;
+export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<Member>>;
+export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<Member>> {
   const { fd, size } = await openForReadAsync(path, 0);
   try {
     let source = fdSource(fd, size, path);
@@ -289,14 +310,16 @@ export async function openNpz(path: string, options: NpzReadOptions = {}): Promi
  * `ERR_BAD_PICKLE`, every `.npy` error of {@link readNpy} (with the member named in the path),
  * `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
-export async function readNpz(path: string, options?: NpzReadOptions & { allowPickle?: false }): Promise<Record<string, LoadedArray>>;
-export async function readNpz(path: string, options: NpzReadOptions): Promise<Record<string, LoadedArray | PyObject>>;
-export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, LoadedArray | PyObject>> {
+export async function readNpz(path: string, options?: NpzReadOptions & { allowPickle?: false; strings?: false }): Promise<Record<string, LoadedArray>>;
+export async function readNpz(path: string, options: NpzReadOptions & { strings?: false }): Promise<Record<string, LoadedArray | PyObject>>;
+export async function readNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<Record<string, LoadedArray | StringArray>>;
+export async function readNpz(path: string, options: NpzReadOptions): Promise<Record<string, Member>>;
+export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, Member>> {
   const file = await openNpz(path, options);
   try {
     // Two members in flight: one is read on libuv's pool while the other's CRC is checked here.
     const keys = file.keys();
-    const values = new Array<LoadedArray | PyObject>(keys.length);
+    const values = new Array<Member>(keys.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < keys.length) {
@@ -305,7 +328,7 @@ export async function readNpz(path: string, options: NpzReadOptions = {}): Promi
       }
     };
     await Promise.all([worker(), worker()]);
-    const out: Record<string, LoadedArray | PyObject> = {};
+    const out: Record<string, Member> = {};
     keys.forEach((key, index) => {
       Object.defineProperty(out, key, { value: values[index], enumerable: true, writable: true, configurable: true });
     });
@@ -322,12 +345,12 @@ export async function readNpz(path: string, options: NpzReadOptions = {}): Promi
  * and a mapped source, stored members go through the same view-or-copy rule as readNpz's.
  * @throws TensorioError every error of {@link readNpz}.
  */
-export function readNpzSource(source: ZipSourceSync, path: string, options: NpzReadOptions = {}, mapReason?: string): Record<string, LoadedArray | PyObject> {
+export function readNpzSource(source: ZipSourceSync, path: string, options: NpzReadOptions = {}, mapReason?: string): Record<string, Member> {
   const headerOptions = headerOptionsOf(options);
-  const out: Record<string, LoadedArray | PyObject> = {};
+  const out: Record<string, Member> = {};
   for (const entry of readCentralDirectorySync(source, path)) {
     const where = `${path}[${entry.name}]`;
-    let value: LoadedArray | PyObject;
+    let value: Member;
     if (options.mmap && entry.method === 0 && source.mapping) {
       checkMemberSize(entry, path, options.maxMemberSize);
       value = mappedMember(source.mapping, memberDataOffsetSync(source, entry, path), entry, where, options);
@@ -336,7 +359,7 @@ export function readNpzSource(source: ZipSourceSync, path: string, options: NpzR
       const result = readNpyMemberSync(source, entry, memberDataOffsetSync(source, entry, path), where, path, headerOptions);
       if ('array' in result) {
         const array = result.array;
-        value = options.mmap ? { ...array, mapped: false, copyReason: entry.method !== 0 ? 'the member is compressed' : (mapReason ?? 'the archive is not mapped') } : array;
+        value = options.mmap && !isStringArray(array) ? { ...array, mapped: false, copyReason: entry.method !== 0 ? 'the member is compressed' : (mapReason ?? 'the archive is not mapped') } : array;
       } else {
         checkPickleAllowed(where, options);
         const bytes = readMemberSync(source, entry, path, { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE });
@@ -355,9 +378,11 @@ export function readNpzSource(source: ZipSourceSync, path: string, options: NpzR
  * @param options as {@link readNpz}.
  * @throws TensorioError every error of {@link readNpz}.
  */
-export function readNpzSync(path: string, options?: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray>;
-export function readNpzSync(path: string, options: NpzReadOptions): Record<string, LoadedArray | PyObject>;
-export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, LoadedArray | PyObject> {
+export function readNpzSync(path: string, options?: NpzReadOptions & { allowPickle?: false; strings?: false }): Record<string, LoadedArray>;
+export function readNpzSync(path: string, options: NpzReadOptions & { strings?: false }): Record<string, LoadedArray | PyObject>;
+export function readNpzSync(path: string, options: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray | StringArray>;
+export function readNpzSync(path: string, options: NpzReadOptions): Record<string, Member>;
+export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, Member> {
   const { fd, size } = openForRead(path);
   try {
     let source = fdSourceSync(fd, size, path);
@@ -379,9 +404,11 @@ export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<
  * @param path names the archive in error messages. Default `'<bytes>'`.
  * @throws TensorioError every error of {@link readNpz} but the file-system ones.
  */
-export function decodeNpz(bytes: Uint8Array, options?: NpzReadOptions & { allowPickle?: false }, path?: string): Record<string, LoadedArray>;
-export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions, path?: string): Record<string, LoadedArray | PyObject>;
-export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions = {}, path = '<bytes>'): Record<string, LoadedArray | PyObject> {
+export function decodeNpz(bytes: Uint8Array, options?: NpzReadOptions & { allowPickle?: false; strings?: false }, path?: string): Record<string, LoadedArray>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions & { strings?: false }, path?: string): Record<string, LoadedArray | PyObject>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions & { allowPickle?: false }, path?: string): Record<string, LoadedArray | StringArray>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions, path?: string): Record<string, Member>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions = {}, path = '<bytes>'): Record<string, Member> {
   return readNpzSource(bytesSourceSync(bytes, path), path, { ...options, mmap: false });
 }
 
@@ -396,8 +423,8 @@ export interface NpzWriteOptions extends WriteOptions {
 }
 
 /** Member names of a list (`arr_0`, `arr_1`, ..., as `np.savez(path, *arrays)` names them) or a record. */
-export function npzMemberNames(arrays: readonly NdArray[] | Readonly<Record<string, NdArray>>): [string, NdArray][] {
-  return Array.isArray(arrays) ? arrays.map((a, i) => [`arr_${i}`, a]) : Object.entries(arrays as Record<string, NdArray>);
+export function npzMemberNames<T = NdArray>(arrays: readonly T[] | Readonly<Record<string, T>>): [string, T][] {
+  return Array.isArray(arrays) ? arrays.map((a, i) => [`arr_${i}`, a]) : Object.entries(arrays as Record<string, T>);
 }
 
 /**
@@ -409,7 +436,11 @@ export function npzMemberNames(arrays: readonly NdArray[] | Readonly<Record<stri
  * compression level), `ERR_SHAPE_MISMATCH`, `ERR_UNSUPPORTED_DTYPE` (bfloat16, float8),
  * `ERR_NO_SPACE`, `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
  */
-export async function writeNpz(path: string, arrays: readonly NdArray[] | Readonly<Record<string, NdArray>>, options: NpzWriteOptions = {}): Promise<void> {
+export async function writeNpz(
+  path: string,
+  arrays: readonly (NdArray | StringArray)[] | Readonly<Record<string, NdArray | StringArray>>,
+  options: NpzWriteOptions = {},
+): Promise<void> {
   if (arrays === null || typeof arrays !== 'object') {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeNpz needs an array or a record of NdArrays', { path });
   }
@@ -421,7 +452,7 @@ export async function writeNpz(path: string, arrays: readonly NdArray[] | Readon
   // Every member is checked before the file is created, so a bad argument leaves nothing behind.
   const members = npzMemberNames(arrays).map(([name, array]) => {
     try {
-      validateNdArray(array, path);
+      if (!isStringArray(array)) validateNdArray(array, path);
       return { name: `${name}.npy`, chunks: encodeNpy(array, path) };
     } catch (error) {
       if (error instanceof TensorioError) {
