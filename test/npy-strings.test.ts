@@ -30,6 +30,7 @@ arrays = {
     'empty': np.zeros((0, 3), dtype='<U2'),
     'c': np.array([b'x', b'y'], dtype='c'),
     'u3d': np.array([[['a', 'b'], ['c', 'd']], [['e', 'f'], ['g', 'h']]], dtype='<U1'),
+    'surrogate': np.array(['\ud800x', 'ok'], dtype='<U2'),
 }
 report = {}
 for name, a in arrays.items():
@@ -90,7 +91,7 @@ for (const { label, python } of numpyPythons()) {
     const names = Object.keys(report);
 
     test('np.save of S, U (both byte orders), F-order, 0-d, empty and c arrays reads equal with strings: true, eager, mapped and sync', async () => {
-      assert.equal(names.length, 10);
+      assert.equal(names.length, 11);
       for (const name of names) {
         const file = path.join(numpyDir, `${name}.npy`);
         const expected = report[name] as Expected;
@@ -98,6 +99,19 @@ for (const { label, python } of numpyPythons()) {
         assertMatches(await readNpy(file, { strings: true, mmap: true }), expected, `${name} mmap`);
         assertMatches(readNpySync(file, { strings: true }), expected, `${name} sync`);
       }
+    });
+
+    test('a U element that is not a code point is ERR_BAD_VALUE; a header claiming more data than the file holds is ERR_TRUNCATED', async () => {
+      const good = fs.readFileSync(path.join(numpyDir, 'u4.npy'));
+      const bad = Buffer.from(good);
+      bad.writeUInt32LE(0x110000, bad.length - 4);
+      const file = path.join(oursDir, 'bad-code-point.npy');
+      fs.writeFileSync(file, bad);
+      await expectCode(() => readNpy(file, { strings: true }), 'ERR_BAD_VALUE', /code point/);
+      const cut = path.join(oursDir, 'cut-strings.npy');
+      fs.writeFileSync(cut, good.subarray(0, good.length - 1));
+      await expectCode(() => readNpy(cut, { strings: true }), 'ERR_TRUNCATED');
+      assert.throws(() => readNpySync(cut, { strings: true }), /ends inside the data/);
     });
 
     test('without strings: true they are ERR_UNSUPPORTED_DTYPE naming the option', async () => {
