@@ -16,6 +16,8 @@ import { describe, test } from 'node:test';
 
 import { load } from '../src/containers.js';
 import { decodeNpz, openNpz, readNpz, readNpzSync } from '../src/formats/npz.js';
+import { fdSource, readCentralDirectory, readMemberPrefix } from '../src/formats/zip.js';
+import { closeQuietly, openForRead } from '../src/io.js';
 import { bytesOf, type LoadedArray } from '../src/ndarray.js';
 import { expectCode } from './expect-code.js';
 import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from './helpers.js';
@@ -150,6 +152,22 @@ describe('the 1 MB .npz whose member inflates to 1 GiB past its 10 declared valu
       assert.ok(rssGrowth < 64 << 20, `RSS grew by ${rssGrowth} bytes`);
     });
   }
+
+  test('readMemberPrefix (for the zip reader\'s other users, e.g. a PyTorch storage of known size) inflates only what it is asked for', async () => {
+    const { fd, size } = openForRead(file);
+    try {
+      const source = fdSource(fd, size, file);
+      const [entry] = await readCentralDirectory(source, file);
+      assert.ok(entry);
+      const { value, cpuMs, rssGrowth } = await measured(() => readMemberPrefix(source, entry, file, 208));
+      const bytes = value as Uint8Array;
+      assert.equal(bytes.length, 208);
+      assert.equal(Buffer.from(bytes.subarray(128)).toString('hex'), EXPECTED);
+      assert.ok(cpuMs < 150 && rssGrowth < 64 << 20, `${cpuMs} ms of CPU, RSS +${rssGrowth}`);
+    } finally {
+      closeQuietly(fd);
+    }
+  });
 
   test('openNpz info reads only the header', async () => {
     const archive = await openNpz(file);

@@ -444,6 +444,31 @@ export async function readMember(source: ZipSource, entry: ZipEntry, path: strin
 }
 
 /**
+ * The first `length` bytes of a member (fewer only when the member holds fewer), for readers
+ * that know from elsewhere how much of a member they need (a PyTorch storage whose size the
+ * pickle gives, an .npy header): a deflated member is inflated only that far, so a member
+ * whose stream holds far more costs only what is asked for. Not CRC-checked unless the whole
+ * member is read (`length` at least its size).
+ * @throws TensorioError `ERR_BAD_ZIP`, `ERR_CRC_MISMATCH` (whole members), `ERR_TOO_LARGE`, `ERR_TRUNCATED`.
+ */
+export async function readMemberPrefix(source: ZipSource, entry: ZipEntry, path: string, length: number, options: ReadMemberOptions = {}): Promise<Uint8Array> {
+  if (length >= entry.uncompressedSize) return readMember(source, entry, path, options);
+  checkMemberSize(entry, path, options.maxMemberSize);
+  const start = await memberDataOffset(source, entry, path);
+  if (entry.method === 0) return source.read(start, length, `member '${entry.name}'`);
+  const out = new Uint8Array(length);
+  let filled = 0;
+  await inflateChunks(source, start, entry.compressedSize, entry.name, path, (chunk) => {
+    const take = Math.min(chunk.length, length - filled);
+    out.set(chunk.subarray(0, take), filled);
+    filled += take;
+    return filled < length;
+  });
+  if (filled < length) throw badZip(path, `member '${entry.name}' inflates to ${filled} bytes, its header says ${entry.uncompressedSize}`);
+  return out;
+}
+
+/**
  * Synchronous {@link readMember}. A deflated member is inflated in one call whose output is
  * capped at its declared size (itself bounded by {@link checkMemberSize}), so a member that
  * lies about its size allocates no more than it claims.
