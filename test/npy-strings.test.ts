@@ -172,6 +172,11 @@ for (const { label, python } of numpyPythons()) {
             assertMatches(await archive.get('labels'), { kind: 'unicode', width: 3, shape: [2], values: ['cat', 'dog'] }, `${name} labels`);
             assertMatches(await archive.get('raw'), { kind: 'bytes', width: 2, shape: [1], values: ['0001'] }, `${name} raw`);
             await expectCode(() => archive.get('when'), 'ERR_UNSUPPORTED_DTYPE', /datetime/);
+            const info = await archive.info('labels');
+            assert.equal(info.dtype, null);
+            assert.deepEqual(info.strings, { kind: 'unicode', width: 3, bigEndian: false });
+            assert.deepEqual([info.shape, info.dataLength], [[2], 24]);
+            assert.deepEqual((await archive.info('raw')).strings, { kind: 'bytes', width: 2, bigEndian: false });
             assert.deepEqual([...((await archive.get('num')) as { data: Float64Array }).data], [0, 1, 2], 'still served after a refusal');
           } finally {
             archive.close();

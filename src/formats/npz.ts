@@ -17,7 +17,7 @@ import {
   type NpyReadOptions,
 } from './npy.js';
 import { readMemberHeader, readNpyMember, readNpyMemberSync } from './npz-member.js';
-import { decodeStrings, isStringArray, type StringArray } from './npy-strings.js';
+import { decodeStrings, isStringArray, stringDescr, type StringArray } from './npy-strings.js';
 import { unpickle, type PyObject } from './pickle.js';
 import {
   bytesSource,
@@ -98,8 +98,10 @@ export interface NpzFile<T = LoadedArray> {
 /** What {@link NpzFile.info} reports. */
 export interface NpzMemberInfo {
   key: string;
-  /** Null for an object (pickled) member. */
+  /** Null for an object (pickled) member and for a string member. */
   dtype: DType | null;
+  /** For a string member (read with `strings: true`): NumPy's S (bytes) or U (unicode) and its width. */
+  strings?: { kind: 'bytes' | 'unicode'; width: number; bigEndian: boolean };
   shape: number[];
   compressed: boolean;
   /** Bytes of array data (uncompressed). */
@@ -233,7 +235,10 @@ class NpzFileImpl implements NpzFile<Member> {
     if (!header) {
       return { ...common, dtype: null, shape: raw.shape, dataLength: entry.uncompressedSize - raw.dataOffset, bigEndian: false, fortranOrder: raw.fortranOrder };
     }
-    const info: NpzMemberInfo = { ...common, dtype: header.dtype, shape: header.shape, dataLength: header.dataLength, bigEndian: header.bigEndian, fortranOrder: header.fortranOrder };
+    const text = this.options.strings ? stringDescr(raw.descr) : undefined;
+    const info: NpzMemberInfo = text
+      ? { ...common, dtype: null, strings: { kind: text.kind, width: text.width, bigEndian: text.bigEndian }, shape: header.shape, dataLength: header.dataLength, bigEndian: text.bigEndian, fortranOrder: header.fortranOrder }
+      : { ...common, dtype: header.dtype, shape: header.shape, dataLength: header.dataLength, bigEndian: header.bigEndian, fortranOrder: header.fortranOrder };
     if (entry.method === 0) info.dataOffset = start + header.dataOffset;
     return info;
   }
