@@ -274,6 +274,20 @@ describe('allowPickle lifts the 10,000-byte header limit, as in NumPy', () => {
     });
   }
 
+  for (const { label, python } of numpyPythons()) {
+    test(`a 3.0 header is limited in characters, as ${label} limits it: 17 KB of UTF-8 in 9,300 characters pass`, async () => {
+      const file = path.join(dir, `utf8-header-${label.replace(/\W+/g, '-')}.npy`);
+      // 400 fields named by ten CJK characters each (3 bytes apiece in UTF-8).
+      runPythonWith(python(), "import numpy as np, sys\nfrom numpy.lib import format\nwith open(sys.argv[1], 'wb') as f: format.write_array(f, np.zeros(2, dtype=[(chr(0x4e00 + i) * 10, '<i1') for i in range(400)]), version=(3, 0))", [file]);
+      const header = fs.readFileSync(file).readUInt32LE(8);
+      assert.ok(header > 10000, `${header} bytes`);
+      assert.ok(numpyVerdicts(python(), [file])[file]?.ok, 'NumPy reads it without allow_pickle');
+      // Past the limit check: the record dtype, refused by name.
+      await expectCode(() => readNpy(file), 'ERR_UNSUPPORTED_DTYPE', /structured/);
+      await expectCode(() => readNpy(file, { maxHeaderSize: 5000 }), 'ERR_HEADER_TOO_LARGE', /header is 93[0-9]{2} characters/);
+    });
+  }
+
   test('.npz members: allowPickle lifts the limit for readNpz, readNpzSync, decodeNpz and openNpz (get and info), stored and deflated', async () => {
     const archive = path.join(dir, 'padded.npz');
     runPythonWith(

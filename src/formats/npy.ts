@@ -142,14 +142,18 @@ function parsePreamble(prefix: Uint8Array, fileSize: number, file: string, maxHe
   if (prefix.length < start) throw truncatedHeader(file, fileSize, start);
   const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  if (headerLength > maxHeaderSize) {
-    throw new TensorioError(
-      'ERR_HEADER_TOO_LARGE',
-      `header is ${headerLength} bytes, over the limit of ${maxHeaderSize}; pass { maxHeaderSize: ${headerLength} } (or, to load(), { allowPickle: true }, as NumPy) if you trust this file`,
-      { path: file },
-    );
-  }
+  // NumPy limits the decoded header's length in characters: a byte each in 1.0 and 2.0
+  // (latin-1), up to 4 in 3.0 (UTF-8), where the exact count is checked once it is decoded.
+  if (headerLength > (major === 3 ? maxHeaderSize * 4 : maxHeaderSize)) throw headerTooLarge(file, headerLength, maxHeaderSize, 'bytes');
   return { version: [major, minor] as [number, number], headerStart: start, dataOffset: start + headerLength };
+}
+
+function headerTooLarge(file: string, length: number, maxHeaderSize: number, unit: string): TensorioError {
+  return new TensorioError(
+    'ERR_HEADER_TOO_LARGE',
+    `header is ${length} ${unit}, over the limit of ${maxHeaderSize}; pass { maxHeaderSize: ${length} } (or, to load(), { allowPickle: true }, as NumPy) if you trust this file`,
+    { path: file },
+  );
 }
 
 function truncatedHeader(file: string, fileSize: number, needed: number): TensorioError {
@@ -216,6 +220,11 @@ export function parseNpyRawHeader(bytes: Uint8Array, file = '<buffer>', options:
   const preamble = parsePreamble(bytes, fileSize, file, maxHeaderSize);
   if (bytes.length < preamble.dataOffset) throw truncatedHeader(file, fileSize, preamble.dataOffset);
   const text = decodeHeaderText(bytes.subarray(preamble.headerStart, preamble.dataOffset), preamble.version[0] === 3, file);
+  if (preamble.version[0] === 3 && preamble.dataOffset - preamble.headerStart > maxHeaderSize) {
+    let characters = 0; // code points, as Python's len counts them
+    for (let i = 0; i < text.length; i++) if ((text.charCodeAt(i) & 0xfc00) !== 0xdc00) characters++;
+    if (characters > maxHeaderSize) throw headerTooLarge(file, characters, maxHeaderSize, 'characters');
+  }
   let parsed: PyValue;
   try {
     // NumPy strips Python 2's `L` suffixes (`(3L,)`) from 1.0 and 2.0 headers only (_filter_header).
