@@ -86,6 +86,10 @@ const CASES: HeaderCase[] = [
   { label: 'double-quoted, reordered keys', dict: '{"shape": (2, 3), "fortran_order": True, "descr": "<f8"}' },
   { label: 'concatenated strings', dict: "{'descr': '<' 'f8', 'fortran_order': False, 'shape': (3,), }" },
   { label: 'no trailing comma', dict: "{'descr': '<f8', 'fortran_order': False, 'shape': (4,)}" },
+  { label: 'comments', dict: "{'descr': '<f8', # the dtype\n 'fortran_order': False, 'shape': (4,)} # done" },
+  { label: 'a # inside a string is no comment', dict: "{'descr': '<f8#', 'fortran_order': False, 'shape': (4,)}", refused: 'ERR_UNSUPPORTED_DTYPE' },
+  { label: 'backslash continuation', dict: "{'descr': '<f8', 'fortran_order': False, \\\n'shape': (4,)}" },
+  { label: 'backslash not before a newline', dict: "{'descr': '<f8', 'fortran_order': False, \\ 'shape': (4,)}", refused: 'ERR_BAD_HEADER' },
   {
     label: 'structured descr',
     dict: "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }",
