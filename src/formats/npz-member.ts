@@ -14,7 +14,8 @@ import { TensorioError } from '../errors.js';
 import { type LoadedArray } from '../ndarray.js';
 import { arrayFromBuffer, decodeNpy, isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './npy.js';
 import { decodeStrings, type StringArray } from './npy-strings.js';
-import { checkCrc, crc32, inflateChunks, inflatePrefixSync, inflateWholeSync, readIntoWithCrc, type ZipEntry, type ZipSource, type ZipSourceSync } from './zip.js';
+import { inflateChunks, inflatePrefixSync } from './inflate.js';
+import { checkCrc, crc32, inflateWholeSync, readIntoWithCrc, type ZipEntry, type ZipSource, type ZipSourceSync } from './zip.js';
 
 // A member's .npy preamble is at most 12 bytes (magic, version, 4-byte length).
 const PREAMBLE = 12;
