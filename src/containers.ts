@@ -6,7 +6,7 @@
 import { TensorioError } from './errors.js';
 import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from './io.js';
 import { tensorHint, type LoadedArray, type NdArray } from './ndarray.js';
-import { DEFAULT_MAX_HEADER_SIZE, encodeNpyHeaderDescr, isObjectDescr, parseNpyRawHeader, readNpy, writeNpy } from './formats/npy.js';
+import { encodeNpyHeaderDescr, headerLimitOf, headerProbeLength, isObjectDescr, readNpy, readNpyRawHeaderAt, writeNpy } from './formats/npy.js';
 import { readNpz, writeNpz, type NpzReadOptions } from './formats/npz.js';
 import { readSafetensors, writeSafetensors } from './formats/safetensors.js';
 import { readH5, writeH5 } from './formats/h5.js';
@@ -174,22 +174,23 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Loa
     return (await readTorch(path, mmap)) as PyObject;
   }
   if (format === 'h5') return h5Value(await readH5(path, mmap));
-  if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
+  if (format === 'npz') return listIfSavedAsList(await readNpz(path, { ...options, strings: false }));
   if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, mmap)).tensors);
   const pickled = await readPickledNpy(path, options);
   if (pickled !== undefined) return pickled.value;
-  const npyOptions = { ...mmap, ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) };
+  // allowPickle lifts the header limit, as in NumPy (headerLimitOf).
+  const npyOptions = { ...mmap, ...(options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) }) };
   return readNpy(path, npyOptions);
 }
 
 /** The unpickled contents of an object-array `.npy`, or undefined for any other `.npy`. */
 async function readPickledNpy(path: string, options: LoadOptions): Promise<{ value: PyObject } | undefined> {
-  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
-  const { fd, size, prefix } = await openForReadAsync(path, 12 + maxHeaderSize);
+  const maxHeaderSize = headerLimitOf(options);
+  const { fd, size, prefix } = await openForReadAsync(path, headerProbeLength(maxHeaderSize));
   try {
     let raw;
     try {
-      raw = parseNpyRawHeader(prefix, path, { maxHeaderSize }, size);
+      raw = await readNpyRawHeaderAt(fd, size, prefix, path, { maxHeaderSize });
     } catch {
       return undefined; // readNpy reports the problem with its own message
     }

@@ -28,6 +28,7 @@ import {
 } from '../io.js';
 import { bytesOf, shapeSize, validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
 import { native } from '../native.js';
+import { decodeStrings, encodeStrings, isStringArray, storesStringsFortran, stringDescr, stringDescrOf, type StringArray } from './npy-strings.js';
 import { parsePyLiteral, PyBytes, PyDict, PyFloat, PyLiteralError, PyTuple, type PyValue } from './pyliteral.js';
 
 const NATIVE_BIG_ENDIAN = os.endianness() === 'BE';
@@ -51,6 +52,12 @@ export interface NpyReadOptions {
   mmap?: boolean;
   /** Largest header accepted, in bytes. Default 10,000, NumPy's own limit. */
   maxHeaderSize?: number;
+  /**
+   * Read NumPy's fixed-width string arrays (`|S<n>`, `<U<n>`, `>U<n>`) as a
+   * {@link StringArray}. Default false: they are `ERR_UNSUPPORTED_DTYPE`, so code that expects
+   * numeric arrays never receives strings unasked.
+   */
+  strings?: boolean;
 }
 
 /** What a `.npy` header says. */
@@ -104,7 +111,8 @@ export function dtypeFromDescr(descr: PyValue, file?: string): { info: DTypeInfo
   if (!match) return unsupported('not a NumPy type string');
   const [, order, kind, width, unit] = match as unknown as [string, string, string, string, string | undefined];
   if (kind === 'O') return unsupported('object arrays hold pickled Python objects; read them with load(path, { allowPickle: true })');
-  if (kind === 'U' || kind === 'S' || kind === 'a' || kind === 'T' || (kind === 'c' && width === '')) return unsupported('string arrays are not supported');
+  if (kind === 'T') return unsupported("NumPy 2's variable-width StringDType is not supported");
+  if (kind === 'U' || kind === 'S' || kind === 'a' || (kind === 'c' && width === '')) return unsupported('a string array; pass { strings: true } to read it as a StringArray');
   if (kind === 'M' || kind === 'm' || unit) return unsupported('datetime and timedelta arrays are not supported');
   if (kind === 'V') return unsupported('void (raw record) arrays are not supported');
   // 'd', '<f', '=l': NumPy's one-character codes, read as np.dtype(code) reads them.
@@ -134,14 +142,18 @@ function parsePreamble(prefix: Uint8Array, fileSize: number, file: string, maxHe
   if (prefix.length < start) throw truncatedHeader(file, fileSize, start);
   const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  if (headerLength > maxHeaderSize) {
-    throw new TensorioError(
-      'ERR_HEADER_TOO_LARGE',
-      `header is ${headerLength} bytes, over the limit of ${maxHeaderSize}; pass { maxHeaderSize: ${headerLength} } if you trust this file`,
-      { path: file },
-    );
-  }
+  // NumPy limits the decoded header's length in characters: a byte each in 1.0 and 2.0
+  // (latin-1), up to 4 in 3.0 (UTF-8), where the exact count is checked once it is decoded.
+  if (headerLength > (major === 3 ? maxHeaderSize * 4 : maxHeaderSize)) throw headerTooLarge(file, headerLength, maxHeaderSize, 'bytes');
   return { version: [major, minor] as [number, number], headerStart: start, dataOffset: start + headerLength };
+}
+
+function headerTooLarge(file: string, length: number, maxHeaderSize: number, unit: string): TensorioError {
+  return new TensorioError(
+    'ERR_HEADER_TOO_LARGE',
+    `header is ${length} ${unit}, over the limit of ${maxHeaderSize}; pass { maxHeaderSize: ${length} } (or, to load(), { allowPickle: true }, as NumPy) if you trust this file`,
+    { path: file },
+  );
 }
 
 function truncatedHeader(file: string, fileSize: number, needed: number): TensorioError {
@@ -208,6 +220,11 @@ export function parseNpyRawHeader(bytes: Uint8Array, file = '<buffer>', options:
   const preamble = parsePreamble(bytes, fileSize, file, maxHeaderSize);
   if (bytes.length < preamble.dataOffset) throw truncatedHeader(file, fileSize, preamble.dataOffset);
   const text = decodeHeaderText(bytes.subarray(preamble.headerStart, preamble.dataOffset), preamble.version[0] === 3, file);
+  if (preamble.version[0] === 3 && preamble.dataOffset - preamble.headerStart > maxHeaderSize) {
+    let characters = 0; // code points, as Python's len counts them
+    for (let i = 0; i < text.length; i++) if ((text.charCodeAt(i) & 0xfc00) !== 0xdc00) characters++;
+    if (characters > maxHeaderSize) throw headerTooLarge(file, characters, maxHeaderSize, 'characters');
+  }
   let parsed: PyValue;
   try {
     // NumPy strips Python 2's `L` suffixes (`(3L,)`) from 1.0 and 2.0 headers only (_filter_header).
@@ -276,6 +293,47 @@ function firstReadLength(fileSize: number, maxHeaderSize: number): number {
 /** Bytes needed to parse the header, from the preamble in `prefix`. */
 function headerBytesNeeded(prefix: Uint8Array, fileSize: number, file: string, options: NpyReadOptions): number {
   return parsePreamble(prefix, fileSize, file, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE).dataOffset;
+}
+
+/**
+ * The header limit of a read that may pass `allowPickle`. NumPy's `read_array` ignores
+ * `max_header_size` when `allow_pickle` is given ("allow_pickle indicates that the input is
+ * fully trusted"), so `load` and `readNpz` with `allowPickle: true` lift the limit too; the
+ * header is then bounded by the file's (or member's) real size, checked before any allocation.
+ */
+export function headerLimitOf(options: { allowPickle?: boolean; maxHeaderSize?: number }): number {
+  return options.allowPickle ? Number.POSITIVE_INFINITY : (options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE);
+}
+
+/** How much of a file to read first to find its header: all of it when the limit allows, else 4 KiB. */
+export function headerProbeLength(maxHeaderSize: number): number {
+  return 12 + Math.min(maxHeaderSize, 4096 - 12);
+}
+
+/**
+ * Where the data of a `.npy` starts (magic, version, length and header bytes), from its first
+ * 12 bytes or more: the header's own claim, checked against the limit and against `size`, the
+ * bytes that really exist, so a caller can allocate it.
+ * @throws TensorioError `ERR_BAD_MAGIC`, `ERR_UNSUPPORTED_VERSION`, `ERR_HEADER_TOO_LARGE`, `ERR_TRUNCATED`.
+ */
+export function npyHeaderEnd(prefix: Uint8Array, size: number, file: string, options: NpyReadOptions = {}): number {
+  const needed = headerBytesNeeded(prefix, size, file, options);
+  if (needed > size) throw truncatedHeader(file, size, needed);
+  return needed;
+}
+
+/**
+ * Reads and parses the raw header of an open file whose first bytes are `prefix`, reading the
+ * rest of a longer header only once the file is known to hold it.
+ */
+export async function readNpyRawHeaderAt(fd: number, size: number, prefix: Uint8Array, file: string, options: NpyReadOptions): Promise<NpyRawHeader> {
+  const needed = npyHeaderEnd(prefix, size, file, options);
+  let bytes = prefix;
+  if (needed > prefix.length) {
+    bytes = new Uint8Array(needed);
+    await readExactly(fd, 0, bytes, file, '.npy header');
+  }
+  return parseNpyRawHeader(bytes, file, options, size);
 }
 
 /** Parses the header of an open file from its first bytes, reading more if it is longer. */
@@ -399,7 +457,13 @@ function readInfo(copyReason: string | undefined): { mapped: false; copyReason?:
  * `ERR_BAD_HEADER`, `ERR_UNSUPPORTED_DTYPE`, `ERR_TRUNCATED`, `ERR_BAD_VALUE` (bool bytes
  * other than 0/1), `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
-export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray> {
+export async function readNpy(path: string, options?: NpyReadOptions & { strings?: false }): Promise<LoadedArray>;
+export async function readNpy(path: string, options: NpyReadOptions): Promise<LoadedArray | StringArray>;
+export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray | StringArray> {
+  if (options.strings) {
+    const strings = await readStringNpy(path, options);
+    if (strings) return strings;
+  }
   if (options.mmap && native) {
     // A mapped open moves no data: open, fstat, one small header read and mmap are done in
     // place, as np.load(mmap_mode='r') does them. Trips to the thread pool and back cost more
@@ -453,9 +517,15 @@ export async function readNpyHeader(path: string, options: Pick<NpyReadOptions, 
 }
 
 /** Synchronous {@link readNpy}. */
-export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedArray {
+export function readNpySync(path: string, options?: NpyReadOptions & { strings?: false }): LoadedArray;
+export function readNpySync(path: string, options: NpyReadOptions): LoadedArray | StringArray;
+export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedArray | StringArray {
   const { fd, size } = openForRead(path);
   try {
+    if (options.strings) {
+      const strings = stringsFromFdSync(fd, size, path, options);
+      if (strings) return strings;
+    }
     const plan = planRead(readHeaderSync(fd, size, path, options), options);
     const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
     if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
@@ -466,6 +536,62 @@ export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedA
   } finally {
     closeQuietly(fd);
   }
+}
+
+/** A string `.npy` read whole (header, then exactly its data), or undefined for any other descr. */
+async function readStringNpy(path: string, options: NpyReadOptions): Promise<StringArray | undefined> {
+  const { fd, size, prefix } = await openForReadAsync(path, headerProbeLength(options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
+  try {
+    let raw: NpyRawHeader;
+    try {
+      raw = await readNpyRawHeaderAt(fd, size, prefix, path, options);
+    } catch {
+      return undefined; // the numeric reader reports it with its own message
+    }
+    const header = stringHeader(raw, path);
+    if (!header) return undefined;
+    checkDataFits(header, size, path);
+    const data = new Uint8Array(header.dataLength);
+    await readExactly(fd, header.dataOffset, data, path, '.npy data');
+    return decodeStrings(header.descr, header.shape, header.fortranOrder, data, path);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+function stringsFromFdSync(fd: number, size: number, path: string, options: NpyReadOptions): StringArray | undefined {
+  const first = new Uint8Array(firstReadLength(size, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
+  readExactlySync(fd, 0, first, path, '.npy header');
+  let raw: NpyRawHeader;
+  try {
+    const needed = npyHeaderEnd(first, size, path, options);
+    let bytes = first;
+    if (needed > first.length) {
+      bytes = new Uint8Array(needed);
+      readExactlySync(fd, 0, bytes, path, '.npy header');
+    }
+    raw = parseNpyRawHeader(bytes, path, options, size);
+  } catch {
+    return undefined;
+  }
+  const header = stringHeader(raw, path);
+  if (!header) return undefined;
+  checkDataFits(header, size, path);
+  const data = new Uint8Array(header.dataLength);
+  readExactlySync(fd, header.dataOffset, data, path, '.npy data');
+  return decodeStrings(header.descr, header.shape, header.fortranOrder, data, path);
+}
+
+/**
+ * The header of a string array (its dtype field a placeholder: only descr, shape, layout and
+ * the data's place and length are meaningful), or undefined for another descr.
+ */
+export function stringHeader(raw: NpyRawHeader, file: string): NpyHeader | undefined {
+  const spec = stringDescr(raw.descr);
+  if (!spec) return undefined;
+  const dataLength = shapeSize(raw.shape, file) * spec.itemSize;
+  if (!Number.isSafeInteger(dataLength)) throw new TensorioError('ERR_TOO_LARGE', `shape (${raw.shape.join(', ')}) is too large`, { path: file });
+  return { version: raw.version, descr: raw.descr as string, dtype: 'uint8', bigEndian: false, fortranOrder: raw.fortranOrder, shape: raw.shape, dataOffset: raw.dataOffset, dataLength };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -542,7 +668,8 @@ export function encodeNpyHeaderDescr(descr: string, shape: readonly number[], fo
  * The chunks of a `.npy` file for an array: its header, then the array's own bytes (no
  * copy). Fortran-order arrays are written as stored, with fortran_order True.
  */
-export function encodeNpy(array: NdArray, file?: string): Uint8Array[] {
+export function encodeNpy(array: NdArray | StringArray, file?: string): Uint8Array[] {
+  if (isStringArray(array)) return [encodeNpyHeaderDescr(stringDescrOf(array), array.shape, storesStringsFortran(array)), encodeStrings(array, file)];
   validateNdArray(array, file);
   return [encodeNpyHeader(array.dtype, array.shape, storesFortran(array)), bytesOf(array.data)];
 }
@@ -555,12 +682,12 @@ export function encodeNpy(array: NdArray, file?: string): Uint8Array[] {
  * `ERR_INVALID_ARGUMENT`/`ERR_SHAPE_MISMATCH` for an inconsistent array, `ERR_NO_SPACE`,
  * `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
  */
-export async function writeNpy(path: string, array: NdArray, options: WriteOptions = {}): Promise<void> {
+export async function writeNpy(path: string, array: NdArray | StringArray, options: WriteOptions = {}): Promise<void> {
   await writeAtomic(path, encodeNpy(array, path), options);
 }
 
 /** Synchronous {@link writeNpy}. */
-export function writeNpySync(path: string, array: NdArray, options: WriteOptions = {}): void {
+export function writeNpySync(path: string, array: NdArray | StringArray, options: WriteOptions = {}): void {
   writeAtomicSync(path, encodeNpy(array, path), options);
 }
 

@@ -2,20 +2,27 @@
  * NumPy's `.npz` archives: a ZIP file whose members are `.npy` files, `x.npy` holding the
  * array NumPy calls `x` (numpy/lib/npyio.py, NpzFile and savez).
  */
-import * as zlib from 'node:zlib';
-
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { AtomicWriter, closeQuietly, mapWholeFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
 import { validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
-import { arrayFromBuffer, decodeNpy, DEFAULT_MAX_HEADER_SIZE, encodeNpy, isObjectDescr, parseNpyHeader, parseNpyRawHeader, type NpyReadOptions } from './npy.js';
+import {
+  arrayFromBuffer,
+  encodeNpy,
+  headerLimitOf,
+  isObjectDescr,
+  parseNpyHeader,
+  parseNpyRawHeader,
+  stringHeader,
+  type NpyReadOptions,
+} from './npy.js';
+import { readMemberHeader, readNpyMember, readNpyMemberSync } from './npz-member.js';
+import { decodeStrings, isStringArray, stringDescr, type StringArray } from './npy-strings.js';
 import { unpickle, type PyObject } from './pickle.js';
 import {
   bytesSource,
   bytesSourceSync,
-  checkCrc,
   checkMemberSize,
-  crc32,
   CrcCursor,
   DEFAULT_MAX_MEMBER_SIZE,
   fdSource,
@@ -24,7 +31,6 @@ import {
   memberDataOffsetSync,
   readCentralDirectory,
   readCentralDirectorySync,
-  readIntoWithCrc,
   readMember,
   readMemberSync,
   ZipWriter,
@@ -52,7 +58,15 @@ export interface NpzReadOptions {
   maxMemberSize?: number;
   /** Largest `.npy` header accepted. Default 10,000 (NumPy's limit). */
   maxHeaderSize?: number;
+  /**
+   * Read `|S<n>`, `<U<n>` and `>U<n>` members as {@link StringArray}s. Default false: such a
+   * member is `ERR_UNSUPPORTED_DTYPE` naming it (`readNpz` fails; `openNpz` serves the others).
+   */
+  strings?: boolean;
 }
+
+/** What a member reads as, whatever the options. */
+type Member = LoadedArray | StringArray | PyObject;
 
 /** An `.npz` archive opened lazily: only the central directory has been read. */
 export interface NpzFile<T = LoadedArray> {
@@ -84,8 +98,10 @@ export interface NpzFile<T = LoadedArray> {
 /** What {@link NpzFile.info} reports. */
 export interface NpzMemberInfo {
   key: string;
-  /** Null for an object (pickled) member. */
+  /** Null for an object (pickled) member and for a string member. */
   dtype: DType | null;
+  /** For a string member (read with `strings: true`): NumPy's S (bytes) or U (unicode) and its width. */
+  strings?: { kind: 'bytes' | 'unicode'; width: number; bigEndian: boolean };
   shape: number[];
   compressed: boolean;
   /** Bytes of array data (uncompressed). */
@@ -96,18 +112,22 @@ export interface NpzMemberInfo {
   fortranOrder: boolean;
 }
 
-// Enough of a member's start to hold any .npy header within NumPy's default limit.
-const HEADER_PROBE = 16 * 1024;
-
 function keyOf(name: string): string {
   return name.endsWith('.npy') ? name.slice(0, -4) : name;
 }
 
+// allowPickle lifts the header limit, as NumPy's NpzFile passes allow_pickle to read_array.
 function headerOptionsOf(options: NpzReadOptions): NpyReadOptions {
-  return options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize };
+  const limit = options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) };
+  return options.strings ? { ...limit, strings: true } : limit;
 }
 
 function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOptions): PyObject {
+  checkPickleAllowed(where, options);
+  return unpickle(bytes, { path: where });
+}
+
+function checkPickleAllowed(where: string, options: NpzReadOptions): void {
   if (!options.allowPickle) {
     throw new TensorioError(
       'ERR_PICKLE_DISALLOWED',
@@ -115,18 +135,25 @@ function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOption
       { path: where },
     );
   }
-  return unpickle(bytes, { path: where });
 }
 
 /**
  * A stored member of a mapped archive: a view into the mapping when its data is aligned and
  * little-endian, else a copy saying why. Not CRC-checked (that would read every page).
  */
-function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where: string, options: NpzReadOptions): LoadedArray | PyObject {
+function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where: string, options: NpzReadOptions): Member {
   const headerOptions = headerOptionsOf(options);
   const bytes = mapping.subarray(start, start + entry.compressedSize);
   const raw = parseNpyRawHeader(bytes, where, headerOptions);
   if (isObjectDescr(raw.descr)) return unpickleMember(bytes.subarray(raw.dataOffset), where, options);
+  const strings = options.strings ? stringHeader(raw, where) : undefined;
+  if (strings) {
+    if (strings.dataOffset + strings.dataLength > bytes.length) {
+      throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${strings.dataLength} bytes needed at offset ${strings.dataOffset}, the member has ${bytes.length}`, { path: where });
+    }
+    // Decoded into JavaScript strings: nothing keeps the mapping.
+    return decodeStrings(strings.descr, strings.shape, strings.fortranOrder, bytes.subarray(strings.dataOffset, strings.dataOffset + strings.dataLength), where);
+  }
   const header = parseNpyHeader(bytes, where, headerOptions);
   const dataStart = start + header.dataOffset;
   if (header.dataOffset + header.dataLength > bytes.length) {
@@ -143,7 +170,7 @@ function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where
   return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false, copyReason: reason });
 }
 
-class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
+class NpzFileImpl implements NpzFile<Member> {
   private readonly byName = new Map<string, ZipEntry>();
   private readonly order: string[] = [];
   private closed = false;
@@ -176,7 +203,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     return this.entry(name) !== undefined;
   }
 
-  async get(name: string): Promise<LoadedArray | PyObject> {
+  async get(name: string): Promise<Member> {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the archive is closed', { path: this.path });
     const entry = this.entry(name);
     if (!entry) {
@@ -202,22 +229,21 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
     if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no member '${name}' in the archive`, { path: this.path });
     const where = `${this.path}[${entry.name}]`;
     const start = await memberDataOffset(this.source, entry, this.path);
-    const probe = await this.source.read(start, Math.min(entry.compressedSize, HEADER_PROBE), 'member header');
-    // A partial deflate stream inflates as far as it goes with a sync flush.
-    const bytes = entry.method === 0 ? probe : new Uint8Array(zlib.inflateRawSync(probe, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: HEADER_PROBE * 64 }));
-    const headerOptions = headerOptionsOf(this.options);
-    const raw = parseNpyRawHeader(bytes, where, headerOptions, entry.uncompressedSize);
+    // Only the header is read (a deflated member inflates only as far as its header ends).
+    const { raw, header } = await readMemberHeader(this.source, entry, start, where, this.path, headerOptionsOf(this.options));
     const common = { key: keyOf(entry.name), compressed: entry.method !== 0 };
-    if (isObjectDescr(raw.descr)) {
+    if (!header) {
       return { ...common, dtype: null, shape: raw.shape, dataLength: entry.uncompressedSize - raw.dataOffset, bigEndian: false, fortranOrder: raw.fortranOrder };
     }
-    const header = parseNpyHeader(bytes, where, headerOptions, entry.uncompressedSize);
-    const info: NpzMemberInfo = { ...common, dtype: header.dtype, shape: header.shape, dataLength: header.dataLength, bigEndian: header.bigEndian, fortranOrder: header.fortranOrder };
+    const text = this.options.strings ? stringDescr(raw.descr) : undefined;
+    const info: NpzMemberInfo = text
+      ? { ...common, dtype: null, strings: { kind: text.kind, width: text.width, bigEndian: text.bigEndian }, shape: header.shape, dataLength: header.dataLength, bigEndian: text.bigEndian, fortranOrder: header.fortranOrder }
+      : { ...common, dtype: header.dtype, shape: header.shape, dataLength: header.dataLength, bigEndian: header.bigEndian, fortranOrder: header.fortranOrder };
     if (entry.method === 0) info.dataOffset = start + header.dataOffset;
     return info;
   }
 
-  private async load(entry: ZipEntry): Promise<LoadedArray | PyObject> {
+  private async load(entry: ZipEntry): Promise<Member> {
     const where = `${this.path}[${entry.name}]`;
     const headerOptions = headerOptionsOf(this.options);
     const mapping = this.source.mapping;
@@ -226,49 +252,22 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
       const start = await memberDataOffset(this.source, entry, this.path);
       return mappedMember(mapping, start, entry, where, this.options);
     }
-    if (entry.method === 0 && !mapping) {
-      const array = await this.readStored(entry, where, headerOptions);
-      if (array !== undefined) {
-        if (!this.options.mmap) return array;
-        return { ...array, mapped: false, copyReason: this.mapReason ?? 'the archive is not mapped' };
-      }
+    // Header, then the declared data, and no further (npz-member.ts): a member's stream
+    // that holds more than its header declares costs only what it declares.
+    checkMemberSize(entry, this.path, this.options.maxMemberSize);
+    const start = await memberDataOffset(this.source, entry, this.path);
+    const result = await readNpyMember(this.source, entry, start, where, this.path, headerOptions);
+    if ('array' in result) {
+      if (!this.options.mmap || isStringArray(result.array)) return result.array;
+      const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
+      return { ...result.array, mapped: false, copyReason };
     }
-    // Deflated members, and stored ones the fast path leaves: a fresh buffer (stored members
-    // of a mapping never get here, so nothing read this way pins the mapping).
+    // A pickle has no declared length: the member is read whole (bounded by maxMemberSize).
+    checkPickleAllowed(where, this.options);
     const bytes = await readMember(this.source, entry, this.path, {
       maxMemberSize: this.options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE,
     });
-    const raw = parseNpyRawHeader(bytes, where, headerOptions);
-    if (isObjectDescr(raw.descr)) return unpickleMember(bytes.subarray(raw.dataOffset), where, this.options);
-    const array = decodeNpy(bytes, where, headerOptions);
-    if (!this.options.mmap) return array;
-    const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
-    return { ...array, mapped: false, copyReason };
-  }
-
-  /**
-   * A stored numeric member read straight into a buffer of its own, the data at offset 0 so it
-   * is aligned whatever the archive's layout, CRC-checked chunk by chunk as it arrives.
-   * Undefined for members that need the general path (object arrays, trailing bytes).
-   */
-  private async readStored(entry: ZipEntry, where: string, headerOptions: NpyReadOptions): Promise<LoadedArray | undefined> {
-    checkMemberSize(entry, this.path, this.options.maxMemberSize);
-    const start = await memberDataOffset(this.source, entry, this.path);
-    const maxHeaderSize = headerOptions.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
-    const prefix = await this.source.read(start, Math.min(entry.compressedSize, 12 + maxHeaderSize), `member '${entry.name}'`);
-    const raw = parseNpyRawHeader(prefix, where, headerOptions, entry.compressedSize);
-    if (isObjectDescr(raw.descr)) return undefined;
-    const header = parseNpyHeader(prefix, where, headerOptions, entry.compressedSize);
-    if (header.dataOffset + header.dataLength !== entry.compressedSize) {
-      if (header.dataOffset + header.dataLength > entry.compressedSize) {
-        throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${header.dataLength} bytes needed at offset ${header.dataOffset}, the member has ${entry.compressedSize}`, { path: where });
-      }
-      return undefined;
-    }
-    const buffer = new ArrayBuffer(header.dataLength);
-    const crc = await readIntoWithCrc(this.source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix.subarray(0, header.dataOffset)), `member '${entry.name}'`);
-    checkCrc(entry, crc, this.path);
-    return arrayFromBuffer(header, buffer, 0, where, { mapped: false });
+    return unpickleMember(bytes.subarray(result.pickle.dataOffset), where, this.options);
   }
 
   close(): void {
@@ -283,9 +282,11 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
  * {@link NpzFile.get}. With `mmap`, the file is mapped once here (no bytes are read).
  * @throws TensorioError `ERR_BAD_ZIP`, `ERR_TRUNCATED`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
-export async function openNpz(path: string, options?: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray>>;
-export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<LoadedArray | PyObject>>;
-export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<LoadedArray | PyObject>> {
+export async function openNpz(path: string, options?: NpzReadOptions & { allowPickle?: false; strings?: false }): Promise<NpzFile<LoadedArray>>;
+export async function openNpz(path: string, options: NpzReadOptions & { strings?: false }): Promise<NpzFile<LoadedArray | PyObject>>;
+export async function openNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray | StringArray>>;
+export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<Member>>;
+export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<Member>> {
   const { fd, size } = await openForReadAsync(path, 0);
   try {
     let source = fdSource(fd, size, path);
@@ -314,14 +315,16 @@ export async function openNpz(path: string, options: NpzReadOptions = {}): Promi
  * `ERR_BAD_PICKLE`, every `.npy` error of {@link readNpy} (with the member named in the path),
  * `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
-export async function readNpz(path: string, options?: NpzReadOptions & { allowPickle?: false }): Promise<Record<string, LoadedArray>>;
-export async function readNpz(path: string, options: NpzReadOptions): Promise<Record<string, LoadedArray | PyObject>>;
-export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, LoadedArray | PyObject>> {
+export async function readNpz(path: string, options?: NpzReadOptions & { allowPickle?: false; strings?: false }): Promise<Record<string, LoadedArray>>;
+export async function readNpz(path: string, options: NpzReadOptions & { strings?: false }): Promise<Record<string, LoadedArray | PyObject>>;
+export async function readNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<Record<string, LoadedArray | StringArray>>;
+export async function readNpz(path: string, options: NpzReadOptions): Promise<Record<string, Member>>;
+export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, Member>> {
   const file = await openNpz(path, options);
   try {
     // Two members in flight: one is read on libuv's pool while the other's CRC is checked here.
     const keys = file.keys();
-    const values = new Array<LoadedArray | PyObject>(keys.length);
+    const values = new Array<Member>(keys.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < keys.length) {
@@ -330,7 +333,7 @@ export async function readNpz(path: string, options: NpzReadOptions = {}): Promi
       }
     };
     await Promise.all([worker(), worker()]);
-    const out: Record<string, LoadedArray | PyObject> = {};
+    const out: Record<string, Member> = {};
     keys.forEach((key, index) => {
       Object.defineProperty(out, key, { value: values[index], enumerable: true, writable: true, configurable: true });
     });
@@ -347,22 +350,25 @@ export async function readNpz(path: string, options: NpzReadOptions = {}): Promi
  * and a mapped source, stored members go through the same view-or-copy rule as readNpz's.
  * @throws TensorioError every error of {@link readNpz}.
  */
-export function readNpzSource(source: ZipSourceSync, path: string, options: NpzReadOptions = {}, mapReason?: string): Record<string, LoadedArray | PyObject> {
+export function readNpzSource(source: ZipSourceSync, path: string, options: NpzReadOptions = {}, mapReason?: string): Record<string, Member> {
   const headerOptions = headerOptionsOf(options);
-  const out: Record<string, LoadedArray | PyObject> = {};
+  const out: Record<string, Member> = {};
   for (const entry of readCentralDirectorySync(source, path)) {
     const where = `${path}[${entry.name}]`;
-    let value: LoadedArray | PyObject;
+    let value: Member;
     if (options.mmap && entry.method === 0 && source.mapping) {
       checkMemberSize(entry, path, options.maxMemberSize);
       value = mappedMember(source.mapping, memberDataOffsetSync(source, entry, path), entry, where, options);
     } else {
-      const bytes = readMemberSync(source, entry, path, { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE });
-      const raw = parseNpyRawHeader(bytes, where, headerOptions);
-      if (isObjectDescr(raw.descr)) value = unpickleMember(bytes.subarray(raw.dataOffset), where, options);
-      else {
-        const array = decodeNpy(bytes, where, headerOptions);
-        value = options.mmap ? { ...array, mapped: false, copyReason: entry.method !== 0 ? 'the member is compressed' : (mapReason ?? 'the archive is not mapped') } : array;
+      checkMemberSize(entry, path, options.maxMemberSize);
+      const result = readNpyMemberSync(source, entry, memberDataOffsetSync(source, entry, path), where, path, headerOptions);
+      if ('array' in result) {
+        const array = result.array;
+        value = options.mmap && !isStringArray(array) ? { ...array, mapped: false, copyReason: entry.method !== 0 ? 'the member is compressed' : (mapReason ?? 'the archive is not mapped') } : array;
+      } else {
+        checkPickleAllowed(where, options);
+        const bytes = readMemberSync(source, entry, path, { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE });
+        value = unpickleMember(bytes.subarray(result.pickle.dataOffset), where, options);
       }
     }
     Object.defineProperty(out, keyOf(entry.name), { value, enumerable: true, writable: true, configurable: true });
@@ -377,9 +383,11 @@ export function readNpzSource(source: ZipSourceSync, path: string, options: NpzR
  * @param options as {@link readNpz}.
  * @throws TensorioError every error of {@link readNpz}.
  */
-export function readNpzSync(path: string, options?: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray>;
-export function readNpzSync(path: string, options: NpzReadOptions): Record<string, LoadedArray | PyObject>;
-export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, LoadedArray | PyObject> {
+export function readNpzSync(path: string, options?: NpzReadOptions & { allowPickle?: false; strings?: false }): Record<string, LoadedArray>;
+export function readNpzSync(path: string, options: NpzReadOptions & { strings?: false }): Record<string, LoadedArray | PyObject>;
+export function readNpzSync(path: string, options: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray | StringArray>;
+export function readNpzSync(path: string, options: NpzReadOptions): Record<string, Member>;
+export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, Member> {
   const { fd, size } = openForRead(path);
   try {
     let source = fdSourceSync(fd, size, path);
@@ -401,9 +409,11 @@ export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<
  * @param path names the archive in error messages. Default `'<bytes>'`.
  * @throws TensorioError every error of {@link readNpz} but the file-system ones.
  */
-export function decodeNpz(bytes: Uint8Array, options?: NpzReadOptions & { allowPickle?: false }, path?: string): Record<string, LoadedArray>;
-export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions, path?: string): Record<string, LoadedArray | PyObject>;
-export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions = {}, path = '<bytes>'): Record<string, LoadedArray | PyObject> {
+export function decodeNpz(bytes: Uint8Array, options?: NpzReadOptions & { allowPickle?: false; strings?: false }, path?: string): Record<string, LoadedArray>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions & { strings?: false }, path?: string): Record<string, LoadedArray | PyObject>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions & { allowPickle?: false }, path?: string): Record<string, LoadedArray | StringArray>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions, path?: string): Record<string, Member>;
+export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions = {}, path = '<bytes>'): Record<string, Member> {
   return readNpzSource(bytesSourceSync(bytes, path), path, { ...options, mmap: false });
 }
 
@@ -418,8 +428,8 @@ export interface NpzWriteOptions extends WriteOptions {
 }
 
 /** Member names of a list (`arr_0`, `arr_1`, ..., as `np.savez(path, *arrays)` names them) or a record. */
-export function npzMemberNames(arrays: readonly NdArray[] | Readonly<Record<string, NdArray>>): [string, NdArray][] {
-  return Array.isArray(arrays) ? arrays.map((a, i) => [`arr_${i}`, a]) : Object.entries(arrays as Record<string, NdArray>);
+export function npzMemberNames<T = NdArray>(arrays: readonly T[] | Readonly<Record<string, T>>): [string, T][] {
+  return Array.isArray(arrays) ? arrays.map((a, i) => [`arr_${i}`, a]) : Object.entries(arrays as Record<string, T>);
 }
 
 /**
@@ -431,7 +441,11 @@ export function npzMemberNames(arrays: readonly NdArray[] | Readonly<Record<stri
  * compression level), `ERR_SHAPE_MISMATCH`, `ERR_UNSUPPORTED_DTYPE` (bfloat16, float8),
  * `ERR_NO_SPACE`, `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
  */
-export async function writeNpz(path: string, arrays: readonly NdArray[] | Readonly<Record<string, NdArray>>, options: NpzWriteOptions = {}): Promise<void> {
+export async function writeNpz(
+  path: string,
+  arrays: readonly (NdArray | StringArray)[] | Readonly<Record<string, NdArray | StringArray>>,
+  options: NpzWriteOptions = {},
+): Promise<void> {
   if (arrays === null || typeof arrays !== 'object') {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeNpz needs an array or a record of NdArrays', { path });
   }
@@ -443,7 +457,7 @@ export async function writeNpz(path: string, arrays: readonly NdArray[] | Readon
   // Every member is checked before the file is created, so a bad argument leaves nothing behind.
   const members = npzMemberNames(arrays).map(([name, array]) => {
     try {
-      validateNdArray(array, path);
+      if (!isStringArray(array)) validateNdArray(array, path);
       return { name: `${name}.npy`, chunks: encodeNpy(array, path) };
     } catch (error) {
       if (error instanceof TensorioError) {

@@ -1,7 +1,7 @@
 /**
  * A parser for the Python literals NumPy writes in `.npy` headers: dicts, lists, tuples,
  * strings and bytes, integers (decimal, hex, octal, binary, with `_`), floats and imaginary
- * numbers, True/False/None. It evaluates nothing: anything else is a syntax error, like
+ * numbers, True/False/None, with comments and line continuations between tokens. It evaluates nothing: anything else is a syntax error, like
  * `ast.literal_eval` refusing it. Python 2's `L` suffix is accepted only when the caller asks
  * (NumPy's `_filter_header` strips it from version 1.0 and 2.0 headers only).
  */
@@ -62,8 +62,17 @@ export function parsePyLiteral(text: string, options: PyLiteralOptions = {}): Py
     throw new PyLiteralError(`${what} at character ${pos}${near ? ` (near '${near}')` : ' (at the end)'}`);
   };
 
+  // Whitespace, and what Python's tokenizer drops with it: `#` comments to the end of the line
+  // and backslash line continuations (ast.literal_eval, so NumPy, accepts both in a header).
   const skipSpace = (): void => {
-    while (pos < text.length && ' \t\n\r\f\v'.includes(text[pos] as string)) pos++;
+    while (pos < text.length) {
+      const ch = text[pos] as string;
+      if (' \t\n\r\f\v'.includes(ch)) pos++;
+      else if (ch === '#') {
+        while (pos < text.length && text[pos] !== '\n' && text[pos] !== '\r') pos++;
+      } else if (ch === '\\' && (text[pos + 1] === '\n' || (text[pos + 1] === '\r' && text[pos + 2] === '\n'))) pos += text[pos + 1] === '\n' ? 2 : 3;
+      else break;
+    }
   };
 
   // One string or bytes literal; `prefix` is its lower-cased prefix ('', 'u', 'r', 'b', 'br').

@@ -11,6 +11,7 @@ import * as zlib from 'node:zlib';
 
 import { TensorioError } from '../errors.js';
 import { readExactly, readExactlySync, type AtomicWriter } from '../io.js';
+import { inflateChunks } from './inflate.js';
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
@@ -444,6 +445,31 @@ export async function readMember(source: ZipSource, entry: ZipEntry, path: strin
 }
 
 /**
+ * The first `length` bytes of a member (fewer only when the member holds fewer), for readers
+ * that know from elsewhere how much of a member they need (a PyTorch storage whose size the
+ * pickle gives, an .npy header): a deflated member is inflated only that far, so a member
+ * whose stream holds far more costs only what is asked for. Not CRC-checked unless the whole
+ * member is read (`length` at least its size).
+ * @throws TensorioError `ERR_BAD_ZIP`, `ERR_CRC_MISMATCH` (whole members), `ERR_TOO_LARGE`, `ERR_TRUNCATED`.
+ */
+export async function readMemberPrefix(source: ZipSource, entry: ZipEntry, path: string, length: number, options: ReadMemberOptions = {}): Promise<Uint8Array> {
+  if (length >= entry.uncompressedSize) return readMember(source, entry, path, options);
+  checkMemberSize(entry, path, options.maxMemberSize);
+  const start = await memberDataOffset(source, entry, path);
+  if (entry.method === 0) return source.read(start, length, `member '${entry.name}'`);
+  const out = new Uint8Array(length);
+  let filled = 0;
+  await inflateChunks(source, start, entry.compressedSize, entry.name, path, (chunk) => {
+    const take = Math.min(chunk.length, length - filled);
+    out.set(chunk.subarray(0, take), filled);
+    filled += take;
+    return filled < length;
+  });
+  if (filled < length) throw badZip(path, `member '${entry.name}' inflates to ${filled} bytes, its header says ${entry.uncompressedSize}`);
+  return out;
+}
+
+/**
  * Synchronous {@link readMember}. A deflated member is inflated in one call whose output is
  * capped at its declared size (itself bounded by {@link checkMemberSize}), so a member that
  * lies about its size allocates no more than it claims.
@@ -453,20 +479,28 @@ export function readMemberSync(source: ZipSourceSync, entry: ZipEntry, path: str
   checkMemberSize(entry, path, options.maxMemberSize);
   const start = memberDataOffsetSync(source, entry, path);
   const raw = source.read(start, entry.compressedSize, `member '${entry.name}'`);
-  let out = raw;
-  if (entry.method !== 0) {
-    try {
-      const inflated = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
-      out = new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
-    } catch (error) {
-      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw badZip(path, `member '${entry.name}' inflates to more than its declared ${entry.uncompressedSize} bytes`);
-      }
-      throw new TensorioError('ERR_BAD_ZIP', `member '${entry.name}' is not valid deflate data: ${(error as Error).message}`, { path, cause: error });
-    }
-    if (out.length !== entry.uncompressedSize) throw badZip(path, `member '${entry.name}' inflates to ${out.length} bytes, its header says ${entry.uncompressedSize}`);
-  }
+  const out = entry.method === 0 ? raw : inflateWholeSync(raw, entry, path);
   if (options.verify !== false) checkCrc(entry, crc32(out), path);
+  return out;
+}
+
+/**
+ * A deflated member's whole output, in one inflate whose output is capped at the member's
+ * declared size (itself bounded by {@link checkMemberSize}): more is `ERR_BAD_ZIP` at once.
+ * @throws TensorioError `ERR_BAD_ZIP`.
+ */
+export function inflateWholeSync(raw: Uint8Array, entry: ZipEntry, path: string): Uint8Array {
+  let out: Uint8Array;
+  try {
+    const inflated = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
+    out = new Uint8Array(inflated.buffer, inflated.byteOffset, inflated.byteLength);
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw badZip(path, `member '${entry.name}' inflates to more than its declared ${entry.uncompressedSize} bytes`);
+    }
+    throw new TensorioError('ERR_BAD_ZIP', `member '${entry.name}' is not valid deflate data: ${(error as Error).message}`, { path, cause: error });
+  }
+  if (out.length !== entry.uncompressedSize) throw badZip(path, `member '${entry.name}' inflates to ${out.length} bytes, its header says ${entry.uncompressedSize}`);
   return out;
 }
 
@@ -500,21 +534,11 @@ export async function readIntoWithCrc(source: ZipSource, position: number, targe
  * holds; output past the claim stops inflation at once.
  */
 async function inflateInto(source: ZipSource, start: number, length: number, claimed: number, name: string, path: string): Promise<{ out: Uint8Array; crc: number }> {
-  const inflate = zlib.createInflateRaw({ chunkSize: 1 << 20 });
   let target = new Uint8Array(Math.min(claimed, Math.max(INFLATE_SLICE, length * 4)));
   let filled = 0;
   let crc = 0;
-  let failure: TensorioError | undefined;
-  const fail = (error: TensorioError): void => {
-    failure ??= error;
-    inflate.destroy();
-  };
-  inflate.on('data', (chunk: Buffer) => {
-    if (failure) return;
-    if (filled + chunk.length > claimed) {
-      fail(badZip(path, `member '${name}' inflates to more than its declared ${claimed} bytes`));
-      return;
-    }
+  await inflateChunks(source, start, length, name, path, (chunk) => {
+    if (filled + chunk.length > claimed) throw badZip(path, `member '${name}' inflates to more than its declared ${claimed} bytes`);
     if (filled + chunk.length > target.length) {
       const grown = new Uint8Array(Math.min(claimed, Math.max(filled + chunk.length, target.length * 2)));
       grown.set(target.subarray(0, filled));
@@ -523,29 +547,8 @@ async function inflateInto(source: ZipSource, start: number, length: number, cla
     target.set(chunk, filled);
     crc = zlib.crc32(chunk, crc);
     filled += chunk.length;
+    return true;
   });
-  const finished = new Promise<void>((resolve) => {
-    inflate.on('error', (error) => fail(new TensorioError('ERR_BAD_ZIP', `member '${name}' is not valid deflate data: ${error.message}`, { path, cause: error })));
-    inflate.on('end', resolve);
-    inflate.on('close', resolve);
-  });
-  const slice = (at: number): Promise<Uint8Array> => source.read(start + at, Math.min(INFLATE_SLICE, length - at), `member '${name}'`);
-  let next = length > 0 ? slice(0) : undefined;
-  for (let at = 0; next && !failure; ) {
-    const input = await next;
-    at += input.length;
-    next = at < length ? slice(at) : undefined;
-    if (!inflate.write(input)) {
-      await new Promise<void>((resolve) => {
-        inflate.once('drain', resolve);
-        inflate.once('close', resolve);
-      });
-    }
-  }
-  await next?.catch(() => undefined); // a read still in flight after a failure
-  if (!failure) inflate.end();
-  await finished;
-  if (failure) throw failure;
   if (filled !== claimed) throw badZip(path, `member '${name}' inflates to ${filled} bytes, its header says ${claimed}`);
   return { out: target, crc: crc >>> 0 };
 }
