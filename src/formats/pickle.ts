@@ -119,6 +119,17 @@ class Dtype {
   hasFields = false;
   constructor(readonly code: string) {}
 }
+/**
+ * A NumPy scalar (`numpy.core.multiarray.scalar`): its plain value in the result, and a 0-d array
+ * where TensorFlow's convert_to_tensor wraps it (a 0-d EagerTensor's `_numpy()` is a scalar).
+ */
+class Scalar {
+  constructor(
+    readonly dtype: Dtype,
+    readonly raw: Uint8Array,
+    readonly value: unknown,
+  ) {}
+}
 class Ndarray {
   dtype: Dtype | undefined;
   shape: number[] = [0];
@@ -126,6 +137,12 @@ class Ndarray {
   raw: unknown;
   built = false;
 }
+
+/** The ml_dtypes types tensorio holds (the names are tensorio's dtype names). */
+const ML_DTYPES = ['bfloat16', 'float8_e4m3fn', 'float8_e5m2'] as const;
+
+/** The arrays convert_to_tensor returned. */
+const TENSORS = new WeakSet<object>();
 
 type Handler = 'tensor' | 'reconstruct' | 'frombuffer' | 'ndarray' | 'dtype' | 'scalar' | 'encode' | 'bytes' | 'bytearray' | 'ordereddict' | 'set' | 'frozenset' | 'value';
 
@@ -157,6 +174,9 @@ const ALLOWED: ReadonlyMap<string, Handler> = new Map<string, Handler>([
   // Accepted only as a call with one NumPy array argument, which is returned as is.
   ['tensorflow.python.framework.ops.convert_to_tensor', 'tensor'],
   ['tensorflow_core.python.framework.ops.convert_to_tensor', 'tensor'],
+  // ml_dtypes' scalar types, as numpy.dtype's argument: how a bfloat16 or float8 array (a
+  // TensorFlow bfloat16 tensor's _numpy()) pickles its dtype. Never called.
+  ...ML_DTYPES.map((name): [string, Handler] => [`ml_dtypes.${name}`, 'value']),
 ]);
 
 class Global {
@@ -711,6 +731,7 @@ function unsafeCall(what: unknown, path: string | undefined): TensorioError {
 function hashable(key: unknown, path: string | undefined): unknown {
   if (key instanceof Uint8Array) return latin1.decode(key); // bytes keys (Python 2 dicts read with encoding='bytes')
   if (key === null || typeof key !== 'object') return key;
+  if (key instanceof Scalar) return hashable(key.value, path);
   if (key instanceof Tuple || key instanceof Global || key instanceof PySet) return key;
   throw bad(path, 'an unhashable dict key (list, dict or array)');
 }
@@ -721,14 +742,22 @@ function reduce(fn: Global, args: unknown[], path: string | undefined): unknown 
   };
   switch (fn.handler) {
     case 'tensor': {
-      if (args.length !== 1 || !(args[0] instanceof Ndarray) || !args[0].built) {
-        throw new TensorioError(
-          'ERR_UNSAFE_PICKLE',
-          `the pickle calls ${fn.module}.${fn.name} with something other than one NumPy array, which tensorio does not interpret; nothing was run`,
-          { path },
-        );
+      // A fresh array each time, marked, so convert_to_tensor(convert_to_tensor(a)), which
+      // TensorFlow never writes, is refused like any other argument.
+      const tensor = new Ndarray();
+      TENSORS.add(tensor);
+      if (args.length === 1 && args[0] instanceof Scalar) {
+        return Object.assign(tensor, { dtype: args[0].dtype, shape: [], raw: args[0].raw, built: true });
       }
-      return args[0];
+      if (args.length === 1 && args[0] instanceof Ndarray && args[0].built && !TENSORS.has(args[0])) {
+        const { dtype, shape, fortran, raw } = args[0];
+        return Object.assign(tensor, { dtype, shape, fortran, raw, built: true });
+      }
+      throw new TensorioError(
+        'ERR_UNSAFE_PICKLE',
+        `the pickle calls ${fn.module}.${fn.name} with something other than one NumPy array, which tensorio does not interpret; nothing was run`,
+        { path },
+      );
     }
     case 'reconstruct': {
       arity(3);
@@ -739,7 +768,7 @@ function reduce(fn: Global, args: unknown[], path: string | undefined): unknown 
     }
     case 'dtype': {
       arity(1, 3);
-      const code = args[0];
+      const code = args[0] instanceof Global && args[0].module === 'ml_dtypes' ? `ml_dtypes.${args[0].name}` : args[0];
       if (typeof code !== 'string') throw bad(path, 'numpy.dtype needs a type code string');
       return new Dtype(code);
     }
@@ -759,8 +788,9 @@ function reduce(fn: Global, args: unknown[], path: string | undefined): unknown 
       const bytes = typeof raw === 'string' ? latin1Bytes(raw, path) : raw;
       if (!(bytes instanceof Uint8Array)) throw bad(path, 'numpy scalar data is not bytes');
       const array = ndarrayFrom(dtype, [], false, bytes, path);
-      if (array.dtype === 'complex64' || array.dtype === 'complex128') return array;
-      return scalarOf(array);
+      // A complex, bfloat16 or float8 scalar has no plain JavaScript value: it stays a 0-d array.
+      if (array.dtype === 'complex64' || array.dtype === 'complex128' || (ML_DTYPES as readonly string[]).includes(array.dtype)) return new Scalar(dtype, bytes, array);
+      return new Scalar(dtype, bytes, scalarOf(array));
     }
     case 'encode': {
       // _codecs.encode(str, 'latin1'): how Python 3 writes bytes at protocols 0-2.
@@ -848,6 +878,8 @@ function resolveDtype(dtype: Dtype, path: string | undefined): { name: DType; bi
     throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `unsupported NumPy dtype '${code}' in the pickle: ${why}`, { path });
   };
   if (dtype.hasFields) return unsupported('structured and subarray dtypes are not supported');
+  const ml = ML_DTYPES.find((name) => code === `ml_dtypes.${name}`);
+  if (ml) return { name: ml, bigEndian: dtype.byteorder === '>' && dtypeInfo(ml).swapSize > 1, descr: code };
   const match = /^([a-zA-Z])(\d*)$/.exec(code);
   if (!match) return unsupported('not a NumPy type code');
   const info = dtypeFromNumpyCode(code === 'b1' ? 'b1' : code) ?? unsupported('no matching tensorio dtype (strings, datetimes and records are not supported)');
@@ -883,6 +915,7 @@ function toJs(root: unknown, path: string | undefined, maxDepth: number, own?: W
       return value as PyObject;
     }
     if (own?.has(value)) return value as PyObject;
+    if (value instanceof Scalar) return convert(value.value, depth);
     if (value instanceof Uint8Array) return value.slice();
     const seen = done.get(value);
     if (seen !== undefined) return seen;
