@@ -178,7 +178,7 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Loa
   if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, mmap)).tensors);
   const pickled = await readPickledNpy(path, options);
   if (pickled !== undefined) return pickled.value;
-  const npyOptions = { ...mmap, ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) };
+  const npyOptions = { ...mmap, ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }), ...(options.voidAs === undefined ? {} : { voidAs: options.voidAs }) };
   return readNpy(path, npyOptions);
 }
 

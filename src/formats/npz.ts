@@ -52,6 +52,8 @@ export interface NpzReadOptions {
   maxMemberSize?: number;
   /** Largest `.npy` header accepted. Default 10,000 (NumPy's limit). */
   maxHeaderSize?: number;
+  /** How to read raw void members ('<V2', as NumPy 2 saves ml_dtypes bfloat16): see {@link NpyReadOptions.voidAs}. */
+  voidAs?: NpyReadOptions['voidAs'];
 }
 
 /** An `.npz` archive opened lazily: only the central directory has been read. */
@@ -104,7 +106,10 @@ function keyOf(name: string): string {
 }
 
 function headerOptionsOf(options: NpzReadOptions): NpyReadOptions {
-  return options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize };
+  return {
+    ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }),
+    ...(options.voidAs === undefined ? {} : { voidAs: options.voidAs }),
+  };
 }
 
 function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOptions): PyObject {
