@@ -169,9 +169,10 @@ const ALLOWED: ReadonlyMap<string, Handler> = new Map<string, Handler>([
   ['collections.OrderedDict', 'ordereddict'],
   ['builtins.range', 'value'],
   // TensorFlow's EagerTensor.__reduce__ is (convert_to_tensor, (self._numpy(),)), so np.save of
-  // a dict or object array of tensors names ops.convert_to_tensor. TF 2.2 and later (2.19 seen)
-  // spell it tensorflow.python...; TF 1.15, 2.0 and 2.1 shipped the package as tensorflow_core.
-  // Accepted only as a call with one NumPy array argument, which is returned as is.
+  // a dict or object array of tensors names ops.convert_to_tensor. TF 1.14 and TF 2.2 to 2.19
+  // spell it tensorflow.python...; TF 1.15, 2.0 and 2.1 shipped the package as tensorflow_core
+  // (read in those wheels' ops.py). Accepted only as a call with one NumPy array or NumPy
+  // scalar (a 0-d tensor's value), which becomes the array (see the 'tensor' case).
   ['tensorflow.python.framework.ops.convert_to_tensor', 'tensor'],
   ['tensorflow_core.python.framework.ops.convert_to_tensor', 'tensor'],
   // ml_dtypes' scalar types, as numpy.dtype's argument: how a bfloat16 or float8 array (a
