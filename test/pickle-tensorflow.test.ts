@@ -31,7 +31,7 @@ const dir = tempDir('pickle-tf');
 
 /** Real TensorFlow: the chapter's files, and what Python itself reports about them. */
 const REAL = `
-import sys, os, json, pickle, numpy as np, tensorflow as tf
+import sys, os, json, pickle, numpy as np, ml_dtypes, tensorflow as tf
 from tensorflow.python.framework import ops
 d = sys.argv[1]
 x = tf.ones(3); y = tf.zeros(4)
@@ -45,7 +45,8 @@ except ValueError as e:
     ragged = 'ValueError'
 np.save(d + '/kinds.npy', {'i': tf.constant([[1, -2]], tf.int32), 'l': tf.constant(3, tf.int64),
     's': tf.constant(2.5), 'b': tf.constant([True, False]), 'h': tf.constant([1.5, -2.0], tf.bfloat16),
-    'c': tf.constant([1 + 2j], tf.complex64)})
+    'c': tf.constant([1 + 2j], tf.complex64),
+    'e4m3': np.arange(256, dtype=np.uint8).view(ml_dtypes.float8_e4m3fn), 'e5m2': np.arange(256, dtype=np.uint8).view(ml_dtypes.float8_e5m2)})
 def header(f):
     with open(f, 'rb') as fh:
         v = np.lib.format.read_magic(fh); shape, fortran, dtype = np.lib.format._read_array_header(fh, v)
@@ -183,7 +184,7 @@ test("the chapter's mydict.npy and xy.npy from TensorFlow 2.19: NdArrays from th
   assert.deepEqual([same.dtype, same.shape], ['float32', [2, 3]]);
 });
 
-test('TensorFlow 2.19 tensors of other kinds: int32, 0-d int64 and float32 (pickled as NumPy scalars), bool, bfloat16 (dtype ml_dtypes.bfloat16), complex64', async () => {
+test('TensorFlow 2.19 tensors of other kinds: int32, 0-d int64 and float32 (pickled as NumPy scalars), bool, bfloat16 (dtype ml_dtypes.bfloat16), complex64; ml_dtypes float8 arrays', async () => {
   const r = realRun();
   const k = (await mainLoad(path.join(realDir, 'kinds.npy'), { allowPickle: true })) as Record<string, NdArray>;
   assert.deepEqual([k.i?.dtype, k.i?.shape, Array.from(k.i?.data as Int32Array)], ['int32', [1, 2], [1, -2]]);
@@ -193,6 +194,9 @@ test('TensorFlow 2.19 tensors of other kinds: int32, 0-d int64 and float32 (pick
   assert.deepEqual([k.b?.dtype, Array.from(k.b?.data as Uint8Array)], ['bool', [1, 0]]);
   assert.deepEqual([k.h?.dtype, k.h?.shape, Array.from(k.h?.data as Uint16Array)], ['bfloat16', [2], r.h]);
   assert.deepEqual([k.c?.dtype, Array.from(k.c?.data as Float32Array)], ['complex64', [1, 2]]);
+  // Plain ml_dtypes float8 arrays beside them (dtype ml_dtypes.float8_e4m3fn / float8_e5m2).
+  const all8 = Uint8Array.from({ length: 256 }, (_, i) => i);
+  assert.deepEqual([k.e4m3?.dtype, k.e4m3?.data, k.e5m2?.dtype, k.e5m2?.data], ['float8_e4m3fn', all8, 'float8_e5m2', all8]);
   const t = (await tfLoad(path.join(realDir, 'kinds.npy'), { allowPickle: true })) as Record<string, tf.Tensor>;
   assert.deepEqual([t.l?.dtype, t.l?.shape, await t.l?.array()], ['int32', [], 3]);
   assert.deepEqual([t.h?.dtype, await t.h?.array()], ['float32', [1.5, -2]]);
