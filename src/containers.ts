@@ -179,7 +179,11 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Loa
   const pickled = await readPickledNpy(path, options);
   if (pickled !== undefined) return pickled.value;
   // allowPickle lifts the header limit, as in NumPy (headerLimitOf).
-  const npyOptions = { ...mmap, ...(options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) }) };
+  const npyOptions = {
+    ...mmap,
+    ...(options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) }),
+    ...(options.voidAs === undefined ? {} : { voidAs: options.voidAs }),
+  };
   return readNpy(path, npyOptions);
 }
 

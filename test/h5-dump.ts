@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 
 import { openH5, type DType, type NdArray } from '../src/index.js';
 import { locateDatasetStorage } from '../src/formats/h5.js';
-import { runPythonJson } from './helpers.js';
+import { runPythonJson, runPythonWith } from './helpers.js';
 
 /** An array's bytes as hex, for comparing with h5py's dump. */
 export function hex(array: NdArray): string {
@@ -51,8 +51,9 @@ export const NUMPY_NAMES: Record<string, DType> = {
 export type Dump = Record<string, { dtype: string; shape: number[]; hex: string } | { error: string }>;
 
 /** Every contiguous dataset of `file` is found where h5py says its data lies, by tensorio's own reader. */
-export async function assertStorageAsH5pyReports(file: string): Promise<void> {
-  const offsets = runPythonJson<Record<string, [number, number]>>(
+export async function assertStorageAsH5pyReports(file: string, python?: string): Promise<void> {
+  const run = <T>(script: string, args: string[]): T => (python === undefined ? runPythonJson<T>(script, args) : (JSON.parse(runPythonWith(python, script, args)) as T));
+  const offsets = run<Record<string, [number, number]>>(
     `
 import sys, json, h5py
 out = {}

@@ -140,6 +140,14 @@ export function numpyPythons(): { label: string; python: () => string }[] {
   ];
 }
 
+/** Both h5py interpreters of the HDF5 matrix: Debian's h5py 3.7 (HDF5 1.10) and the oracle's h5py 3.16 (HDF5 2.0). */
+export function h5pyPythons(): { label: string; python: () => string }[] {
+  return [
+    { label: 'Debian h5py 3.7', python: pythonWithNumpy },
+    { label: 'h5py 3.16 (oracle)', python: oraclePython },
+  ];
+}
+
 /** Runs a script with the given interpreter (one of numpyPythons()). */
 export function runPythonWith(python: string, script: string, args: string[] = [], cwd?: string): string {
   return runWith(python, script, args, cwd);

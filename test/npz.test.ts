@@ -13,7 +13,7 @@ import { bytesOf } from '../src/ndarray.js';
 import { encodeNpy } from '../src/formats/npy.js';
 import { ZipWriter } from '../src/formats/zip.js';
 import { expectCode } from './expect-code.js';
-import { NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
+import { NATIVE_MODE, numpyPythons, runPython, runPythonWith, tempDir } from './helpers.js';
 import { DESCRIBE } from './npz-describe.js';
 
 const dir = tempDir('npz');
@@ -28,8 +28,11 @@ const sha = (a: NdArray): string => createHash('sha256').update(bytesOf(a.data))
 
 const DTYPES: DType[] = ['bool', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float16', 'float32', 'float64', 'complex64', 'complex128'];
 
-describe('NumPy both ways', () => {
-  const MAKE = `import numpy as np, sys
+for (const { label, python } of numpyPythons()) {
+  const run = (script: string, args: string[] = []): string => runPythonWith(python(), script, args);
+  const runJson = <T>(script: string, args: string[] = []): T => JSON.parse(run(script, args)) as T;
+  describe(`NumPy both ways, ${label}`, () => {
+    const MAKE = `import numpy as np, sys
 rng = np.random.default_rng(1)
 arrays = {
   'b': rng.integers(0, 2, 7).astype(bool), 'i1': rng.integers(-100, 100, (3, 4)).astype('i1'), 'u8': rng.integers(0, 2**63, 5, dtype=np.uint64),
@@ -41,93 +44,94 @@ np.savez(sys.argv[1], **arrays)
 np.savez_compressed(sys.argv[2], **arrays)
 np.savez(sys.argv[3], arrays['f4'], arrays['big'])`;
 
-  test('np.savez and np.savez_compressed read by tensorio, mapped and not', async () => {
-    const stored = tmp('np-stored.npz');
-    const compressed = tmp('np-compressed.npz');
-    const positional = tmp('np-positional.npz');
-    runPython(MAKE, [stored, compressed, positional]);
-    const want = runPythonJson<Record<string, Record<string, { descr: string; shape: number[]; fortran: boolean; sha: string }>>>(DESCRIBE, [stored, compressed, positional]);
-    for (const file of [stored, compressed, positional]) {
-      for (const mmap of [false, true]) {
-        const got = await readNpz(file, { mmap });
-        assert.deepEqual(Object.keys(got), Object.keys(want[file] as object));
-        for (const [key, array] of Object.entries(got)) {
-          const w = (want[file] as Record<string, { shape: number[]; fortran: boolean; sha: string }>)[key] as { shape: number[]; fortran: boolean; sha: string };
-          assert.deepEqual(array.shape, w.shape, `${file} ${key}`);
-          assert.equal(sha(array), w.sha, `${file} ${key}`);
-          if (!mmap) assert.equal(array.mapped, false);
-          else if (file === compressed) assert.equal(array.copyReason, 'the member is compressed');
-          else if (array.mapped === false) assert.ok(array.copyReason, `${key} has no copyReason`);
-        }
-        // NumPy's stored members are not aligned: float64 data lands on an odd offset.
-        if (mmap && file === stored) {
-          assert.equal(got.big?.mapped, false);
-          assert.match(got.big?.copyReason ?? '', NATIVE_MODE ? /not a multiple of the float64 size 8/ : /native addon/);
+    test('np.savez and np.savez_compressed read by tensorio, mapped and not', async () => {
+      const stored = tmp('np-stored.npz');
+      const compressed = tmp('np-compressed.npz');
+      const positional = tmp('np-positional.npz');
+      run(MAKE, [stored, compressed, positional]);
+      const want = runJson<Record<string, Record<string, { descr: string; shape: number[]; fortran: boolean; sha: string }>>>(DESCRIBE, [stored, compressed, positional]);
+      for (const file of [stored, compressed, positional]) {
+        for (const mmap of [false, true]) {
+          const got = await readNpz(file, { mmap });
+          assert.deepEqual(Object.keys(got), Object.keys(want[file] as object));
+          for (const [key, array] of Object.entries(got)) {
+            const w = (want[file] as Record<string, { shape: number[]; fortran: boolean; sha: string }>)[key] as { shape: number[]; fortran: boolean; sha: string };
+            assert.deepEqual(array.shape, w.shape, `${file} ${key}`);
+            assert.equal(sha(array), w.sha, `${file} ${key}`);
+            if (!mmap) assert.equal(array.mapped, false);
+            else if (file === compressed) assert.equal(array.copyReason, 'the member is compressed');
+            else if (array.mapped === false) assert.ok(array.copyReason, `${key} has no copyReason`);
+          }
+          // NumPy's stored members are not aligned: float64 data lands on an odd offset.
+          if (mmap && file === stored) {
+            assert.equal(got.big?.mapped, false);
+            assert.match(got.big?.copyReason ?? '', NATIVE_MODE ? /not a multiple of the float64 size 8/ : /native addon/);
+          }
         }
       }
-    }
-  });
+    });
 
-  test('tensorio archives (stored, deflated at levels 1, 6, 9) read by np.load and Python zipfile', async () => {
-    const arrays: Record<string, NdArray> = {};
-    for (const [i, dtype] of DTYPES.entries()) {
-      const a = ndarray(new Uint8Array(24 * [1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16][i]!).map((_, j) => (j * 37 + i) % (dtype === 'bool' ? 2 : 256)) as unknown as Uint8Array, [24 * [1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16][i]!], 'uint8');
-      const { data } = a;
-      const { array: ctor, lanes } = (await import('../src/dtype.js')).dtypeInfo(dtype);
-      const typed = new ctor(data.buffer, 0, data.byteLength / ctor.BYTES_PER_ELEMENT);
-      arrays[`m_${dtype}`] = { dtype, shape: [2, typed.length / lanes / 2], data: typed };
-    }
-    arrays['fortran'] = { ...ndarray(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]), order: 'F' };
-    arrays['scalar'] = ndarray(new Float64Array([2.5]), []);
-    arrays['empty'] = ndarray(new Int32Array(0), [0, 3]);
-    arrays['dir/name é'] = ndarray(new Float32Array(1000).map((_, i) => Math.sin(i)), [10, 100]);
-    for (const compress of [false, 1, true, 9] as const) {
-      const file = tmp('ours.npz');
-      await writeNpz(file, arrays, { compress });
-      const seen = runPythonJson<Record<string, Record<string, { descr: string; shape: number[]; fortran: boolean; sha: string }>>>(DESCRIBE, [file]);
-      const members = seen[file] as Record<string, { shape: number[]; fortran: boolean; sha: string }>;
-      assert.deepEqual(Object.keys(members), Object.keys(arrays));
-      for (const [key, array] of Object.entries(arrays)) {
-        assert.deepEqual(members[key]?.shape, array.shape, key);
-        assert.equal(members[key]?.sha, sha(array), key);
-        assert.equal(members[key]?.fortran, key === 'fortran', key);
+    test('tensorio archives (stored, deflated at levels 1, 6, 9) read by np.load and Python zipfile', async () => {
+      const arrays: Record<string, NdArray> = {};
+      for (const [i, dtype] of DTYPES.entries()) {
+        const a = ndarray(new Uint8Array(24 * [1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16][i]!).map((_, j) => (j * 37 + i) % (dtype === 'bool' ? 2 : 256)) as unknown as Uint8Array, [24 * [1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16][i]!], 'uint8');
+        const { data } = a;
+        const { array: ctor, lanes } = (await import('../src/dtype.js')).dtypeInfo(dtype);
+        const typed = new ctor(data.buffer, 0, data.byteLength / ctor.BYTES_PER_ELEMENT);
+        arrays[`m_${dtype}`] = { dtype, shape: [2, typed.length / lanes / 2], data: typed };
       }
-      assert.equal(runPython(`import zipfile, sys\nprint(zipfile.ZipFile(sys.argv[1]).testzip())`, [file]).trim(), 'None');
-      const back = await readNpz(file);
-      for (const [key, array] of Object.entries(arrays)) assert.equal(hex(back[key] as NdArray), hex(array), key);
-    }
-  });
+      arrays['fortran'] = { ...ndarray(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]), order: 'F' };
+      arrays['scalar'] = ndarray(new Float64Array([2.5]), []);
+      arrays['empty'] = ndarray(new Int32Array(0), [0, 3]);
+      arrays['dir/name é'] = ndarray(new Float32Array(1000).map((_, i) => Math.sin(i)), [10, 100]);
+      for (const compress of [false, 1, true, 9] as const) {
+        const file = tmp('ours.npz');
+        await writeNpz(file, arrays, { compress });
+        const seen = runJson<Record<string, Record<string, { descr: string; shape: number[]; fortran: boolean; sha: string }>>>(DESCRIBE, [file]);
+        const members = seen[file] as Record<string, { shape: number[]; fortran: boolean; sha: string }>;
+        assert.deepEqual(Object.keys(members), Object.keys(arrays));
+        for (const [key, array] of Object.entries(arrays)) {
+          assert.deepEqual(members[key]?.shape, array.shape, key);
+          assert.equal(members[key]?.sha, sha(array), key);
+          assert.equal(members[key]?.fortran, key === 'fortran', key);
+        }
+        assert.equal(run(`import zipfile, sys\nprint(zipfile.ZipFile(sys.argv[1]).testzip())`, [file]).trim(), 'None');
+        const back = await readNpz(file);
+        for (const [key, array] of Object.entries(arrays)) assert.equal(hex(back[key] as NdArray), hex(array), key);
+      }
+    });
 
-  test('a list is written as arr_0, arr_1, ... like np.savez(path, *arrays)', async () => {
-    const file = tmp();
-    await writeNpz(file, [ndarray(new Float32Array([1, 2])), ndarray(new Int8Array([3]))]);
-    assert.equal(runPython(`import numpy as np, sys\nd = np.load(sys.argv[1])\nprint(d.files, d['arr_0'].tolist(), d['arr_1'].tolist())`, [file]).trim(), "['arr_0', 'arr_1'] [1.0, 2.0] [3]");
-  });
+    test('a list is written as arr_0, arr_1, ... like np.savez(path, *arrays)', async () => {
+      const file = tmp();
+      await writeNpz(file, [ndarray(new Float32Array([1, 2])), ndarray(new Int8Array([3]))]);
+      assert.equal(run(`import numpy as np, sys\nd = np.load(sys.argv[1])\nprint(d.files, d['arr_0'].tolist(), d['arr_1'].tolist())`, [file]).trim(), "['arr_0', 'arr_1'] [1.0, 2.0] [3]");
+    });
 
-  test('ZIP64 records everywhere (Python writing with tiny limits; tensorio with forceZip64) both ways', async () => {
-    const pyFile = tmp('py-zip64.npz');
-    runPython(
-      `import zipfile, numpy as np, sys\nzipfile.ZIP64_LIMIT = 8\nzipfile.ZIP_FILECOUNT_LIMIT = 1\nnp.savez(sys.argv[1], a=np.arange(5.0), b=np.arange(3, dtype='i2'))\nnp.savez_compressed(sys.argv[2], a=np.arange(5.0))`,
-      [pyFile, `${pyFile}.c.npz`],
-    );
-    assert.ok(fs.readFileSync(pyFile).includes(Buffer.from([0x50, 0x4b, 0x06, 0x06])), 'Python wrote a ZIP64 end record');
-    const got = await readNpz(pyFile);
-    assert.deepEqual(values(got.a), [0, 1, 2, 3, 4]);
-    assert.deepEqual(values((await readNpz(`${pyFile}.c.npz`)).a), [0, 1, 2, 3, 4]);
+    test('ZIP64 records everywhere (Python writing with tiny limits; tensorio with forceZip64) both ways', async () => {
+      const pyFile = tmp('py-zip64.npz');
+      run(
+        `import zipfile, numpy as np, sys\nzipfile.ZIP64_LIMIT = 8\nzipfile.ZIP_FILECOUNT_LIMIT = 1\nnp.savez(sys.argv[1], a=np.arange(5.0), b=np.arange(3, dtype='i2'))\nnp.savez_compressed(sys.argv[2], a=np.arange(5.0))`,
+        [pyFile, `${pyFile}.c.npz`],
+      );
+      assert.ok(fs.readFileSync(pyFile).includes(Buffer.from([0x50, 0x4b, 0x06, 0x06])), 'Python wrote a ZIP64 end record');
+      const got = await readNpz(pyFile);
+      assert.deepEqual(values(got.a), [0, 1, 2, 3, 4]);
+      assert.deepEqual(values((await readNpz(`${pyFile}.c.npz`)).a), [0, 1, 2, 3, 4]);
 
-    const ours = tmp('ours-zip64.npz');
-    const writer = await AtomicWriter.open(ours);
-    const zip = new ZipWriter(writer, ours, { forceZip64: true });
-    await zip.addStored('a.npy', encodeNpy(ndarray(new Float64Array([1, 2, 3]))));
-    await zip.addDeflated('b.npy', encodeNpy(ndarray(new Int16Array([4, 5]))), 6);
-    await zip.finish();
-    await writer.commit();
-    assert.equal(runPython(`import numpy as np, sys\nd = np.load(sys.argv[1])\nprint(d['a'].tolist(), d['b'].tolist())`, [ours]).trim(), '[1.0, 2.0, 3.0] [4, 5]');
-    const back = await readNpz(ours, { mmap: true });
-    assert.deepEqual(values(back.a), [1, 2, 3]);
-    assert.equal(back.a?.mapped, NATIVE_MODE);
+      const ours = tmp('ours-zip64.npz');
+      const writer = await AtomicWriter.open(ours);
+      const zip = new ZipWriter(writer, ours, { forceZip64: true });
+      await zip.addStored('a.npy', encodeNpy(ndarray(new Float64Array([1, 2, 3]))));
+      await zip.addDeflated('b.npy', encodeNpy(ndarray(new Int16Array([4, 5]))), 6);
+      await zip.finish();
+      await writer.commit();
+      assert.equal(run(`import numpy as np, sys\nd = np.load(sys.argv[1])\nprint(d['a'].tolist(), d['b'].tolist())`, [ours]).trim(), '[1.0, 2.0, 3.0] [4, 5]');
+      const back = await readNpz(ours, { mmap: true });
+      assert.deepEqual(values(back.a), [1, 2, 3]);
+      assert.equal(back.a?.mapped, NATIVE_MODE);
+    });
   });
-});
+}
 
 describe('mapping and laziness', () => {
   test('stored members written by tensorio are 64-byte aligned and mapped zero-copy from one mapping', async () => {

@@ -58,6 +58,14 @@ export interface NpyReadOptions {
    * numeric arrays never receives strings unasked.
    */
   strings?: boolean;
+  /**
+   * The dtype to read a raw void descr (`'<V2'`, `'|V1'`) as, when its item size agrees.
+   * NumPy 2 with ml_dtypes saves bfloat16 as `'<V2'` and float8_e4m3fn as `'<V1'`: the header
+   * does not name the type (NumPy itself loads such a file back as raw bytes), so only the
+   * caller can say what it is: `{ voidAs: 'bfloat16' }`, or `'uint16'` for the raw 2-byte
+   * values. Default: a void descr is refused with `ERR_UNSUPPORTED_DTYPE`.
+   */
+  voidAs?: DType;
 }
 
 /** What a `.npy` header says. */
@@ -114,12 +122,25 @@ export function dtypeFromDescr(descr: PyValue, file?: string): { info: DTypeInfo
   if (kind === 'T') return unsupported("NumPy 2's variable-width StringDType is not supported");
   if (kind === 'U' || kind === 'S' || kind === 'a' || (kind === 'c' && width === '')) return unsupported('a string array; pass { strings: true } to read it as a StringArray');
   if (kind === 'M' || kind === 'm' || unit) return unsupported('datetime and timedelta arrays are not supported');
-  if (kind === 'V') return unsupported('void (raw record) arrays are not supported');
+  if (kind === 'V') return unsupported("void (raw record) arrays are not supported; NumPy 2 with ml_dtypes saves bfloat16 as '<V2' and float8_e4m3fn as '<V1': read them with { voidAs: 'bfloat16' } (or the dtype they hold)");
   // 'd', '<f', '=l': NumPy's one-character codes, read as np.dtype(code) reads them.
   const info = width === '' ? dtypeFromNumpyChar(kind) : kind === '?' ? undefined : dtypeFromNumpyCode(`${kind}${width}`);
   if (!info) return unsupported('no matching tensorio dtype (supported: b1, i1-i8, u1-u8, f2, f4, f8, c8, c16 and their one-character codes ? b B h H i I l L q Q p P n N e f d F D)');
   // '=', '|' and no order character all mean this machine's order, as in np.dtype.
   const big = order === '>' || (order !== '<' && NATIVE_BIG_ENDIAN);
+  return { info, bigEndian: big && info.swapSize > 1 };
+}
+
+/** `voidAs` applied to a raw void descr ('<V2'); undefined for any other descr or without `voidAs`. */
+function voidDtype(descr: PyValue, voidAs: DType | undefined, file: string): { info: DTypeInfo; bigEndian: boolean } | undefined {
+  const match = typeof descr === 'string' ? /^([<>|=]?)V(\d+)$/.exec(descr) : null;
+  if (!match || voidAs === undefined) return undefined;
+  const info = dtypeInfo(voidAs);
+  if (info.itemSize !== Number(match[2])) {
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `unsupported dtype '${descr as string}': voidAs '${voidAs}' has ${info.itemSize}-byte items, the file's are ${match[2]} bytes`, { path: file });
+  }
+  // ml_dtypes writes its types with this machine's order ('<' here); '>' is swapped.
+  const big = match[1] === '>' || (match[1] === '=' && NATIVE_BIG_ENDIAN);
   return { info, bigEndian: big && info.swapSize > 1 };
 }
 
@@ -266,7 +287,7 @@ export function isObjectDescr(descr: PyValue): boolean {
 export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: NpyReadOptions = {}, fileSize = bytes.length): NpyHeader {
   const { version, descr, fortranOrder: fortran, shape, dataOffset } = parseNpyRawHeader(bytes, file, options, fileSize);
   const preamble = { version, dataOffset };
-  const { info, bigEndian } = dtypeFromDescr(descr, file);
+  const { info, bigEndian } = voidDtype(descr, options.voidAs, file) ?? dtypeFromDescr(descr, file);
   const size = shapeSize(shape, file);
   const dataLength = size * info.itemSize;
   if (!Number.isSafeInteger(dataLength)) throw new TensorioError('ERR_TOO_LARGE', `shape (${shape.join(', ')}) is too large`, { path: file });

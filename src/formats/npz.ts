@@ -63,6 +63,8 @@ export interface NpzReadOptions {
    * member is `ERR_UNSUPPORTED_DTYPE` naming it (`readNpz` fails; `openNpz` serves the others).
    */
   strings?: boolean;
+  /** How to read raw void members ('<V2', as NumPy 2 saves ml_dtypes bfloat16): see {@link NpyReadOptions.voidAs}. */
+  voidAs?: NpyReadOptions['voidAs'];
 }
 
 /** What a member reads as, whatever the options. */
@@ -119,7 +121,8 @@ function keyOf(name: string): string {
 // allowPickle lifts the header limit, as NumPy's NpzFile passes allow_pickle to read_array.
 function headerOptionsOf(options: NpzReadOptions): NpyReadOptions {
   const limit = options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) };
-  return options.strings ? { ...limit, strings: true } : limit;
+  const voidAs = options.voidAs === undefined ? {} : { voidAs: options.voidAs };
+  return options.strings ? { ...limit, ...voidAs, strings: true } : { ...limit, ...voidAs };
 }
 
 function unpickleMember(bytes: Uint8Array, where: string, options: NpzReadOptions): PyObject {

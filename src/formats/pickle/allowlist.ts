@@ -5,7 +5,10 @@
  * which another library's globals stand in for them (PyTorch's: src/formats/torch/profile.ts).
  */
 import { TensorioError } from '../../errors.js';
-import { bad, Dict, Dtype, Global, hashable, latin1Bytes, ndarrayFrom, Ndarray, PySet, scalarOf, Tuple, type Handler, type PyObject } from './values.js';
+import { bad, Dict, Dtype, Global, hashable, latin1Bytes, ML_DTYPES, ndarrayFrom, Ndarray, PySet, Scalar, scalarOf, Tuple, type Handler, type PyObject } from './values.js';
+
+/** The arrays convert_to_tensor returned. */
+const TENSORS = new WeakSet<object>();
 
 /**
  * A set of globals for pickles written by another library than NumPy. The unpickler still
@@ -57,11 +60,15 @@ export const ALLOWED: ReadonlyMap<string, Handler> = new Map<string, Handler>([
   ['collections.OrderedDict', 'ordereddict'],
   ['builtins.range', 'value'],
   // TensorFlow's EagerTensor.__reduce__ is (convert_to_tensor, (self._numpy(),)), so np.save of
-  // a dict or object array of tensors names ops.convert_to_tensor. TF 2.2 and later (2.19 seen)
-  // spell it tensorflow.python...; TF 1.15, 2.0 and 2.1 shipped the package as tensorflow_core.
-  // Accepted only as a call with one NumPy array argument, which is returned as is.
+  // a dict or object array of tensors names ops.convert_to_tensor. TF 1.14 and TF 2.2 to 2.19
+  // spell it tensorflow.python...; TF 1.15, 2.0 and 2.1 shipped the package as tensorflow_core
+  // (read in those wheels' ops.py). Accepted only as a call with one NumPy array or NumPy
+  // scalar (a 0-d tensor's value), which becomes the array (see the 'tensor' case).
   ['tensorflow.python.framework.ops.convert_to_tensor', 'tensor'],
   ['tensorflow_core.python.framework.ops.convert_to_tensor', 'tensor'],
+  // ml_dtypes' scalar types, as numpy.dtype's argument: how a bfloat16 or float8 array (a
+  // TensorFlow bfloat16 tensor's _numpy()) pickles its dtype. Never called.
+  ...ML_DTYPES.map((name): [string, Handler] => [`ml_dtypes.${name}`, 'value']),
 ]);
 
 // Python 2 module names, as Python 3's unpickler maps them (fix_imports).
@@ -104,14 +111,22 @@ export function reduce(fn: Global, args: unknown[], path: string | undefined): u
   };
   switch (fn.handler) {
     case 'tensor': {
-      if (args.length !== 1 || !(args[0] instanceof Ndarray) || !args[0].built) {
-        throw new TensorioError(
-          'ERR_UNSAFE_PICKLE',
-          `the pickle calls ${fn.module}.${fn.name} with something other than one NumPy array, which tensorio does not interpret; nothing was run`,
-          { path },
-        );
+      // A fresh array each time, marked, so convert_to_tensor(convert_to_tensor(a)), which
+      // TensorFlow never writes, is refused like any other argument.
+      const tensor = new Ndarray();
+      TENSORS.add(tensor);
+      if (args.length === 1 && args[0] instanceof Scalar) {
+        return Object.assign(tensor, { dtype: args[0].dtype, shape: [], raw: args[0].raw, built: true });
       }
-      return args[0];
+      if (args.length === 1 && args[0] instanceof Ndarray && args[0].built && !TENSORS.has(args[0])) {
+        const { dtype, shape, fortran, raw } = args[0];
+        return Object.assign(tensor, { dtype, shape, fortran, raw, built: true });
+      }
+      throw new TensorioError(
+        'ERR_UNSAFE_PICKLE',
+        `the pickle calls ${fn.module}.${fn.name} with something other than one NumPy array, which tensorio does not interpret; nothing was run`,
+        { path },
+      );
     }
     case 'reconstruct': {
       arity(3);
@@ -122,7 +137,7 @@ export function reduce(fn: Global, args: unknown[], path: string | undefined): u
     }
     case 'dtype': {
       arity(1, 3);
-      const code = args[0];
+      const code = args[0] instanceof Global && args[0].module === 'ml_dtypes' ? `ml_dtypes.${args[0].name}` : args[0];
       if (typeof code !== 'string') throw bad(path, 'numpy.dtype needs a type code string');
       return new Dtype(code);
     }
@@ -142,8 +157,9 @@ export function reduce(fn: Global, args: unknown[], path: string | undefined): u
       const bytes = typeof raw === 'string' ? latin1Bytes(raw, path) : raw;
       if (!(bytes instanceof Uint8Array)) throw bad(path, 'numpy scalar data is not bytes');
       const array = ndarrayFrom(dtype, [], false, bytes, path);
-      if (array.dtype === 'complex64' || array.dtype === 'complex128') return array;
-      return scalarOf(array);
+      // A complex, bfloat16 or float8 scalar has no plain JavaScript value: it stays a 0-d array.
+      if (array.dtype === 'complex64' || array.dtype === 'complex128' || (ML_DTYPES as readonly string[]).includes(array.dtype)) return new Scalar(dtype, bytes, array);
+      return new Scalar(dtype, bytes, scalarOf(array));
     }
     case 'encode': {
       // _codecs.encode(str, 'latin1'): how Python 3 writes bytes at protocols 0-2.

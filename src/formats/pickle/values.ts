@@ -65,6 +65,17 @@ export class Dtype {
   hasFields = false;
   constructor(readonly code: string) {}
 }
+/**
+ * A NumPy scalar (`numpy.core.multiarray.scalar`): its plain value in the result, and a 0-d array
+ * where TensorFlow's convert_to_tensor wraps it (a 0-d EagerTensor's `_numpy()` is a scalar).
+ */
+export class Scalar {
+  constructor(
+    readonly dtype: Dtype,
+    readonly raw: Uint8Array,
+    readonly value: unknown,
+  ) {}
+}
 export class Ndarray {
   dtype: Dtype | undefined;
   shape: number[] = [0];
@@ -72,6 +83,9 @@ export class Ndarray {
   raw: unknown;
   built = false;
 }
+
+/** The ml_dtypes types tensorio holds (the names are tensorio's dtype names). */
+export const ML_DTYPES = ['bfloat16', 'float8_e4m3fn', 'float8_e5m2'] as const;
 
 export type Handler = 'tensor' | 'reconstruct' | 'frombuffer' | 'ndarray' | 'dtype' | 'scalar' | 'encode' | 'bytes' | 'bytearray' | 'ordereddict' | 'set' | 'frozenset' | 'value';
 
@@ -109,6 +123,7 @@ export function pyInt(value: bigint): number | bigint {
 export function hashable(key: unknown, path: string | undefined): unknown {
   if (key instanceof Uint8Array) return latin1.decode(key); // bytes keys (Python 2 dicts read with encoding='bytes')
   if (key === null || typeof key !== 'object') return key;
+  if (key instanceof Scalar) return hashable(key.value, path);
   if (key instanceof Tuple || key instanceof Global || key instanceof PySet) return key;
   throw bad(path, 'an unhashable dict key (list, dict or array)');
 }
@@ -119,6 +134,8 @@ export function resolveDtype(dtype: Dtype, path: string | undefined): { name: DT
     throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `unsupported NumPy dtype '${code}' in the pickle: ${why}`, { path });
   };
   if (dtype.hasFields) return unsupported('structured and subarray dtypes are not supported');
+  const ml = ML_DTYPES.find((name) => code === `ml_dtypes.${name}`);
+  if (ml) return { name: ml, bigEndian: dtype.byteorder === '>' && dtypeInfo(ml).swapSize > 1, descr: code };
   const match = /^([a-zA-Z])(\d*)$/.exec(code);
   if (!match) return unsupported('not a NumPy type code');
   const info = dtypeFromNumpyCode(code === 'b1' ? 'b1' : code) ?? unsupported('no matching tensorio dtype (strings, datetimes and records are not supported)');
@@ -154,6 +171,7 @@ export function toJs(root: unknown, path: string | undefined, maxDepth: number, 
       return value as PyObject;
     }
     if (own?.has(value)) return value as PyObject;
+    if (value instanceof Scalar) return convert(value.value, depth);
     if (value instanceof Uint8Array) return value.slice();
     const seen = done.get(value);
     if (seen !== undefined) return seen;
