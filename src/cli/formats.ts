@@ -1,7 +1,8 @@
 /**
- * The formats the command line reads and writes, behind one small interface: open a file
- * lazily (a table of its tensors without their data), get one tensor, and write a set of
- * named tensors supplied one at a time. Each format adds one entry to {@link FORMATS}.
+ * How the command line reads and writes each format of the registry (formats/registry.ts),
+ * behind one small interface: open a file lazily (a table of its tensors without their
+ * data), get one tensor, and write a set of named tensors supplied one at a time. The
+ * registry picks the format; {@link HANDLERS} has one handler per registry id.
  */
 import * as path from 'node:path';
 
@@ -11,7 +12,10 @@ import { TensorioError } from '../errors.js';
 import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
 import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
+import { formatForPath, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
 import { openSafetensors, writeSafetensors } from '../formats/safetensors.js';
+import { openTorch, writeTorch } from '../formats/torch/index.js';
+import { readKerasArchive } from '../tfjs/keras-archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
 import type { WriteOptions } from '../io.js';
 import { byteLength, type NdArray } from '../ndarray.js';
@@ -58,19 +62,16 @@ export interface SinkOptions extends WriteOptions {
 export interface FormatHandler {
   /** Short name shown to users ('npy'). */
   readonly name: string;
-  /** True when the handler reads and writes this path (by its extension). */
-  matches(file: string): boolean;
   open(file: string): Promise<TensorSource>;
   /**
    * Writes tensors `names` (in that order), fetching each with `get` only when it is written,
    * so a conversion holds at most what the target format needs at once.
    */
-  write(file: string, names: string[], get: (name: string) => Promise<NdArray>, options: SinkOptions): Promise<void>;
+  write?(file: string, names: string[], get: (name: string) => Promise<NdArray>, options: SinkOptions): Promise<void>;
 }
 
 const npy: FormatHandler = {
   name: 'npy',
-  matches: (file) => file.toLowerCase().endsWith('.npy'),
   async open(file) {
     const header = await readNpyHeader(file);
     const name = path.basename(file, path.extname(file));
@@ -108,8 +109,6 @@ const npy: FormatHandler = {
 
 const safetensors: FormatHandler = {
   name: 'safetensors',
-  // A sharded checkpoint is opened through its index (model.safetensors.index.json).
-  matches: (file) => /\.safetensors(\.index\.json)?$/i.test(file),
   async open(file) {
     const opened = await openSafetensors(file);
     const tensors = opened.offsetKeys().map((name): TensorInfo => {
@@ -134,7 +133,6 @@ const safetensors: FormatHandler = {
 
 const npz: FormatHandler = {
   name: 'npz',
-  matches: (file) => file.toLowerCase().endsWith('.npz'),
   async open(file) {
     const archive = await openNpz(file, { mmap: true });
     const tensors: TensorInfo[] = [];
@@ -189,7 +187,6 @@ function kerasLayers(h5: H5File): FileSummary['layers'] {
 
 const hdf5: FormatHandler = {
   name: 'hdf5 (.h5, .hdf5, Keras .weights.h5)',
-  matches: (file) => /\.(h5|hdf5)$/i.test(file),
   async open(file) {
     const h5 = await openH5(file);
     const tensors: TensorInfo[] = [];
@@ -206,7 +203,8 @@ const hdf5: FormatHandler = {
       tensors.push(entry);
     }
     const layers = kerasLayers(h5);
-    const summary: FileSummary = { format: layers ? (h5.isGroup('layers') && !h5.isGroup('model_weights') ? 'keras 3 weights (hdf5)' : 'keras (hdf5)') : 'hdf5', tensors };
+    const flavour = hdf5Flavour(h5);
+    const summary: FileSummary = { format: flavour === 'keras3-weights' ? 'keras 3 weights (hdf5)' : flavour === 'hdf5' ? 'hdf5' : 'keras (hdf5)', tensors };
     if (layers) summary.layers = layers;
     if (skipped.length > 0) summary.skipped = skipped;
     const version = h5.attribute('', 'keras_version');
@@ -253,7 +251,6 @@ function sliceAcross(pieces: readonly ArrayBuffer[], start: number, length: numb
 
 const tfjsFormat: FormatHandler = {
   name: 'tfjs (model.json + .bin)',
-  matches: (file) => file.toLowerCase().endsWith('.json') && !file.toLowerCase().endsWith('.safetensors.index.json'),
   async open(file) {
     const { ioHandler } = await loadTfjsEntry(file);
     const artifacts = await (ioHandler(file).load as () => Promise<import('@tensorflow/tfjs').io.ModelArtifacts>)();
@@ -322,17 +319,88 @@ const tfjsFormat: FormatHandler = {
   },
 };
 
-/** Every format the command line knows, most specific first. */
-export const FORMATS: FormatHandler[] = [npy, npz, safetensors, hdf5, tfjsFormat];
+/** A PyTorch checkpoint: its tensors by their path through the object (openTorch reads the pickle only). */
+const torch: FormatHandler = {
+  name: 'pytorch',
+  async open(file) {
+    const opened = await openTorch(file, { mmap: true });
+    const tensors = opened.keys().map((name): TensorInfo => {
+      const info = opened.info(name);
+      const notes = [info.contiguous ? '' : 'strided', info.parameter ? 'parameter' : '', opened.byteOrder === 'big' ? 'big-endian' : ''].filter(Boolean);
+      const entry: TensorInfo = { name: name === '' ? 'tensor' : name, dtype: info.dtype, shape: info.shape, byteLength: byteLength(info.dtype, info.shape) };
+      if (notes.length > 0) entry.note = notes.join(', ');
+      return entry;
+    });
+    const summary: FileSummary = { format: `pytorch (${opened.format})`, tensors };
+    return {
+      summary,
+      get: (name) => opened.get(name === 'tensor' && !opened.has('tensor') ? '' : name),
+      close: () => opened.close(),
+    };
+  },
+  async write(file, names, get, options) {
+    // A state dict: one tensor per name, as torch.save(model.state_dict()) writes it.
+    const record: Record<string, NdArray> = {};
+    for (const name of names) Object.defineProperty(record, name, { value: await get(name), enumerable: true, writable: true, configurable: true });
+    await writeTorch(file, record, options.fsync === undefined ? {} : { fsync: options.fsync });
+  },
+};
+
+/** A Keras 3 `.keras` archive (a zip: its weights member), or the HDF5 file older tf.keras wrote under that name. */
+const keras: FormatHandler = {
+  name: 'keras',
+  async open(file) {
+    const { container } = await identifyFile(file, 'cliRead');
+    if (container !== 'zip') return hdf5.open(file);
+    const { weights } = await readKerasArchive(file);
+    const arrays = new Map<string, NdArray>();
+    const tensors: TensorInfo[] = [];
+    for (const layer of weights.layers) {
+      for (const weight of layer.weights) {
+        const name = `layers/${layer.name}/vars/${weight.name}`;
+        arrays.set(name, weight.array);
+        tensors.push({ name, dtype: weight.array.dtype, shape: weight.array.shape, byteLength: byteLength(weight.array.dtype, weight.array.shape) });
+      }
+    }
+    const summary: FileSummary = { format: 'keras 3 archive', tensors, layers: weights.layers.map((l) => ({ name: l.name, weights: l.weights.map((w) => w.name) })) };
+    return {
+      summary,
+      get: async (name) => {
+        const array = arrays.get(name);
+        if (!array) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no weight '${name}' in the archive`, { path: file });
+        return array;
+      },
+      close: () => undefined,
+    };
+  },
+};
+
+/** The command line's handler of each registry format (undefined: the CLI does not take it). */
+export const HANDLERS: Record<FormatId, FormatHandler | undefined> = {
+  npy,
+  npz,
+  safetensors,
+  'safetensors-index': safetensors,
+  hdf5,
+  'keras3-weights': hdf5,
+  keras,
+  torch,
+  tfjs: tfjsFormat,
+};
 
 /**
- * The handler for a path, by its extension.
- * @throws TensorioError `ERR_INVALID_ARGUMENT` naming the known extensions.
+ * The handler for a path: the registry picks the format by extension (and, reading, by the
+ * file's first bytes where the extension is ambiguous).
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` naming the extensions the command takes.
  */
-export function formatFor(file: string): FormatHandler {
-  const handler = FORMATS.find((format) => format.matches(file));
-  if (!handler) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', `unknown file type; tensorio reads and writes ${FORMATS.map((f) => f.name).join(', ')}`, { path: file });
-  }
+export function formatFor(file: string, use: 'cliRead' | 'cliWrite'): FormatHandler {
+  const handler = HANDLERS[formatForPath(file, use).id];
+  if (!handler || (use === 'cliWrite' && !handler.write)) throw new TensorioError('ERR_INVALID_ARGUMENT', `tensorio cannot ${use === 'cliRead' ? 'read' : 'write'} this format`, { path: file });
   return handler;
+}
+
+/** Opens a file for reading, its format chosen by the registry (`.bin` must be PyTorch's). */
+export async function openSource(file: string): Promise<TensorSource> {
+  const { entry } = await identifyFile(file, 'cliRead');
+  return (HANDLERS[entry.id] as FormatHandler).open(file);
 }

@@ -14,8 +14,9 @@ import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 import { diffSources, type TensorDiff } from './diff.js';
-import { formatFor, FORMATS, loadTfjsEntry, type FileSummary, type TensorSource } from './formats.js';
+import { formatFor, loadTfjsEntry, openSource, type FileSummary, type TensorSource } from './formats.js';
 import { openH5 } from '../formats/h5.js';
+import { FORMATS, formatOfName, hdf5Flavour } from '../formats/registry.js';
 import { formatBytes, Progress } from './progress.js';
 
 const HELP: Record<string, string> = {
@@ -27,7 +28,7 @@ Commands:
   diff A B                compare the tensors of two files by name
   bench                   run the benchmark suite
 
-Run 'tensorio <command> --help' for a command's options. Formats: ${FORMATS.map((f) => f.name).join(', ')}.`,
+Run 'tensorio <command> --help' for a command's options. Formats: ${FORMATS.filter((f) => f.entryPoints.includes('cliRead')).map((f) => f.title).join(', ')}.`,
   inspect: `Usage: tensorio inspect FILE [--json]
 
 Shows the format and version, a table of tensors (name, dtype, shape, size, byte offset,
@@ -106,7 +107,7 @@ async function inspect(args: string[]): Promise<number> {
   if (values.help) return help('inspect');
   if (positionals.length !== 1) throw new UsageError('inspect takes one FILE');
   const file = positionals[0] as string;
-  const source = await formatFor(file).open(file);
+  const source = await openSource(file);
   try {
     console.log(values.json ? JSON.stringify({ file, ...source.summary }, null, 2) : renderSummary(file, source.summary));
   } finally {
@@ -144,7 +145,7 @@ async function convert(args: string[]): Promise<number> {
   const quantize = values.quantize;
   if (quantize !== undefined && !['float16', 'uint8', 'uint16'].includes(quantize)) throw new UsageError('--quantize must be one of float16, uint8, uint16');
   const modelConversion = cast === undefined && values['max-shard-size'] === undefined && isModelTarget(dst) && (await isModelFile(src));
-  if (quantize !== undefined && !(modelConversion && /\.json$/i.test(dst))) throw new UsageError('--quantize applies to a whole model converted to model.json');
+  if (quantize !== undefined && !(modelConversion && formatOfName(dst)?.id === 'tfjs')) throw new UsageError('--quantize applies to a whole model converted to model.json');
   if (modelConversion) {
     // A whole Keras or tfjs model: topology, training config and weights move together,
     // as the tfjs converter moves them (tensor-level conversion would keep only weights).
@@ -154,8 +155,8 @@ async function convert(args: string[]): Promise<number> {
     console.error(`wrote ${dst} (model topology and weights)`);
     return 0;
   }
-  const sink = formatFor(dst);
-  const source = await formatFor(src).open(src);
+  const sink = formatFor(dst, 'cliWrite');
+  const source = await openSource(src);
   try {
     const tensors = source.summary.tensors;
     const outputBytes = (name: string): number => {
@@ -171,7 +172,7 @@ async function convert(args: string[]): Promise<number> {
       return result;
     };
     const options = { fsync: !values['no-fsync'], ...(values['max-shard-size'] === undefined ? {} : { maxShardSize: parseSize(values['max-shard-size']) }) };
-    await sink.write(dst, tensors.map((t) => t.name), get, options);
+    await (sink.write as NonNullable<typeof sink.write>)(dst, tensors.map((t) => t.name), get, options);
     progress.finish();
   } finally {
     await source.close();
@@ -180,14 +181,17 @@ async function convert(args: string[]): Promise<number> {
   return 0;
 }
 
+/** True for a target that holds a whole model: model.json, or a Keras .h5 (not a Keras 3 .weights.h5). */
 function isModelTarget(file: string): boolean {
-  return /\.json$/i.test(file) ? !/\.safetensors\.index\.json$/i.test(file) : /\.(h5|hdf5)$/i.test(file) && !/\.weights\.h5$/i.test(file);
+  const id = formatOfName(file)?.id;
+  return id === 'tfjs' || id === 'hdf5';
 }
 
-/** True for a Keras full-model file (model_config) or a tfjs model.json with a topology. */
+/** True for a Keras full-model file (model_config, or a .keras archive) or a tfjs model.json with a topology. */
 async function isModelFile(file: string): Promise<boolean> {
-  if (/\.keras$/i.test(file)) return true;
-  if (/\.json$/i.test(file) && !/\.safetensors\.index\.json$/i.test(file)) {
+  const id = formatOfName(file)?.id;
+  if (id === 'keras') return true;
+  if (id === 'tfjs') {
     try {
       const json = JSON.parse(await fs.promises.readFile(file, 'utf8')) as { modelTopology?: unknown };
       return json.modelTopology !== null && json.modelTopology !== undefined;
@@ -195,10 +199,10 @@ async function isModelFile(file: string): Promise<boolean> {
       return false; // the tensor-level reader reports what is wrong with the file
     }
   }
-  if (!/\.(h5|hdf5)$/i.test(file) || /\.weights\.h5$/i.test(file)) return false;
+  if (id !== 'hdf5') return false;
   const h5 = await openH5(file);
   try {
-    return h5.attribute('', 'model_config') !== undefined;
+    return hdf5Flavour(h5) === 'keras-model';
   } finally {
     h5.close();
   }
@@ -224,8 +228,8 @@ async function diff(args: string[]): Promise<number> {
   const [fileA, fileB] = positionals as [string, string];
   const sources: TensorSource[] = [];
   try {
-    sources.push(await formatFor(fileA).open(fileA));
-    sources.push(await formatFor(fileB).open(fileB));
+    sources.push(await openSource(fileA));
+    sources.push(await openSource(fileB));
     const results = await diffSources(sources[0] as TensorSource, sources[1] as TensorSource, tolerance);
     const equal = results.every((r) => r.status === 'equal');
     if (values.json) console.log(JSON.stringify({ equal, tolerance, tensors: results }, null, 2));

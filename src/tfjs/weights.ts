@@ -10,9 +10,10 @@ import { TensorioError } from '../errors.js';
 import { keras3LayerWeights, kerasClassName } from '../formats/keras/config.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
 import { type NdArray } from '../ndarray.js';
-import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { readKerasArchive } from './keras-archive.js';
 import { fromTensor, toTensor } from './tensors.js';
-import { readWeightsFile, weightsFormatOf, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
+import { formatForPath, identifyFile } from '../formats/registry.js';
+import { readWeightsFile, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
 
 /** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
@@ -42,13 +43,6 @@ export interface SaveWeightsOptions extends Pick<KerasWriteOptions, 'fsync' | 'k
 export function kerasSnakeCase(name: string): string {
   const step = name.replace(/(.)([A-Z][a-z]+)/g, '$1_$2').replace(/\W+/g, '');
   return step.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
-}
-
-function layoutFor(path: string, override?: 'legacy' | 'keras3'): 'legacy' | 'keras3' {
-  if (override) return override;
-  if (/\.weights\.h5$/i.test(path)) return 'keras3';
-  if (/\.(h5|hdf5|keras)$/i.test(path)) return 'legacy';
-  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .h5, .weights.h5, .keras, .npz or .safetensors file name', { path });
 }
 
 /** Keras 3 group names for a model's layers: snake_case class name, deduplicated in order. */
@@ -107,10 +101,11 @@ async function saveWeightsFile(model: tf.LayersModel, path: string, format: 'npz
  * a layer name containing `/` (`.npz`, `.safetensors`), or an option of another format.
  */
 export async function saveWeights(model: tf.LayersModel, path: string, options: SaveWeightsOptions = {}): Promise<void> {
-  const format = weightsFormatOf(path);
-  if (format) return saveWeightsFile(model, path, format, options);
+  const { id } = formatForPath(path, 'saveWeights');
+  if (id === 'npz' || id === 'safetensors') return saveWeightsFile(model, path, id, options);
   if (options.compress !== undefined) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
-  const layout = layoutFor(path, options.layout);
+  // The registry tells .weights.h5 (Keras 3) from .h5/.hdf5 (legacy); `layout` overrides it.
+  const layout = options.layout ?? (id === 'keras3-weights' ? 'keras3' : 'legacy');
   const layers: KerasLayerToWrite[] = [];
   const k3 = layout === 'keras3' ? keras3Names(model) : undefined;
   for (const layer of model.layers) {
@@ -185,13 +180,14 @@ function pairLayers(
  * and `readSafetensors`.
  */
 export async function loadWeights(model: tf.LayersModel, path: string, options: LoadWeightsOptions = {}): Promise<void> {
-  const format = weightsFormatOf(path);
-  if (!format) layoutFor(path);
-  const file = format
-    ? { layout: 'legacy' as const, layers: (await readWeightsFile(path, format, options.mmap ?? false)).layers }
-    : /\.keras$/i.test(path) && isZipFile(path)
-      ? (await readKerasArchive(path)).weights
-      : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
+  // The registry picks the reader; an HDF5 file's layout (legacy or Keras 3) is read from its content.
+  const { entry, container } = await identifyFile(path, 'loadWeights');
+  const file =
+    entry.id === 'npz' || entry.id === 'safetensors' || entry.id === 'safetensors-index'
+      ? { layout: 'legacy' as const, layers: (await readWeightsFile(path, entry.id === 'npz' ? 'npz' : 'safetensors', options.mmap ?? false)).layers }
+      : entry.id === 'keras' && container === 'zip'
+        ? (await readKerasArchive(path)).weights
+        : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
   const pairs = pairLayers(model, file, options.byName ?? false, path);
   const assignments: [tf.layers.Layer, tf.Tensor[]][] = [];
   for (const [layer, stored] of pairs) {
