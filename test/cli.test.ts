@@ -36,7 +36,7 @@ describe('tensorio inspect', () => {
     assert.equal(code, 0);
     assert.match(stdout, /: npy 1\.0, 1 tensor/);
     assert.match(stdout, /example_f64_big_endian_fortran\s+float64\s+\(2, 3, 4\)\s+192 B\s+128\s+no\s+big-endian, fortran order/);
-    assert.match(stdout, /total: 1 tensors, 192 B \(192 bytes\)/);
+    assert.match(stdout, /total: 1 tensor, 192 B \(192 bytes\)/);
   });
 
   test('--json for scripts', () => {

@@ -12,8 +12,8 @@ import { TensorioError } from '../errors.js';
 import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
 import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
-import { formatForPath, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
-import { openSafetensors, writeSafetensors } from '../formats/safetensors.js';
+import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
+import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
 import { openTorch, writeTorch } from '../formats/torch/index.js';
 import { readKerasArchive } from '../tfjs/keras-archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
@@ -43,12 +43,14 @@ export interface FileSummary {
   /** For model files: layers with the names of their weights. */
   layers?: Array<{ name: string; className?: string; weights: string[] }>;
   /** Entries that hold no tensor tensorio reads (strings, pickles), with why. */
-  skipped?: string[];
+  skipped?: Array<{ name: string; why: string }>;
 }
 
 /** An opened file: its summary and its tensors one at a time. */
 export interface TensorSource {
   readonly summary: FileSummary;
+  /** True when the one array has no name of its own (a `.npy`: its name is the file's). */
+  readonly unnamed?: boolean;
   get(name: string): Promise<NdArray>;
   close(): Promise<void> | void;
 }
@@ -57,6 +59,8 @@ export interface TensorSource {
 export interface SinkOptions extends WriteOptions {
   /** Shard size limit in bytes, for formats that shard. */
   maxShardSize?: number;
+  /** The source's string metadata, for targets that hold it (safetensors' `__metadata__`). */
+  metadata?: Record<string, string>;
 }
 
 export interface FormatHandler {
@@ -65,9 +69,10 @@ export interface FormatHandler {
   open(file: string): Promise<TensorSource>;
   /**
    * Writes tensors `names` (in that order), fetching each with `get` only when it is written,
-   * so a conversion holds at most what the target format needs at once.
+   * so a conversion holds at most what the target format needs at once. Returns the files
+   * written when they are not just `file` (shards and their index).
    */
-  write?(file: string, names: string[], get: (name: string) => Promise<NdArray>, options: SinkOptions): Promise<void>;
+  write?(file: string, names: string[], get: (name: string) => Promise<NdArray>, options: SinkOptions): Promise<string[] | void>;
 }
 
 const npy: FormatHandler = {
@@ -88,6 +93,7 @@ const npy: FormatHandler = {
     if (notes.length > 0) info.note = notes.join(', ');
     return {
       summary: { format: 'npy', version: header.version.join('.'), tensors: [info] },
+      unnamed: true,
       get: async (wanted) => {
         if (wanted !== name) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `a .npy file holds one array, '${name}'; there is no '${wanted}'`, { path: file });
         return readNpy(file, { mmap: true });
@@ -127,7 +133,12 @@ const safetensors: FormatHandler = {
     // safetensors, stored npz) give views whose pages the kernel can drop again.
     const tensors = new Map<string, NdArray>();
     for (const name of names) tensors.set(name, await get(name));
-    await writeSafetensors(file.replace(/\.index\.json$/i, ''), tensors, options);
+    // A target named `*.safetensors.index.json` asks for shards: 5 GB each unless told (Hugging Face's default).
+    const index = formatOfName(file)?.id === 'safetensors-index';
+    const write: SafetensorsWriteOptions = { ...(options.fsync === undefined ? {} : { fsync: options.fsync }), ...(options.metadata ? { metadata: options.metadata } : {}) };
+    if (options.maxShardSize !== undefined || index) write.maxShardSize = options.maxShardSize ?? 5e9;
+    const result = await writeSafetensors(index ? file.slice(0, -'.index.json'.length) : file, tensors, write);
+    return result.index ? [...result.files, result.index] : result.files;
   },
 };
 
@@ -136,18 +147,18 @@ const npz: FormatHandler = {
   async open(file) {
     const archive = await openNpz(file, { mmap: true });
     const tensors: TensorInfo[] = [];
-    const skipped: string[] = [];
+    const skipped: Array<{ name: string; why: string }> = [];
     for (const key of archive.keys()) {
       let member;
       try {
         member = await archive.info(key);
       } catch (error) {
         if (!(error instanceof TensorioError) || error.code !== 'ERR_UNSUPPORTED_DTYPE') throw error;
-        skipped.push(`${key}: ${error.message.replace(/^.*?: unsupported/, 'unsupported')}`);
+        skipped.push({ name: key, why: error.message.replace(/^.*?: unsupported/, 'unsupported') });
         continue;
       }
       if (member.dtype === null) {
-        skipped.push(`${key}: a pickled object array`);
+        skipped.push({ name: key, why: 'a pickled object array' });
         continue;
       }
       const notes = [member.compressed ? 'deflated' : 'stored', member.bigEndian ? 'big-endian' : '', member.fortranOrder ? 'fortran order' : ''].filter(Boolean);
@@ -190,11 +201,11 @@ const hdf5: FormatHandler = {
   async open(file) {
     const h5 = await openH5(file);
     const tensors: TensorInfo[] = [];
-    const skipped: string[] = [];
+    const skipped: Array<{ name: string; why: string }> = [];
     for (const name of h5.datasets()) {
       const info = h5.info(name);
       if (info.dtype === null || info.shape === null) {
-        skipped.push(`${name}: not a numeric array`);
+        skipped.push({ name, why: 'not a numeric array (strings, compound or reference data)' });
         continue;
       }
       const entry: TensorInfo = { name, dtype: info.dtype, shape: info.shape, byteLength: byteLength(info.dtype, info.shape), note: info.storage.layout };
@@ -256,7 +267,7 @@ const tfjsFormat: FormatHandler = {
     const artifacts = await (ioHandler(file).load as () => Promise<import('@tensorflow/tfjs').io.ModelArtifacts>)();
     const pieces = artifacts.weightData === undefined ? [] : Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
     const tensors: TensorInfo[] = [];
-    const skipped: string[] = [];
+    const skipped: Array<{ name: string; why: string }> = [];
     const arrays = new Map<string, () => NdArray>();
     let offset = 0;
     for (const spec of artifacts.weightSpecs ?? []) {
@@ -268,7 +279,7 @@ const tfjsFormat: FormatHandler = {
       offset += size * itemSize;
       const dtype: DType | undefined = TFJS_DTYPES[spec.dtype];
       if (dtype === undefined) {
-        skipped.push(`${spec.name}: tfjs dtype ${spec.dtype}`);
+        skipped.push({ name: spec.name, why: `tfjs dtype ${spec.dtype}` });
         continue;
       }
       tensors.push({ name: spec.name, dtype, shape: spec.shape, byteLength: byteLength(dtype, spec.shape), note: quantization ? `quantized ${quantization.dtype}` : '' });

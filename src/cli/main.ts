@@ -16,8 +16,9 @@ import { byteLength, type NdArray } from '../ndarray.js';
 import { diffSources, type TensorDiff } from './diff.js';
 import { formatFor, loadTfjsEntry, openSource, type FileSummary, type TensorSource } from './formats.js';
 import { openH5 } from '../formats/h5.js';
-import { FORMATS, formatOfName, hdf5Flavour } from '../formats/registry.js';
+import { FORMATS, formatForPath, formatOfName, hdf5Flavour } from '../formats/registry.js';
 import { formatBytes, Progress } from './progress.js';
+import { tfjsDtypeOf } from '../tfjs/tfjs-arrays.js';
 
 const HELP: Record<string, string> = {
   main: `Usage: tensorio <command> [options]
@@ -41,11 +42,15 @@ Only headers are read.
 Converts tensor by tensor (each read mapped where possible, so memory stays bounded) with a
 progress line on stderr. The output is written atomically. Formats by extension: .npy, .npz,
 .safetensors (a sharded checkpoint by its .safetensors.index.json), .h5/.hdf5/.weights.h5,
-and model.json (TensorFlow.js; needs @tensorflow/tfjs). A Keras full-model .h5 (or .keras)
+.pt/.pth/.ckpt/.bin (PyTorch), .keras (read) and model.json (TensorFlow.js; needs
+@tensorflow/tfjs; dtypes tfjs lacks are converted and each conversion is named). A Keras full-model .h5 (or .keras)
 converted to model.json or .h5, or a model.json to .h5, moves the whole model: topology,
 training config and weights.
 
   --dtype DTYPE           cast every floating-point tensor: float32, float16, bfloat16, float64
+  --skip-unsupported      convert what the target can hold and name each member skipped
+                          (without it, a member the target cannot hold fails the command,
+                          one line per member, and nothing is written)
   --max-shard-size SIZE   shard the output (formats that shard), e.g. 5GB, 500MB, 1048576
   --no-fsync              skip fsync (faster; see the README on atomic writes)
   --quantize DTYPE        a whole model to model.json: store float32 weights as float16, uint8
@@ -53,8 +58,11 @@ training config and weights.
   diff: `Usage: tensorio diff A B [--rtol R] [--atol A] [--ignore-dtype] [--json]
 
 Compares tensors by name across formats: shape, dtype, largest absolute and relative
-difference. Equal when every element satisfies |a - b| <= atol + rtol * |b| (NaN equals NaN)
-and both files hold the same names. Exit code 0 when equal, 1 when not, 2 on error.
+difference. Equal when both files hold the same member names and every element satisfies
+|a - b| <= atol + rtol * |b| (NaN equals NaN; 64-bit integers compared exactly). Members on
+one side only and members that could not be compared (strings, pickles) are listed and make
+the files different. A .npy (one unnamed array) is compared with the other file's single
+member. Exit code 0 when equal, 1 when not, 2 on error.
 
   --rtol R         relative tolerance (default 0: exact)
   --atol A         absolute tolerance (default 0: exact)
@@ -85,7 +93,7 @@ export function renderSummary(file: string, summary: FileSummary): string {
     total += t.byteLength;
     rows.push([t.name, t.dtype, shapeText(t.shape), formatBytes(t.byteLength), t.byteOffset === undefined ? '-' : String(t.byteOffset), t.mappable ? 'yes' : 'no', t.note ?? '']);
   }
-  lines.push(table(rows), '', `total: ${summary.tensors.length} tensors, ${formatBytes(total)} (${total} bytes)`);
+  lines.push(table(rows), '', `total: ${summary.tensors.length} tensor${summary.tensors.length === 1 ? '' : 's'}, ${formatBytes(total)} (${total} bytes)`);
   const metadata = Object.entries(summary.metadata ?? {});
   if (metadata.length > 0) {
     lines.push('', 'metadata:');
@@ -93,7 +101,7 @@ export function renderSummary(file: string, summary: FileSummary): string {
   }
   if (summary.skipped && summary.skipped.length > 0) {
     lines.push('', 'not tensors:');
-    for (const entry of summary.skipped) lines.push(`  ${entry}`);
+    for (const entry of summary.skipped) lines.push(`  ${entry.name}: ${entry.why}`);
   }
   if (summary.layers && summary.layers.length > 0) {
     lines.push('', 'layers:');
@@ -135,17 +143,37 @@ async function convert(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { dtype: { type: 'string' }, 'max-shard-size': { type: 'string' }, 'no-fsync': { type: 'boolean' }, quantize: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      dtype: { type: 'string' },
+      'max-shard-size': { type: 'string' },
+      'no-fsync': { type: 'boolean' },
+      quantize: { type: 'string' },
+      'skip-unsupported': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) return help('convert');
   if (positionals.length !== 2) throw new UsageError('convert takes SRC and DST');
   const [src, dst] = positionals as [string, string];
+  // Every option is checked before any work: nothing is read or written for a refused command.
   const cast = values.dtype === undefined ? undefined : CASTS[values.dtype];
   if (values.dtype !== undefined && !cast) throw new UsageError(`--dtype must be one of ${Object.keys(CASTS).join(', ')}`);
   const quantize = values.quantize;
   if (quantize !== undefined && !['float16', 'uint8', 'uint16'].includes(quantize)) throw new UsageError('--quantize must be one of float16, uint8, uint16');
-  const modelConversion = cast === undefined && values['max-shard-size'] === undefined && isModelTarget(dst) && (await isModelFile(src));
-  if (quantize !== undefined && !(modelConversion && formatOfName(dst)?.id === 'tfjs')) throw new UsageError('--quantize applies to a whole model converted to model.json');
+  const target = formatForPath(dst, 'cliWrite');
+  formatForPath(src, 'cliRead');
+  const dtype = values.dtype as DType | undefined;
+  if (dtype !== undefined && !target.holds.dtypes.includes(dtype)) {
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `--dtype ${dtype}: ${target.title} cannot hold ${dtype} (it holds ${target.holds.dtypes.join(', ')})`, { path: dst });
+  }
+  let maxShardSize: number | undefined;
+  if (values['max-shard-size'] !== undefined) {
+    if (target.id !== 'safetensors' && target.id !== 'safetensors-index') throw new UsageError('--max-shard-size applies to .safetensors targets only');
+    maxShardSize = parseSize(values['max-shard-size']);
+    if (!(maxShardSize > 0)) throw new UsageError(`--max-shard-size must be more than 0 bytes, got '${values['max-shard-size']}'`);
+  }
+  const modelConversion = cast === undefined && maxShardSize === undefined && isModelTarget(dst) && (await isModelFile(src));
+  if (quantize !== undefined && !(modelConversion && target.id === 'tfjs')) throw new UsageError('--quantize applies to a whole model converted to model.json');
   if (modelConversion) {
     // A whole Keras or tfjs model: topology, training config and weights move together,
     // as the tfjs converter moves them (tensor-level conversion would keep only weights).
@@ -157,12 +185,41 @@ async function convert(args: string[]): Promise<number> {
   }
   const sink = formatFor(dst, 'cliWrite');
   const source = await openSource(src);
+  let written: string[] | void;
+  const notes: string[] = [];
   try {
-    const tensors = source.summary.tensors;
+    const outDtype = (t: { dtype: DType }): DType => (cast && castable(t.dtype) ? (dtype as DType) : t.dtype);
+    // What the target cannot hold is refused member by member, or skipped by name when asked.
+    // model.json converts what tfjs lacks as toTensor does (float64 → float32, int64 → int32
+    // when every value fits, else an error naming the tensor), and says so member by member.
+    if (target.id === 'tfjs') {
+      for (const t of source.summary.tensors) {
+        if (!target.holds.dtypes.includes(outDtype(t))) notes.push(`converted '${t.name}': ${outDtype(t)} → ${tfjsDtypeOf(outDtype(t))} (tfjs has no ${outDtype(t)})`);
+      }
+    }
+    const refused = [
+      ...(source.summary.skipped ?? []).map((s) => ({ name: s.name, why: `${s.why}, which tensorio converts only between numeric arrays` })),
+      ...source.summary.tensors
+        .filter((t) => target.id !== 'tfjs' && !target.holds.dtypes.includes(outDtype(t)))
+        .map((t) => ({ name: t.name, why: `${outDtype(t)}, which ${target.title} cannot hold${castable(t.dtype) ? ' (--dtype converts floating-point tensors)' : ''}` })),
+    ];
+    if (refused.length > 0 && !values['skip-unsupported']) {
+      const lines = refused.map((r) => `tensorio: ERR_UNSUPPORTED_DTYPE: ${src}: member '${r.name}' is ${r.why}`);
+      console.error(`${lines.join('\n')}\ntensorio: nothing written; pass --skip-unsupported to convert the other members`);
+      return 2;
+    }
+    for (const r of refused) notes.push(`skipped '${r.name}': ${r.why}`);
+    const skippedNames = new Set(refused.map((r) => r.name));
+    const tensors = source.summary.tensors.filter((t) => !skippedNames.has(t.name));
+    if (tensors.length === 0) throw new TensorioError('ERR_INVALID_ARGUMENT', 'nothing to convert: the source holds no member the target can hold', { path: src });
+    const metadata = source.summary.metadata;
+    if (metadata && Object.keys(metadata).length > 0 && !(target.id === 'safetensors' || target.id === 'safetensors-index')) {
+      notes.push(`metadata not kept (${Object.keys(metadata).join(', ')}): ${target.title} has no place for it`);
+    }
     const outputBytes = (name: string): number => {
       const t = tensors.find((x) => x.name === name);
       if (!t) return 0;
-      return cast && castable(t.dtype) ? byteLength(values.dtype as DType, t.shape) : t.byteLength;
+      return cast && castable(t.dtype) ? byteLength(dtype as DType, t.shape) : t.byteLength;
     };
     const progress = new Progress(tensors.reduce((sum, t) => sum + outputBytes(t.name), 0));
     const get = async (name: string): Promise<NdArray> => {
@@ -171,13 +228,18 @@ async function convert(args: string[]): Promise<number> {
       progress.advance(outputBytes(name), name);
       return result;
     };
-    const options = { fsync: !values['no-fsync'], ...(values['max-shard-size'] === undefined ? {} : { maxShardSize: parseSize(values['max-shard-size']) }) };
-    await (sink.write as NonNullable<typeof sink.write>)(dst, tensors.map((t) => t.name), get, options);
-    progress.finish();
+    const options = { fsync: !values['no-fsync'], ...(maxShardSize === undefined ? {} : { maxShardSize }), ...(metadata && Object.keys(metadata).length > 0 ? { metadata } : {}) };
+    try {
+      written = await (sink.write as NonNullable<typeof sink.write>)(dst, tensors.map((t) => t.name), get, options);
+    } finally {
+      progress.finish();
+    }
   } finally {
     await source.close();
   }
-  console.error(`wrote ${dst}`);
+  for (const note of notes) console.error(`tensorio: ${note}`);
+  const files = written && written.length > 0 ? written : [dst];
+  console.error(files.length === 1 ? `wrote ${files[0]}` : `wrote ${files.length} files: ${files.join(', ')}`);
   return 0;
 }
 
@@ -212,7 +274,7 @@ function describeDiff(d: TensorDiff): string {
   const numbers = d.maxAbs === undefined ? '' : ` max |a-b| ${d.maxAbs}, max rel ${d.maxRel}${d.mismatched ? `, ${d.mismatched} elements outside tolerance` : ''}`;
   const types = d.dtypes && d.dtypes[0] !== d.dtypes[1] ? ` dtypes ${d.dtypes[0]} vs ${d.dtypes[1]}` : '';
   const shapes = d.status === 'shape differs' && d.shapes ? ` shapes ${shapeText(d.shapes[0])} vs ${shapeText(d.shapes[1])}` : '';
-  return `${d.status.padEnd(13)} ${d.name}${shapes}${types}${numbers}`;
+  return `${d.status.padEnd(13)} ${d.name}${shapes}${types}${numbers}${d.reason ? ` (${d.reason})` : ''}`;
 }
 
 async function diff(args: string[]): Promise<number> {
@@ -235,7 +297,8 @@ async function diff(args: string[]): Promise<number> {
     if (values.json) console.log(JSON.stringify({ equal, tolerance, tensors: results }, null, 2));
     else {
       for (const r of results) console.log(describeDiff(r));
-      console.log(equal ? `equal: ${results.length} tensors` : `different: ${results.filter((r) => r.status !== 'equal').length} of ${results.length} tensors`);
+      const count = (n: number): string => `${n} tensor${n === 1 ? '' : 's'}`;
+      console.log(equal ? `equal: ${count(results.length)}` : `different: ${results.filter((r) => r.status !== 'equal').length} of ${count(results.length)}`);
     }
     return equal ? 0 : 1;
   } finally {
