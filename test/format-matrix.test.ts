@@ -303,6 +303,21 @@ describe('saveWeights/loadWeights and ioHandler for every entry that takes them'
     });
   }
 
+  test('loadWeights byName: file weights no model layer takes, and a model matching none, are errors naming them unless allowUnmatched', async () => {
+    const a = model();
+    const file = path.join(dir, 'unmatched.npz');
+    await saveWeights(a, file);
+    const fewer = tf.sequential();
+    fewer.add(tf.layers.dense({ units: 3, inputShape: [4], name: 'd1' }));
+    await assert.rejects(loadWeights(fewer, file, { byName: true }), (e: Error & { code?: string }) => e.code === 'ERR_SHAPE_MISMATCH' && /file layers no model layer takes: 'd2' \(d2\/kernel, d2\/bias\)/.test(e.message));
+    await loadWeights(fewer, file, { byName: true, allowUnmatched: true });
+    assert.deepEqual(await (fewer.layers[0] as tf.layers.Layer).getWeights()[0]?.array(), await (a.layers[0] as tf.layers.Layer).getWeights()[0]?.array());
+    const other = tf.sequential();
+    other.add(tf.layers.dense({ units: 3, inputShape: [4], name: 'x1' }));
+    other.add(tf.layers.dense({ units: 2, name: 'x2' }));
+    await assert.rejects(loadWeights(other, file, { byName: true }), /model layers left unset: 'x1' .*'x2' .*file layers no model layer takes: 'd1' .*'d2'/);
+  });
+
   test('safetensors-index: loadWeights reads a sharded checkpoint the CLI wrote from saveWeights output', async () => {
     const a = model();
     const single = path.join(dir, 'sharded-src.safetensors');

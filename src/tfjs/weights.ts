@@ -29,6 +29,12 @@ export interface LoadWeightsOptions {
    * (`.safetensors`) as views into a mapping of the file. Default false.
    */
   mmap?: boolean;
+  /**
+   * Allow model layers with weights that the file has no weights for (left as they are),
+   * and file layers with weights that no model layer takes (ignored). Default false: either
+   * is `ERR_SHAPE_MISMATCH` naming them, so nothing is left unset or dropped unseen.
+   */
+  allowUnmatched?: boolean;
 }
 
 /** Options of {@link saveWeights}. */
@@ -138,23 +144,39 @@ function pairLayers(
   file: { layout: 'legacy' | 'keras3'; layers: KerasLayerWeights[] },
   byName: boolean,
   path: string,
+  allowUnmatched: boolean,
 ): [tf.layers.Layer, KerasLayerWeights][] {
   const modelLayers = model.layers.filter((l) => l.weights.length > 0);
+  /** Refuses a pairing that leaves model weights unset or file weights unused, naming both. */
+  const checkUnmatched = (pairs: [tf.layers.Layer, KerasLayerWeights][]): [tf.layers.Layer, KerasLayerWeights][] => {
+    if (allowUnmatched) return pairs;
+    const usedModel = new Set(pairs.map(([layer]) => layer));
+    const usedFile = new Set(pairs.map(([, stored]) => stored));
+    const unset = modelLayers.filter((layer) => !usedModel.has(layer)).map((layer) => `'${layer.name}' (${layer.weights.map((w) => (w as tf.LayerVariable).originalName).join(', ')})`);
+    const unused = file.layers.filter((l) => l.weights.length > 0 && !usedFile.has(l)).map((l) => `'${l.name}' (${l.weights.map((w) => w.name).join(', ')})`);
+    if (unset.length === 0 && unused.length === 0) return pairs;
+    const parts = [unset.length > 0 ? `model layers left unset: ${unset.join(', ')}` : '', unused.length > 0 ? `file layers no model layer takes: ${unused.join(', ')}` : ''].filter(Boolean);
+    throw new TensorioError('ERR_SHAPE_MISMATCH', `${parts.join('; ')}; pass { allowUnmatched: true } to load the rest`, { path });
+  };
   if (file.layout === 'keras3') {
     const names = keras3Names(model);
     const byPath = new Map(file.layers.map((l) => [l.name, l]));
-    return modelLayers.flatMap((layer) => {
-      const found = keras3LayerWeights(byPath, names.get(layer) ?? '');
-      if (!found) throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}' expects weights at layers/${names.get(layer) ?? '?'}/vars in the file, which has none`, { path });
-      return [[layer, found] as [tf.layers.Layer, KerasLayerWeights]];
-    });
+    return checkUnmatched(
+      modelLayers.flatMap((layer) => {
+        const found = keras3LayerWeights(byPath, names.get(layer) ?? '');
+        if (!found && !allowUnmatched) throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}' expects weights at layers/${names.get(layer) ?? '?'}/vars in the file, which has none`, { path });
+        return found ? [[layer, found] as [tf.layers.Layer, KerasLayerWeights]] : [];
+      }),
+    );
   }
   if (byName) {
     const byLayerName = new Map(file.layers.map((l) => [l.name, l]));
-    return model.layers.flatMap((layer) => {
-      const found = byLayerName.get(layer.name);
-      return found && (found.weights.length > 0 || layer.weights.length > 0) ? [[layer, found] as [tf.layers.Layer, KerasLayerWeights]] : [];
-    });
+    return checkUnmatched(
+      model.layers.flatMap((layer) => {
+        const found = byLayerName.get(layer.name);
+        return found && (found.weights.length > 0 || layer.weights.length > 0) ? [[layer, found] as [tf.layers.Layer, KerasLayerWeights]] : [];
+      }),
+    );
   }
   const fileLayers = file.layers.filter((l) => l.weights.length > 0);
   if (fileLayers.length !== modelLayers.length) {
@@ -188,7 +210,7 @@ export async function loadWeights(model: tf.LayersModel, path: string, options: 
       : entry.id === 'keras' && container === 'zip'
         ? (await readKerasArchive(path)).weights
         : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
-  const pairs = pairLayers(model, file, options.byName ?? false, path);
+  const pairs = pairLayers(model, file, options.byName ?? false, path, options.allowUnmatched ?? false);
   const assignments: [tf.layers.Layer, tf.Tensor[]][] = [];
   for (const [layer, stored] of pairs) {
     const expected = layer.weights;
