@@ -4,12 +4,15 @@
  * data), get one tensor, and write a set of named tensors supplied one at a time. The
  * registry picks the format; {@link HANDLERS} has one handler per registry id.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { tfjsArray } from '../tfjs/tfjs-arrays.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
+import { load } from '../containers.js';
+import { DEFAULT_MAX_HEADER_SIZE, isObjectDescr, parseNpyRawHeader, readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
+import { isNdArrayLike } from '../formats/pickle.js';
 import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
 import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
@@ -17,7 +20,7 @@ import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from 
 import { openTorch, writeTorch } from '../formats/torch/index.js';
 import { readKerasArchive } from '../tfjs/keras-archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
-import type { WriteOptions } from '../io.js';
+import { closeQuietly, openForReadAsync, type WriteOptions } from '../io.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 
 /** One tensor as a file's table lists it. */
@@ -42,6 +45,8 @@ export interface FileSummary {
   metadata?: Record<string, string>;
   /** For model files: layers with the names of their weights. */
   layers?: Array<{ name: string; className?: string; weights: string[] }>;
+  /** A `.npy` file's header when its dtype is not a numeric one (object, string, structured). */
+  header?: { descr: string; shape: number[]; order: 'C' | 'F' };
   /** Entries that hold no tensor tensorio reads (strings, pickles), with why. */
   skipped?: Array<{ name: string; why: string }>;
 }
@@ -55,6 +60,14 @@ export interface TensorSource {
   close(): Promise<void> | void;
 }
 
+/** Options every reader accepts from the command line (--max-header-size, --allow-pickle). */
+export interface SourceOptions {
+  /** Largest `.npy` header accepted (`.npy` and `.npz` members). Default NumPy's 10,000. */
+  maxHeaderSize?: number;
+  /** Unpickle a pickled `.npy` (np.save of a list or dict) and serve its arrays by key path. */
+  allowPickle?: boolean;
+}
+
 /** Options every writer accepts from the command line. */
 export interface SinkOptions extends WriteOptions {
   /** Shard size limit in bytes, for formats that shard. */
@@ -66,7 +79,7 @@ export interface SinkOptions extends WriteOptions {
 export interface FormatHandler {
   /** Short name shown to users ('npy'). */
   readonly name: string;
-  open(file: string): Promise<TensorSource>;
+  open(file: string, options?: SourceOptions): Promise<TensorSource>;
   /**
    * Writes tensors `names` (in that order), fetching each with `get` only when it is written,
    * so a conversion holds at most what the target format needs at once. Returns the files
@@ -75,11 +88,62 @@ export interface FormatHandler {
   write?(file: string, names: string[], get: (name: string) => Promise<NdArray>, options: SinkOptions): Promise<string[] | void>;
 }
 
+/** Key paths of every array in an unpickled value (`0`, `1` for a list; `x`, `a/b` for dicts), and what is not an array. */
+function arraysIn(value: unknown, prefix: string, arrays: Map<string, NdArray>, others: Array<{ name: string; why: string }>): void {
+  const at = (key: string | number): string => (prefix === '' ? String(key) : `${prefix}/${key}`);
+  if (isNdArrayLike(value)) arrays.set(prefix === '' ? 'arr_0' : prefix, value);
+  else if (Array.isArray(value)) value.forEach((v, i) => arraysIn(v, at(i), arrays, others));
+  else if (value instanceof Map) for (const [k, v] of value) arraysIn(v, at(String(k)), arrays, others);
+  else if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value)) for (const [k, v] of Object.entries(value)) arraysIn(v, at(k), arrays, others);
+  else others.push({ name: prefix === '' ? '(value)' : prefix, why: `a Python ${value === null ? 'None' : typeof value}, not an array` });
+}
+
+/**
+ * A `.npy` whose dtype tensorio does not read as numbers (object, string, structured): its
+ * header is shown; with --allow-pickle, a pickled list or dict serves its arrays by key path.
+ */
+async function openUnsupportedNpy(file: string, name: string, error: TensorioError, options: SourceOptions): Promise<TensorSource> {
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const { fd, size, prefix } = await openForReadAsync(file, 12 + maxHeaderSize);
+  closeQuietly(fd);
+  const raw = parseNpyRawHeader(prefix, file, { maxHeaderSize }, size);
+  const pickled = isObjectDescr(raw.descr);
+  const descr = typeof raw.descr === 'string' ? raw.descr : (/unsupported dtype (.*?): /.exec(error.message)?.[1] ?? 'structured');
+  const summary: FileSummary = { format: 'npy', version: raw.version.join('.'), tensors: [], header: { descr, shape: raw.shape, order: raw.fortranOrder ? 'F' : 'C' } };
+  const arrays = new Map<string, NdArray>();
+  if (pickled && options.allowPickle) {
+    const others: Array<{ name: string; why: string }> = [];
+    arraysIn(await load(file, { allowPickle: true, maxHeaderSize }), '', arrays, others);
+    summary.format = 'npy (pickled object array)';
+    summary.tensors = [...arrays].map(([key, a]) => ({ name: key, dtype: a.dtype, shape: a.shape, byteLength: byteLength(a.dtype, a.shape) }));
+    if (others.length > 0) summary.skipped = others;
+  } else {
+    const why = pickled ? 'a pickled object array (pass --allow-pickle to read its arrays with the restricted unpickler)' : error.message.slice(Math.max(0, error.message.indexOf('unsupported')));
+    summary.skipped = [{ name, why }];
+  }
+  return {
+    summary,
+    get: async (wanted) => {
+      const array = arrays.get(wanted);
+      if (!array) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no array '${wanted}' in the file`, { path: file });
+      return array;
+    },
+    close: () => undefined,
+  };
+}
+
 const npy: FormatHandler = {
   name: 'npy',
-  async open(file) {
-    const header = await readNpyHeader(file);
+  async open(file, options = {}) {
+    const limits = options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize };
     const name = path.basename(file, path.extname(file));
+    let header;
+    try {
+      header = await readNpyHeader(file, limits);
+    } catch (error) {
+      if (!(error instanceof TensorioError) || error.code !== 'ERR_UNSUPPORTED_DTYPE') throw error;
+      return openUnsupportedNpy(file, name, error, options);
+    }
     const notes = [header.bigEndian ? 'big-endian' : '', header.fortranOrder ? 'fortran order' : ''].filter(Boolean);
     const aligned = header.dataOffset % dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT === 0;
     const info: TensorInfo = {
@@ -96,7 +160,7 @@ const npy: FormatHandler = {
       unnamed: true,
       get: async (wanted) => {
         if (wanted !== name) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `a .npy file holds one array, '${name}'; there is no '${wanted}'`, { path: file });
-        return readNpy(file, { mmap: true });
+        return readNpy(file, { mmap: true, ...limits });
       },
       close: () => undefined,
     };
@@ -144,8 +208,8 @@ const safetensors: FormatHandler = {
 
 const npz: FormatHandler = {
   name: 'npz',
-  async open(file) {
-    const archive = await openNpz(file, { mmap: true });
+  async open(file, options = {}) {
+    const archive = await openNpz(file, { mmap: true, ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) });
     const tensors: TensorInfo[] = [];
     const skipped: Array<{ name: string; why: string }> = [];
     for (const key of archive.keys()) {
@@ -260,11 +324,34 @@ function sliceAcross(pieces: readonly ArrayBuffer[], start: number, length: numb
   return out;
 }
 
+/** A model.json whose weight files are missing: its manifest is shown, reading a tensor fails with why. */
+async function manifestOnly(file: string, missing: TensorioError): Promise<TensorSource> {
+  const json = JSON.parse(await fs.promises.readFile(file, 'utf8')) as { format?: string; weightsManifest?: Array<{ paths?: string[]; weights?: Array<{ name: string; shape: number[]; dtype: string }> }> };
+  const tensors: TensorInfo[] = [];
+  const skipped: Array<{ name: string; why: string }> = [];
+  for (const group of json.weightsManifest ?? []) {
+    for (const w of group.weights ?? []) {
+      const dtype = TFJS_DTYPES[w.dtype];
+      if (dtype === undefined) skipped.push({ name: w.name, why: `tfjs dtype ${w.dtype}` });
+      else tensors.push({ name: w.name, dtype, shape: w.shape, byteLength: byteLength(dtype, w.shape), note: `data missing (${(group.paths ?? []).join(', ')})` });
+    }
+  }
+  const summary: FileSummary = { format: `tfjs ${json.format ?? ''} (manifest only: ${path.basename(missing.path ?? '?')} is missing)`.trim(), tensors };
+  if (skipped.length > 0) summary.skipped = skipped;
+  return { summary, get: () => Promise.reject(missing), close: () => undefined };
+}
+
 const tfjsFormat: FormatHandler = {
   name: 'tfjs (model.json + .bin)',
   async open(file) {
     const { ioHandler } = await loadTfjsEntry(file);
-    const artifacts = await (ioHandler(file).load as () => Promise<import('@tensorflow/tfjs').io.ModelArtifacts>)();
+    let artifacts: import('@tensorflow/tfjs').io.ModelArtifacts;
+    try {
+      artifacts = await (ioHandler(file).load as () => Promise<import('@tensorflow/tfjs').io.ModelArtifacts>)();
+    } catch (error) {
+      if (!(error instanceof TensorioError) || error.code !== 'ERR_NOT_FOUND' || error.path === file) throw error;
+      return manifestOnly(file, error);
+    }
     const pieces = artifacts.weightData === undefined ? [] : Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
     const tensors: TensorInfo[] = [];
     const skipped: Array<{ name: string; why: string }> = [];
@@ -411,7 +498,9 @@ export function formatFor(file: string, use: 'cliRead' | 'cliWrite'): FormatHand
 }
 
 /** Opens a file for reading, its format chosen by the registry (`.bin` must be PyTorch's). */
-export async function openSource(file: string): Promise<TensorSource> {
+export async function openSource(file: string, options: SourceOptions = {}): Promise<TensorSource> {
+  // A folder is named as such before its name is judged as a file name.
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new TensorioError('ERR_IS_DIRECTORY', 'is a directory, not a file', { path: file });
   const { entry } = await identifyFile(file, 'cliRead');
-  return (HANDLERS[entry.id] as FormatHandler).open(file);
+  return (HANDLERS[entry.id] as FormatHandler).open(file, options);
 }

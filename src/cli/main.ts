@@ -11,10 +11,10 @@ import { parseArgs } from 'node:util';
 
 import { toBfloat16, toFloat16, toFloat32, toFloat64 } from '../convert.js';
 import { dtypeInfo, type DType } from '../dtype.js';
-import { TensorioError } from '../errors.js';
+import { fromSystemError, TensorioError } from '../errors.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 import { diffSources, type TensorDiff } from './diff.js';
-import { formatFor, loadTfjsEntry, openSource, type FileSummary, type TensorSource } from './formats.js';
+import { formatFor, loadTfjsEntry, openSource, type FileSummary, type SourceOptions, type TensorSource } from './formats.js';
 import { openH5 } from '../formats/h5.js';
 import { FORMATS, formatForPath, formatOfName, hdf5Flavour } from '../formats/registry.js';
 import { formatBytes, Progress } from './progress.js';
@@ -30,13 +30,16 @@ Commands:
   bench                   run the benchmark suite
 
 Run 'tensorio <command> --help' for a command's options. Formats: ${FORMATS.filter((f) => f.entryPoints.includes('cliRead')).map((f) => f.title).join(', ')}.`,
-  inspect: `Usage: tensorio inspect FILE [--json]
+  inspect: `Usage: tensorio inspect FILE [--json] [--max-header-size N] [--allow-pickle]
 
 Shows the format and version, a table of tensors (name, dtype, shape, size, byte offset,
 whether a read can map it), metadata, and for model files the layers with their weights.
 Only headers are read.
 
-  --json    print the summary as JSON`,
+  --json    print the summary as JSON
+  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
+  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
   convert: `Usage: tensorio convert SRC DST [--dtype DTYPE] [--max-shard-size SIZE] [--no-fsync]
 
 Converts tensor by tensor (each read mapped where possible, so memory stays bounded) with a
@@ -54,7 +57,10 @@ training config and weights.
   --max-shard-size SIZE   shard the output (formats that shard), e.g. 5GB, 500MB, 1048576
   --no-fsync              skip fsync (faster; see the README on atomic writes)
   --quantize DTYPE        a whole model to model.json: store float32 weights as float16, uint8
-                          or uint16, byte for byte as tensorflowjs_converter --quantize_<DTYPE>`,
+                          or uint16, byte for byte as tensorflowjs_converter --quantize_<DTYPE>
+  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
+  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
   diff: `Usage: tensorio diff A B [--rtol R] [--atol A] [--ignore-dtype] [--json]
 
 Compares tensors by name across formats: shape, dtype, largest absolute and relative
@@ -67,7 +73,10 @@ member. Exit code 0 when equal, 1 when not, 2 on error.
   --rtol R         relative tolerance (default 0: exact)
   --atol A         absolute tolerance (default 0: exact)
   --ignore-dtype   equal values in different dtypes count as equal (after convert --dtype)
-  --json           print the comparison as JSON`,
+  --json           print the comparison as JSON
+  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
+  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
   bench: `Usage: tensorio bench [--smoke] [-- options for bench/run.mjs]
 
 Runs the benchmark suite (each trial in a fresh process, peers in the same run) and writes
@@ -93,7 +102,8 @@ export function renderSummary(file: string, summary: FileSummary): string {
     total += t.byteLength;
     rows.push([t.name, t.dtype, shapeText(t.shape), formatBytes(t.byteLength), t.byteOffset === undefined ? '-' : String(t.byteOffset), t.mappable ? 'yes' : 'no', t.note ?? '']);
   }
-  lines.push(table(rows), '', `total: ${summary.tensors.length} tensor${summary.tensors.length === 1 ? '' : 's'}, ${formatBytes(total)} (${total} bytes)`);
+  lines.push(summary.tensors.length === 0 ? '(no numeric tensors)' : table(rows), '', `total: ${summary.tensors.length} tensor${summary.tensors.length === 1 ? '' : 's'}, ${formatBytes(total)} (${total} bytes)`);
+  if (summary.header) lines.push('', `header: descr ${summary.header.descr}, shape ${shapeText(summary.header.shape)}, ${summary.header.order === 'F' ? 'Fortran' : 'C'} order`);
   const metadata = Object.entries(summary.metadata ?? {});
   if (metadata.length > 0) {
     lines.push('', 'metadata:');
@@ -110,12 +120,26 @@ export function renderSummary(file: string, summary: FileSummary): string {
   return lines.join('\n');
 }
 
+/** The reading flags inspect, convert and diff share: the library options their messages name. */
+const READ_FLAGS = { 'max-header-size': { type: 'string' }, 'allow-pickle': { type: 'boolean' } } as const;
+
+function sourceOptions(values: { 'max-header-size'?: string | undefined; 'allow-pickle'?: boolean | undefined }): SourceOptions {
+  const options: SourceOptions = {};
+  if (values['max-header-size'] !== undefined) {
+    const size = Number(values['max-header-size']);
+    if (!Number.isSafeInteger(size) || size <= 0) throw new UsageError(`--max-header-size must be a positive number of bytes, got '${values['max-header-size']}'`);
+    options.maxHeaderSize = size;
+  }
+  if (values['allow-pickle']) options.allowPickle = true;
+  return options;
+}
+
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...READ_FLAGS } });
   if (values.help) return help('inspect');
   if (positionals.length !== 1) throw new UsageError('inspect takes one FILE');
   const file = positionals[0] as string;
-  const source = await openSource(file);
+  const source = await openSource(file, sourceOptions(values));
   try {
     console.log(values.json ? JSON.stringify({ file, ...source.summary }, null, 2) : renderSummary(file, source.summary));
   } finally {
@@ -150,11 +174,13 @@ async function convert(args: string[]): Promise<number> {
       quantize: { type: 'string' },
       'skip-unsupported': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
+      ...READ_FLAGS,
     },
   });
   if (values.help) return help('convert');
   if (positionals.length !== 2) throw new UsageError('convert takes SRC and DST');
   const [src, dst] = positionals as [string, string];
+  const readOptions = sourceOptions(values);
   // Every option is checked before any work: nothing is read or written for a refused command.
   const cast = values.dtype === undefined ? undefined : CASTS[values.dtype];
   if (values.dtype !== undefined && !cast) throw new UsageError(`--dtype must be one of ${Object.keys(CASTS).join(', ')}`);
@@ -184,7 +210,7 @@ async function convert(args: string[]): Promise<number> {
     return 0;
   }
   const sink = formatFor(dst, 'cliWrite');
-  const source = await openSource(src);
+  const source = await openSource(src, readOptions);
   let written: string[] | void;
   const notes: string[] = [];
   try {
@@ -198,13 +224,13 @@ async function convert(args: string[]): Promise<number> {
       }
     }
     const refused = [
-      ...(source.summary.skipped ?? []).map((s) => ({ name: s.name, why: `${s.why}, which tensorio converts only between numeric arrays` })),
+      ...(source.summary.skipped ?? []).map((s) => ({ name: s.name, why: `not a numeric array tensorio converts (${s.why})` })),
       ...source.summary.tensors
         .filter((t) => target.id !== 'tfjs' && !target.holds.dtypes.includes(outDtype(t)))
         .map((t) => ({ name: t.name, why: `${outDtype(t)}, which ${target.title} cannot hold${castable(t.dtype) ? ' (--dtype converts floating-point tensors)' : ''}` })),
     ];
     if (refused.length > 0 && !values['skip-unsupported']) {
-      const lines = refused.map((r) => `tensorio: ERR_UNSUPPORTED_DTYPE: ${src}: member '${r.name}' is ${r.why}`);
+      const lines = refused.map((r) => `tensorio: ERR_UNSUPPORTED_DTYPE: ${src}: member '${r.name}': ${r.why}`);
       console.error(`${lines.join('\n')}\ntensorio: nothing written; pass --skip-unsupported to convert the other members`);
       return 2;
     }
@@ -281,7 +307,7 @@ async function diff(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { rtol: { type: 'string', default: '0' }, atol: { type: 'string', default: '0' }, 'ignore-dtype': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } },
+    options: { rtol: { type: 'string', default: '0' }, atol: { type: 'string', default: '0' }, 'ignore-dtype': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...READ_FLAGS },
   });
   if (values.help) return help('diff');
   if (positionals.length !== 2) throw new UsageError('diff takes two files');
@@ -290,8 +316,9 @@ async function diff(args: string[]): Promise<number> {
   const [fileA, fileB] = positionals as [string, string];
   const sources: TensorSource[] = [];
   try {
-    sources.push(await openSource(fileA));
-    sources.push(await openSource(fileB));
+    const readOptions = sourceOptions(values);
+    sources.push(await openSource(fileA, readOptions));
+    sources.push(await openSource(fileB, readOptions));
     const results = await diffSources(sources[0] as TensorSource, sources[1] as TensorSource, tolerance);
     const equal = results.every((r) => r.status === 'equal');
     if (values.json) console.log(JSON.stringify({ equal, tolerance, tensors: results }, null, 2));
@@ -319,6 +346,16 @@ function help(command: string): number {
   return 0;
 }
 
+/** A message on one line: the CLI prints every error as exactly one line. */
+function oneLine(text: string): string {
+  // Node's own wording of a system error ("ENOENT: no such file or directory, open '<temp>'")
+  // names the temporary file of an atomic write; the error already names the target.
+  return text
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\bE[A-Z]+: ([^,]+), \w+ '[^']*'/g, '$1')
+    .replace(/\s*'?[^\s']*\.tensorio-tmp'?/g, '');
+}
+
 /** Runs the command line; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -333,6 +370,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'bench':
         return bench(rest);
       case undefined:
+        // No command is a usage error: the usage goes to stderr, the exit code says so.
+        console.error(HELP.main);
+        return 2;
       case '--help':
       case '-h':
       case 'help':
@@ -346,12 +386,18 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${command}'`);
     }
   } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const syscall = error as { path?: unknown; syscall?: unknown };
     if (error instanceof TensorioError) {
-      console.error(`tensorio: ${error.code}: ${error.message}`);
-    } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`tensorio: ${(error as Error).message}\nRun 'tensorio --help' for usage.`);
+      console.error(`tensorio: ${error.code}: ${oneLine(error.message)}`);
+    } else if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`tensorio: ${oneLine((error as Error).message)}\nRun 'tensorio --help' for usage.`);
+    } else if (typeof code === 'string' && typeof syscall.path === 'string') {
+      // A system error that escaped a reader (ENOENT, EACCES, ...): named as the library names it.
+      const wrapped = fromSystemError(error, syscall.path, typeof syscall.syscall === 'string' ? syscall.syscall : 'open');
+      console.error(`tensorio: ${wrapped.code}: ${oneLine(wrapped.message)}`);
     } else {
-      throw error;
+      console.error(`tensorio: internal error: ${oneLine(error instanceof Error ? error.message : String(error))} (please report it)`);
     }
     return 2;
   }
