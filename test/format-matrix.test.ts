@@ -444,3 +444,49 @@ describe('the reference tools read every file written above', () => {
     assertToolSaw(asShown, forSafetensors, 'safetensors');
   });
 });
+
+test('keras: a Keras 3 .keras archive and a legacy HDF5 model named .keras through loadWeights, ioHandler, CLI inspect/convert/diff', async () => {
+  const archive = path.join(dir, 'k3.keras');
+  const legacy = path.join(dir, 'legacy.keras');
+  const out = JSON.parse(
+    runPythonWith(
+      oraclePython(),
+      `import sys, json, shutil, os
+os.environ['KERAS_BACKEND'] = 'tensorflow'
+import numpy as np, keras
+rng = np.random.default_rng(7)
+m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation='relu', name='d1'), keras.layers.Dense(2, name='d2')])
+m.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in m.get_weights()])
+m.save(sys.argv[1])
+m.save(sys.argv[2] + '.h5')
+shutil.move(sys.argv[2] + '.h5', sys.argv[2])
+X = rng.standard_normal((3, 4)).astype(np.float32)
+print(json.dumps({'x': X.tolist(), 'y': m.predict(X, verbose=0).tolist()}))`,
+      [archive, legacy],
+    )
+      .trim()
+      .split('\n')
+      .pop() as string,
+  ) as { x: number[][]; y: number[][] };
+  const close = (got: number[][], where: string): void => got.flat().forEach((v, i) => assert.ok(Math.abs(v - (out.y.flat()[i] as number)) < 1e-4, `${where} ${i}: ${v} vs ${out.y.flat()[i]}`));
+  const X = tf.tensor2d(out.x);
+  for (const file of [archive, legacy]) {
+    const loaded = await tf.loadLayersModel(ioHandler(file));
+    close((await (loaded.predict(X) as tf.Tensor).array()) as number[][], `${file} ioHandler`);
+    const m = tf.sequential();
+    m.add(tf.layers.dense({ units: 3, inputShape: [4], activation: 'relu', name: 'd1' }));
+    m.add(tf.layers.dense({ units: 2, name: 'd2' }));
+    await loadWeights(m, file);
+    close((await (m.predict(X) as tf.Tensor).array()) as number[][], `${file} loadWeights`);
+    const shown = cli('inspect', file);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /4 tensors/);
+    const st = `${file}.safetensors`;
+    const converted = cli('convert', file, st, '--no-fsync');
+    assert.equal(converted.code, 0, converted.stderr);
+    const diff = cli('diff', file, st);
+    assert.equal(diff.code, 0, diff.stdout);
+    const seen = pyRead(st)[st];
+    assert.deepEqual(Object.values(seen?.tensors ?? {}).map((t) => t.shape).sort(), [[2], [3], [3, 2], [4, 3]]);
+  }
+});
