@@ -291,3 +291,16 @@ torch.save({'w': torch.arange(6.).reshape(2, 3).t(), 'b': torch.zeros(2, dtype=t
     assert.equal(cli('convert', pt, at('m-bf.npz')).code, 2, 'bfloat16 does not go into .npz');
   });
 });
+
+describe('the progress bar', () => {
+  test('on a terminal, finish() ends the bar line, so an error that follows is on its own line', async () => {
+    const { Progress } = await import('../src/cli/progress.js');
+    let written = '';
+    const out = { write: (text: string) => ((written += text), true) } as unknown as NodeJS.WriteStream;
+    const bar = new Progress(100, out, true);
+    bar.advance(40, 'a');
+    assert.doesNotMatch(written, /\n/);
+    bar.finish();
+    assert.match(written, /^\r\[#+\.+\]\s+40% .*a\x1b\[K\n$/);
+  });
+});
