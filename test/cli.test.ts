@@ -289,6 +289,18 @@ torch.save({'w': torch.arange(6.).reshape(2, 3).t(), 'b': torch.zeros(2, dtype=t
     assert.equal(cli('convert', pt, at('m.safetensors')).code, 0);
     assert.equal(cli('diff', pt, at('m.safetensors')).code, 0);
     assert.equal(cli('convert', pt, at('m-bf.npz')).code, 2, 'bfloat16 does not go into .npz');
+    // A training checkpoint's other values are named, never dropped unseen.
+    const ckpt = at('ckpt.pt');
+    runTorch(`import sys, torch
+torch.save({'model': {'w': torch.ones(2)}, 'epoch': 3, 'opt': {'param_groups': [{'lr': 0.1}]}}, sys.argv[1])`, [ckpt]);
+    const refused = cli('convert', ckpt, at('ckpt.safetensors'));
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /member 'epoch': .*a Python number, not a tensor/);
+    assert.match(refused.stderr, /member 'opt\.param_groups\.0\.lr'/);
+    const skipped = cli('convert', ckpt, at('ckpt.safetensors'), '--skip-unsupported');
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(skipped.stderr, /skipped 'epoch'/);
+    assert.match(cli('diff', ckpt, at('ckpt.safetensors')).stdout, /not compared\s+epoch/);
   });
 });
 

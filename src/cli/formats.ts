@@ -54,6 +54,12 @@ export interface FileSummary {
 /** An opened file: its summary and its tensors one at a time. */
 export interface TensorSource {
   readonly summary: FileSummary;
+  /**
+   * Values that are not tensors (a checkpoint's epoch, an optimizer's hyperparameters), found
+   * by reading the whole object: convert and diff call it so nothing is dropped unseen, while
+   * inspect stays header-only.
+   */
+  nonTensors?(): Promise<Array<{ name: string; why: string }>>;
   /** True when the one array has no name of its own (a `.npy`: its name is the file's). */
   readonly unnamed?: boolean;
   get(name: string): Promise<NdArray>;
@@ -417,6 +423,17 @@ const tfjsFormat: FormatHandler = {
   },
 };
 
+/** The non-tensor leaves of a checkpoint's object, by the key paths openTorch uses (`epoch`, `opt.param_groups.0.lr`). */
+function leavesOf(value: unknown, name: string, out: Array<{ name: string; why: string }>): void {
+  const at = (key: string): string => (name === '' ? key : `${name}.${key}`);
+  if (isNdArrayLike(value)) return;
+  if (Array.isArray(value)) value.forEach((v, i) => leavesOf(v, at(String(i)), out));
+  else if (value instanceof Map) for (const [k, v] of value) leavesOf(v, at(String(k)), out);
+  else if (value instanceof Set) out.push({ name: name || '(value)', why: 'a Python set, not a tensor' });
+  else if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value)) for (const [k, v] of Object.entries(value)) leavesOf(v, at(k), out);
+  else out.push({ name: name || '(value)', why: `a Python ${value === null ? 'None' : ArrayBuffer.isView(value) ? 'bytes' : typeof value === 'bigint' || typeof value === 'number' ? 'number' : typeof value}, not a tensor` });
+}
+
 /** A PyTorch checkpoint: its tensors by their path through the object (openTorch reads the pickle only). */
 const torch: FormatHandler = {
   name: 'pytorch',
@@ -433,6 +450,11 @@ const torch: FormatHandler = {
     return {
       summary,
       get: (name) => opened.get(name === 'tensor' && !opened.has('tensor') ? '' : name),
+      nonTensors: async () => {
+        const others: Array<{ name: string; why: string }> = [];
+        leavesOf(await opened.value(), '', others);
+        return others;
+      },
       close: () => opened.close(),
     };
   },
@@ -498,6 +520,14 @@ export function formatFor(file: string, use: 'cliRead' | 'cliWrite'): FormatHand
 }
 
 /** Opens a file for reading, its format chosen by the registry (`.bin` must be PyTorch's). */
+/** Adds a source's non-tensor values (see {@link TensorSource.nonTensors}) to what it lists as skipped. */
+export async function withNonTensors(source: TensorSource): Promise<TensorSource> {
+  if (!source.nonTensors) return source;
+  const others = await source.nonTensors();
+  if (others.length > 0) source.summary.skipped = [...(source.summary.skipped ?? []), ...others];
+  return source;
+}
+
 export async function openSource(file: string, options: SourceOptions = {}): Promise<TensorSource> {
   // A folder is named as such before its name is judged as a file name.
   if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new TensorioError('ERR_IS_DIRECTORY', 'is a directory, not a file', { path: file });

@@ -14,7 +14,7 @@ import { dtypeInfo, type DType } from '../dtype.js';
 import { fromSystemError, TensorioError } from '../errors.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 import { diffSources, type TensorDiff } from './diff.js';
-import { formatFor, loadTfjsEntry, openSource, type FileSummary, type SourceOptions, type TensorSource } from './formats.js';
+import { formatFor, loadTfjsEntry, openSource, withNonTensors, type FileSummary, type SourceOptions, type TensorSource } from './formats.js';
 import { openH5 } from '../formats/h5.js';
 import { FORMATS, formatForPath, formatOfName, hdf5Flavour } from '../formats/registry.js';
 import { formatBytes, Progress } from './progress.js';
@@ -210,7 +210,7 @@ async function convert(args: string[]): Promise<number> {
     return 0;
   }
   const sink = formatFor(dst, 'cliWrite');
-  const source = await openSource(src, readOptions);
+  const source = await withNonTensors(await openSource(src, readOptions));
   let written: string[] | void;
   const notes: string[] = [];
   try {
@@ -317,8 +317,8 @@ async function diff(args: string[]): Promise<number> {
   const sources: TensorSource[] = [];
   try {
     const readOptions = sourceOptions(values);
-    sources.push(await openSource(fileA, readOptions));
-    sources.push(await openSource(fileB, readOptions));
+    sources.push(await withNonTensors(await openSource(fileA, readOptions)));
+    sources.push(await withNonTensors(await openSource(fileB, readOptions)));
     const results = await diffSources(sources[0] as TensorSource, sources[1] as TensorSource, tolerance);
     const equal = results.every((r) => r.status === 'equal');
     if (values.json) console.log(JSON.stringify({ equal, tolerance, tensors: results }, null, 2));
