@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { ndarray, readNpy, writeNpy } from '../src/index.js';
-import { ROOT, runOracle, runPython, tempDir } from './helpers.js';
+import { load, ndarray, readNpy, writeNpy } from '../src/index.js';
+import { ROOT, runOracle, runPython, runTorch, tempDir } from './helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const dir = tempDir('cli');
@@ -36,7 +36,7 @@ describe('tensorio inspect', () => {
     assert.equal(code, 0);
     assert.match(stdout, /: npy 1\.0, 1 tensor/);
     assert.match(stdout, /example_f64_big_endian_fortran\s+float64\s+\(2, 3, 4\)\s+192 B\s+128\s+no\s+big-endian, fortran order/);
-    assert.match(stdout, /total: 1 tensors, 192 B \(192 bytes\)/);
+    assert.match(stdout, /total: 1 tensor, 192 B \(192 bytes\)/);
   });
 
   test('--json for scripts', () => {
@@ -161,5 +161,158 @@ describe('help', () => {
     }
     assert.match(cli('--help').stdout, /Commands:/);
     assert.match(cli('--version').stdout, /^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('what a user meets first (issue 18)', () => {
+  const user = path.join(dir, 'user');
+  fs.mkdirSync(user);
+  runPython(
+    `import sys, os, numpy as np
+d = sys.argv[1]
+np.save(os.path.join(d, 'obj.npy'), np.array([np.arange(3.0), np.arange(4)], dtype=object))
+np.save(os.path.join(d, 'str.npy'), np.asfortranarray(np.array([['ab', 'cde'], ['f', 'g']])))
+np.save(os.path.join(d, 'rec.npy'), np.zeros(3, dtype=[('a', '<i4'), ('b', '<f8')]))
+np.save(os.path.join(d, 'dict.npy'), {'x': np.arange(4.0), 'y': np.ones((2, 2), np.int32), 'n': 3})
+np.savez(os.path.join(d, 'mixed.npz'), a=np.arange(3), s=np.array(['x']))
+np.savez(os.path.join(d, 'big.npz'), a=np.arange(3), b=np.arange(2**60, 2**60 + 3))
+np.savez(os.path.join(d, 'big1.npz'), a=np.arange(3), b=np.arange(2**60, 2**60 + 3) + np.array([0, 1, 0]))
+np.savez(os.path.join(d, 'renamed.npz'), a=np.arange(3), c=np.arange(2**60, 2**60 + 3))`,
+    [user],
+  );
+  const at = (name: string): string => path.join(user, name);
+
+  test('bare tensorio prints the usage and exits 2; -h works everywhere', () => {
+    const bare = cli();
+    assert.equal(bare.code, 2);
+    assert.match(bare.stderr, /^Usage: tensorio <command>/);
+    assert.match(cli('-h').stdout, /Commands:/);
+    for (const command of ['inspect', 'convert', 'diff']) assert.match(cli(command, '-h').stdout, new RegExp(`Usage: tensorio ${command}`));
+  });
+
+  test('errors are one line naming the file and the code: a directory, a missing file, a failed save', () => {
+    const folder = cli('inspect', user);
+    assert.equal(folder.code, 2);
+    assert.equal(folder.stderr, `tensorio: ERR_IS_DIRECTORY: ${user}: is a directory, not a file\n`);
+    const missing = cli('inspect', at('nope.npy'));
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^tensorio: ERR_NOT_FOUND: .*nope\.npy: [^\n]*\n$/);
+    assert.doesNotMatch(missing.stderr, /ENOENT/);
+    const failed = cli('convert', at('big.npz'), path.join(user, 'no-such-folder', 'out.npz'));
+    assert.equal(failed.code, 2);
+    const last = failed.stderr.trim().split('\n').pop() as string;
+    assert.match(last, /^tensorio: ERR_NOT_FOUND: .*no-such-folder\/out\.npz: /);
+    assert.doesNotMatch(failed.stderr, /tensorio-tmp|ENOENT/);
+  });
+
+  test('inspect shows the header of object, string and structured .npy files', () => {
+    for (const [file, descr, shape, order] of [['obj.npy', '\\|O', '\\(2,\\)', 'C'], ['str.npy', '<U3', '\\(2, 2\\)', 'Fortran'], ['rec.npy', "\\[\\('a', '<i4'\\), \\('b', '<f8'\\)\\]", '\\(3,\\)', 'C']] as const) {
+      const { code, stdout } = cli('inspect', at(file));
+      assert.equal(code, 0, file);
+      assert.match(stdout, new RegExp(`header: descr ${descr}, shape ${shape}, ${order} order`), file);
+      assert.match(stdout, /0 tensors/);
+    }
+    assert.match(cli('inspect', at('obj.npy')).stdout, /--allow-pickle/);
+  });
+
+  test('--allow-pickle reads the arrays of a pickled dict; convert names what it skips, or fails one line per member', async () => {
+    const shown = cli('inspect', at('dict.npy'), '--allow-pickle');
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /x\s+float64\s+\(4,\)/);
+    assert.match(shown.stdout, /n: a Python number, not an array/);
+    const out = at('dict.npz');
+    const refused = cli('convert', at('dict.npy'), out, '--allow-pickle');
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^tensorio: ERR_UNSUPPORTED_DTYPE: .*dict\.npy: member 'n': /m);
+    assert.equal(fs.existsSync(out), false, 'nothing written');
+    const skipped = cli('convert', at('dict.npy'), out, '--allow-pickle', '--skip-unsupported');
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(skipped.stderr, /skipped 'n': /);
+    assert.deepEqual(Object.keys((await load(out)) as object), ['x', 'y']);
+    const strings = cli('convert', at('mixed.npz'), at('mixed.safetensors'));
+    assert.equal(strings.code, 2);
+    assert.equal(strings.stderr.split('\n').filter((l) => l.startsWith('tensorio: ERR_')).length, 1);
+    assert.match(strings.stderr, /member 's': .*<U1/);
+  });
+
+  test('options are checked before any work: --dtype bfloat16 into .npy, --max-shard-size 0 (the source is never opened)', () => {
+    const dtype = cli('convert', at('absent.npz'), at('x.npy'), '--dtype', 'bfloat16');
+    assert.equal(dtype.code, 2);
+    assert.match(dtype.stderr, /ERR_UNSUPPORTED_DTYPE: .*x\.npy: --dtype bfloat16: NumPy \.npy cannot hold bfloat16/);
+    const shard = cli('convert', at('absent.npz'), at('x.safetensors'), '--max-shard-size', '0');
+    assert.equal(shard.code, 2);
+    assert.match(shard.stderr, /--max-shard-size must be more than 0 bytes/);
+    assert.equal(cli('convert', at('absent.npz'), at('x.npz'), '--max-shard-size', '1MB').code, 2);
+  });
+
+  test('diff: 64-bit integers exactly, the same member names, members it could not compare', () => {
+    const exact = cli('diff', at('big.npz'), at('big1.npz'), '--json');
+    assert.equal(exact.code, 1, '2^60 + 1 is not 2^60');
+    const json = JSON.parse(exact.stdout) as { tensors: Array<{ name: string; status: string; mismatched?: number }> };
+    assert.deepEqual(json.tensors.map((t) => [t.name, t.status]), [['a', 'equal'], ['b', 'different']]);
+    const names = cli('diff', at('big.npz'), at('renamed.npz'));
+    assert.equal(names.code, 1);
+    assert.match(names.stdout, /only in A\s+b/);
+    assert.match(names.stdout, /only in B\s+c/);
+    const strings = cli('diff', at('mixed.npz'), at('mixed.npz'));
+    assert.equal(strings.code, 1, 'a member that was not compared is not equal');
+    assert.match(strings.stdout, /not compared\s+s/);
+    assert.match(cli('diff', at('big.npz'), at('big.npz')).stdout, /equal: 2 tensors/);
+  });
+
+  test('sharded output names the shards and the index; a model.json whose .bin is missing shows its manifest', () => {
+    const sharded = cli('convert', at('big.npz'), at('sharded.safetensors.index.json'), '--max-shard-size', '30B', '--no-fsync');
+    assert.equal(sharded.code, 0, sharded.stderr);
+    assert.match(sharded.stderr, /wrote 3 files: .*sharded-00001-of-00002\.safetensors, .*sharded-00002-of-00002\.safetensors, .*sharded\.safetensors\.index\.json/);
+    const model = path.join(user, 'tfjs', 'model.json');
+    fs.mkdirSync(path.dirname(model));
+    const big = cli('convert', at('big.npz'), model);
+    assert.equal(big.code, 2, 'int64 past 2^31 does not fit tfjs int32');
+    assert.match(big.stderr, /ERR_UNSUPPORTED_DTYPE: .*tensor 'b'/);
+    assert.equal(cli('convert', at('mixed.npz'), model, '--skip-unsupported').code, 0);
+    fs.rmSync(path.join(user, 'tfjs', 'model.weights.bin'));
+    const shown = cli('inspect', model);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /manifest only: model\.weights\.bin is missing\), 1 tensor\n/);
+    assert.match(shown.stdout, /a\s+int32\s+\(3,\).*data missing/);
+  });
+
+  test('a PyTorch checkpoint: inspect lists its tensors, convert and diff take it', () => {
+    const pt = at('m.pt');
+    runTorch(`import sys, torch
+torch.save({'w': torch.arange(6.).reshape(2, 3).t(), 'b': torch.zeros(2, dtype=torch.bfloat16)}, sys.argv[1])`, [pt]);
+    const shown = cli('inspect', pt);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /pytorch \(zip\), 2 tensors/);
+    assert.match(shown.stdout, /w\s+float32\s+\(3, 2\).*strided/);
+    assert.match(shown.stdout, /b\s+bfloat16\s+\(2,\)/);
+    assert.equal(cli('convert', pt, at('m.safetensors')).code, 0);
+    assert.equal(cli('diff', pt, at('m.safetensors')).code, 0);
+    assert.equal(cli('convert', pt, at('m-bf.npz')).code, 2, 'bfloat16 does not go into .npz');
+    // A training checkpoint's other values are named, never dropped unseen.
+    const ckpt = at('ckpt.pt');
+    runTorch(`import sys, torch
+torch.save({'model': {'w': torch.ones(2)}, 'epoch': 3, 'opt': {'param_groups': [{'lr': 0.1}]}}, sys.argv[1])`, [ckpt]);
+    const refused = cli('convert', ckpt, at('ckpt.safetensors'));
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /member 'epoch': .*a Python number, not a tensor/);
+    assert.match(refused.stderr, /member 'opt\.param_groups\.0\.lr'/);
+    const skipped = cli('convert', ckpt, at('ckpt.safetensors'), '--skip-unsupported');
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.match(skipped.stderr, /skipped 'epoch'/);
+    assert.match(cli('diff', ckpt, at('ckpt.safetensors')).stdout, /not compared\s+epoch/);
+  });
+});
+
+describe('the progress bar', () => {
+  test('on a terminal, finish() ends the bar line, so an error that follows is on its own line', async () => {
+    const { Progress } = await import('../src/cli/progress.js');
+    let written = '';
+    const out = { write: (text: string) => ((written += text), true) } as unknown as NodeJS.WriteStream;
+    const bar = new Progress(100, out, true);
+    bar.advance(40, 'a');
+    assert.doesNotMatch(written, /\n/);
+    bar.finish();
+    assert.match(written, /^\r\[#+\.+\]\s+40% .*a\x1b\[K\n$/);
   });
 });

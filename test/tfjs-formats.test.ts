@@ -86,7 +86,7 @@ for (const ext of ['npz', 'safetensors'] as const) {
     }
   });
 
-  test(`.${ext}: byName loads the layers whose names match and ignores the others`, async () => {
+  test(`.${ext}: byName loads the layers whose names match, and leaves the others only with allowUnmatched`, async () => {
     const source = mlp(256, ['flat', 'hidden', 'out']);
     const file = path.join(dir, `byname.${ext}`);
     await saveWeights(source, file);
@@ -101,7 +101,9 @@ for (const ext of ['npz', 'safetensors'] as const) {
     });
     target.getLayer('extra').setWeights([tf.eye(256), tf.zeros([256])]);
     await expectCode(() => loadWeights(target, file), 'ERR_SHAPE_MISMATCH', /the file has 2 layers with weights, the model 3/);
-    await loadWeights(target, file, { byName: true });
+    // By name, the extra layer would be left as it is: only allowed when asked for.
+    await expectCode(() => loadWeights(target, file, { byName: true }), 'ERR_SHAPE_MISMATCH', /model layers left unset: 'extra' \(extra\/kernel, extra\/bias\); pass \{ allowUnmatched: true \}/);
+    await loadWeights(target, file, { byName: true, allowUnmatched: true });
     // With the identity layer in between, the target computes what the source computes.
     const Y = forward(source);
     const Y2 = forward(target);

@@ -17,7 +17,9 @@ export interface Tolerance {
 
 export interface TensorDiff {
   name: string;
-  status: 'equal' | 'different' | 'only in A' | 'only in B' | 'shape differs' | 'dtype differs';
+  status: 'equal' | 'different' | 'only in A' | 'only in B' | 'shape differs' | 'dtype differs' | 'not compared';
+  /** Why a member was not compared (a string or object array, a structured dtype, ...). */
+  reason?: string;
   dtypes?: [string, string];
   shapes?: [number[], number[]];
   maxAbs?: number;
@@ -38,6 +40,18 @@ function lanes(array: NdArray): { count: number; at: (i: number) => number } {
   return { count: numbers.length, at: (i) => numbers[i] as number };
 }
 
+/** Element i as an exact integer, for 64-bit integers (which a double cannot hold past 2^53). */
+function bigLanes(array: NdArray): ((i: number) => bigint) | undefined {
+  const data = array.data;
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return (i) => data[i] as bigint;
+  const info = dtypeInfo(array.dtype);
+  if (info.lanes === 1 && !array.dtype.startsWith('float') && array.dtype !== 'bfloat16') {
+    const numbers = data as Exclude<typeof data, BigInt64Array | BigUint64Array>;
+    return (i) => BigInt(numbers[i] as number);
+  }
+  return undefined;
+}
+
 /** Compares two arrays element by element (both in their stored order, which must match). */
 export function compareArrays(name: string, a: NdArray, b: NdArray, tolerance: Tolerance): TensorDiff {
   const result: TensorDiff = { name, status: 'equal', dtypes: [a.dtype, b.dtype], shapes: [a.shape, b.shape] };
@@ -50,7 +64,19 @@ export function compareArrays(name: string, a: NdArray, b: NdArray, tolerance: T
   let maxAbs = 0;
   let maxRel = 0;
   let mismatched = 0;
+  // Two integer arrays with a 64-bit side compare exactly, as integers: 2^60 + 1 is not 2^60.
+  const [bigA, bigB] = [bigLanes(a), bigLanes(b)];
+  const exact = bigA && bigB && (a.data instanceof BigInt64Array || a.data instanceof BigUint64Array || b.data instanceof BigInt64Array || b.data instanceof BigUint64Array);
   for (let i = 0; i < left.count; i++) {
+    if (exact) {
+      const [p, q] = [bigA(i), bigB(i)];
+      if (p === q) continue;
+      const diff = p > q ? p - q : q - p;
+      if (!(Number(diff) <= tolerance.atol + tolerance.rtol * Math.abs(Number(q)))) mismatched++;
+      maxAbs = Math.max(maxAbs, Number(diff));
+      maxRel = Math.max(maxRel, q === 0n ? Infinity : Number(diff) / Math.abs(Number(q)));
+      continue;
+    }
     const x = left.at(i);
     const y = right.at(i);
     if (x === y || (Number.isNaN(x) && Number.isNaN(y))) continue; // equal infinities and NaNs included
@@ -68,26 +94,38 @@ export function compareArrays(name: string, a: NdArray, b: NdArray, tolerance: T
 }
 
 /**
- * Compares every tensor of two sources by name, one pair in memory at a time. Two sources
- * of one tensor each (two .npy files) are compared whatever their names.
+ * Compares every member of two sources by name, one pair in memory at a time. Equal means
+ * the same member names and every member equal. A source of one unnamed array (a `.npy`,
+ * whose "name" is only its file name) matches the other side's single member. Members one
+ * side could not read (strings, pickles) are listed as 'not compared', never as equal.
  */
 export async function diffSources(a: TensorSource, b: TensorSource, tolerance: Tolerance): Promise<TensorDiff[]> {
   const [onlyA, onlyB] = [a.summary.tensors, b.summary.tensors];
-  if (onlyA.length === 1 && onlyB.length === 1 && onlyA[0]?.name !== onlyB[0]?.name) {
+  const unnamed = (a.unnamed === true || b.unnamed === true) && onlyA.length === 1 && onlyB.length === 1 && !a.summary.skipped?.length && !b.summary.skipped?.length;
+  if (unnamed && onlyA[0]?.name !== onlyB[0]?.name) {
     const [nameA, nameB] = [onlyA[0]?.name as string, onlyB[0]?.name as string];
     return [compareArrays(`${nameA} vs ${nameB}`, await a.get(nameA), await b.get(nameB), tolerance)];
   }
   const namesA = a.summary.tensors.map((t) => t.name);
   const namesB = new Set(b.summary.tensors.map((t) => t.name));
+  const skippedA = new Map((a.summary.skipped ?? []).map((s) => [s.name, s.why]));
+  const skippedB = new Map((b.summary.skipped ?? []).map((s) => [s.name, s.why]));
   const results: TensorDiff[] = [];
   for (const name of namesA) {
     if (!namesB.has(name)) {
-      results.push({ name, status: 'only in A' });
+      const why = skippedB.get(name);
+      results.push(why === undefined ? { name, status: 'only in A' } : { name, status: 'not compared', reason: `B: ${why}` });
       continue;
     }
     results.push(compareArrays(name, await a.get(name), await b.get(name), tolerance));
   }
   const inA = new Set(namesA);
-  for (const name of namesB) if (!inA.has(name)) results.push({ name, status: 'only in B' });
+  for (const name of namesB) {
+    if (inA.has(name)) continue;
+    const why = skippedA.get(name);
+    results.push(why === undefined ? { name, status: 'only in B' } : { name, status: 'not compared', reason: `A: ${why}` });
+  }
+  for (const [name, why] of skippedA) if (!namesB.has(name)) results.push({ name, status: 'not compared', reason: skippedB.has(name) ? `A: ${why}; B: ${skippedB.get(name)}` : `A: ${why}` });
+  for (const [name, why] of skippedB) if (!inA.has(name) && !skippedA.has(name)) results.push({ name, status: 'not compared', reason: `B: ${why}` });
   return results;
 }

@@ -1,19 +1,26 @@
 /**
- * The formats the command line reads and writes, behind one small interface: open a file
- * lazily (a table of its tensors without their data), get one tensor, and write a set of
- * named tensors supplied one at a time. Each format adds one entry to {@link FORMATS}.
+ * How the command line reads and writes each format of the registry (formats/registry.ts),
+ * behind one small interface: open a file lazily (a table of its tensors without their
+ * data), get one tensor, and write a set of named tensors supplied one at a time. The
+ * registry picks the format; {@link HANDLERS} has one handler per registry id.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { tfjsArray } from '../tfjs/tfjs-arrays.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
+import { load } from '../containers.js';
+import { DEFAULT_MAX_HEADER_SIZE, isObjectDescr, parseNpyRawHeader, readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
+import { isNdArrayLike } from '../formats/pickle.js';
 import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
-import { openSafetensors, writeSafetensors } from '../formats/safetensors.js';
+import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
+import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
+import { openTorch, writeTorch } from '../formats/torch/index.js';
+import { readKerasArchive } from '../tfjs/keras-archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
-import type { WriteOptions } from '../io.js';
+import { closeQuietly, openForReadAsync, type WriteOptions } from '../io.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 
 /** One tensor as a file's table lists it. */
@@ -38,42 +45,111 @@ export interface FileSummary {
   metadata?: Record<string, string>;
   /** For model files: layers with the names of their weights. */
   layers?: Array<{ name: string; className?: string; weights: string[] }>;
+  /** A `.npy` file's header when its dtype is not a numeric one (object, string, structured). */
+  header?: { descr: string; shape: number[]; order: 'C' | 'F' };
   /** Entries that hold no tensor tensorio reads (strings, pickles), with why. */
-  skipped?: string[];
+  skipped?: Array<{ name: string; why: string }>;
 }
 
 /** An opened file: its summary and its tensors one at a time. */
 export interface TensorSource {
   readonly summary: FileSummary;
+  /**
+   * Values that are not tensors (a checkpoint's epoch, an optimizer's hyperparameters), found
+   * by reading the whole object: convert and diff call it so nothing is dropped unseen, while
+   * inspect stays header-only.
+   */
+  nonTensors?(): Promise<Array<{ name: string; why: string }>>;
+  /** True when the one array has no name of its own (a `.npy`: its name is the file's). */
+  readonly unnamed?: boolean;
   get(name: string): Promise<NdArray>;
   close(): Promise<void> | void;
+}
+
+/** Options every reader accepts from the command line (--max-header-size, --allow-pickle). */
+export interface SourceOptions {
+  /** Largest `.npy` header accepted (`.npy` and `.npz` members). Default NumPy's 10,000. */
+  maxHeaderSize?: number;
+  /** Unpickle a pickled `.npy` (np.save of a list or dict) and serve its arrays by key path. */
+  allowPickle?: boolean;
 }
 
 /** Options every writer accepts from the command line. */
 export interface SinkOptions extends WriteOptions {
   /** Shard size limit in bytes, for formats that shard. */
   maxShardSize?: number;
+  /** The source's string metadata, for targets that hold it (safetensors' `__metadata__`). */
+  metadata?: Record<string, string>;
 }
 
 export interface FormatHandler {
   /** Short name shown to users ('npy'). */
   readonly name: string;
-  /** True when the handler reads and writes this path (by its extension). */
-  matches(file: string): boolean;
-  open(file: string): Promise<TensorSource>;
+  open(file: string, options?: SourceOptions): Promise<TensorSource>;
   /**
    * Writes tensors `names` (in that order), fetching each with `get` only when it is written,
-   * so a conversion holds at most what the target format needs at once.
+   * so a conversion holds at most what the target format needs at once. Returns the files
+   * written when they are not just `file` (shards and their index).
    */
-  write(file: string, names: string[], get: (name: string) => Promise<NdArray>, options: SinkOptions): Promise<void>;
+  write?(file: string, names: string[], get: (name: string) => Promise<NdArray>, options: SinkOptions): Promise<string[] | void>;
+}
+
+/** Key paths of every array in an unpickled value (`0`, `1` for a list; `x`, `a/b` for dicts), and what is not an array. */
+function arraysIn(value: unknown, prefix: string, arrays: Map<string, NdArray>, others: Array<{ name: string; why: string }>): void {
+  const at = (key: string | number): string => (prefix === '' ? String(key) : `${prefix}/${key}`);
+  if (isNdArrayLike(value)) arrays.set(prefix === '' ? 'arr_0' : prefix, value);
+  else if (Array.isArray(value)) value.forEach((v, i) => arraysIn(v, at(i), arrays, others));
+  else if (value instanceof Map) for (const [k, v] of value) arraysIn(v, at(String(k)), arrays, others);
+  else if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value)) for (const [k, v] of Object.entries(value)) arraysIn(v, at(k), arrays, others);
+  else others.push({ name: prefix === '' ? '(value)' : prefix, why: `a Python ${value === null ? 'None' : typeof value}, not an array` });
+}
+
+/**
+ * A `.npy` whose dtype tensorio does not read as numbers (object, string, structured): its
+ * header is shown; with --allow-pickle, a pickled list or dict serves its arrays by key path.
+ */
+async function openUnsupportedNpy(file: string, name: string, error: TensorioError, options: SourceOptions): Promise<TensorSource> {
+  const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+  const { fd, size, prefix } = await openForReadAsync(file, 12 + maxHeaderSize);
+  closeQuietly(fd);
+  const raw = parseNpyRawHeader(prefix, file, { maxHeaderSize }, size);
+  const pickled = isObjectDescr(raw.descr);
+  const descr = typeof raw.descr === 'string' ? raw.descr : (/unsupported dtype (.*?): /.exec(error.message)?.[1] ?? 'structured');
+  const summary: FileSummary = { format: 'npy', version: raw.version.join('.'), tensors: [], header: { descr, shape: raw.shape, order: raw.fortranOrder ? 'F' : 'C' } };
+  const arrays = new Map<string, NdArray>();
+  if (pickled && options.allowPickle) {
+    const others: Array<{ name: string; why: string }> = [];
+    arraysIn(await load(file, { allowPickle: true, maxHeaderSize }), '', arrays, others);
+    summary.format = 'npy (pickled object array)';
+    summary.tensors = [...arrays].map(([key, a]) => ({ name: key, dtype: a.dtype, shape: a.shape, byteLength: byteLength(a.dtype, a.shape) }));
+    if (others.length > 0) summary.skipped = others;
+  } else {
+    const why = pickled ? 'a pickled object array (pass --allow-pickle to read its arrays with the restricted unpickler)' : error.message.slice(Math.max(0, error.message.indexOf('unsupported')));
+    summary.skipped = [{ name, why }];
+  }
+  return {
+    summary,
+    get: async (wanted) => {
+      const array = arrays.get(wanted);
+      if (!array) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no array '${wanted}' in the file`, { path: file });
+      return array;
+    },
+    close: () => undefined,
+  };
 }
 
 const npy: FormatHandler = {
   name: 'npy',
-  matches: (file) => file.toLowerCase().endsWith('.npy'),
-  async open(file) {
-    const header = await readNpyHeader(file);
+  async open(file, options = {}) {
+    const limits = options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize };
     const name = path.basename(file, path.extname(file));
+    let header;
+    try {
+      header = await readNpyHeader(file, limits);
+    } catch (error) {
+      if (!(error instanceof TensorioError) || error.code !== 'ERR_UNSUPPORTED_DTYPE') throw error;
+      return openUnsupportedNpy(file, name, error, options);
+    }
     const notes = [header.bigEndian ? 'big-endian' : '', header.fortranOrder ? 'fortran order' : ''].filter(Boolean);
     const aligned = header.dataOffset % dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT === 0;
     const info: TensorInfo = {
@@ -87,9 +163,10 @@ const npy: FormatHandler = {
     if (notes.length > 0) info.note = notes.join(', ');
     return {
       summary: { format: 'npy', version: header.version.join('.'), tensors: [info] },
+      unnamed: true,
       get: async (wanted) => {
         if (wanted !== name) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `a .npy file holds one array, '${name}'; there is no '${wanted}'`, { path: file });
-        return readNpy(file, { mmap: true });
+        return readNpy(file, { mmap: true, ...limits });
       },
       close: () => undefined,
     };
@@ -108,8 +185,6 @@ const npy: FormatHandler = {
 
 const safetensors: FormatHandler = {
   name: 'safetensors',
-  // A sharded checkpoint is opened through its index (model.safetensors.index.json).
-  matches: (file) => /\.safetensors(\.index\.json)?$/i.test(file),
   async open(file) {
     const opened = await openSafetensors(file);
     const tensors = opened.offsetKeys().map((name): TensorInfo => {
@@ -128,28 +203,32 @@ const safetensors: FormatHandler = {
     // safetensors, stored npz) give views whose pages the kernel can drop again.
     const tensors = new Map<string, NdArray>();
     for (const name of names) tensors.set(name, await get(name));
-    await writeSafetensors(file.replace(/\.index\.json$/i, ''), tensors, options);
+    // A target named `*.safetensors.index.json` asks for shards: 5 GB each unless told (Hugging Face's default).
+    const index = formatOfName(file)?.id === 'safetensors-index';
+    const write: SafetensorsWriteOptions = { ...(options.fsync === undefined ? {} : { fsync: options.fsync }), ...(options.metadata ? { metadata: options.metadata } : {}) };
+    if (options.maxShardSize !== undefined || index) write.maxShardSize = options.maxShardSize ?? 5e9;
+    const result = await writeSafetensors(index ? file.slice(0, -'.index.json'.length) : file, tensors, write);
+    return result.index ? [...result.files, result.index] : result.files;
   },
 };
 
 const npz: FormatHandler = {
   name: 'npz',
-  matches: (file) => file.toLowerCase().endsWith('.npz'),
-  async open(file) {
-    const archive = await openNpz(file, { mmap: true });
+  async open(file, options = {}) {
+    const archive = await openNpz(file, { mmap: true, ...(options.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.maxHeaderSize }) });
     const tensors: TensorInfo[] = [];
-    const skipped: string[] = [];
+    const skipped: Array<{ name: string; why: string }> = [];
     for (const key of archive.keys()) {
       let member;
       try {
         member = await archive.info(key);
       } catch (error) {
         if (!(error instanceof TensorioError) || error.code !== 'ERR_UNSUPPORTED_DTYPE') throw error;
-        skipped.push(`${key}: ${error.message.replace(/^.*?: unsupported/, 'unsupported')}`);
+        skipped.push({ name: key, why: error.message.replace(/^.*?: unsupported/, 'unsupported') });
         continue;
       }
       if (member.dtype === null) {
-        skipped.push(`${key}: a pickled object array`);
+        skipped.push({ name: key, why: 'a pickled object array' });
         continue;
       }
       const notes = [member.compressed ? 'deflated' : 'stored', member.bigEndian ? 'big-endian' : '', member.fortranOrder ? 'fortran order' : ''].filter(Boolean);
@@ -189,15 +268,14 @@ function kerasLayers(h5: H5File): FileSummary['layers'] {
 
 const hdf5: FormatHandler = {
   name: 'hdf5 (.h5, .hdf5, Keras .weights.h5)',
-  matches: (file) => /\.(h5|hdf5)$/i.test(file),
   async open(file) {
     const h5 = await openH5(file);
     const tensors: TensorInfo[] = [];
-    const skipped: string[] = [];
+    const skipped: Array<{ name: string; why: string }> = [];
     for (const name of h5.datasets()) {
       const info = h5.info(name);
       if (info.dtype === null || info.shape === null) {
-        skipped.push(`${name}: not a numeric array`);
+        skipped.push({ name, why: 'not a numeric array (strings, compound or reference data)' });
         continue;
       }
       const entry: TensorInfo = { name, dtype: info.dtype, shape: info.shape, byteLength: byteLength(info.dtype, info.shape), note: info.storage.layout };
@@ -206,7 +284,8 @@ const hdf5: FormatHandler = {
       tensors.push(entry);
     }
     const layers = kerasLayers(h5);
-    const summary: FileSummary = { format: layers ? (h5.isGroup('layers') && !h5.isGroup('model_weights') ? 'keras 3 weights (hdf5)' : 'keras (hdf5)') : 'hdf5', tensors };
+    const flavour = hdf5Flavour(h5);
+    const summary: FileSummary = { format: flavour === 'keras3-weights' ? 'keras 3 weights (hdf5)' : flavour === 'hdf5' ? 'hdf5' : 'keras (hdf5)', tensors };
     if (layers) summary.layers = layers;
     if (skipped.length > 0) summary.skipped = skipped;
     const version = h5.attribute('', 'keras_version');
@@ -251,15 +330,37 @@ function sliceAcross(pieces: readonly ArrayBuffer[], start: number, length: numb
   return out;
 }
 
+/** A model.json whose weight files are missing: its manifest is shown, reading a tensor fails with why. */
+async function manifestOnly(file: string, missing: TensorioError): Promise<TensorSource> {
+  const json = JSON.parse(await fs.promises.readFile(file, 'utf8')) as { format?: string; weightsManifest?: Array<{ paths?: string[]; weights?: Array<{ name: string; shape: number[]; dtype: string }> }> };
+  const tensors: TensorInfo[] = [];
+  const skipped: Array<{ name: string; why: string }> = [];
+  for (const group of json.weightsManifest ?? []) {
+    for (const w of group.weights ?? []) {
+      const dtype = TFJS_DTYPES[w.dtype];
+      if (dtype === undefined) skipped.push({ name: w.name, why: `tfjs dtype ${w.dtype}` });
+      else tensors.push({ name: w.name, dtype, shape: w.shape, byteLength: byteLength(dtype, w.shape), note: `data missing (${(group.paths ?? []).join(', ')})` });
+    }
+  }
+  const summary: FileSummary = { format: `tfjs ${json.format ?? ''} (manifest only: ${path.basename(missing.path ?? '?')} is missing)`.trim(), tensors };
+  if (skipped.length > 0) summary.skipped = skipped;
+  return { summary, get: () => Promise.reject(missing), close: () => undefined };
+}
+
 const tfjsFormat: FormatHandler = {
   name: 'tfjs (model.json + .bin)',
-  matches: (file) => file.toLowerCase().endsWith('.json') && !file.toLowerCase().endsWith('.safetensors.index.json'),
   async open(file) {
     const { ioHandler } = await loadTfjsEntry(file);
-    const artifacts = await (ioHandler(file).load as () => Promise<import('@tensorflow/tfjs').io.ModelArtifacts>)();
+    let artifacts: import('@tensorflow/tfjs').io.ModelArtifacts;
+    try {
+      artifacts = await (ioHandler(file).load as () => Promise<import('@tensorflow/tfjs').io.ModelArtifacts>)();
+    } catch (error) {
+      if (!(error instanceof TensorioError) || error.code !== 'ERR_NOT_FOUND' || error.path === file) throw error;
+      return manifestOnly(file, error);
+    }
     const pieces = artifacts.weightData === undefined ? [] : Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
     const tensors: TensorInfo[] = [];
-    const skipped: string[] = [];
+    const skipped: Array<{ name: string; why: string }> = [];
     const arrays = new Map<string, () => NdArray>();
     let offset = 0;
     for (const spec of artifacts.weightSpecs ?? []) {
@@ -271,7 +372,7 @@ const tfjsFormat: FormatHandler = {
       offset += size * itemSize;
       const dtype: DType | undefined = TFJS_DTYPES[spec.dtype];
       if (dtype === undefined) {
-        skipped.push(`${spec.name}: tfjs dtype ${spec.dtype}`);
+        skipped.push({ name: spec.name, why: `tfjs dtype ${spec.dtype}` });
         continue;
       }
       tensors.push({ name: spec.name, dtype, shape: spec.shape, byteLength: byteLength(dtype, spec.shape), note: quantization ? `quantized ${quantization.dtype}` : '' });
@@ -322,17 +423,114 @@ const tfjsFormat: FormatHandler = {
   },
 };
 
-/** Every format the command line knows, most specific first. */
-export const FORMATS: FormatHandler[] = [npy, npz, safetensors, hdf5, tfjsFormat];
+/** The non-tensor leaves of a checkpoint's object, by the key paths openTorch uses (`epoch`, `opt.param_groups.0.lr`). */
+function leavesOf(value: unknown, name: string, out: Array<{ name: string; why: string }>): void {
+  const at = (key: string): string => (name === '' ? key : `${name}.${key}`);
+  if (isNdArrayLike(value)) return;
+  if (Array.isArray(value)) value.forEach((v, i) => leavesOf(v, at(String(i)), out));
+  else if (value instanceof Map) for (const [k, v] of value) leavesOf(v, at(String(k)), out);
+  else if (value instanceof Set) out.push({ name: name || '(value)', why: 'a Python set, not a tensor' });
+  else if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value)) for (const [k, v] of Object.entries(value)) leavesOf(v, at(k), out);
+  else out.push({ name: name || '(value)', why: `a Python ${value === null ? 'None' : ArrayBuffer.isView(value) ? 'bytes' : typeof value === 'bigint' || typeof value === 'number' ? 'number' : typeof value}, not a tensor` });
+}
+
+/** A PyTorch checkpoint: its tensors by their path through the object (openTorch reads the pickle only). */
+const torch: FormatHandler = {
+  name: 'pytorch',
+  async open(file) {
+    const opened = await openTorch(file, { mmap: true });
+    const tensors = opened.keys().map((name): TensorInfo => {
+      const info = opened.info(name);
+      const notes = [info.contiguous ? '' : 'strided', info.parameter ? 'parameter' : '', opened.byteOrder === 'big' ? 'big-endian' : ''].filter(Boolean);
+      const entry: TensorInfo = { name: name === '' ? 'tensor' : name, dtype: info.dtype, shape: info.shape, byteLength: byteLength(info.dtype, info.shape) };
+      if (notes.length > 0) entry.note = notes.join(', ');
+      return entry;
+    });
+    const summary: FileSummary = { format: `pytorch (${opened.format})`, tensors };
+    return {
+      summary,
+      get: (name) => opened.get(name === 'tensor' && !opened.has('tensor') ? '' : name),
+      nonTensors: async () => {
+        const others: Array<{ name: string; why: string }> = [];
+        leavesOf(await opened.value(), '', others);
+        return others;
+      },
+      close: () => opened.close(),
+    };
+  },
+  async write(file, names, get, options) {
+    // A state dict: one tensor per name, as torch.save(model.state_dict()) writes it.
+    const record: Record<string, NdArray> = {};
+    for (const name of names) Object.defineProperty(record, name, { value: await get(name), enumerable: true, writable: true, configurable: true });
+    await writeTorch(file, record, options.fsync === undefined ? {} : { fsync: options.fsync });
+  },
+};
+
+/** A Keras 3 `.keras` archive (a zip: its weights member), or the HDF5 file older tf.keras wrote under that name. */
+const keras: FormatHandler = {
+  name: 'keras',
+  async open(file) {
+    const { container } = await identifyFile(file, 'cliRead');
+    if (container !== 'zip') return hdf5.open(file);
+    const { weights } = await readKerasArchive(file);
+    const arrays = new Map<string, NdArray>();
+    const tensors: TensorInfo[] = [];
+    for (const layer of weights.layers) {
+      for (const weight of layer.weights) {
+        const name = `layers/${layer.name}/vars/${weight.name}`;
+        arrays.set(name, weight.array);
+        tensors.push({ name, dtype: weight.array.dtype, shape: weight.array.shape, byteLength: byteLength(weight.array.dtype, weight.array.shape) });
+      }
+    }
+    const summary: FileSummary = { format: 'keras 3 archive', tensors, layers: weights.layers.map((l) => ({ name: l.name, weights: l.weights.map((w) => w.name) })) };
+    return {
+      summary,
+      get: async (name) => {
+        const array = arrays.get(name);
+        if (!array) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no weight '${name}' in the archive`, { path: file });
+        return array;
+      },
+      close: () => undefined,
+    };
+  },
+};
+
+/** The command line's handler of each registry format (undefined: the CLI does not take it). */
+export const HANDLERS: Record<FormatId, FormatHandler | undefined> = {
+  npy,
+  npz,
+  safetensors,
+  'safetensors-index': safetensors,
+  hdf5,
+  'keras3-weights': hdf5,
+  keras,
+  torch,
+  tfjs: tfjsFormat,
+};
 
 /**
- * The handler for a path, by its extension.
- * @throws TensorioError `ERR_INVALID_ARGUMENT` naming the known extensions.
+ * The handler for a path: the registry picks the format by extension (and, reading, by the
+ * file's first bytes where the extension is ambiguous).
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` naming the extensions the command takes.
  */
-export function formatFor(file: string): FormatHandler {
-  const handler = FORMATS.find((format) => format.matches(file));
-  if (!handler) {
-    throw new TensorioError('ERR_INVALID_ARGUMENT', `unknown file type; tensorio reads and writes ${FORMATS.map((f) => f.name).join(', ')}`, { path: file });
-  }
+export function formatFor(file: string, use: 'cliRead' | 'cliWrite'): FormatHandler {
+  const handler = HANDLERS[formatForPath(file, use).id];
+  if (!handler || (use === 'cliWrite' && !handler.write)) throw new TensorioError('ERR_INVALID_ARGUMENT', `tensorio cannot ${use === 'cliRead' ? 'read' : 'write'} this format`, { path: file });
   return handler;
+}
+
+/** Opens a file for reading, its format chosen by the registry (`.bin` must be PyTorch's). */
+/** Adds a source's non-tensor values (see {@link TensorSource.nonTensors}) to what it lists as skipped. */
+export async function withNonTensors(source: TensorSource): Promise<TensorSource> {
+  if (!source.nonTensors) return source;
+  const others = await source.nonTensors();
+  if (others.length > 0) source.summary.skipped = [...(source.summary.skipped ?? []), ...others];
+  return source;
+}
+
+export async function openSource(file: string, options: SourceOptions = {}): Promise<TensorSource> {
+  // A folder is named as such before its name is judged as a file name.
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new TensorioError('ERR_IS_DIRECTORY', 'is a directory, not a file', { path: file });
+  const { entry } = await identifyFile(file, 'cliRead');
+  return (HANDLERS[entry.id] as FormatHandler).open(file, options);
 }

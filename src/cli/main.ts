@@ -11,12 +11,14 @@ import { parseArgs } from 'node:util';
 
 import { toBfloat16, toFloat16, toFloat32, toFloat64 } from '../convert.js';
 import { dtypeInfo, type DType } from '../dtype.js';
-import { TensorioError } from '../errors.js';
+import { fromSystemError, TensorioError } from '../errors.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 import { diffSources, type TensorDiff } from './diff.js';
-import { formatFor, FORMATS, loadTfjsEntry, type FileSummary, type TensorSource } from './formats.js';
+import { formatFor, loadTfjsEntry, openSource, withNonTensors, type FileSummary, type SourceOptions, type TensorSource } from './formats.js';
 import { openH5 } from '../formats/h5.js';
+import { FORMATS, formatForPath, formatOfName, hdf5Flavour } from '../formats/registry.js';
 import { formatBytes, Progress } from './progress.js';
+import { tfjsDtypeOf } from '../tfjs/tfjs-arrays.js';
 
 const HELP: Record<string, string> = {
   main: `Usage: tensorio <command> [options]
@@ -27,38 +29,54 @@ Commands:
   diff A B                compare the tensors of two files by name
   bench                   run the benchmark suite
 
-Run 'tensorio <command> --help' for a command's options. Formats: ${FORMATS.map((f) => f.name).join(', ')}.`,
-  inspect: `Usage: tensorio inspect FILE [--json]
+Run 'tensorio <command> --help' for a command's options. Formats: ${FORMATS.filter((f) => f.entryPoints.includes('cliRead')).map((f) => f.title).join(', ')}.`,
+  inspect: `Usage: tensorio inspect FILE [--json] [--max-header-size N] [--allow-pickle]
 
 Shows the format and version, a table of tensors (name, dtype, shape, size, byte offset,
 whether a read can map it), metadata, and for model files the layers with their weights.
 Only headers are read.
 
-  --json    print the summary as JSON`,
+  --json    print the summary as JSON
+  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
+  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
   convert: `Usage: tensorio convert SRC DST [--dtype DTYPE] [--max-shard-size SIZE] [--no-fsync]
 
 Converts tensor by tensor (each read mapped where possible, so memory stays bounded) with a
 progress line on stderr. The output is written atomically. Formats by extension: .npy, .npz,
 .safetensors (a sharded checkpoint by its .safetensors.index.json), .h5/.hdf5/.weights.h5,
-and model.json (TensorFlow.js; needs @tensorflow/tfjs). A Keras full-model .h5 (or .keras)
+.pt/.pth/.ckpt/.bin (PyTorch), .keras (read) and model.json (TensorFlow.js; needs
+@tensorflow/tfjs; dtypes tfjs lacks are converted and each conversion is named). A Keras full-model .h5 (or .keras)
 converted to model.json or .h5, or a model.json to .h5, moves the whole model: topology,
 training config and weights.
 
   --dtype DTYPE           cast every floating-point tensor: float32, float16, bfloat16, float64
+  --skip-unsupported      convert what the target can hold and name each member skipped
+                          (without it, a member the target cannot hold fails the command,
+                          one line per member, and nothing is written)
   --max-shard-size SIZE   shard the output (formats that shard), e.g. 5GB, 500MB, 1048576
   --no-fsync              skip fsync (faster; see the README on atomic writes)
   --quantize DTYPE        a whole model to model.json: store float32 weights as float16, uint8
-                          or uint16, byte for byte as tensorflowjs_converter --quantize_<DTYPE>`,
+                          or uint16, byte for byte as tensorflowjs_converter --quantize_<DTYPE>
+  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
+  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
   diff: `Usage: tensorio diff A B [--rtol R] [--atol A] [--ignore-dtype] [--json]
 
 Compares tensors by name across formats: shape, dtype, largest absolute and relative
-difference. Equal when every element satisfies |a - b| <= atol + rtol * |b| (NaN equals NaN)
-and both files hold the same names. Exit code 0 when equal, 1 when not, 2 on error.
+difference. Equal when both files hold the same member names and every element satisfies
+|a - b| <= atol + rtol * |b| (NaN equals NaN; 64-bit integers compared exactly). Members on
+one side only and members that could not be compared (strings, pickles) are listed and make
+the files different. A .npy (one unnamed array) is compared with the other file's single
+member. Exit code 0 when equal, 1 when not, 2 on error.
 
   --rtol R         relative tolerance (default 0: exact)
   --atol A         absolute tolerance (default 0: exact)
   --ignore-dtype   equal values in different dtypes count as equal (after convert --dtype)
-  --json           print the comparison as JSON`,
+  --json           print the comparison as JSON
+  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
+  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
   bench: `Usage: tensorio bench [--smoke] [-- options for bench/run.mjs]
 
 Runs the benchmark suite (each trial in a fresh process, peers in the same run) and writes
@@ -84,7 +102,8 @@ export function renderSummary(file: string, summary: FileSummary): string {
     total += t.byteLength;
     rows.push([t.name, t.dtype, shapeText(t.shape), formatBytes(t.byteLength), t.byteOffset === undefined ? '-' : String(t.byteOffset), t.mappable ? 'yes' : 'no', t.note ?? '']);
   }
-  lines.push(table(rows), '', `total: ${summary.tensors.length} tensors, ${formatBytes(total)} (${total} bytes)`);
+  lines.push(summary.tensors.length === 0 ? '(no numeric tensors)' : table(rows), '', `total: ${summary.tensors.length} tensor${summary.tensors.length === 1 ? '' : 's'}, ${formatBytes(total)} (${total} bytes)`);
+  if (summary.header) lines.push('', `header: descr ${summary.header.descr}, shape ${shapeText(summary.header.shape)}, ${summary.header.order === 'F' ? 'Fortran' : 'C'} order`);
   const metadata = Object.entries(summary.metadata ?? {});
   if (metadata.length > 0) {
     lines.push('', 'metadata:');
@@ -92,7 +111,7 @@ export function renderSummary(file: string, summary: FileSummary): string {
   }
   if (summary.skipped && summary.skipped.length > 0) {
     lines.push('', 'not tensors:');
-    for (const entry of summary.skipped) lines.push(`  ${entry}`);
+    for (const entry of summary.skipped) lines.push(`  ${entry.name}: ${entry.why}`);
   }
   if (summary.layers && summary.layers.length > 0) {
     lines.push('', 'layers:');
@@ -101,12 +120,26 @@ export function renderSummary(file: string, summary: FileSummary): string {
   return lines.join('\n');
 }
 
+/** The reading flags inspect, convert and diff share: the library options their messages name. */
+const READ_FLAGS = { 'max-header-size': { type: 'string' }, 'allow-pickle': { type: 'boolean' } } as const;
+
+function sourceOptions(values: { 'max-header-size'?: string | undefined; 'allow-pickle'?: boolean | undefined }): SourceOptions {
+  const options: SourceOptions = {};
+  if (values['max-header-size'] !== undefined) {
+    const size = Number(values['max-header-size']);
+    if (!Number.isSafeInteger(size) || size <= 0) throw new UsageError(`--max-header-size must be a positive number of bytes, got '${values['max-header-size']}'`);
+    options.maxHeaderSize = size;
+  }
+  if (values['allow-pickle']) options.allowPickle = true;
+  return options;
+}
+
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...READ_FLAGS } });
   if (values.help) return help('inspect');
   if (positionals.length !== 1) throw new UsageError('inspect takes one FILE');
   const file = positionals[0] as string;
-  const source = await formatFor(file).open(file);
+  const source = await openSource(file, sourceOptions(values));
   try {
     console.log(values.json ? JSON.stringify({ file, ...source.summary }, null, 2) : renderSummary(file, source.summary));
   } finally {
@@ -134,17 +167,39 @@ async function convert(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { dtype: { type: 'string' }, 'max-shard-size': { type: 'string' }, 'no-fsync': { type: 'boolean' }, quantize: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      dtype: { type: 'string' },
+      'max-shard-size': { type: 'string' },
+      'no-fsync': { type: 'boolean' },
+      quantize: { type: 'string' },
+      'skip-unsupported': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      ...READ_FLAGS,
+    },
   });
   if (values.help) return help('convert');
   if (positionals.length !== 2) throw new UsageError('convert takes SRC and DST');
   const [src, dst] = positionals as [string, string];
+  const readOptions = sourceOptions(values);
+  // Every option is checked before any work: nothing is read or written for a refused command.
   const cast = values.dtype === undefined ? undefined : CASTS[values.dtype];
   if (values.dtype !== undefined && !cast) throw new UsageError(`--dtype must be one of ${Object.keys(CASTS).join(', ')}`);
   const quantize = values.quantize;
   if (quantize !== undefined && !['float16', 'uint8', 'uint16'].includes(quantize)) throw new UsageError('--quantize must be one of float16, uint8, uint16');
-  const modelConversion = cast === undefined && values['max-shard-size'] === undefined && isModelTarget(dst) && (await isModelFile(src));
-  if (quantize !== undefined && !(modelConversion && /\.json$/i.test(dst))) throw new UsageError('--quantize applies to a whole model converted to model.json');
+  const target = formatForPath(dst, 'cliWrite');
+  formatForPath(src, 'cliRead');
+  const dtype = values.dtype as DType | undefined;
+  if (dtype !== undefined && !target.holds.dtypes.includes(dtype)) {
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `--dtype ${dtype}: ${target.title} cannot hold ${dtype} (it holds ${target.holds.dtypes.join(', ')})`, { path: dst });
+  }
+  let maxShardSize: number | undefined;
+  if (values['max-shard-size'] !== undefined) {
+    if (target.id !== 'safetensors' && target.id !== 'safetensors-index') throw new UsageError('--max-shard-size applies to .safetensors targets only');
+    maxShardSize = parseSize(values['max-shard-size']);
+    if (!(maxShardSize > 0)) throw new UsageError(`--max-shard-size must be more than 0 bytes, got '${values['max-shard-size']}'`);
+  }
+  const modelConversion = cast === undefined && maxShardSize === undefined && isModelTarget(dst) && (await isModelFile(src));
+  if (quantize !== undefined && !(modelConversion && target.id === 'tfjs')) throw new UsageError('--quantize applies to a whole model converted to model.json');
   if (modelConversion) {
     // A whole Keras or tfjs model: topology, training config and weights move together,
     // as the tfjs converter moves them (tensor-level conversion would keep only weights).
@@ -154,14 +209,43 @@ async function convert(args: string[]): Promise<number> {
     console.error(`wrote ${dst} (model topology and weights)`);
     return 0;
   }
-  const sink = formatFor(dst);
-  const source = await formatFor(src).open(src);
+  const sink = formatFor(dst, 'cliWrite');
+  const source = await withNonTensors(await openSource(src, readOptions));
+  let written: string[] | void;
+  const notes: string[] = [];
   try {
-    const tensors = source.summary.tensors;
+    const outDtype = (t: { dtype: DType }): DType => (cast && castable(t.dtype) ? (dtype as DType) : t.dtype);
+    // What the target cannot hold is refused member by member, or skipped by name when asked.
+    // model.json converts what tfjs lacks as toTensor does (float64 → float32, int64 → int32
+    // when every value fits, else an error naming the tensor), and says so member by member.
+    if (target.id === 'tfjs') {
+      for (const t of source.summary.tensors) {
+        if (!target.holds.dtypes.includes(outDtype(t))) notes.push(`converted '${t.name}': ${outDtype(t)} → ${tfjsDtypeOf(outDtype(t))} (tfjs has no ${outDtype(t)})`);
+      }
+    }
+    const refused = [
+      ...(source.summary.skipped ?? []).map((s) => ({ name: s.name, why: `not a numeric array tensorio converts (${s.why})` })),
+      ...source.summary.tensors
+        .filter((t) => target.id !== 'tfjs' && !target.holds.dtypes.includes(outDtype(t)))
+        .map((t) => ({ name: t.name, why: `${outDtype(t)}, which ${target.title} cannot hold${castable(t.dtype) ? ' (--dtype converts floating-point tensors)' : ''}` })),
+    ];
+    if (refused.length > 0 && !values['skip-unsupported']) {
+      const lines = refused.map((r) => `tensorio: ERR_UNSUPPORTED_DTYPE: ${src}: member '${r.name}': ${r.why}`);
+      console.error(`${lines.join('\n')}\ntensorio: nothing written; pass --skip-unsupported to convert the other members`);
+      return 2;
+    }
+    for (const r of refused) notes.push(`skipped '${r.name}': ${r.why}`);
+    const skippedNames = new Set(refused.map((r) => r.name));
+    const tensors = source.summary.tensors.filter((t) => !skippedNames.has(t.name));
+    if (tensors.length === 0) throw new TensorioError('ERR_INVALID_ARGUMENT', 'nothing to convert: the source holds no member the target can hold', { path: src });
+    const metadata = source.summary.metadata;
+    if (metadata && Object.keys(metadata).length > 0 && !(target.id === 'safetensors' || target.id === 'safetensors-index')) {
+      notes.push(`metadata not kept (${Object.keys(metadata).join(', ')}): ${target.title} has no place for it`);
+    }
     const outputBytes = (name: string): number => {
       const t = tensors.find((x) => x.name === name);
       if (!t) return 0;
-      return cast && castable(t.dtype) ? byteLength(values.dtype as DType, t.shape) : t.byteLength;
+      return cast && castable(t.dtype) ? byteLength(dtype as DType, t.shape) : t.byteLength;
     };
     const progress = new Progress(tensors.reduce((sum, t) => sum + outputBytes(t.name), 0));
     const get = async (name: string): Promise<NdArray> => {
@@ -170,24 +254,32 @@ async function convert(args: string[]): Promise<number> {
       progress.advance(outputBytes(name), name);
       return result;
     };
-    const options = { fsync: !values['no-fsync'], ...(values['max-shard-size'] === undefined ? {} : { maxShardSize: parseSize(values['max-shard-size']) }) };
-    await sink.write(dst, tensors.map((t) => t.name), get, options);
-    progress.finish();
+    const options = { fsync: !values['no-fsync'], ...(maxShardSize === undefined ? {} : { maxShardSize }), ...(metadata && Object.keys(metadata).length > 0 ? { metadata } : {}) };
+    try {
+      written = await (sink.write as NonNullable<typeof sink.write>)(dst, tensors.map((t) => t.name), get, options);
+    } finally {
+      progress.finish();
+    }
   } finally {
     await source.close();
   }
-  console.error(`wrote ${dst}`);
+  for (const note of notes) console.error(`tensorio: ${note}`);
+  const files = written && written.length > 0 ? written : [dst];
+  console.error(files.length === 1 ? `wrote ${files[0]}` : `wrote ${files.length} files: ${files.join(', ')}`);
   return 0;
 }
 
+/** True for a target that holds a whole model: model.json, or a Keras .h5 (not a Keras 3 .weights.h5). */
 function isModelTarget(file: string): boolean {
-  return /\.json$/i.test(file) ? !/\.safetensors\.index\.json$/i.test(file) : /\.(h5|hdf5)$/i.test(file) && !/\.weights\.h5$/i.test(file);
+  const id = formatOfName(file)?.id;
+  return id === 'tfjs' || id === 'hdf5';
 }
 
-/** True for a Keras full-model file (model_config) or a tfjs model.json with a topology. */
+/** True for a Keras full-model file (model_config, or a .keras archive) or a tfjs model.json with a topology. */
 async function isModelFile(file: string): Promise<boolean> {
-  if (/\.keras$/i.test(file)) return true;
-  if (/\.json$/i.test(file) && !/\.safetensors\.index\.json$/i.test(file)) {
+  const id = formatOfName(file)?.id;
+  if (id === 'keras') return true;
+  if (id === 'tfjs') {
     try {
       const json = JSON.parse(await fs.promises.readFile(file, 'utf8')) as { modelTopology?: unknown };
       return json.modelTopology !== null && json.modelTopology !== undefined;
@@ -195,10 +287,10 @@ async function isModelFile(file: string): Promise<boolean> {
       return false; // the tensor-level reader reports what is wrong with the file
     }
   }
-  if (!/\.(h5|hdf5)$/i.test(file) || /\.weights\.h5$/i.test(file)) return false;
+  if (id !== 'hdf5') return false;
   const h5 = await openH5(file);
   try {
-    return h5.attribute('', 'model_config') !== undefined;
+    return hdf5Flavour(h5) === 'keras-model';
   } finally {
     h5.close();
   }
@@ -208,14 +300,14 @@ function describeDiff(d: TensorDiff): string {
   const numbers = d.maxAbs === undefined ? '' : ` max |a-b| ${d.maxAbs}, max rel ${d.maxRel}${d.mismatched ? `, ${d.mismatched} elements outside tolerance` : ''}`;
   const types = d.dtypes && d.dtypes[0] !== d.dtypes[1] ? ` dtypes ${d.dtypes[0]} vs ${d.dtypes[1]}` : '';
   const shapes = d.status === 'shape differs' && d.shapes ? ` shapes ${shapeText(d.shapes[0])} vs ${shapeText(d.shapes[1])}` : '';
-  return `${d.status.padEnd(13)} ${d.name}${shapes}${types}${numbers}`;
+  return `${d.status.padEnd(13)} ${d.name}${shapes}${types}${numbers}${d.reason ? ` (${d.reason})` : ''}`;
 }
 
 async function diff(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { rtol: { type: 'string', default: '0' }, atol: { type: 'string', default: '0' }, 'ignore-dtype': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } },
+    options: { rtol: { type: 'string', default: '0' }, atol: { type: 'string', default: '0' }, 'ignore-dtype': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...READ_FLAGS },
   });
   if (values.help) return help('diff');
   if (positionals.length !== 2) throw new UsageError('diff takes two files');
@@ -224,14 +316,16 @@ async function diff(args: string[]): Promise<number> {
   const [fileA, fileB] = positionals as [string, string];
   const sources: TensorSource[] = [];
   try {
-    sources.push(await formatFor(fileA).open(fileA));
-    sources.push(await formatFor(fileB).open(fileB));
+    const readOptions = sourceOptions(values);
+    sources.push(await withNonTensors(await openSource(fileA, readOptions)));
+    sources.push(await withNonTensors(await openSource(fileB, readOptions)));
     const results = await diffSources(sources[0] as TensorSource, sources[1] as TensorSource, tolerance);
     const equal = results.every((r) => r.status === 'equal');
     if (values.json) console.log(JSON.stringify({ equal, tolerance, tensors: results }, null, 2));
     else {
       for (const r of results) console.log(describeDiff(r));
-      console.log(equal ? `equal: ${results.length} tensors` : `different: ${results.filter((r) => r.status !== 'equal').length} of ${results.length} tensors`);
+      const count = (n: number): string => `${n} tensor${n === 1 ? '' : 's'}`;
+      console.log(equal ? `equal: ${count(results.length)}` : `different: ${results.filter((r) => r.status !== 'equal').length} of ${count(results.length)}`);
     }
     return equal ? 0 : 1;
   } finally {
@@ -252,6 +346,16 @@ function help(command: string): number {
   return 0;
 }
 
+/** A message on one line: the CLI prints every error as exactly one line. */
+function oneLine(text: string): string {
+  // Node's own wording of a system error ("ENOENT: no such file or directory, open '<temp>'")
+  // names the temporary file of an atomic write; the error already names the target.
+  return text
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\bE[A-Z]+: ([^,]+), \w+ '[^']*'/g, '$1')
+    .replace(/\s*'?[^\s']*\.tensorio-tmp'?/g, '');
+}
+
 /** Runs the command line; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -266,6 +370,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'bench':
         return bench(rest);
       case undefined:
+        // No command is a usage error: the usage goes to stderr, the exit code says so.
+        console.error(HELP.main);
+        return 2;
       case '--help':
       case '-h':
       case 'help':
@@ -279,12 +386,18 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${command}'`);
     }
   } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const syscall = error as { path?: unknown; syscall?: unknown };
     if (error instanceof TensorioError) {
-      console.error(`tensorio: ${error.code}: ${error.message}`);
-    } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`tensorio: ${(error as Error).message}\nRun 'tensorio --help' for usage.`);
+      console.error(`tensorio: ${error.code}: ${oneLine(error.message)}`);
+    } else if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`tensorio: ${oneLine((error as Error).message)}\nRun 'tensorio --help' for usage.`);
+    } else if (typeof code === 'string' && typeof syscall.path === 'string') {
+      // A system error that escaped a reader (ENOENT, EACCES, ...): named as the library names it.
+      const wrapped = fromSystemError(error, syscall.path, typeof syscall.syscall === 'string' ? syscall.syscall : 'open');
+      console.error(`tensorio: ${wrapped.code}: ${oneLine(wrapped.message)}`);
     } else {
-      throw error;
+      console.error(`tensorio: internal error: ${oneLine(error instanceof Error ? error.message : String(error))} (please report it)`);
     }
     return 2;
   }

@@ -20,11 +20,12 @@ import { TensorioError } from '../errors.js';
 import { isObject, keras3LayerWeights, kerasClassName, kerasToTfjsTopology, tfjsToKerasTopology, type Json, type JsonObject } from '../formats/keras/config.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras-h5.js';
 import { readSafetensors } from '../formats/safetensors.js';
+import { extensionsFor, formatForPath, formatOfName, identifyFile, type FormatId } from '../formats/registry.js';
 import { closeQuietly, openForRead, readExactly, writeAtomic, type WriteOptions } from '../io.js';
 import { type NdArray } from '../ndarray.js';
 // Registers GRUResetAfter, which Keras GRUs with reset_after=True load as.
 import './gru-reset-after.js';
-import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { readKerasArchive } from './keras-archive.js';
 import { plainWeights, quantizeArtifacts, storedByteLength } from './quantized-artifacts.js';
 import { writeWeightsFile, type LayerToWrite } from './weight-files.js';
 import type { TfjsQuantizationDtype } from '../formats/tfjs-quantization.js';
@@ -150,7 +151,8 @@ async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3',
 }
 
 async function loadKeras(path: string): Promise<tf.io.ModelArtifacts> {
-  if (isZipFile(path)) return loadKerasArchive(path);
+  // A Keras 3 .keras archive is a zip; a legacy Keras model (.h5, or .keras from some tf.keras versions) is HDF5.
+  if ((await identifyFile(path, 'ioHandlerLoad')).container === 'zip') return loadKerasArchive(path);
   const file = await readKerasWeights(path);
   if (file.modelConfig === undefined) {
     throw new TensorioError('ERR_BAD_METADATA', "no 'model_config' attribute: this is a weights-only file; build the model and use loadWeights()", { path });
@@ -381,36 +383,39 @@ export interface IOHandlerOptions extends WriteOptions {
  * `ERR_BAD_METADATA`, and the file errors.
  */
 export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.IOHandler {
-  const lower = path.toLowerCase();
-  if (options.quantize !== undefined && (!lower.endsWith('.json') || !['float16', 'uint8', 'uint16'].includes(options.quantize))) {
+  const entry = formatOfName(path);
+  if (options.quantize !== undefined && (entry?.id !== 'tfjs' || !['float16', 'uint8', 'uint16'].includes(options.quantize))) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `quantize is 'float16', 'uint8' or 'uint16', for model.json only (got ${JSON.stringify(options.quantize)})`, { path });
   }
-  if (lower.endsWith('.json')) {
-    return { load: () => loadTfjs(path), save: (artifacts) => saveTfjs(path, artifacts, options) };
-  }
-  if (lower.endsWith('.weights.h5')) {
+  // Formats the registry lists without a model topology get a message saying what to use instead.
+  if (entry?.id === 'keras3-weights') {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'a .weights.h5 file holds weights only: use saveWeights()/loadWeights() with a built model', { path });
   }
-  if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) {
-    return { load: () => loadKeras(path), save: (artifacts) => saveKeras(path, artifacts, options) };
-  }
-  if (lower.endsWith('.keras')) {
-    return {
-      load: () => loadKeras(path),
-      save: () => Promise.reject(new TensorioError('ERR_INVALID_ARGUMENT', 'writing .keras archives is not supported; save as .h5 or model.json', { path })),
-    };
-  }
-  if (lower.endsWith('.safetensors')) {
-    return { load: () => loadSafetensors(path), save: (artifacts) => saveSafetensors(path, artifacts, options) };
-  }
-  if (lower.endsWith('.npz')) {
+  if (entry?.id === 'npz') {
     throw new TensorioError(
       'ERR_INVALID_ARGUMENT',
       'a .npz file holds arrays only, with no place for the model topology: save the whole model as .safetensors, .h5 or model.json, or only its weights with saveWeights(model, path.npz)',
       { path },
     );
   }
-  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a model.json, .h5, .hdf5, .keras or .safetensors path', { path });
+  const { id } = formatForPath(path, 'ioHandlerLoad');
+  const handlers: Record<FormatId, tf.io.IOHandler | undefined> = {
+    tfjs: { load: () => loadTfjs(path), save: (artifacts) => saveTfjs(path, artifacts, options) },
+    hdf5: { load: () => loadKeras(path), save: (artifacts) => saveKeras(path, artifacts, options) },
+    keras: { load: () => loadKeras(path), save: () => Promise.reject(unwritable(path)) },
+    safetensors: { load: () => loadSafetensors(path), save: (artifacts) => saveSafetensors(path, artifacts, options) },
+    npy: undefined,
+    npz: undefined,
+    'safetensors-index': undefined,
+    'keras3-weights': undefined,
+    torch: undefined,
+  };
+  return handlers[id] as tf.io.IOHandler;
+}
+
+/** Why `ioHandler(path).save` refuses a format the registry lists as read-only for it. */
+function unwritable(path: string): TensorioError {
+  return new TensorioError('ERR_INVALID_ARGUMENT', `writing .keras archives is not supported; ioHandler saves ${extensionsFor('ioHandlerSave')}`, { path });
 }
 
 /** The URL scheme {@link registerRouters} claims. */

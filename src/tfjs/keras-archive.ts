@@ -10,7 +10,7 @@ import * as nodePath from 'node:path';
 import { TensorioError } from '../errors.js';
 import { decodeKerasWeights, readKerasWeights, type KerasWeightsFile } from '../formats/keras-h5.js';
 import { fdSourceSync, readCentralDirectorySync, readMemberSync, type ZipEntry, type ZipSourceSync } from '../formats/zip.js';
-import { closeQuietly, openForRead, readExactlySync, writeAtomic } from '../io.js';
+import { closeQuietly, openForRead, writeAtomic } from '../io.js';
 
 /** A `.keras` archive open for reading. */
 export class KerasArchive {
@@ -60,19 +60,6 @@ export class KerasArchive {
 
   close(): void {
     closeQuietly(this.fd);
-  }
-}
-
-/** True when the file starts like a ZIP archive (a Keras 3 `.keras` file). */
-export function isZipFile(path: string): boolean {
-  const { fd, size } = openForRead(path);
-  try {
-    if (size < 4) return false;
-    const head = new Uint8Array(4);
-    readExactlySync(fd, 0, head, path, 'file signature');
-    return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
-  } finally {
-    closeQuietly(fd);
   }
 }
 

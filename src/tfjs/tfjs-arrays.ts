@@ -5,7 +5,7 @@
  * module does not import tfjs: the CLI uses it to write model.json bytes without tensors.
  */
 import { toFloat32, toInt32 } from '../convert.js';
-import { dtypeInfo } from '../dtype.js';
+import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { asCOrder, type NdArray } from '../ndarray.js';
 
@@ -31,13 +31,17 @@ function label(options: TfjsArrayOptions): string {
   return options.name === undefined ? 'the array' : `tensor '${options.name}'`;
 }
 
-/** The tfjs dtype an array of `dtype` becomes by default, or undefined when none. */
-function naturalTfjs(array: NdArray): TfjsDType {
-  const info = dtypeInfo(array.dtype);
+/** The tfjs dtype an array of `dtype` becomes by default (the CLI names these conversions). */
+export function tfjsDtypeOf(dtype: DType): TfjsDType {
+  const info = dtypeInfo(dtype);
   if (info.tfjs !== null) return info.tfjs;
   if (info.lanes === 2) return 'complex64';
-  if (array.dtype.startsWith('float') || array.dtype === 'bfloat16') return 'float32';
+  if (dtype.startsWith('float') || dtype === 'bfloat16') return 'float32';
   return 'int32';
+}
+
+function naturalTfjs(array: NdArray): TfjsDType {
+  return tfjsDtypeOf(array.dtype);
 }
 
 /**

@@ -21,16 +21,8 @@ import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import { type WriteOptions } from '../io.js';
 import { type LoadedArray, type NdArray } from '../ndarray.js';
 
-/** The two formats of this module. */
+/** The two formats of this module (a sharded safetensors index reads as 'safetensors'). */
 export type WeightsFormat = 'npz' | 'safetensors';
-
-/** The format of a weights file name, or undefined for any other extension. */
-export function weightsFormatOf(path: string): WeightsFormat | undefined {
-  const lower = path.toLowerCase();
-  if (lower.endsWith('.npz')) return 'npz';
-  if (lower.endsWith('.safetensors')) return 'safetensors';
-  return undefined;
-}
 
 /** One layer to write: its name and its weights in the layer's order. */
 export interface LayerToWrite {

@@ -10,9 +10,10 @@ import { TensorioError } from '../errors.js';
 import { keras3LayerWeights, kerasClassName } from '../formats/keras/config.js';
 import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
 import { type NdArray } from '../ndarray.js';
-import { isZipFile, readKerasArchive } from './keras-archive.js';
+import { readKerasArchive } from './keras-archive.js';
 import { fromTensor, toTensor } from './tensors.js';
-import { readWeightsFile, weightsFormatOf, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
+import { formatForPath, identifyFile } from '../formats/registry.js';
+import { readWeightsFile, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
 
 /** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
@@ -28,6 +29,12 @@ export interface LoadWeightsOptions {
    * (`.safetensors`) as views into a mapping of the file. Default false.
    */
   mmap?: boolean;
+  /**
+   * Allow model layers with weights that the file has no weights for (left as they are),
+   * and file layers with weights that no model layer takes (ignored). Default false: either
+   * is `ERR_SHAPE_MISMATCH` naming them, so nothing is left unset or dropped unseen.
+   */
+  allowUnmatched?: boolean;
 }
 
 /** Options of {@link saveWeights}. */
@@ -42,13 +49,6 @@ export interface SaveWeightsOptions extends Pick<KerasWriteOptions, 'fsync' | 'k
 export function kerasSnakeCase(name: string): string {
   const step = name.replace(/(.)([A-Z][a-z]+)/g, '$1_$2').replace(/\W+/g, '');
   return step.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
-}
-
-function layoutFor(path: string, override?: 'legacy' | 'keras3'): 'legacy' | 'keras3' {
-  if (override) return override;
-  if (/\.weights\.h5$/i.test(path)) return 'keras3';
-  if (/\.(h5|hdf5|keras)$/i.test(path)) return 'legacy';
-  throw new TensorioError('ERR_INVALID_ARGUMENT', 'expected a .h5, .weights.h5, .keras, .npz or .safetensors file name', { path });
 }
 
 /** Keras 3 group names for a model's layers: snake_case class name, deduplicated in order. */
@@ -107,10 +107,11 @@ async function saveWeightsFile(model: tf.LayersModel, path: string, format: 'npz
  * a layer name containing `/` (`.npz`, `.safetensors`), or an option of another format.
  */
 export async function saveWeights(model: tf.LayersModel, path: string, options: SaveWeightsOptions = {}): Promise<void> {
-  const format = weightsFormatOf(path);
-  if (format) return saveWeightsFile(model, path, format, options);
+  const { id } = formatForPath(path, 'saveWeights');
+  if (id === 'npz' || id === 'safetensors') return saveWeightsFile(model, path, id, options);
   if (options.compress !== undefined) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
-  const layout = layoutFor(path, options.layout);
+  // The registry tells .weights.h5 (Keras 3) from .h5/.hdf5 (legacy); `layout` overrides it.
+  const layout = options.layout ?? (id === 'keras3-weights' ? 'keras3' : 'legacy');
   const layers: KerasLayerToWrite[] = [];
   const k3 = layout === 'keras3' ? keras3Names(model) : undefined;
   for (const layer of model.layers) {
@@ -143,23 +144,39 @@ function pairLayers(
   file: { layout: 'legacy' | 'keras3'; layers: KerasLayerWeights[] },
   byName: boolean,
   path: string,
+  allowUnmatched: boolean,
 ): [tf.layers.Layer, KerasLayerWeights][] {
   const modelLayers = model.layers.filter((l) => l.weights.length > 0);
+  /** Refuses a pairing that leaves model weights unset or file weights unused, naming both. */
+  const checkUnmatched = (pairs: [tf.layers.Layer, KerasLayerWeights][]): [tf.layers.Layer, KerasLayerWeights][] => {
+    if (allowUnmatched) return pairs;
+    const usedModel = new Set(pairs.map(([layer]) => layer));
+    const usedFile = new Set(pairs.map(([, stored]) => stored));
+    const unset = modelLayers.filter((layer) => !usedModel.has(layer)).map((layer) => `'${layer.name}' (${layer.weights.map((w) => (w as tf.LayerVariable).originalName).join(', ')})`);
+    const unused = file.layers.filter((l) => l.weights.length > 0 && !usedFile.has(l)).map((l) => `'${l.name}' (${l.weights.map((w) => w.name).join(', ')})`);
+    if (unset.length === 0 && unused.length === 0) return pairs;
+    const parts = [unset.length > 0 ? `model layers left unset: ${unset.join(', ')}` : '', unused.length > 0 ? `file layers no model layer takes: ${unused.join(', ')}` : ''].filter(Boolean);
+    throw new TensorioError('ERR_SHAPE_MISMATCH', `${parts.join('; ')}; pass { allowUnmatched: true } to load the rest`, { path });
+  };
   if (file.layout === 'keras3') {
     const names = keras3Names(model);
     const byPath = new Map(file.layers.map((l) => [l.name, l]));
-    return modelLayers.flatMap((layer) => {
-      const found = keras3LayerWeights(byPath, names.get(layer) ?? '');
-      if (!found) throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}' expects weights at layers/${names.get(layer) ?? '?'}/vars in the file, which has none`, { path });
-      return [[layer, found] as [tf.layers.Layer, KerasLayerWeights]];
-    });
+    return checkUnmatched(
+      modelLayers.flatMap((layer) => {
+        const found = keras3LayerWeights(byPath, names.get(layer) ?? '');
+        if (!found && !allowUnmatched) throw new TensorioError('ERR_SHAPE_MISMATCH', `layer '${layer.name}' expects weights at layers/${names.get(layer) ?? '?'}/vars in the file, which has none`, { path });
+        return found ? [[layer, found] as [tf.layers.Layer, KerasLayerWeights]] : [];
+      }),
+    );
   }
   if (byName) {
     const byLayerName = new Map(file.layers.map((l) => [l.name, l]));
-    return model.layers.flatMap((layer) => {
-      const found = byLayerName.get(layer.name);
-      return found && (found.weights.length > 0 || layer.weights.length > 0) ? [[layer, found] as [tf.layers.Layer, KerasLayerWeights]] : [];
-    });
+    return checkUnmatched(
+      model.layers.flatMap((layer) => {
+        const found = byLayerName.get(layer.name);
+        return found && (found.weights.length > 0 || layer.weights.length > 0) ? [[layer, found] as [tf.layers.Layer, KerasLayerWeights]] : [];
+      }),
+    );
   }
   const fileLayers = file.layers.filter((l) => l.weights.length > 0);
   if (fileLayers.length !== modelLayers.length) {
@@ -185,14 +202,15 @@ function pairLayers(
  * and `readSafetensors`.
  */
 export async function loadWeights(model: tf.LayersModel, path: string, options: LoadWeightsOptions = {}): Promise<void> {
-  const format = weightsFormatOf(path);
-  if (!format) layoutFor(path);
-  const file = format
-    ? { layout: 'legacy' as const, layers: (await readWeightsFile(path, format, options.mmap ?? false)).layers }
-    : /\.keras$/i.test(path) && isZipFile(path)
-      ? (await readKerasArchive(path)).weights
-      : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
-  const pairs = pairLayers(model, file, options.byName ?? false, path);
+  // The registry picks the reader; an HDF5 file's layout (legacy or Keras 3) is read from its content.
+  const { entry, container } = await identifyFile(path, 'loadWeights');
+  const file =
+    entry.id === 'npz' || entry.id === 'safetensors' || entry.id === 'safetensors-index'
+      ? { layout: 'legacy' as const, layers: (await readWeightsFile(path, entry.id === 'npz' ? 'npz' : 'safetensors', options.mmap ?? false)).layers }
+      : entry.id === 'keras' && container === 'zip'
+        ? (await readKerasArchive(path)).weights
+        : await readKerasWeights(path, options.mmap ? { mmap: true } : {});
+  const pairs = pairLayers(model, file, options.byName ?? false, path, options.allowUnmatched ?? false);
   const assignments: [tf.layers.Layer, tf.Tensor[]][] = [];
   for (const [layer, stored] of pairs) {
     const expected = layer.weights;

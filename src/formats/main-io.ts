@@ -1,0 +1,177 @@
+/**
+ * The main entry's reader and writer for each format: how `save` lays an array, a list or a
+ * record out in the format (np.savez's `arr_0`, `arr_1`, ...; HDF5 datasets `x`, `0`, `1`, ...;
+ * np.save's pickled object array for a list or dict in `.npy`), and how `load` gives it back.
+ * The registry (registry.ts) hands these to `save`/`load` (containers.ts); the tfjs entry's
+ * `save`/`load` go through those, so both entries hold the same formats the same way.
+ */
+import { TensorioError } from '../errors.js';
+import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from '../io.js';
+import { tensorHint, type LoadedArray, type NdArray } from '../ndarray.js';
+import { readH5, writeH5 } from './h5.js';
+import { h5Datasets, h5Value } from './h5-values.js';
+import { encodeNpyHeaderDescr, headerLimitOf, headerProbeLength, isObjectDescr, readNpy, readNpyRawHeaderAt, writeNpy } from './npy.js';
+import { readNpz, writeNpz, type NpzReadOptions } from './npz.js';
+import { isFortranLayout, isNdArrayLike, pickleNdObjectArray, unpickle, type PicklableValue, type PyObject } from './pickle.js';
+import { isObjectArray, objectArray, type ObjectArray } from './pickle/object-array.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { readTorch, writeTorch, type TorchSaveValue } from './torch/index.js';
+
+/** What `save` writes: an array, a list of arrays, or a record of arrays. */
+export type SaveValue = NdArray | readonly NdArray[] | Readonly<Record<string, NdArray>>;
+
+/** Options of `save`. */
+export interface SaveOptions extends WriteOptions {
+  /** `.npz` only: deflate the members (see {@link NpzWriteOptions.compress}). Default false. */
+  compress?: boolean | number;
+}
+
+/** Options of `load`. */
+export interface LoadOptions extends NpzReadOptions {
+  /** Largest pickled `.npy` file read with `allowPickle`, in bytes. Default 4 GiB. */
+  maxPickleSize?: number;
+}
+
+/** What `load` returns without `allowPickle`. */
+export type Loaded = LoadedArray | LoadedArray[] | Record<string, LoadedArray>;
+
+/** A format's `load`. */
+export type MainReader = (path: string, options: LoadOptions) => Promise<Loaded | PyObject>;
+/** A format's `save`. */
+export type MainWriter = (path: string, value: SaveValue | PicklableValue, options: SaveOptions) => Promise<void>;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** The members of a list or record of arrays, named as np.savez names them (arr_0, arr_1, ...). */
+function namedArrays(path: string, value: SaveValue | PicklableValue, format: string): [string, NdArray][] {
+  if (isNdArrayLike(value)) return [['arr_0', value]];
+  if (isObjectArray(value)) throw new TensorioError('ERR_INVALID_ARGUMENT', `an object array is saved to .npy, not ${format}`, { path });
+  if (Array.isArray(value) || isRecord(value)) {
+    const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [`arr_${i}`, v]) : Object.entries(value);
+    const bad = entries.find(([, v]) => !isNdArrayLike(v));
+    if (bad) {
+      throw new TensorioError('ERR_INVALID_ARGUMENT', `a ${format} file holds only arrays, and entry '${bad[0]}' is not an NdArray${tensorHint(bad[1])}; save nested values to .npy`, { path });
+    }
+    return entries as [string, NdArray][];
+  }
+  throw new TensorioError('ERR_INVALID_ARGUMENT', `save to ${format} needs an NdArray, a list of NdArrays or a record of NdArrays${tensorHint(value)}`, { path });
+}
+
+/** Turns members back into a list when they are exactly arr_0 ... arr_{n-1}. */
+function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T> {
+  const keys = Object.keys(record);
+  if (keys.length === 0 || !keys.every((k, i) => k === `arr_${i}`)) return record;
+  return keys.map((k) => record[k] as T);
+}
+
+function refuseCompress(path: string, options: SaveOptions): void {
+  if (options.compress !== undefined && options.compress !== false) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
+}
+
+function fsyncOnly(options: SaveOptions): WriteOptions {
+  return options.fsync === undefined ? {} : { fsync: options.fsync };
+}
+
+function mmapOnly(options: LoadOptions): { mmap?: boolean } {
+  return options.mmap === undefined ? {} : { mmap: options.mmap };
+}
+
+async function writeNpyValue(path: string, value: SaveValue | PicklableValue, options: SaveOptions): Promise<void> {
+  refuseCompress(path, options);
+  if (isNdArrayLike(value)) return writeNpy(path, value, options);
+  if (!Array.isArray(value) && !isRecord(value) && !isObjectArray(value)) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', `save to .npy needs an NdArray, a list, a record or an objectArray()${tensorHint(value)}`, { path });
+  }
+  // np.save of an object array: its own shape and order (elements pickled in C order).
+  const array: ObjectArray<PicklableValue> = isObjectArray(value)
+    ? (value as ObjectArray<PicklableValue>)
+    : Array.isArray(value)
+      ? objectArray(value as PicklableValue[], [(value as PicklableValue[]).length])
+      : objectArray([value as PicklableValue], []);
+  const pickle = pickleNdObjectArray(array, path);
+  const header = encodeNpyHeaderDescr('|O', array.shape as number[], isFortranLayout(array.shape, array.order));
+  const out = await AtomicWriter.open(path, options);
+  try {
+    await out.write([header, ...pickle]);
+    await out.commit();
+  } catch (error) {
+    await out.abort();
+    throw error;
+  }
+}
+
+/** The unpickled contents of an object-array `.npy`, or undefined for any other `.npy`. */
+async function readPickledNpy(path: string, options: LoadOptions): Promise<{ value: PyObject } | undefined> {
+  const maxHeaderSize = headerLimitOf(options);
+  const { fd, size, prefix } = await openForReadAsync(path, headerProbeLength(maxHeaderSize));
+  try {
+    let raw;
+    try {
+      raw = await readNpyRawHeaderAt(fd, size, prefix, path, { maxHeaderSize });
+    } catch {
+      return undefined; // readNpy reports the problem with its own message
+    }
+    if (!isObjectDescr(raw.descr)) return undefined;
+    if (!options.allowPickle) {
+      throw new TensorioError(
+        'ERR_PICKLE_DISALLOWED',
+        `the file holds an object array stored as a Python pickle (descr ${String(raw.descr)}); pass { allowPickle: true } to load it with the restricted unpickler, which runs no code`,
+        { path },
+      );
+    }
+    const length = size - raw.dataOffset;
+    const limit = options.maxPickleSize ?? 2 ** 32;
+    if (length > limit) {
+      throw new TensorioError('ERR_TOO_LARGE', `the pickle is ${length} bytes, over the limit of ${limit}; pass { maxPickleSize } if you trust this file`, { path });
+    }
+    const body = new Uint8Array(length);
+    const got = await readAt(fd, raw.dataOffset, body, path);
+    if (got !== length) throw new TensorioError('ERR_TRUNCATED', `file ends inside the pickle: expected ${length} bytes, found ${got}`, { path });
+    return { value: unpickle(body, { path }) };
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+async function readNpyValue(path: string, options: LoadOptions): Promise<Loaded | PyObject> {
+  const pickled = await readPickledNpy(path, options);
+  if (pickled !== undefined) return pickled.value;
+  // allowPickle lifts the header limit, as in NumPy (headerLimitOf).
+  return readNpy(path, {
+    ...mmapOnly(options),
+    ...(options.maxHeaderSize === undefined && !options.allowPickle ? {} : { maxHeaderSize: headerLimitOf(options) }),
+    ...(options.voidAs === undefined ? {} : { voidAs: options.voidAs }),
+  });
+}
+
+/** `load` of each format that `load` takes (the registry names which). */
+export const mainReaders = {
+  npy: readNpyValue,
+  npz: async (path, options) => listIfSavedAsList(await readNpz(path, { ...options, strings: false })),
+  // A single file or a sharded checkpoint's index.
+  safetensors: async (path, options) => listIfSavedAsList((await readSafetensors(path, mmapOnly(options))).tensors),
+  hdf5: async (path, options) => h5Value(await readH5(path, mmapOnly(options))),
+  torch: async (path, options) => (await readTorch(path, mmapOnly(options))) as PyObject,
+} satisfies Record<string, MainReader>;
+
+/** `save` of each format that `save` takes. */
+export const mainWriters = {
+  npy: writeNpyValue,
+  npz: (path, value, options) => writeNpz(path, Object.fromEntries(namedArrays(path, value, '.npz')), options),
+  safetensors: async (path, value, options) => {
+    refuseCompress(path, options);
+    await writeSafetensors(path, new Map(namedArrays(path, value, '.safetensors')), fsyncOnly(options));
+  },
+  hdf5: (path, value, options) => {
+    refuseCompress(path, options);
+    return writeH5(path, h5Datasets(value as SaveValue, isNdArrayLike, path), fsyncOnly(options));
+  },
+  torch: (path, value, options) => {
+    refuseCompress(path, options);
+    return writeTorch(path, value as TorchSaveValue, fsyncOnly(options));
+  },
+} satisfies Record<string, MainWriter>;
