@@ -56,3 +56,76 @@ test('every js example in the README runs', () => {
     }
   });
 });
+
+/** The files `npm pack` would put in the tarball (the package.json "files" list, as npm applies it). */
+let packed: string[] | undefined;
+function packedFiles(): string[] {
+  if (!packed) {
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+    // --ignore-scripts: `prepare` would rebuild dist/, which the test run has just built.
+    const json = execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    packed = (JSON.parse(json) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path).sort();
+  }
+  return packed;
+}
+
+/**
+ * A project folder with tensorio installed as the tarball would install it (a copy of the
+ * packed files, not a symlink, so Node resolves tensorio's imports from the copy) and its
+ * dependencies, but without @tensorflow/tfjs.
+ */
+function projectWithoutTfjs(): string {
+  const dir = tempDir('no-tfjs');
+  const pkg = path.join(dir, 'node_modules', 'tensorio');
+  for (const file of packedFiles()) {
+    fs.mkdirSync(path.dirname(path.join(pkg, file)), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, file), path.join(pkg, file));
+  }
+  const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const dep of Object.keys(manifest.dependencies)) {
+    fs.symlinkSync(path.join(ROOT, 'node_modules', dep), path.join(dir, 'node_modules', dep), 'dir');
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'node_modules', '@tensorflow')));
+  return dir;
+}
+
+const noNodePath = { ...process.env, NODE_PATH: '' };
+
+test('@tensorflow/tfjs is an optional peer dependency', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    peerDependencies: Record<string, string>;
+    peerDependenciesMeta: Record<string, { optional?: boolean }>;
+    dependencies: Record<string, string>;
+  };
+  for (const peer of Object.keys(pkg.peerDependencies)) {
+    assert.equal(pkg.peerDependenciesMeta[peer]?.optional, true, `${peer} is optional (npm 7+ installs required peers)`);
+  }
+  assert.ok(!Object.keys(pkg.dependencies).some((d) => d.startsWith('@tensorflow/')));
+});
+
+test('the main entry never loads @tensorflow/tfjs, even where it is installed', () => {
+  const script = `require('tensorio');
+    console.log(JSON.stringify(Object.keys(require.cache).filter((f) => f.includes('@tensorflow'))));`;
+  assert.equal(node(['-e', script], ROOT).trim(), '[]');
+});
+
+test('without @tensorflow/tfjs: tensorio works, tensorio/tfjs throws ERR_TFJS_MISSING saying what to install', () => {
+  const dir = projectWithoutTfjs();
+  const run = (args: string[]) => execFileSync(process.execPath, args, { cwd: dir, encoding: 'utf8', env: noNodePath, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The main entry loads and round-trips an array.
+  const main = `const t = require('tensorio');
+    t.writeNpySync('x.npy', t.ones([2]));
+    console.log(t.readNpySync('x.npy').data.join(','));`;
+  assert.equal(run(['-e', main]).trim(), '1,1');
+  const cjs = `try { require('tensorio/tfjs'); console.log('loaded'); }
+    catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, same: e instanceof require('tensorio').TensorioError })); }`;
+  const esm = `try { await import('tensorio/tfjs'); console.log('loaded'); }
+    catch (e) { const t = await import('tensorio'); console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, same: e instanceof t.TensorioError })); }`;
+  for (const output of [run(['-e', cjs]), run(['--input-type=module', '-e', esm])]) {
+    const result = JSON.parse(output) as { name: string; code: string; message: string; same: boolean };
+    assert.equal(result.name, 'TensorioError');
+    assert.equal(result.code, 'ERR_TFJS_MISSING');
+    assert.equal(result.same, true);
+    assert.match(result.message, /npm install @tensorflow\/tfjs/);
+  }
+});
