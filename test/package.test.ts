@@ -129,3 +129,63 @@ test('without @tensorflow/tfjs: tensorio works, tensorio/tfjs throws ERR_TFJS_MI
     assert.match(result.message, /npm install @tensorflow\/tfjs/);
   }
 });
+
+test('the tarball holds what a user needs and none of the repository\'s own work', () => {
+  const files = packedFiles();
+  const has = (file: string) => files.includes(file);
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    license: string;
+    main: string;
+    bin: Record<string, string>;
+    exports: Record<string, { types?: string; import?: string; require?: string } | string>;
+    scripts: Record<string, string>;
+  };
+  for (const file of ['package.json', 'README.md', 'LICENSE']) assert.ok(has(file), `${file} ships`);
+  // The license file is the text of the license package.json names.
+  assert.equal(pkg.license, 'MIT');
+  const license = fs.readFileSync(path.join(ROOT, 'LICENSE'), 'utf8');
+  assert.match(license, /^MIT License\n\nCopyright \(c\) \d{4} /);
+  assert.match(license, /THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND/);
+  // Every entry point, its types and the CLI.
+  const entries = [pkg.main, ...Object.values(pkg.bin)];
+  for (const target of Object.values(pkg.exports)) {
+    if (typeof target === 'string') continue;
+    entries.push(...[target.types, target.import, target.require].filter((f): f is string => f !== undefined));
+  }
+  for (const entry of entries) assert.ok(has(path.posix.normalize(entry)), `${entry} ships`);
+  // Every local document the README links to (and the documents they link to, if shipped).
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const linked = [...readme.matchAll(/\]\(([^)#:]+\.md)(?:#[^)]*)?\)/g)].map((m) => path.posix.normalize(m[1] as string));
+  assert.ok(linked.length >= 4, 'the README links to its documents');
+  for (const doc of linked) assert.ok(has(doc), `${doc} (linked from the README) ships`);
+  // The install script and the sources it builds: CMakeLists.txt's and binding.gyp's sources
+  // and every header they include, transitively.
+  const install = /node (\S+)/.exec(pkg.scripts.install ?? '')?.[1];
+  assert.ok(install && has(install), `the install script ${install} ships`);
+  for (const file of ['CMakeLists.txt', 'binding.gyp']) assert.ok(has(file), `${file} ships`);
+  const cmake = fs.readFileSync(path.join(ROOT, 'CMakeLists.txt'), 'utf8');
+  const gyp = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8');
+  const queue = [...cmake.matchAll(/^\s*(native\/\S+\.cc)$/gm), ...gyp.matchAll(/"(native\/[^"]+\.cc)"/g)].map((m) => m[1] as string);
+  assert.ok(queue.length >= 4);
+  const seen = new Set<string>();
+  while (queue.length > 0) {
+    const file = queue.pop() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    assert.ok(has(file), `${file} (built at install time) ships`);
+    const source = fs.readFileSync(path.join(ROOT, file), 'utf8');
+    for (const m of source.matchAll(/^#include "([^"]+)"/gm)) queue.push(path.posix.join(path.posix.dirname(file), m[1] as string));
+  }
+  // Nothing of the repository's own work: results, tests, fuzzers, built artefacts.
+  const refused: [RegExp, string][] = [
+    [/^bench\/results\//, 'benchmark results'],
+    [/^(test|dist-test)\//, 'tests'],
+    [/^native\/fuzz\//, 'fuzz harnesses'],
+    [/^build\/|\.(node|o|obj|a|so|dylib|dll|tsbuildinfo)$/, 'build artefacts'],
+    [/^src\//, 'TypeScript sources (dist/ holds the build)'],
+    [/^(\.ci|demo|node_modules)\//, 'repository tooling'],
+  ];
+  for (const [pattern, what] of refused) {
+    assert.deepEqual(files.filter((f) => pattern.test(f)), [], `no ${what} in the tarball`);
+  }
+});
