@@ -13,6 +13,7 @@ import { readH5, writeH5 } from './formats/h5.js';
 import { h5Datasets, h5Value } from './formats/h5-values.js';
 import { isFortranLayout, isNdArrayLike, pickleNdObjectArray, unpickle, type PicklableValue, type PyObject } from './formats/pickle.js';
 import { isObjectArray, objectArray, type ObjectArray } from './formats/pickle/object-array.js';
+import type { ArraysPath, LoadedArrays, LoadedPickle, NpyPath } from './load-types.js';
 import { looksLikeTorch, readTorch, writeTorch, type TorchSaveValue } from './formats/torch/index.js';
 
 /** What {@link save} writes: an array, a list of arrays, or a record of arrays. */
@@ -160,6 +161,9 @@ function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T
  * `ERR_UNSAFE_PICKLE`, `ERR_BAD_PICKLE`, `ERR_INVALID_ARGUMENT` (unknown extension), and every
  * error of {@link readNpy} and {@link readNpz}.
  */
+export async function load(path: NpyPath, options?: LoadOptions & { allowPickle?: false }): Promise<LoadedArray>;
+export async function load(path: NpyPath, options: LoadOptions & { allowPickle: true }): Promise<LoadedPickle>;
+export async function load(path: ArraysPath, options?: LoadOptions & { allowPickle?: false }): Promise<LoadedArrays>;
 export async function load(path: string, options?: LoadOptions & { allowPickle?: false }): Promise<Loaded>;
 export async function load(path: string, options: LoadOptions): Promise<PyObject>;
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {

@@ -99,6 +99,7 @@ export {
 
 // Containers and pickles: .npz archives, pickled object .npy files, save()/load() (issue 3).
 export { save, load, type Loaded, type LoadOptions, type SaveOptions, type SaveValue } from './containers.js';
+export type { ArraysPath, LoadedArrays, LoadedPickle, NpyPath } from './load-types.js';
 export { openNpz, readNpz, writeNpz, type NpzFile, type NpzReadOptions, type NpzWriteOptions } from './formats/npz.js';
 export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type UnpickleOptions } from './formats/pickle.js';
 export { objectArray, type ObjectArray } from './formats/pickle/object-array.js';

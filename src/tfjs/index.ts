@@ -12,3 +12,4 @@ export { saveWeights, loadWeights, kerasSnakeCase, type LoadWeightsOptions, type
 export { ioHandler, registerRouters, TENSORIO_SCHEME, type IOHandlerOptions } from './handler.js';
 export { save, load, toTensor, fromTensor, type LoadTensorOptions, type TensorTree, type TensorValue } from './tensors.js';
 export { type TfjsArrayOptions, type TfjsDType } from './tfjs-arrays.js';
+export type { LoadedTensors } from './load-types.js';

@@ -11,6 +11,8 @@
  * complex64. `{ convert: false }` refuses any conversion with `ERR_UNSUPPORTED_DTYPE`.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { ArraysPath, NpyPath } from '../load-types.js';
+import type { LoadedTensors } from './load-types.js';
 
 import { load as loadContainer, save as saveContainer, type LoadOptions, type SaveOptions } from '../containers.js';
 import { TensorioError } from '../errors.js';
@@ -175,6 +177,8 @@ export interface LoadTensorOptions extends LoadOptions {
  * `ERR_UNSUPPORTED_DTYPE` (with `convert: false`, or an integer outside int32, naming the
  * tensor), and the reader's errors.
  */
+export async function load(path: NpyPath, options?: LoadTensorOptions & { allowPickle?: false }): Promise<tf.Tensor>;
+export async function load(path: ArraysPath, options?: LoadTensorOptions & { allowPickle?: false }): Promise<LoadedTensors>;
 export async function load(path: string, options?: LoadTensorOptions & { allowPickle?: false }): Promise<TensorValue>;
 export async function load(path: string, options: LoadTensorOptions): Promise<unknown>;
 export async function load(path: string, options: LoadTensorOptions = {}): Promise<unknown> {
