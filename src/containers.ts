@@ -3,6 +3,7 @@
  * format: `.npy` for one array (or, pickled, a list or dict of them), `.npz` or
  * `.safetensors` for a list or record of arrays.
  */
+import { checkOptions, OPTIONS } from './options.js';
 import { TensorioError } from './errors.js';
 import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from './io.js';
 import { tensorHint, type LoadedArray, type NdArray } from './ndarray.js';
@@ -94,6 +95,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * arrays), `ERR_UNSUPPORTED_DTYPE`, `ERR_SHAPE_MISMATCH`, and the file-system errors.
  */
 export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.save, 'save', path);
   const format = formatOf(path);
   if (format === 'torch' || format === 'h5') {
     if (options.compress !== undefined && options.compress !== false) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
@@ -112,7 +114,10 @@ export async function save(path: string, value: SaveValue | PicklableValue, opti
   if (options.compress !== undefined && options.compress !== false) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
   }
-  if (isNdArrayLike(value)) return writeNpy(path, value, options);
+  if (isNdArrayLike(value)) {
+    const { compress: _compress, ...npyOptions } = options; // checked above: absent or false
+    return writeNpy(path, value, npyOptions);
+  }
   if (!Array.isArray(value) && !isRecord(value) && !isObjectArray(value)) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `save to .npy needs an NdArray, a list, a record or an objectArray()${tensorHint(value)}`, { path });
   }
@@ -167,6 +172,7 @@ export async function load(path: ArraysPath, options?: LoadOptions & { allowPick
 export async function load(path: string, options?: LoadOptions & { allowPickle?: false }): Promise<Loaded>;
 export async function load(path: string, options: LoadOptions): Promise<PyObject>;
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
+  checkOptions(options, OPTIONS.load, 'load', path);
   const format = formatOf(path);
   const mmap = options.mmap === undefined ? {} : { mmap: options.mmap };
   if (format === 'torch') {
@@ -178,7 +184,10 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Loa
     return (await readTorch(path, mmap)) as PyObject;
   }
   if (format === 'h5') return h5Value(await readH5(path, mmap));
-  if (format === 'npz') return listIfSavedAsList(await readNpz(path, options));
+  if (format === 'npz') {
+    const { maxPickleSize: _pickleLimit, ...npzOptions } = options; // a .npy-only limit
+    return listIfSavedAsList(await readNpz(path, npzOptions));
+  }
   if (format === 'safetensors') return listIfSavedAsList((await readSafetensors(path, mmap)).tensors);
   const pickled = await readPickledNpy(path, options);
   if (pickled !== undefined) return pickled.value;

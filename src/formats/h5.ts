@@ -19,6 +19,7 @@
  * before the temporary file is renamed over the target. float16 datasets are created as uint16 and their datatype message is
  * rewritten in the final header, since h5wasm cannot create a 2-byte float type.
  */
+import { checkOptions, OPTIONS } from '../options.js';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -1385,6 +1386,7 @@ function fileOver(path: string, options: H5ReadOptions, { source, superblock, li
  * it is not HDF5.
  */
 export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
+  checkOptions(options, OPTIONS.readH5, 'openH5', path);
   const opened = openStructure(path, options);
   let wasm: LoadedH5wasm | undefined;
   if (!opened.lite) {
@@ -1404,6 +1406,7 @@ export async function openH5(path: string, options: H5ReadOptions = {}): Promise
  * @throws TensorioError as {@link openH5}, and `ERR_NEEDS_H5WASM`.
  */
 export function openH5Sync(path: string, options: H5ReadOptions = {}): H5File {
+  checkOptions(options, OPTIONS.readH5, 'openH5Sync', path);
   return fileOver(path, options, openStructure(path, options), loadedH5wasm);
 }
 
@@ -1428,6 +1431,7 @@ export function openH5Bytes(bytes: Uint8Array, name = '<memory>'): H5File {
  * @throws TensorioError as {@link openH5} and {@link H5File.read}.
  */
 export async function readH5(path: string, options: H5ReadOptions = {}): Promise<Record<string, LoadedArray>> {
+  checkOptions(options, OPTIONS.readH5, 'readH5', path);
   const file = await openH5(path, options);
   try {
     const out: Record<string, LoadedArray> = {};
@@ -1440,6 +1444,7 @@ export async function readH5(path: string, options: H5ReadOptions = {}): Promise
 
 /** {@link readH5}, synchronously; see {@link openH5Sync} for when h5wasm must be loaded first. */
 export function readH5Sync(path: string, options: H5ReadOptions = {}): Record<string, LoadedArray> {
+  checkOptions(options, OPTIONS.readH5, 'readH5Sync', path);
   return readEvery(openH5Sync(path, options));
 }
 
@@ -1906,6 +1911,7 @@ function boolDatatypeMessage(current: Uint8Array, file: string): Uint8Array {
  * for a dataset beyond h5wasm's heap (about 1 GiB).
  */
 export async function writeH5(path: string, record: Record<string, NdArray>, options: H5WriteOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.writeH5, 'writeH5', path);
   const writer = await H5Writer.create(path, options);
   try {
     for (const [name, array] of Object.entries(record)) writer.dataset(name, array);

@@ -7,6 +7,7 @@
  * newline so the data that follows starts on a 64-byte boundary (16 before NumPy 1.14).
  * Version 3.0 only changes the header's encoding from latin-1 to UTF-8.
  */
+import { checkOptions, OPTIONS } from '../options.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
@@ -400,6 +401,7 @@ function readInfo(copyReason: string | undefined): { mapped: false; copyReason?:
  * other than 0/1), `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
 export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray> {
+  checkOptions(options, OPTIONS.readNpy, 'readNpy', path);
   if (options.mmap && native) {
     // A mapped open moves no data: open, fstat, one small header read and mmap are done in
     // place, as np.load(mmap_mode='r') does them. Trips to the thread pool and back cost more
@@ -454,6 +456,7 @@ export async function readNpyHeader(path: string, options: Pick<NpyReadOptions, 
 
 /** Synchronous {@link readNpy}. */
 export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedArray {
+  checkOptions(options, OPTIONS.readNpy, 'readNpySync', path);
   const { fd, size } = openForRead(path);
   try {
     const plan = planRead(readHeaderSync(fd, size, path, options), options);
@@ -556,11 +559,13 @@ export function encodeNpy(array: NdArray, file?: string): Uint8Array[] {
  * `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
  */
 export async function writeNpy(path: string, array: NdArray, options: WriteOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.writeNpy, 'writeNpy', path);
   await writeAtomic(path, encodeNpy(array, path), options);
 }
 
 /** Synchronous {@link writeNpy}. */
 export function writeNpySync(path: string, array: NdArray, options: WriteOptions = {}): void {
+  checkOptions(options, OPTIONS.writeNpy, 'writeNpySync', path);
   writeAtomicSync(path, encodeNpy(array, path), options);
 }
 
@@ -670,6 +675,7 @@ class NpyMemmapImpl implements NpyMemmap {
  * error of {@link readNpy} and {@link writeNpy}.
  */
 export function openNpy(path: string, options: OpenNpyOptions): NpyMemmap {
+  checkOptions(options, OPTIONS.openNpy, 'openNpy', path);
   const fsync = options.fsync ?? true;
   if (options.mode === 'w+') return createNpy(path, options, fsync);
   if (options.mode !== 'r+') {

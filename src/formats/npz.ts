@@ -2,6 +2,7 @@
  * NumPy's `.npz` archives: a ZIP file whose members are `.npy` files, `x.npy` holding the
  * array NumPy calls `x` (numpy/lib/npyio.py, NpzFile and savez).
  */
+import { checkOptions, OPTIONS } from '../options.js';
 import * as zlib from 'node:zlib';
 
 import { dtypeInfo, type DType } from '../dtype.js';
@@ -286,6 +287,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
 export async function openNpz(path: string, options?: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray>>;
 export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<LoadedArray | PyObject>>;
 export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<LoadedArray | PyObject>> {
+  checkOptions(options, OPTIONS.readNpz, 'openNpz', path);
   const { fd, size } = await openForReadAsync(path, 0);
   try {
     let source = fdSource(fd, size, path);
@@ -317,6 +319,7 @@ export async function openNpz(path: string, options: NpzReadOptions = {}): Promi
 export async function readNpz(path: string, options?: NpzReadOptions & { allowPickle?: false }): Promise<Record<string, LoadedArray>>;
 export async function readNpz(path: string, options: NpzReadOptions): Promise<Record<string, LoadedArray | PyObject>>;
 export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, LoadedArray | PyObject>> {
+  checkOptions(options, OPTIONS.readNpz, 'readNpz', path);
   const file = await openNpz(path, options);
   try {
     // Two members in flight: one is read on libuv's pool while the other's CRC is checked here.
@@ -380,6 +383,7 @@ export function readNpzSource(source: ZipSourceSync, path: string, options: NpzR
 export function readNpzSync(path: string, options?: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray>;
 export function readNpzSync(path: string, options: NpzReadOptions): Record<string, LoadedArray | PyObject>;
 export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, LoadedArray | PyObject> {
+  checkOptions(options, OPTIONS.readNpz, 'readNpzSync', path);
   const { fd, size } = openForRead(path);
   try {
     let source = fdSourceSync(fd, size, path);
@@ -432,6 +436,7 @@ export function npzMemberNames(arrays: readonly NdArray[] | Readonly<Record<stri
  * `ERR_NO_SPACE`, `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
  */
 export async function writeNpz(path: string, arrays: readonly NdArray[] | Readonly<Record<string, NdArray>>, options: NpzWriteOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.writeNpz, 'writeNpz', path);
   if (arrays === null || typeof arrays !== 'object') {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeNpz needs an array or a record of NdArrays', { path });
   }
