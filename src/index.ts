@@ -18,6 +18,7 @@ export {
   type NdArray,
   type ReadInfo,
 } from './ndarray.js';
+export { hasDType, type DTypeStorage, type NdArrayOf, type TypedArrayOf } from './ndarray-types.js';
 export { byteswap, toBfloat16, toFloat16, toFloat32, toFloat64, toInt32 } from './convert.js';
 export { nativeStatus, type NativeStatus } from './native.js';
 export { unmapBuffer as unmap, isMappedBuffer as isMapped, type WriteOptions } from './io.js';

@@ -4,6 +4,7 @@
  */
 import { dtypeInfo, dtypeOfTypedArray, type DType, type TypedArray } from './dtype.js';
 import { TensorioError } from './errors.js';
+import type { NdArrayOf } from './ndarray-types.js';
 
 /**
  * An n-dimensional array.
@@ -166,13 +167,13 @@ export function ndarray(source: TypedArray | Uint8ClampedArray, shape?: number[]
 }
 
 /** A new C-order array of `shape` filled with zeros. Defaults to float32. */
-export function zeros(shape: number[], dtype: DType = 'float32'): NdArray {
+export function zeros<D extends DType = 'float32'>(shape: number[], dtype: D = 'float32' as D): NdArrayOf<D> {
   const info = dtypeInfo(dtype);
-  return { dtype, shape: [...shape], data: new info.array(shapeSize(shape) * info.lanes) };
+  return { dtype, shape: [...shape], data: new info.array(shapeSize(shape) * info.lanes) } as NdArrayOf<D>;
 }
 
 /** A new C-order array of `shape` filled with ones (1 + 0i for complex). Defaults to float32. */
-export function ones(shape: number[], dtype: DType = 'float32'): NdArray {
+export function ones<D extends DType = 'float32'>(shape: number[], dtype: D = 'float32' as D): NdArrayOf<D> {
   const array = zeros(shape, dtype);
   const info = dtypeInfo(dtype);
   const one: number | bigint = ONE_BITS[dtype] ?? (info.array === BigInt64Array || info.array === BigUint64Array ? 1n : 1);

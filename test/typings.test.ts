@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
+import { DTYPES, dtypeInfo, zeros, type DType } from '../src/index.js';
 import { ROOT, tempDir } from './helpers.js';
 
 /**
@@ -66,3 +67,48 @@ for (const setup of setups) {
     assert.equal(result.status, 0, `tsc (${setup.name}):\n${result.stdout}${result.stderr}`);
   });
 }
+
+test('data types follow the dtype: zeros/ones by their dtype argument, hasDType on a read array', () => {
+  const dir = project();
+  const code = `import { hasDType, ones, readNpy, zeros, type NdArrayOf, type TypedArrayOf } from 'tensorio';
+
+export async function example(): Promise<void> {
+  const f: Float32Array = ones([2]).data;
+  const b: BigInt64Array = zeros([2], 'int64').data;
+  const h: TypedArrayOf<'float16'> = new Uint16Array(1);
+  const a = await readNpy('a.npy');
+  if (hasDType(a, 'float64')) {
+    const d: Float64Array = a.data;
+    console.log(d, a.mapped);
+  }
+  const c: NdArrayOf<'complex64'> = zeros([1], 'complex64');
+  // @ts-expect-error: float32 data is not a Float64Array
+  const wrong: Float64Array = ones([2]).data;
+  // @ts-expect-error: a read array's data is any TypedArray until its dtype is checked
+  const unknown: Float64Array = a.data;
+  console.log(f, b, h, c, wrong, unknown);
+}
+`;
+  fs.writeFileSync(path.join(dir, 'narrow.ts'), code);
+  const tsconfig = { compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', lib: ['es2022'], types: ['node'], strict: true, noEmit: true, skipLibCheck: true }, files: ['narrow.ts'] };
+  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(tsconfig));
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8' });
+  assert.equal(result.status, 0, `${result.stdout}${result.stderr}`);
+});
+
+test('DTypeStorage names the TypedArray the dtype table stores each dtype in', () => {
+  // The runtime side of src/ndarray-types.ts: the same storage as DTypeStorage, dtype by dtype.
+  const storage: { [D in DType]: string } = {
+    bool: 'Uint8Array', int8: 'Int8Array', uint8: 'Uint8Array', int16: 'Int16Array', uint16: 'Uint16Array', int32: 'Int32Array',
+    uint32: 'Uint32Array', int64: 'BigInt64Array', uint64: 'BigUint64Array', float16: 'Uint16Array', bfloat16: 'Uint16Array',
+    float32: 'Float32Array', float64: 'Float64Array', complex64: 'Float32Array', complex128: 'Float64Array',
+    float8_e4m3fn: 'Uint8Array', float8_e5m2: 'Uint8Array',
+  };
+  const types = fs.readFileSync(path.join(ROOT, 'src', 'ndarray-types.ts'), 'utf8');
+  for (const dtype of DTYPES) {
+    assert.equal(dtypeInfo(dtype).array.name, storage[dtype], dtype);
+    assert.match(types, new RegExp(`^  ${dtype}: ${storage[dtype]};$`, 'm'), `DTypeStorage.${dtype}`);
+    assert.equal(zeros([1], dtype).data.constructor.name, storage[dtype]);
+  }
+});
