@@ -74,13 +74,21 @@ inline ByteSpan BytesOf(Napi::Env env, Napi::Value value, const std::string& wha
     span.data = static_cast<uint8_t*>(buffer.Data());
     span.length = buffer.ByteLength();
   } else if (value.IsTypedArray()) {
+    // The data pointer comes from napi_get_typedarray_info itself, not from the view's
+    // ArrayBuffer(): for a view of a SharedArrayBuffer (worker_threads), that buffer is a
+    // SharedArrayBuffer, which napi_get_arraybuffer_info (ArrayBuffer::Data) refuses with
+    // napi_invalid_arg, so writing such an array failed with "Invalid argument".
     Napi::TypedArray view = value.As<Napi::TypedArray>();
-    span.data = static_cast<uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+    void* data = nullptr;
+    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, value, nullptr, nullptr, &data, nullptr, nullptr), span);
+    span.data = static_cast<uint8_t*>(data);
     span.length = view.ByteLength();
   } else if (value.IsDataView()) {
-    Napi::DataView view = value.As<Napi::DataView>();
-    span.data = static_cast<uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
-    span.length = view.ByteLength();
+    size_t length = 0;
+    void* data = nullptr;
+    NAPI_THROW_IF_FAILED(env, napi_get_dataview_info(env, value, &length, &data, nullptr, nullptr), span);
+    span.data = static_cast<uint8_t*>(data);
+    span.length = length;
   } else {
     ThrowType(env, what + " must be an ArrayBuffer or a TypedArray");
   }

@@ -3,9 +3,12 @@
  * format through the registry (formats/registry.ts); each format's reader and writer are in
  * formats/main-io.ts. This module holds the public API and its documentation.
  */
+import { checkOptions, OPTIONS } from './options.js';
 import { formatForPath, identifyFile } from './formats/registry.js';
 import type { Loaded, LoadOptions, SaveOptions, SaveValue } from './formats/main-io.js';
 import type { PicklableValue, PyObject } from './formats/pickle.js';
+import type { ArraysPath, LoadedArrays, LoadedPickle, NpyPath } from './load-types.js';
+import type { LoadedArray } from './ndarray.js';
 
 export type { Loaded, LoadOptions, SaveOptions, SaveValue } from './formats/main-io.js';
 
@@ -35,6 +38,7 @@ export type { Loaded, LoadOptions, SaveOptions, SaveValue } from './formats/main
  * arrays), `ERR_UNSUPPORTED_DTYPE`, `ERR_SHAPE_MISMATCH`, and the file-system errors.
  */
 export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.save, 'save', path);
   const entry = formatForPath(path, 'save');
   await (entry.write as NonNullable<typeof entry.write>)(path, value, options);
 }
@@ -59,9 +63,13 @@ export async function save(path: string, value: SaveValue | PicklableValue, opti
  * `ERR_UNSAFE_PICKLE`, `ERR_BAD_PICKLE`, `ERR_INVALID_ARGUMENT` (unknown extension), and every
  * error of {@link readNpy} and {@link readNpz}.
  */
+export async function load(path: NpyPath, options?: LoadOptions & { allowPickle?: false }): Promise<LoadedArray>;
+export async function load(path: NpyPath, options: LoadOptions & { allowPickle: true }): Promise<LoadedPickle>;
+export async function load(path: ArraysPath, options?: LoadOptions & { allowPickle?: false }): Promise<LoadedArrays>;
 export async function load(path: string, options?: LoadOptions & { allowPickle?: false }): Promise<Loaded>;
 export async function load(path: string, options: LoadOptions): Promise<PyObject>;
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
+  checkOptions(options, OPTIONS.load, 'load', path);
   const { entry } = await identifyFile(path, 'load');
   return (entry.read as NonNullable<typeof entry.read>)(path, options);
 }

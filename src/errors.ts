@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'ERR_SHAPE_MISMATCH',
   // A Keras layer class that TensorFlow.js does not have (tensorio/tfjs).
   'ERR_UNSUPPORTED_LAYER',
+  // tensorio/tfjs imported without its optional peer dependency @tensorflow/tfjs installed.
+  'ERR_TFJS_MISSING',
   'ERR_CLOSED',
   'ERR_NOT_MAPPABLE',
   // Containers and pickles (npz, pickled object arrays)

@@ -18,6 +18,7 @@ export {
   type NdArray,
   type ReadInfo,
 } from './ndarray.js';
+export { hasDType, type DTypeStorage, type NdArrayOf, type TypedArrayOf } from './ndarray-types.js';
 export { byteswap, toBfloat16, toFloat16, toFloat32, toFloat64, toInt32 } from './convert.js';
 export { nativeStatus, type NativeStatus } from './native.js';
 export { unmapBuffer as unmap, isMappedBuffer as isMapped, type WriteOptions } from './io.js';
@@ -100,6 +101,7 @@ export {
 
 // Containers and pickles: .npz archives, pickled object .npy files, save()/load() (issue 3).
 export { save, load, type Loaded, type LoadOptions, type SaveOptions, type SaveValue } from './containers.js';
+export type { ArraysPath, LoadedArrays, LoadedPickle, NpyPath } from './load-types.js';
 export { openNpz, readNpz, writeNpz, type NpzFile, type NpzReadOptions, type NpzWriteOptions } from './formats/npz.js';
 export { isStringArray, stringArray, type StringArray } from './formats/npy-strings.js';
 export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type UnpickleOptions } from './formats/pickle.js';

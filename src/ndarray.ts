@@ -4,6 +4,7 @@
  */
 import { dtypeInfo, dtypeOfTypedArray, type DType, type TypedArray } from './dtype.js';
 import { TensorioError } from './errors.js';
+import type { NdArrayOf } from './ndarray-types.js';
 
 /**
  * An n-dimensional array.
@@ -80,7 +81,10 @@ export function validateNdArray(array: NdArray, path?: string): number {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `shape must be an array of integers, got ${typeof array.shape}`, { path });
   }
   const info = dtypeInfo(array.dtype);
-  if (!(array.data instanceof info.array)) {
+  // A Uint8ClampedArray (canvas ImageData, some image decoders) holds the same bytes as a
+  // Uint8Array and differs only in how it converts on assignment: accepted as uint8 storage.
+  const clampedBytes = array.data instanceof Uint8ClampedArray && info.array === Uint8Array;
+  if (!(array.data instanceof info.array) && !clampedBytes) {
     const got = (array.data as object | undefined)?.constructor?.name ?? typeof array.data;
     throw new TensorioError('ERR_INVALID_ARGUMENT', `${array.dtype} data must be a ${info.array.name}, got ${got}`, { path });
   }
@@ -148,10 +152,13 @@ export function asCOrder(array: NdArray): NdArray {
 
 /**
  * Wraps a TypedArray as an NdArray. The dtype defaults to the TypedArray's own
- * (Float32Array → float32); pass it for bool, float16, bfloat16 or complex storage.
+ * (Float32Array → float32, Uint8ClampedArray → uint8 as a Uint8Array view of the same bytes);
+ * pass it for bool, float16, bfloat16 or complex storage.
  * @throws TensorioError `ERR_SHAPE_MISMATCH` when the data does not fit the shape.
  */
-export function ndarray(data: TypedArray, shape?: number[], dtype?: DType): NdArray {
+export function ndarray(source: TypedArray | Uint8ClampedArray, shape?: number[], dtype?: DType): NdArray {
+  // A Uint8ClampedArray becomes a Uint8Array view of the same bytes (no copy): uint8 data.
+  const data: TypedArray = source instanceof Uint8ClampedArray ? new Uint8Array(source.buffer, source.byteOffset, source.length) : source;
   const resolvedDtype = dtype ?? dtypeOfTypedArray(data);
   const lanes = dtypeInfo(resolvedDtype).lanes;
   const array: NdArray = { dtype: resolvedDtype, shape: shape ?? [data.length / lanes], data };
@@ -160,13 +167,13 @@ export function ndarray(data: TypedArray, shape?: number[], dtype?: DType): NdAr
 }
 
 /** A new C-order array of `shape` filled with zeros. Defaults to float32. */
-export function zeros(shape: number[], dtype: DType = 'float32'): NdArray {
+export function zeros<D extends DType = 'float32'>(shape: number[], dtype: D = 'float32' as D): NdArrayOf<D> {
   const info = dtypeInfo(dtype);
-  return { dtype, shape: [...shape], data: new info.array(shapeSize(shape) * info.lanes) };
+  return { dtype, shape: [...shape], data: new info.array(shapeSize(shape) * info.lanes) } as NdArrayOf<D>;
 }
 
 /** A new C-order array of `shape` filled with ones (1 + 0i for complex). Defaults to float32. */
-export function ones(shape: number[], dtype: DType = 'float32'): NdArray {
+export function ones<D extends DType = 'float32'>(shape: number[], dtype: D = 'float32' as D): NdArrayOf<D> {
   const array = zeros(shape, dtype);
   const info = dtypeInfo(dtype);
   const one: number | bigint = ONE_BITS[dtype] ?? (info.array === BigInt64Array || info.array === BigUint64Array ? 1n : 1);

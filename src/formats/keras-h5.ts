@@ -13,6 +13,7 @@
  * `layers/<snake_case name>/vars/<i>`, containers nesting further `layers/...` groups,
  * matched by structure rather than by name.
  */
+import { checkOptions, OPTIONS } from '../options.js';
 import { TensorioError } from '../errors.js';
 import { type LoadedArray, type NdArray } from '../ndarray.js';
 import { openH5, openH5Bytes, openH5Sync, H5Writer, type H5File, type H5ReadOptions, type H5WriteOptions } from './h5.js';
@@ -189,6 +190,7 @@ const READ_CONCURRENCY = 4;
  * the errors of {@link openH5}.
  */
 export async function readKerasWeights(path: string, options: H5ReadOptions = {}): Promise<KerasWeightsFile> {
+  checkOptions(options, OPTIONS.readH5, 'readKerasWeights', path);
   const h5 = await openH5(path, options);
   try {
     const { result, jobs } = h5.batch(() => describeKerasFile(h5), 'walk the Keras layout');
@@ -222,6 +224,7 @@ function readJobsSync(h5: H5File): KerasWeightsFile {
  * @throws TensorioError as {@link readKerasWeights}, and `ERR_NEEDS_H5WASM`.
  */
 export function readKerasWeightsSync(path: string, options: H5ReadOptions = {}): KerasWeightsFile {
+  checkOptions(options, OPTIONS.readH5, 'readKerasWeightsSync', path);
   return readJobsSync(openH5Sync(path, options));
 }
 
@@ -301,6 +304,7 @@ function writeStringList(writer: H5Writer, group: string, name: string, data: st
  * @throws TensorioError `ERR_INVALID_ARGUMENT` for duplicate layer or weight names.
  */
 export async function writeKerasWeights(path: string, layers: KerasLayerToWrite[], options: KerasWriteOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.writeKerasWeights, 'writeKerasWeights', path);
   const seen = new Set<string>();
   for (const layer of layers) {
     if (seen.has(layer.name)) throw new TensorioError('ERR_INVALID_ARGUMENT', `two layers are named '${layer.name}'`, { path });

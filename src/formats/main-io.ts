@@ -27,7 +27,8 @@ export interface SaveOptions extends WriteOptions {
 }
 
 /** Options of `load`. */
-export interface LoadOptions extends NpzReadOptions {
+/** `strings` is not one: load returns arrays, lists and records (string arrays: readNpy/readNpz). */
+export interface LoadOptions extends Omit<NpzReadOptions, 'strings'> {
   /** Largest pickled `.npy` file read with `allowPickle`, in bytes. Default 4 GiB. */
   maxPickleSize?: number;
 }
@@ -82,7 +83,10 @@ function mmapOnly(options: LoadOptions): { mmap?: boolean } {
 
 async function writeNpyValue(path: string, value: SaveValue | PicklableValue, options: SaveOptions): Promise<void> {
   refuseCompress(path, options);
-  if (isNdArrayLike(value)) return writeNpy(path, value, options);
+  if (isNdArrayLike(value)) {
+    const { compress: _compress, ...npyOptions } = options; // refused above unless absent or false
+    return writeNpy(path, value, npyOptions);
+  }
   if (!Array.isArray(value) && !isRecord(value) && !isObjectArray(value)) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `save to .npy needs an NdArray, a list, a record or an objectArray()${tensorHint(value)}`, { path });
   }
@@ -151,7 +155,10 @@ async function readNpyValue(path: string, options: LoadOptions): Promise<Loaded 
 /** `load` of each format that `load` takes (the registry names which). */
 export const mainReaders = {
   npy: readNpyValue,
-  npz: async (path, options) => listIfSavedAsList(await readNpz(path, { ...options, strings: false })),
+  npz: async (path, options) => {
+    const { maxPickleSize: _pickleLimit, ...npzOptions } = options; // a .npy-only limit
+    return listIfSavedAsList(await readNpz(path, { ...npzOptions, strings: false }));
+  },
   // A single file or a sharded checkpoint's index.
   safetensors: async (path, options) => listIfSavedAsList((await readSafetensors(path, mmapOnly(options))).tensors),
   hdf5: async (path, options) => h5Value(await readH5(path, mmapOnly(options))),

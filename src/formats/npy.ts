@@ -7,6 +7,7 @@
  * newline so the data that follows starts on a 64-byte boundary (16 before NumPy 1.14).
  * Version 3.0 only changes the header's encoding from latin-1 to UTF-8.
  */
+import { checkOptions, OPTIONS } from '../options.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 
@@ -481,6 +482,7 @@ function readInfo(copyReason: string | undefined): { mapped: false; copyReason?:
 export async function readNpy(path: string, options?: NpyReadOptions & { strings?: false }): Promise<LoadedArray>;
 export async function readNpy(path: string, options: NpyReadOptions): Promise<LoadedArray | StringArray>;
 export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray | StringArray> {
+  checkOptions(options, OPTIONS.readNpy, 'readNpy', path);
   if (options.strings) {
     const strings = await readStringNpy(path, options);
     if (strings) return strings;
@@ -541,6 +543,7 @@ export async function readNpyHeader(path: string, options: Pick<NpyReadOptions, 
 export function readNpySync(path: string, options?: NpyReadOptions & { strings?: false }): LoadedArray;
 export function readNpySync(path: string, options: NpyReadOptions): LoadedArray | StringArray;
 export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedArray | StringArray {
+  checkOptions(options, OPTIONS.readNpy, 'readNpySync', path);
   const { fd, size } = openForRead(path);
   try {
     if (options.strings) {
@@ -704,11 +707,13 @@ export function encodeNpy(array: NdArray | StringArray, file?: string): Uint8Arr
  * `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
  */
 export async function writeNpy(path: string, array: NdArray | StringArray, options: WriteOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.writeNpy, 'writeNpy', path);
   await writeAtomic(path, encodeNpy(array, path), options);
 }
 
 /** Synchronous {@link writeNpy}. */
 export function writeNpySync(path: string, array: NdArray | StringArray, options: WriteOptions = {}): void {
+  checkOptions(options, OPTIONS.writeNpy, 'writeNpySync', path);
   writeAtomicSync(path, encodeNpy(array, path), options);
 }
 
@@ -818,6 +823,7 @@ class NpyMemmapImpl implements NpyMemmap {
  * error of {@link readNpy} and {@link writeNpy}.
  */
 export function openNpy(path: string, options: OpenNpyOptions): NpyMemmap {
+  checkOptions(options, OPTIONS.openNpy, 'openNpy', path);
   const fsync = options.fsync ?? true;
   if (options.mode === 'w+') return createNpy(path, options, fsync);
   if (options.mode !== 'r+') {

@@ -2,6 +2,7 @@
  * NumPy's `.npz` archives: a ZIP file whose members are `.npy` files, `x.npy` holding the
  * array NumPy calls `x` (numpy/lib/npyio.py, NpzFile and savez).
  */
+import { checkOptions, OPTIONS } from '../options.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { AtomicWriter, closeQuietly, mapWholeFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
@@ -290,6 +291,7 @@ export async function openNpz(path: string, options: NpzReadOptions & { strings?
 export async function openNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray | StringArray>>;
 export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<Member>>;
 export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<Member>> {
+  checkOptions(options, OPTIONS.readNpz, 'openNpz', path);
   const { fd, size } = await openForReadAsync(path, 0);
   try {
     let source = fdSource(fd, size, path);
@@ -323,6 +325,7 @@ export async function readNpz(path: string, options: NpzReadOptions & { strings?
 export async function readNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<Record<string, LoadedArray | StringArray>>;
 export async function readNpz(path: string, options: NpzReadOptions): Promise<Record<string, Member>>;
 export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, Member>> {
+  checkOptions(options, OPTIONS.readNpz, 'readNpz', path);
   const file = await openNpz(path, options);
   try {
     // Two members in flight: one is read on libuv's pool while the other's CRC is checked here.
@@ -391,6 +394,7 @@ export function readNpzSync(path: string, options: NpzReadOptions & { strings?: 
 export function readNpzSync(path: string, options: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray | StringArray>;
 export function readNpzSync(path: string, options: NpzReadOptions): Record<string, Member>;
 export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, Member> {
+  checkOptions(options, OPTIONS.readNpz, 'readNpzSync', path);
   const { fd, size } = openForRead(path);
   try {
     let source = fdSourceSync(fd, size, path);
@@ -449,6 +453,7 @@ export async function writeNpz(
   arrays: readonly (NdArray | StringArray)[] | Readonly<Record<string, NdArray | StringArray>>,
   options: NpzWriteOptions = {},
 ): Promise<void> {
+  checkOptions(options, OPTIONS.writeNpz, 'writeNpz', path);
   if (arrays === null || typeof arrays !== 'object') {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeNpz needs an array or a record of NdArrays', { path });
   }

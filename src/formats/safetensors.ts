@@ -8,6 +8,7 @@
  * are relative to the end of the header; together they must cover the rest of the file
  * exactly, without gaps or overlaps.
  */
+import { checkOptions, OPTIONS } from '../options.js';
 import { constants as bufferConstants } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -862,6 +863,7 @@ function shardPaths(indexPath: string, index: SafetensorsIndex): string[] {
  * `ERR_UNSUPPORTED_DTYPE`, `ERR_TOO_LARGE`, `ERR_PERMISSION`, `ERR_IO`.
  */
 export async function openSafetensors(path: string, options: SafetensorsOpenOptions = {}): Promise<SafetensorsFile> {
+  checkOptions(options, OPTIONS.openSafetensors, 'openSafetensors', path);
   const mmap = options.mmap ?? true;
   let indexPath = resolveIndex(path);
   if (indexPath === undefined) {
@@ -887,6 +889,7 @@ export async function openSafetensors(path: string, options: SafetensorsOpenOpti
 
 /** Synchronous {@link openSafetensors}. */
 export function openSafetensorsSync(path: string, options: SafetensorsOpenOptions = {}): SafetensorsFile {
+  checkOptions(options, OPTIONS.openSafetensors, 'openSafetensorsSync', path);
   const mmap = options.mmap ?? true;
   let indexPath = resolveIndex(path);
   if (indexPath === undefined) {
@@ -920,6 +923,7 @@ const READ_CONCURRENCY = 4;
  * @throws TensorioError as {@link openSafetensors}.
  */
 export async function readSafetensors(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsContents> {
+  checkOptions(options, OPTIONS.readSafetensors, 'readSafetensors', path);
   const view = await openSafetensors(path, { mmap: options.mmap ?? false });
   try {
     const names = view.keys();
@@ -1004,6 +1008,7 @@ function viewsInto(buffer: ArrayBuffer, start: number, infos: SafetensorsTensorI
 
 /** Synchronous {@link readSafetensors}. */
 export function readSafetensorsSync(path: string, options: SafetensorsReadOptions = {}): SafetensorsContents {
+  checkOptions(options, OPTIONS.readSafetensors, 'readSafetensorsSync', path);
   const view = openSafetensorsSync(path, { mmap: options.mmap ?? false });
   try {
     if (!options.mmap) {
@@ -1256,6 +1261,7 @@ function result(plan: Plan): SafetensorsWriteResult {
  * `ERR_HEADER_TOO_LARGE`, `ERR_NO_SPACE`, `ERR_PERMISSION`, `ERR_NOT_FOUND`, `ERR_IO`.
  */
 export async function writeSafetensors(path: string, tensors: TensorDict, options: SafetensorsWriteOptions = {}): Promise<SafetensorsWriteResult> {
+  checkOptions(options, OPTIONS.writeSafetensors, 'writeSafetensors', path);
   const plan = planWrite(path, tensors, options);
   const writers: AtomicWriter[] = [];
   try {
@@ -1278,6 +1284,7 @@ export async function writeSafetensors(path: string, tensors: TensorDict, option
 
 /** Synchronous {@link writeSafetensors} (shards are written one after another). */
 export function writeSafetensorsSync(path: string, tensors: TensorDict, options: SafetensorsWriteOptions = {}): SafetensorsWriteResult {
+  checkOptions(options, OPTIONS.writeSafetensors, 'writeSafetensorsSync', path);
   const plan = planWrite(path, tensors, options);
   const writers: AtomicWriter[] = [];
   try {

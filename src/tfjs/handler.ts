@@ -10,6 +10,8 @@
  * large model never needs one giant buffer.
  */
 import * as nodePath from 'node:path';
+import { checkOptions } from '../options.js';
+import { TFJS_OPTIONS } from './options.js';
 
 import * as tf from '@tensorflow/tfjs';
 
@@ -383,6 +385,7 @@ export interface IOHandlerOptions extends WriteOptions {
  * `ERR_BAD_METADATA`, and the file errors.
  */
 export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.IOHandler {
+  checkOptions(options, TFJS_OPTIONS.ioHandler, 'ioHandler', path);
   const entry = formatOfName(path);
   if (options.quantize !== undefined && (entry?.id !== 'tfjs' || !['float16', 'uint8', 'uint16'].includes(options.quantize))) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `quantize is 'float16', 'uint8' or 'uint16', for model.json only (got ${JSON.stringify(options.quantize)})`, { path });

@@ -11,6 +11,10 @@
  * complex64. `{ convert: false }` refuses any conversion with `ERR_UNSUPPORTED_DTYPE`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkOptions } from '../options.js';
+import { TFJS_OPTIONS } from './options.js';
+import type { ArraysPath, NpyPath } from '../load-types.js';
+import type { LoadedTensors } from './load-types.js';
 
 import { load as loadContainer, save as saveContainer, type LoadOptions, type SaveOptions } from '../containers.js';
 import { TensorioError } from '../errors.js';
@@ -152,6 +156,7 @@ function tensorsOf(value: unknown, name: string | undefined, options: TfjsArrayO
  * string tensor, and the errors of the format's writer.
  */
 export async function save(path: string, value: TensorTree, options: SaveOptions = {}): Promise<void> {
+  checkOptions(options, TFJS_OPTIONS.save, 'save', path);
   await saveContainer(path, await arraysOf(value, undefined), options);
 }
 
@@ -175,9 +180,12 @@ export interface LoadTensorOptions extends LoadOptions {
  * `ERR_UNSUPPORTED_DTYPE` (with `convert: false`, or an integer outside int32, naming the
  * tensor), and the reader's errors.
  */
+export async function load(path: NpyPath, options?: LoadTensorOptions & { allowPickle?: false }): Promise<tf.Tensor>;
+export async function load(path: ArraysPath, options?: LoadTensorOptions & { allowPickle?: false }): Promise<LoadedTensors>;
 export async function load(path: string, options?: LoadTensorOptions & { allowPickle?: false }): Promise<TensorValue>;
 export async function load(path: string, options: LoadTensorOptions): Promise<unknown>;
 export async function load(path: string, options: LoadTensorOptions = {}): Promise<unknown> {
+  checkOptions(options, TFJS_OPTIONS.load, 'load', path);
   const { convert, ...rest } = options;
   const loaded: unknown = await loadContainer(path, rest as LoadOptions);
   return tensorsOf(loaded, undefined, { path, ...(convert === undefined ? {} : { convert }) });

@@ -5,6 +5,8 @@
  * `model.weights`), or by layer name.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkOptions } from '../options.js';
+import { TFJS_OPTIONS } from './options.js';
 
 import { TensorioError } from '../errors.js';
 import { keras3LayerWeights, kerasClassName } from '../formats/keras/config.js';
@@ -107,6 +109,7 @@ async function saveWeightsFile(model: tf.LayersModel, path: string, format: 'npz
  * a layer name containing `/` (`.npz`, `.safetensors`), or an option of another format.
  */
 export async function saveWeights(model: tf.LayersModel, path: string, options: SaveWeightsOptions = {}): Promise<void> {
+  checkOptions(options, TFJS_OPTIONS.saveWeights, 'saveWeights', path);
   const { id } = formatForPath(path, 'saveWeights');
   if (id === 'npz' || id === 'safetensors') return saveWeightsFile(model, path, id, options);
   if (options.compress !== undefined) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
@@ -202,6 +205,7 @@ function pairLayers(
  * and `readSafetensors`.
  */
 export async function loadWeights(model: tf.LayersModel, path: string, options: LoadWeightsOptions = {}): Promise<void> {
+  checkOptions(options, TFJS_OPTIONS.loadWeights, 'loadWeights', path);
   // The registry picks the reader; an HDF5 file's layout (legacy or Keras 3) is read from its content.
   const { entry, container } = await identifyFile(path, 'loadWeights');
   const file =

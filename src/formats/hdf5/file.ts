@@ -12,6 +12,7 @@
  * do not cover go through h5wasm's low-level `get_dataset_data`, which copies raw bytes
  * converted to little-endian (float16 too).
  */
+import { checkOptions, OPTIONS } from '../../options.js';
 import { byteswap } from '../../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
@@ -430,6 +431,7 @@ function fileOver(path: string, options: H5ReadOptions, { source, superblock, ow
  * it is not HDF5.
  */
 export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
+  checkOptions(options, OPTIONS.readH5, 'openH5', path);
   const opened = openStructure(path, options);
   let wasm: LoadedH5wasm | undefined;
   if (!opened.own) {
@@ -449,6 +451,7 @@ export async function openH5(path: string, options: H5ReadOptions = {}): Promise
  * @throws TensorioError as {@link openH5}, and `ERR_NEEDS_H5WASM`.
  */
 export function openH5Sync(path: string, options: H5ReadOptions = {}): H5File {
+  checkOptions(options, OPTIONS.readH5, 'openH5Sync', path);
   return fileOver(path, options, openStructure(path, options), loadedH5wasmIfAny());
 }
 
@@ -473,6 +476,7 @@ export function openH5Bytes(bytes: Uint8Array, name = '<memory>'): H5File {
  * @throws TensorioError as {@link openH5} and {@link H5File.read}.
  */
 export async function readH5(path: string, options: H5ReadOptions = {}): Promise<Record<string, LoadedArray>> {
+  checkOptions(options, OPTIONS.readH5, 'readH5', path);
   const file = await openH5(path, options);
   try {
     const out: Record<string, LoadedArray> = {};
@@ -485,6 +489,7 @@ export async function readH5(path: string, options: H5ReadOptions = {}): Promise
 
 /** {@link readH5}, synchronously; see {@link openH5Sync} for when h5wasm must be loaded first. */
 export function readH5Sync(path: string, options: H5ReadOptions = {}): Record<string, LoadedArray> {
+  checkOptions(options, OPTIONS.readH5, 'readH5Sync', path);
   return readEvery(openH5Sync(path, options));
 }
 

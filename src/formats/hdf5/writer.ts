@@ -10,6 +10,7 @@
  * likewise becomes h5py's enum. The written file is walked again and checked before the
  * rename (h5wasm reports a failed write only on stderr).
  */
+import { checkOptions, OPTIONS } from '../../options.js';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 
@@ -558,6 +559,7 @@ function boolDatatypeMessage(current: Uint8Array, file: string): Uint8Array {
  * for a dataset beyond h5wasm's heap (about 1 GiB).
  */
 export async function writeH5(path: string, record: Record<string, NdArray | H5StringArray>, options: H5WriteOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.writeH5, 'writeH5', path);
   const writer = await H5Writer.create(path, options);
   try {
     for (const [name, array] of Object.entries(record)) {

@@ -10,6 +10,7 @@
  * key an int64 element count and the storage's bytes (always little-endian: torch swapped on
  * big-endian hosts when it wrote them).
  */
+import { checkOptions, OPTIONS } from '../../options.js';
 import { TensorioError } from '../../errors.js';
 import { closeQuietly, mapWholeFile, openForReadAsync, readExactly } from '../../io.js';
 import { type LoadedArray } from '../../ndarray.js';
@@ -393,6 +394,7 @@ class TorchFileImpl implements TorchFile {
  * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
  */
 export async function openTorch(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
+  checkOptions(options, OPTIONS.readTorch, 'openTorch', path);
   const { fd, size, prefix } = await openForReadAsync(path, 512);
   try {
     let mapping: Uint8Array | undefined;
@@ -429,6 +431,7 @@ export async function openTorch(path: string, options: TorchReadOptions = {}): P
  * @throws TensorioError every error of {@link openTorch}.
  */
 export async function readTorch(path: string, options: TorchReadOptions = {}): Promise<TorchValue> {
+  checkOptions(options, OPTIONS.readTorch, 'readTorch', path);
   const file = await openTorch(path, options);
   try {
     return await file.value();

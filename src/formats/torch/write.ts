@@ -5,6 +5,7 @@
  * member per storage. Arrays that view overlapping bytes of one buffer with one dtype (tied
  * weights, a view and its base) become one storage, written once, as torch.save does.
  */
+import { checkOptions, OPTIONS } from '../../options.js';
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { AtomicWriter, type WriteOptions } from '../../io.js';
@@ -284,6 +285,7 @@ function writeTensor(sink: PickleSink, array: NdArray, place: Placed): void {
  * `ERR_SHAPE_MISMATCH`, `ERR_UNSUPPORTED_DTYPE`, and the file-system errors.
  */
 export async function writeTorch(path: string, value: TorchSaveValue, options: WriteOptions = {}): Promise<void> {
+  checkOptions(options, OPTIONS.writeTorch, 'writeTorch', path);
   const arrays: NdArray[] = [];
   collect(value, path, '', arrays, new Set());
   const placed = planStorages(arrays);
