@@ -6,7 +6,7 @@ import * as zlib from 'node:zlib';
 
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { AtomicWriter, closeQuietly, mapWholeFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
+import { allocateForRead, AtomicWriter, closeQuietly, mapWholeFile, openForRead, openForReadAsync, type WriteOptions } from '../io.js';
 import { validateNdArray, type LoadedArray, type NdArray } from '../ndarray.js';
 import { arrayFromBuffer, decodeNpy, DEFAULT_MAX_HEADER_SIZE, encodeNpy, isObjectDescr, parseNpyHeader, parseNpyRawHeader, type NpyReadOptions } from './npy.js';
 import { unpickle, type PyObject } from './pickle.js';
@@ -265,7 +265,7 @@ class NpzFileImpl implements NpzFile<LoadedArray | PyObject> {
       }
       return undefined;
     }
-    const buffer = new ArrayBuffer(header.dataLength);
+    const buffer = allocateForRead(header.dataLength);
     const crc = await readIntoWithCrc(this.source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix.subarray(0, header.dataOffset)), `member '${entry.name}'`);
     checkCrc(entry, crc, this.path);
     return arrayFromBuffer(header, buffer, 0, where, { mapped: false });
