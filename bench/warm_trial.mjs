@@ -19,6 +19,15 @@ import {
   writeSafetensors,
 } from 'tensorio';
 
+// Peak RSS is the kernel's high-water mark (VmHWM), reset at the start: ru_maxrss survives
+// execve, so a child of a parent holding 512 MiB would report at least that.
+try {
+  fs.writeFileSync('/proc/self/clear_refs', '5');
+} catch {
+  // Kernels before 4.0 cannot reset it; the mark then includes the parent's.
+}
+const peakRssKb = () => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? process.resourceUsage().maxRSS);
+
 const [op, input, out, count] = process.argv.slice(2);
 const n = Number(count);
 const [format, what] = op.split(':');
@@ -148,7 +157,7 @@ console.log(
     p90Ms: sorted[Math.floor(n * 0.9)],
     firstMs: times[0],
     baselineKb,
-    maxRssKb: process.resourceUsage().maxRSS,
+    maxRssKb: peakRssKb(),
     ...(Object.keys(steps).length ? { steps: stepMedians } : {}),
   }),
 );
