@@ -111,6 +111,7 @@ ops = {
     'npy:read-sync': lambda: np.load(path),
     'npy:write': lambda: np.save(out, data),
     'npy:write-durable': durable(lambda f: np.save(f, data)),
+    'npy:write-durable-buffered': durable(lambda f: np.save(f, data)),
     'npy:durable-steps': durable_steps,
     # NumPy ignores mmap_mode for .npz: its "open" reads the directory and each member on access.
     'npz:open-mmap': lambda: np.load(path),

@@ -67,6 +67,7 @@ const ops = {
   'npy:read-sync': () => void readNpySync(input),
   'npy:write': () => writeNpy(out, data, { fsync: false }),
   'npy:write-durable': () => writeNpy(out, data),
+  'npy:write-durable-buffered': () => writeNpy(out, data, { directIo: false }),
   'npy:durable-steps': () => durableSteps(),
   'npz:open-mmap': openNpzMapped,
   'npz:read': () => readNpz(input),
