@@ -60,7 +60,7 @@ import { spawnSync } from 'node:child_process';
 const formatRuns = [
   ['npz', 'npz.mjs', smoke ? ['--size-mb', '1', '--repeat', '1', '--deflate-repeat', '1'] : ['--size-mb', '512', '--repeat', String(repeat)]],
   ['safetensors', 'safetensors.mjs', smoke ? ['--trials', '1', '--shape', '8x64'] : ['--trials', String(repeat)]],
-  ['keras', 'keras.mjs', smoke ? ['--size-mib', '4', '--trials', '1'] : ['--trials', String(repeat)], ['@tensorflow/tfjs', 'h5wasm']],
+  ['keras', 'keras.mjs', smoke ? ['--size-mib', '4', '--trials', '1', '--no-keras'] : ['--trials', String(repeat)], ['@tensorflow/tfjs', 'h5wasm']],
   ['tfjs weights', 'tfjs-formats.mjs', smoke ? ['--size-mib', '4', '--units', '256', '--trials', '1'] : ['--trials', String(repeat)], ['@tensorflow/tfjs']],
 ];
 const formatKey = { npz: 'npz', safetensors: 'safetensors', keras: 'keras', 'tfjs weights': 'tfjs' };
