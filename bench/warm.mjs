@@ -98,10 +98,10 @@ try {
 
   const cases = [];
   if (groups.has('npy')) cases.push(['npy:open-mmap', opens], ['npy:read', reads], ['npy:read-sync', reads], ['npy:write', writes], ['npy:write-durable', writes], ['npy:write-durable-buffered', writes]);
-  if (groups.has('npz')) cases.push(['npz:open-mmap', opens], ['npz:read', reads], ['npz:write', writes], ['npz:write-durable', writes]);
+  if (groups.has('npz')) cases.push(['npz:open-mmap', opens], ['npz:open-mmap-sync', opens], ['npz:read', reads], ['npz:write', writes], ['npz:write-durable', writes]);
   if (groups.has('safetensors')) {
     if (hasModule('safetensors')) {
-      cases.push(['safetensors:open-mmap', opens], ['safetensors:read', reads], ['safetensors:read-sync', reads], ['safetensors:open-get', reads], ['safetensors:write', writes], ['safetensors:write-durable', writes]);
+      cases.push(['safetensors:open-mmap', opens], ['safetensors:open-mmap-sync', opens], ['safetensors:read', reads], ['safetensors:read-sync', reads], ['safetensors:open-get', reads], ['safetensors:write', writes], ['safetensors:write-durable', writes]);
     } else console.log(`skipped safetensors rows: ${PYTHON} has no 'safetensors' package (set TENSORIO_PYTHON to one that has)`);
   }
   if (groups.has('small')) cases.push(['small:read', '3'], ['small:read-serial', '3'], ['small:read-sync', '3']);

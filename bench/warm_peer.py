@@ -115,10 +115,12 @@ ops = {
     'npy:durable-steps': durable_steps,
     # NumPy ignores mmap_mode for .npz: its "open" reads the directory and each member on access.
     'npz:open-mmap': lambda: np.load(path),
+    'npz:open-mmap-sync': lambda: np.load(path),
     'npz:read': lambda: dict(np.load(path)),
     'npz:write': lambda: np.savez(out, **data),
     'npz:write-durable': durable(lambda f: np.savez(f, **data)),
     'safetensors:open-mmap': st_mapped,
+    'safetensors:open-mmap-sync': st_mapped,
     'safetensors:read': lambda: __import__('safetensors.numpy', fromlist=['load_file']).load_file(path),
     'safetensors:read-sync': lambda: __import__('safetensors.numpy', fromlist=['load_file']).load_file(path),
     'safetensors:read-mmap': st_mapped,

@@ -9,9 +9,11 @@ import * as path from 'node:path';
 import {
   openNpz,
   openSafetensors,
+  openSafetensorsSync,
   readNpy,
   readNpySync,
   readNpz,
+  readNpzSync,
   readSafetensors,
   readSafetensorsSync,
   writeNpy,
@@ -70,10 +72,15 @@ const ops = {
   'npy:write-durable-buffered': () => writeNpy(out, data, { directIo: false }),
   'npy:durable-steps': () => durableSteps(),
   'npz:open-mmap': openNpzMapped,
+  'npz:open-mmap-sync': () => void readNpzSync(input, { mmap: true }),
   'npz:read': () => readNpz(input),
   'npz:write': () => writeNpz(out, data, { fsync: false }),
   'npz:write-durable': () => writeNpz(out, data),
   'safetensors:open-mmap': openGetMapped,
+  'safetensors:open-mmap-sync': () => {
+    const file = openSafetensorsSync(input, { mmap: true });
+    for (const name of file.keys()) file.getSync(name);
+  },
   'safetensors:read': () => readSafetensors(input),
   'safetensors:read-sync': () => void readSafetensorsSync(input),
   'safetensors:read-mmap': () => readSafetensors(input, { mmap: true }),
