@@ -5,6 +5,8 @@
 //   node bench/keras.mjs             # 1 GiB file (4 x 256 MiB kernels), 3 trials each
 //   node bench/keras.mjs --big       # also: 3 GiB (12 x 256 MiB) save and load, peak RSS
 //   node bench/keras.mjs --size-mib 256 --trials 1   # a quick run
+//   --no-keras leaves out Keras's own load_weights (the oracle venv's tf-keras), which is
+//   otherwise a peer whenever that venv exists
 //
 // Files are read warm (they were just written and sit in the page cache; this machine does
 // not let us drop caches), so the numbers compare parsing and copying, not the disk.
@@ -99,6 +101,30 @@ ms = (time.perf_counter() - t0) * 1000
 print(json.dumps({'ms': ms, 'bytes': n, 'rssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 `;
 
+// Keras 2 (tf-keras) itself: the chapter's `net2.load_weights(...)`, into a Sequential model of
+// the same Dense layers built before the clock starts. Runs in the oracle venv (TensorFlow).
+const KERAS_LOAD = `
+import os, sys, time, json, resource
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+import tf_keras as keras
+layers, units = int(sys.argv[2]), int(sys.argv[3])
+model = keras.Sequential([keras.Input((units,))] + [keras.layers.Dense(units) for _ in range(layers)])
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+model.load_weights(sys.argv[1])
+ms = (time.perf_counter() - t0) * 1000
+print(json.dumps({'ms': ms, 'rssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'rssBeforeMiB': rss_before}))
+`;
+
+/** The oracle venv's Python (TensorFlow, tf-keras), or undefined when it is not built. */
+function oraclePython() {
+  if (process.env.TENSORIO_ORACLE_PYTHON) return process.env.TENSORIO_ORACLE_PYTHON;
+  const cache = path.join(os.homedir(), '.cache', 'tensorio');
+  if (!fs.existsSync(cache)) return undefined;
+  const name = fs.readdirSync(cache).sort().find((n) => n.startsWith('python-oracle-') && fs.existsSync(path.join(cache, n, 'bin', 'python')));
+  return name && path.join(cache, name, 'bin', 'python');
+}
+
 const H5PY_WRITE = `
 import sys, numpy as np, h5py
 layers, units = int(sys.argv[2]), int(sys.argv[3])
@@ -158,11 +184,17 @@ async function main() {
     const fileMiB = fs.statSync(file).size / MiB;
     console.log(`file: ${file} written by h5py, ${layers} Dense layers ${units}x${units} float32, ${fileMiB.toFixed(0)} MiB (warm page cache)`);
     const kinds = ['tensorio-tfjs', 'tensorio-tfjs-mmap', 'tensorio-read', 'tensorio-mmap', 'h5py', 'h5wasm'];
+    // --no-keras: the suite's smoke run, which should not wait for TensorFlow to import.
+    const oracle = argv.includes('--no-keras') ? undefined : oraclePython();
+    if (oracle) kinds.push('keras-load-weights');
+    else if (!argv.includes('--no-keras')) console.log('skipped keras-load-weights: no oracle venv (set TENSORIO_ORACLE_PYTHON to a Python with tf-keras)');
     const results = {};
     for (const kind of kinds) {
       const runs = [];
       for (let t = 0; t < trials; t++) {
-        runs.push(kind === 'h5py' ? runChild([PYTHON, '-c', H5PY_READ, file], env) : nodeTrial(kind, file, layers, units, env));
+        if (kind === 'h5py') runs.push(runChild([PYTHON, '-c', H5PY_READ, file], env));
+        else if (kind === 'keras-load-weights') runs.push(runChild([oracle, '-c', KERAS_LOAD, file, String(layers), String(units)], env));
+        else runs.push(nodeTrial(kind, file, layers, units, env));
       }
       results[kind] = { ms: median(runs.map((r) => r.ms)), rssMiB: Math.max(...runs.map((r) => r.rssMiB)), rssBeforeMiB: runs[0].rssBeforeMiB };
     }

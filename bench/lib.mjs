@@ -5,8 +5,30 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createRequire } from 'node:module';
 
 export const PYTHON = process.env.TENSORIO_PYTHON ?? '/usr/bin/python3';
+
+/**
+ * Whether the Node package `name` (a peer such as npyjs, h5wasm, @tensorflow/tfjs) can be
+ * imported here. The peers are devDependencies: from an installed tensorio they are usually
+ * absent, and their rows are skipped with a line saying so. TENSORIO_BENCH_MISSING (a comma
+ * list) makes the named ones count as absent, so that path can be tested from a clone.
+ */
+export function hasNodePeer(name) {
+  if ((process.env.TENSORIO_BENCH_MISSING ?? '').split(',').includes(name)) return false;
+  try {
+    createRequire(import.meta.url).resolve(name);
+    return true;
+  } catch {
+    try {
+      import.meta.resolve(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
 
 // OpenBLAS variables slow numpy on some CPUs here; they do not affect file I/O, but unset
 // them for the peer processes so NumPy runs as users run it.

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { nativeStatus, writeNpy, zeros } from 'tensorio';
-import { ddRead, ddWrite, evictFromCache, formatTable, machine, measureInterleaved, PYTHON, pythonVersions, saveResults } from './lib.mjs';
+import { hasNodePeer, ddRead, ddWrite, evictFromCache, formatTable, machine, measureInterleaved, PYTHON, pythonVersions, saveResults } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -46,7 +46,9 @@ export async function npyBench({ sizeMb, repeat = 5, cache = 'warm', dir = os.tm
     // fs.readFile, and so npyjs, stop at 2 GiB.
     const small = bytes < 2 ** 31;
     const readers = [node('tensorio readNpy', 'read'), py('numpy np.load', 'load')];
-    if (small) readers.push(node('fs.readFile (bytes only)', 'fs-readFile'), node('npyjs (fs.readFile + parse)', 'npyjs'));
+    if (small) readers.push(node('fs.readFile (bytes only)', 'fs-readFile'));
+    if (small && hasNodePeer('npyjs')) readers.push(node('npyjs (fs.readFile + parse)', 'npyjs'));
+    else if (small) log('skipped npyjs (fs.readFile + parse): the npyjs package is not installed');
     const ddTimes = [];
     for (let i = 0; i < repeat; i++) {
       prepare();

@@ -2,7 +2,7 @@
 // 4 GiB, warm and cold page cache, plus many small arrays; writes a JSON record, a markdown
 // table and an SVG chart of throughput against size to bench/results/, and refreshes the
 // table in bench/README.md.
-//   node bench/run.mjs [--smoke] [--sizes 1,16,256,1024,4096] [--repeat 3] [--out DIR] [--no-readme]
+//   node bench/run.mjs [--smoke] [--sizes 1,16,256,1024,4096] [--repeat 3] [--out DIR] [--no-readme] [--formats npy,npz,...]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { nativeStatus } from 'tensorio';
-import { machine, pythonVersions } from './lib.mjs';
+import { hasNodePeer, machine, pythonVersions } from './lib.mjs';
 import { manySmallBench, npyBench } from './npy.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -19,25 +19,34 @@ const { values } = parseArgs({
     smoke: { type: 'boolean' },
     sizes: { type: 'string' },
     repeat: { type: 'string' },
-    out: { type: 'string', default: path.join(here, 'results') },
+    out: { type: 'string' },
     dir: { type: 'string', default: os.tmpdir() },
     'no-readme': { type: 'boolean' },
+    // Which of the suite's parts to run (npy,npz,safetensors,keras,tfjs); default all.
+    formats: { type: 'string' },
   },
 });
 const smoke = values.smoke === true;
+// From a clone, results go to bench/results (the committed records, and README.md's section).
+// From an installed package (`npx tensorio bench`), never into node_modules: to --out, or to
+// ./tensorio-bench-results in the current folder.
+const installed = here.split(path.sep).includes('node_modules');
+values.out = path.resolve(values.out ?? (installed ? path.join(process.cwd(), 'tensorio-bench-results') : path.join(here, 'results')));
+process.env.TENSORIO_BENCH_RESULTS = values.out;
+const only = values.formats === undefined ? undefined : new Set(values.formats.split(','));
 const sizes = (values.sizes ?? (smoke ? '1' : '1,16,256,1024,4096')).split(',').map(Number);
 const repeat = Number(values.repeat ?? (smoke ? 1 : 3));
 const log = (line) => console.error(line);
 
 const started = new Date();
 const results = [];
-for (const sizeMb of sizes) {
+for (const sizeMb of only && !only.has('npy') ? [] : sizes) {
   for (const cache of smoke ? ['warm'] : ['warm', 'cold']) {
     const rows = await npyBench({ sizeMb, repeat, cache, dir: values.dir, log });
     for (const row of rows) results.push({ format: 'npy', sizeMb, cache, ...row });
   }
 }
-for (const row of await manySmallBench({ count: smoke ? 20 : 1000, repeat, dir: values.dir, log })) {
+for (const row of only && !only.has('npy') ? [] : await manySmallBench({ count: smoke ? 20 : 1000, repeat, dir: values.dir, log })) {
   results.push({ format: 'npy', sizeMb: row.count / 256, cache: 'warm', ...row });
 }
 
@@ -46,14 +55,24 @@ for (const row of await manySmallBench({ count: smoke ? 20 : 1000, repeat, dir: 
 // the suite keeps their output in its report.
 import { spawnSync } from 'node:child_process';
 
+// Each format run names the Node peers it imports; a run whose peers are not installed is
+// skipped with a line naming them.
 const formatRuns = [
   ['npz', 'npz.mjs', smoke ? ['--size-mb', '1', '--repeat', '1', '--deflate-repeat', '1'] : ['--size-mb', '512', '--repeat', String(repeat)]],
   ['safetensors', 'safetensors.mjs', smoke ? ['--trials', '1', '--shape', '8x64'] : ['--trials', String(repeat)]],
-  ['keras', 'keras.mjs', smoke ? ['--size-mib', '4', '--trials', '1'] : ['--trials', String(repeat)]],
-  ['tfjs weights', 'tfjs-formats.mjs', smoke ? ['--size-mib', '4', '--units', '256', '--trials', '1'] : ['--trials', String(repeat)]],
+  ['keras', 'keras.mjs', smoke ? ['--size-mib', '4', '--trials', '1', '--no-keras'] : ['--trials', String(repeat)], ['@tensorflow/tfjs', 'h5wasm']],
+  ['tfjs weights', 'tfjs-formats.mjs', smoke ? ['--size-mib', '4', '--units', '256', '--trials', '1'] : ['--trials', String(repeat)], ['@tensorflow/tfjs']],
 ];
+const formatKey = { npz: 'npz', safetensors: 'safetensors', keras: 'keras', 'tfjs weights': 'tfjs' };
 const formatReports = [];
-for (const [name, script, args] of formatRuns) {
+for (const [name, script, args, peers = []] of formatRuns) {
+  if (only && !only.has(formatKey[name])) continue;
+  const missing = peers.filter((peer) => !hasNodePeer(peer));
+  if (missing.length) {
+    log(`skipped bench/${script}: ${missing.join(', ')} not installed (npm install ${missing.join(' ')} to include it)`);
+    formatReports.push({ name, command: `node bench/${script} ${args.join(' ')}`, output: `skipped: ${missing.join(', ')} not installed` });
+    continue;
+  }
   log(`running bench/${script} ${args.join(' ')}`);
   const result = spawnSync(process.execPath, [path.join(here, script), '--dir', values.dir, ...args], {
     encoding: 'utf8',
@@ -134,7 +153,7 @@ fs.writeFileSync(`${base}.svg`, svgChart());
 console.log(`${description}\n\n${table}`);
 console.error(`wrote ${base}.json, .md, .svg`);
 
-if (!smoke && !values['no-readme']) {
+if (!smoke && !installed && !values['no-readme']) {
   // Refresh the latest table and chart in bench/README.md between its markers.
   const readme = path.join(here, 'README.md');
   const chart = path.join(here, 'results', 'latest.svg');

@@ -68,6 +68,17 @@ const SPLIT_FROM = 64 << 20;
 const MAX_PARTS = 4;
 const PART_GRAIN = 2 << 20;
 
+// Buffers from 4 MiB up come from the addon, which collects dropped ones before making more
+// (native/mapping.cc, Allocate): with `new ArrayBuffer`, a process reading a 512 MiB file
+// over and over held three at once. Below that, V8's own allocator is as good and cheaper.
+const ADDON_BUFFER_FROM = 4 << 20;
+
+/** A zero-filled buffer of `length` bytes for an eager read to fill. */
+export function allocateForRead(length: number): ArrayBuffer {
+  if (native?.allocate && length >= ADDON_BUFFER_FROM) return native.allocate(length);
+  return new ArrayBuffer(length);
+}
+
 /** Reads into `target` from `position`; returns the bytes read (fewer only at end of file). */
 export function readAt(fd: number, position: number, target: ArrayBufferView, file: string): Promise<number> {
   const partLength = splitPartLength(target.byteLength);

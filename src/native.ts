@@ -15,6 +15,13 @@ export interface NativeBinding {
   sync(buffer: ArrayBuffer): void;
   isMapped(buffer: ArrayBuffer): boolean;
   liveMappings(): number;
+  /**
+   * A zero-filled ArrayBuffer for an eager read, in memory whose release the addon tracks
+   * (see native/mapping.cc). Absent from addons built before it.
+   */
+  allocate?(length: number): ArrayBuffer;
+  /** Bytes of {@link allocate}d buffers not yet freed, on this thread. */
+  readBuffersHeld?(): number;
   open(path: string, writable: boolean, prefixLength: number, callback: (error: Error | null, fd?: number, size?: number, prefix?: ArrayBuffer) => void): void;
   read(fd: number, position: number, target: ArrayBufferView, callback: Callback<number>): void;
   /** With `partLength`, reads in parts of that many bytes at once, on threads (at most 16 parts). */

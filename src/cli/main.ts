@@ -80,7 +80,8 @@ member. Exit code 0 when equal, 1 when not, 2 on error.
   bench: `Usage: tensorio bench [--smoke] [-- options for bench/run.mjs]
 
 Runs the benchmark suite (each trial in a fresh process, peers in the same run) and writes
-results to bench/results/. --smoke runs tiny sizes in seconds.`,
+results to --out DIR, else ./tensorio-bench-results (bench/results/ in a clone). Peers that
+are not installed are skipped with a line naming them. --smoke runs tiny sizes in seconds.`,
 };
 
 class UsageError extends Error {}

@@ -15,6 +15,7 @@ import { byteswap } from '../convert.js';
 import { dtypeFromNumpyChar, dtypeFromNumpyCode, dtypeInfo, type DType, type DTypeInfo } from '../dtype.js';
 import { fromSystemError, TensorioError } from '../errors.js';
 import {
+  allocateForRead,
   closeQuietly,
   createTempFor,
   mapFile,
@@ -503,7 +504,7 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
     const { header } = plan;
     const end = header.dataOffset + header.dataLength;
     // A small file came whole with the open: no second trip to the thread pool.
-    const buffer = end <= prefix.length ? prefix.slice(header.dataOffset, end).buffer : new ArrayBuffer(header.dataLength);
+    const buffer = end <= prefix.length ? prefix.slice(header.dataOffset, end).buffer : allocateForRead(header.dataLength);
     if (end > prefix.length) await readExactly(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
     return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
   } finally {
@@ -554,7 +555,7 @@ export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedA
     const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
     if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
     const { header } = plan;
-    const buffer = new ArrayBuffer(header.dataLength);
+    const buffer = allocateForRead(header.dataLength);
     readExactlySync(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
     return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
   } finally {

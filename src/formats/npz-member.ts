@@ -11,6 +11,7 @@
  * this case either: zipfile checks the CRC only on reaching the end of a member).
  */
 import { TensorioError } from '../errors.js';
+import { allocateForRead } from '../io.js';
 import { type LoadedArray } from '../ndarray.js';
 import { arrayFromBuffer, decodeNpy, isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './npy.js';
 import { decodeStrings, type StringArray } from './npy-strings.js';
@@ -231,7 +232,7 @@ export async function readNpyMember(source: ZipSource, entry: ZipEntry, start: n
   const { header } = resolved;
   const needed = header.dataOffset + header.dataLength;
   if (needed > entry.compressedSize) throw truncatedData(header, entry.compressedSize, where);
-  const buffer = new ArrayBuffer(header.dataLength);
+  const buffer = allocateForRead(header.dataLength);
   let crc = await readIntoWithCrc(source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix), `member '${entry.name}'`);
   const trailing = entry.compressedSize - needed;
   if (trailing <= trailingBudget(needed)) {

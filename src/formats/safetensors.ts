@@ -16,6 +16,7 @@ import * as nodePath from 'node:path';
 import { dtypeFromSafetensors, dtypeInfo, type DTypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import {
+  allocateForRead,
   AtomicWriter,
   closeQuietly,
   mapFile,
@@ -558,7 +559,7 @@ class Shard {
       : runs.length > 1
         ? 'the selected rows are not contiguous in the file'
         : `the data starts at byte ${base + first.start}, not a multiple of the ${entry.dtype} element size ${info.array.BYTES_PER_ELEMENT} (its writer did not align it)`;
-    const buffer = new ArrayBuffer(length);
+    const buffer = allocateForRead(length);
     const target = new Uint8Array(buffer);
     const finish = (): LoadedArray => {
       const array: LoadedArray = { dtype: entry.dtype, shape, data: new info.array(buffer, 0, elements), mapped: false };
@@ -929,7 +930,7 @@ export async function readSafetensors(path: string, options: SafetensorsReadOpti
     const names = view.keys();
     if (!options.mmap) {
       const arrays = await Promise.all(filesOf(view, names).map(async ({ file, start, length, infos }) => {
-        const buffer = new ArrayBuffer(length);
+        const buffer = allocateForRead(length);
         const { fd } = await openForReadAsync(file, 0);
         try {
           await readExactly(fd, start, new Uint8Array(buffer), file, 'safetensors data');
@@ -1013,7 +1014,7 @@ export function readSafetensorsSync(path: string, options: SafetensorsReadOption
   try {
     if (!options.mmap) {
       const arrays = filesOf(view, view.keys()).map(({ file, start, length, infos }) => {
-        const buffer = new ArrayBuffer(length);
+        const buffer = allocateForRead(length);
         const { fd } = openForRead(file);
         try {
           readExactlySync(fd, start, new Uint8Array(buffer), file, 'safetensors data');
