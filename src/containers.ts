@@ -41,8 +41,8 @@ function formatOf(path: string): Format {
   if (lower.endsWith('.npz')) return 'npz';
   if (lower.endsWith('.safetensors') || lower.endsWith('.safetensors.index.json')) return 'safetensors';
   if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) return 'h5';
-  // PyTorch's extensions; `.bin` is sniffed when read, since other formats use it too.
-  if (/\.(pt|pth|ckpt|bin)$/.test(lower)) return 'torch';
+  // PyTorch's extensions (and a sharded checkpoint's index); `.bin` is sniffed when read, since other formats use it too.
+  if (/\.(pt|pth|ckpt|bin)(\.index\.json)?$/.test(lower)) return 'torch';
   throw new TensorioError('ERR_INVALID_ARGUMENT', `cannot tell the format from the file name: expected a .npy, .npz, .safetensors, .pt, .pth, .ckpt, .bin, .h5 or .hdf5 extension`, { path });
 }
 
@@ -150,7 +150,8 @@ function listIfSavedAsList<T>(record: Record<string, T>): T[] | Record<string, T
  *   the tensors, or an Array when they are exactly `arr_0` ... `arr_{n-1}` (what np.savez of
  *   positional arrays and `save` of a list write).
  * - `.pt`, `.pth`, `.ckpt`, and `.bin` when its first bytes are PyTorch's: the checkpoint as
- *   {@link readTorch} returns it (`mmap` applies).
+ *   {@link readTorch} returns it (`mmap` applies); `*.bin.index.json` (and `.pt`, `.pth`,
+ *   `.ckpt`): a sharded checkpoint's tensors as one record.
  * - `.h5` / `.hdf5`: every numeric dataset; a lone `x` is returned as the array, datasets
  *   exactly `0` ... `n-1` as a list, anything else as a record keyed by full path.
  *

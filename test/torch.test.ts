@@ -102,7 +102,7 @@ print(json.dumps({k: describe(v) for k, v in d.items()}))`,
       if (mmap) assert.match(arr(got.t).copyReason ?? '', /not contiguous/);
     }
     const lazy = await openTorch(target);
-    assert.deepEqual(lazy.info('flat'), { name: 'flat', dtype: 'float32', shape: [4], stride: [1], storageOffset: 5, storage: '0', storageNumel: 24, contiguous: true, parameter: false });
+    assert.deepEqual(lazy.info('flat'), { name: 'flat', dtype: 'float32', shape: [4], stride: [1], storageOffset: 5, storage: '0', file: target, storageNumel: 24, contiguous: true, parameter: false });
     assert.deepEqual(lazy.info('t').stride, [1, 4, 12]);
     const [a, b] = [await lazy.get('x'), await lazy.get('flat')];
     assert.equal(a.data.buffer, b.data.buffer);

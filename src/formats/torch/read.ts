@@ -16,6 +16,7 @@ import { type LoadedArray } from '../../ndarray.js';
 import { unpickle, type PyObject } from '../pickle.js';
 import { bytesSource, checkMemberSize, fdSource, memberDataOffset, readCentralDirectory, readMember, type ZipEntry, type ZipSource } from '../zip.js';
 import { StorageRef, TensorRef, torchProfile, type StorageClaims } from './profile.js';
+import { isTorchIndexPath, openShardedTorch } from './sharded.js';
 import { isCContiguous, tensorFromStorage, type StorageBytes } from './tensor.js';
 
 /** Options of {@link readTorch} and {@link openTorch}. */
@@ -57,6 +58,8 @@ export interface TorchTensorInfo {
   storageOffset: number;
   /** The storage's key (`data/<key>` in a zip). */
   storage: string;
+  /** The file holding the tensor (a shard, for a sharded checkpoint). */
+  file: string;
   /** Elements the storage claims (bytes for an UntypedStorage). */
   storageNumel: number;
   contiguous: boolean;
@@ -67,8 +70,12 @@ export interface TorchTensorInfo {
 /** A checkpoint opened lazily: the pickle is read, no storage yet. */
 export interface TorchFile {
   readonly path: string;
-  readonly format: 'zip' | 'legacy';
-  readonly byteOrder: 'little' | 'big';
+  /** 'sharded' for a `*.bin.index.json` checkpoint (see sharded.ts). */
+  readonly format: 'zip' | 'legacy' | 'sharded';
+  /** 'mixed' when a sharded checkpoint's shards disagree. */
+  readonly byteOrder: 'little' | 'big' | 'mixed';
+  /** The files behind this view: the file itself, or every shard in the index's order. */
+  readonly files: readonly string[];
   /** Every tensor by its path through the object (`model.fc1.weight`, `state.0.exp_avg`, `0`; '' for a bare tensor). */
   keys(): string[];
   has(name: string): boolean;
@@ -224,7 +231,13 @@ async function openLegacy(reader: Reader, options: TorchReadOptions, mapReason: 
     async storage(ref: StorageRef): Promise<StorageBytes> {
       const place = places.get(ref.key);
       if (!place) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', which the file's key list does not hold`, { path });
-      return { bytes: await reader.bytes(place.offset, place.length, `storage '${ref.key}'`), mapped: reader.mapping !== undefined, bigEndian: false };
+      const bytes = await reader.bytes(place.offset, place.length, `storage '${ref.key}'`);
+      if (!reader.mapping) return { bytes, mapped: false, bigEndian: false };
+      // Legacy storages follow each other unpadded, so one may start off its dtype's alignment.
+      // It is then copied once, whole, so the tensors on it (tied weights) still share memory.
+      const align = Math.min(claims.get(ref.key)?.itemSize ?? 1, 8);
+      if (place.offset % align === 0) return { bytes, mapped: true, bigEndian: false };
+      return { bytes: bytes.slice(), mapped: false, bigEndian: false, copyReason: `storage '${ref.key}' starts at byte ${place.offset} of the legacy file, off its ${align}-byte alignment, and was copied` };
     },
   };
 }
@@ -282,6 +295,10 @@ class TorchFileImpl implements TorchFile {
     return this.container.bigEndian ? 'big' : 'little';
   }
 
+  get files(): string[] {
+    return [this.path];
+  }
+
   keys(): string[] {
     return [...this.paths.keys()];
   }
@@ -309,6 +326,7 @@ class TorchFileImpl implements TorchFile {
       stride: [...t.stride],
       storageOffset: t.offset,
       storage: t.storage.key,
+      file: this.path,
       storageNumel: t.storage.numel,
       contiguous: isCContiguous(t.shape, t.stride),
       parameter: t.parameter,
@@ -385,14 +403,23 @@ class TorchFileImpl implements TorchFile {
 
 /**
  * Opens a PyTorch checkpoint (`torch.save`, zip or legacy format) lazily: the pickle is read
- * and checked, no tensor data yet. With `mmap`, the file is mapped once here.
+ * and checked, no tensor data yet. With `mmap`, the file is mapped once here. A path ending
+ * in `.index.json` (`pytorch_model.bin.index.json`) opens a sharded checkpoint as one view
+ * over its shards (see {@link openShardedTorch}).
  * @throws TensorioError `ERR_BAD_MAGIC` (not a PyTorch file), `ERR_UNSAFE_PICKLE` (a global
  * or persistent id `torch.load(weights_only=True)` refuses, a TorchScript archive),
  * `ERR_BAD_PICKLE`, `ERR_BAD_VALUE` (sizes, strides or offsets outside their storage),
  * `ERR_UNSUPPORTED_DTYPE`, `ERR_UNSUPPORTED_VERSION`, `ERR_BAD_ZIP`, `ERR_TRUNCATED`,
- * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
+ * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`; for an index, `ERR_BAD_HEADER`
+ * (malformed index, a shard outside the index's folder, a tensor missing from its shard).
  */
 export async function openTorch(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
+  if (isTorchIndexPath(path)) return openShardedTorch(path, options);
+  return openTorchFile(path, options);
+}
+
+/** {@link openTorch} of one file (a shard, or a whole checkpoint). */
+export async function openTorchFile(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
   const { fd, size, prefix } = await openForReadAsync(path, 512);
   try {
     let mapping: Uint8Array | undefined;

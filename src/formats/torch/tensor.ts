@@ -15,6 +15,8 @@ export interface StorageBytes {
   /** True when `bytes` is a view of a mapping. */
   readonly mapped: boolean;
   readonly bigEndian: boolean;
+  /** Why a storage of a mapped file was copied (it is then its own buffer). */
+  readonly copyReason?: string;
 }
 
 /** True when the strides are C order's for the shape (dimensions of size 1 may have any stride). */
@@ -55,7 +57,7 @@ export function tensorFromStorage(ref: TensorRef, storage: StorageBytes, mmapAsk
   if (reason === undefined) {
     const data = new info.array(storage.bytes.buffer, byteStart, size * info.lanes);
     const out: LoadedArray = { dtype: ref.dtype, shape: [...ref.shape], data, mapped: storage.mapped };
-    if (mmapAsked && !storage.mapped) return { ...out, copyReason: unmappedReason ?? 'the file is not mapped' };
+    if (mmapAsked && !storage.mapped) return { ...out, copyReason: storage.copyReason ?? unmappedReason ?? 'the file is not mapped' };
     return out;
   }
   const copy = new Uint8Array(size * itemSize);
