@@ -6,11 +6,33 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { readTorch, writeTorch, TensorioError } from '../src/index.js';
+import assert from 'node:assert/strict';
+
+import { readTorch, readTorchSync, writeTorch, TensorioError, type TorchReadOptions } from '../src/index.js';
 import { expectCode } from './expect-code.js';
 import { runPython, tempDir } from './helpers.js';
 
 const dir = tempDir('torch-hostile');
+
+/** readTorch, and readTorchSync must fail the same way. */
+async function readBoth(target: string, options: TorchReadOptions = {}): Promise<unknown> {
+  let syncError: unknown;
+  try {
+    readTorchSync(target, options);
+  } catch (error) {
+    syncError = error;
+  }
+  let value: unknown;
+  try {
+    value = await readTorch(target, options);
+  } catch (error) {
+    assert.ok(syncError instanceof TensorioError, `readTorchSync did not throw a TensorioError for ${path.basename(target)}: ${String(syncError)}`);
+    assert.equal(syncError.code, (error as TensorioError).code, syncError.message);
+    throw error;
+  }
+  assert.equal(syncError, undefined, 'readTorchSync threw where readTorch read');
+  return value;
+}
 const file = (name: string): string => path.join(dir, name);
 
 // Writes <dir>/<name>.pt: a zip whose data.pkl rebuilds one tensor with the given storage
@@ -48,7 +70,7 @@ describe('hand-made hostile checkpoints', () => {
     ];
     runPython(MAKE, [dir, JSON.stringify(cases.map((c) => c.slice(0, 6)))]);
     for (const [name, , , , , , code] of cases) {
-      for (const mmap of [false, true]) await expectCode(() => readTorch(file(`${name}.pt`), { mmap }), code as TensorioError['code']);
+      for (const mmap of [false, true]) await expectCode(() => readBoth(file(`${name}.pt`), { mmap }), code as TensorioError['code']);
     }
   });
 
@@ -60,11 +82,11 @@ for name, pkl in cases.items():
     with zipfile.ZipFile(sys.argv[1] + '/' + name + '.pt', 'w') as z: z.writestr('archive/data.pkl', pkl)`,
       [dir],
     );
-    await expectCode(() => readTorch(file('eval.pt')), 'ERR_UNSAFE_PICKLE', /builtins\.eval/);
-    await expectCode(() => readTorch(file('inst.pt')), 'ERR_UNSAFE_PICKLE', /os\.system/);
-    await expectCode(() => readTorch(file('ext.pt')), 'ERR_UNSAFE_PICKLE');
-    await expectCode(() => readTorch(file('unknown.pt')), 'ERR_BAD_PICKLE');
-    await expectCode(() => readTorch(file('persid.pt')), 'ERR_UNSAFE_PICKLE', /not a storage/);
+    await expectCode(() => readBoth(file('eval.pt')), 'ERR_UNSAFE_PICKLE', /builtins\.eval/);
+    await expectCode(() => readBoth(file('inst.pt')), 'ERR_UNSAFE_PICKLE', /os\.system/);
+    await expectCode(() => readBoth(file('ext.pt')), 'ERR_UNSAFE_PICKLE');
+    await expectCode(() => readBoth(file('unknown.pt')), 'ERR_BAD_PICKLE');
+    await expectCode(() => readBoth(file('persid.pt')), 'ERR_UNSAFE_PICKLE', /not a storage/);
   });
 
   test('truncated archives, not a checkpoint, a tar', async () => {
@@ -76,7 +98,7 @@ for name, pkl in cases.items():
       await expectCode(
         async () => {
           try {
-            await readTorch(file('cut.pt'));
+            await readBoth(file('cut.pt'));
           } catch (error) {
             if (!(error instanceof TensorioError)) throw new Error(`not typed: ${String(error)}`);
             throw new TensorioError('ERR_BAD_ZIP', error.message);
@@ -86,10 +108,10 @@ for name, pkl in cases.items():
       );
     }
     fs.writeFileSync(file('text.pt'), 'hello');
-    await expectCode(() => readTorch(file('text.pt')), 'ERR_BAD_MAGIC');
+    await expectCode(() => readBoth(file('text.pt')), 'ERR_BAD_MAGIC');
     const tar = Buffer.alloc(1024);
     tar.write('ustar', 257);
     fs.writeFileSync(file('old.pt'), tar);
-    await expectCode(() => readTorch(file('old.pt')), 'ERR_UNSUPPORTED_VERSION');
+    await expectCode(() => readBoth(file('old.pt')), 'ERR_UNSUPPORTED_VERSION');
   });
 });

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load, openTorch, readTorch, save, type LoadedArray, type NdArray, type TorchValue } from '../src/index.js';
+import { load, openTorch, openTorchSync, readTorch, readTorchSync, save, type LoadedArray, type NdArray, type TorchValue } from '../src/index.js';
 import { expectCode } from './expect-code.js';
 import { runTorch, tempDir } from './helpers.js';
 
@@ -83,6 +83,10 @@ describe('sharded checkpoints written as transformers writes them', () => {
         }
         // Tied weights live in one shard and share its storage's memory.
         assert.equal((whole['lm_head.weight'] as LoadedArray).data.buffer, (whole['model.embed.weight'] as LoadedArray).data.buffer);
+        const sync = rec(readTorchSync(index, { mmap }));
+        assert.deepEqual(Object.keys(sync), names);
+        for (const name of names) assert.equal(hex(sync[name] as LoadedArray), saved.tensors[name]?.hex, `${name} (sync, mmap ${mmap})`);
+        assert.equal((sync['lm_head.weight'] as LoadedArray).data.buffer, (sync['model.embed.weight'] as LoadedArray).data.buffer);
       }
       const lazy = await openTorch(index);
       assert.equal(lazy.format, 'sharded');
@@ -126,7 +130,11 @@ describe('sharded checkpoints written as transformers writes them', () => {
     // A shard file that is not there, named with the tensors it should hold.
     await expectCode(() => openTorch(withMap((m) => (m['steps'] = 'pytorch_model-00009-of-00009.bin'))), 'ERR_NOT_FOUND', /'steps' in shard 'pytorch_model-00009-of-00009\.bin', and there is no such file/);
     // A tensor put in a shard that does not hold it; a shard tensor the index leaves out.
-    await expectCode(() => openTorch(withMap((m) => (m['steps'] = other))), 'ERR_BAD_HEADER', new RegExp(`puts 'steps' in shard '${other.replace(/[.]/g, '\\.')}', which does not hold it`));
+    const lying = withMap((m) => (m['steps'] = other));
+    await expectCode(() => openTorchSync(lying), 'ERR_BAD_HEADER', /puts 'steps' in shard/);
+    await expectCode(() => openTorchSync(withMap((m) => (m['steps'] = '../x.bin'))), 'ERR_BAD_HEADER', /not a file inside/);
+    await expectCode(() => openTorchSync(withMap((m) => (m['steps'] = 'gone.bin'))), 'ERR_NOT_FOUND', /'steps' in shard 'gone\.bin'/);
+    await expectCode(() => openTorch(lying), 'ERR_BAD_HEADER', new RegExp(`puts 'steps' in shard '${other.replace(/[.]/g, '\\.')}', which does not hold it`));
     await expectCode(() => openTorch(withMap((m) => (m['ghost'] = first))), 'ERR_BAD_HEADER', /'ghost'/);
     await expectCode(() => readTorch(withMap((m) => delete m['steps'])), 'ERR_BAD_HEADER', /holds 'steps', which the index does not list/);
     const broken = path.join(folder, 'broken.bin.index.json');

@@ -12,26 +12,41 @@
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, openForReadAsync, readExactly } from '../../io.js';
+import { closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
 import { type LoadedArray } from '../../ndarray.js';
 import { MAX_INDEX_SIZE, parseSafetensorsIndex, type SafetensorsIndex } from '../safetensors-sharded.js';
-import { openTorchFile, type TorchFile, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './read.js';
+import { openTorchFile, openTorchFileSync, type TorchFile, type TorchFileSync, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './read.js';
 
 /** True for the index of a sharded checkpoint (`*.index.json`, as `pytorch_model.bin.index.json`). */
 export function isTorchIndexPath(path: string): boolean {
   return path.toLowerCase().endsWith('.index.json');
 }
 
+function parseIndexFile(path: string, size: number, bytes: Uint8Array): SafetensorsIndex {
+  if (size > MAX_INDEX_SIZE) throw new TensorioError('ERR_HEADER_TOO_LARGE', `index is ${size} bytes, over the limit of ${MAX_INDEX_SIZE}`, { path });
+  return parseSafetensorsIndex(bytes, path, 'PyTorch');
+}
+
 async function readIndex(path: string): Promise<SafetensorsIndex> {
   const { fd, size, prefix } = await openForReadAsync(path, 1 << 16);
   try {
-    if (size > MAX_INDEX_SIZE) throw new TensorioError('ERR_HEADER_TOO_LARGE', `index is ${size} bytes, over the limit of ${MAX_INDEX_SIZE}`, { path });
     let bytes = prefix.subarray(0, size);
-    if (bytes.length < size) {
+    if (bytes.length < size && size <= MAX_INDEX_SIZE) {
       bytes = new Uint8Array(size);
       await readExactly(fd, 0, bytes, path, 'PyTorch index');
     }
-    return parseSafetensorsIndex(bytes, path, 'PyTorch');
+    return parseIndexFile(path, size, bytes);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+function readIndexSync(path: string): SafetensorsIndex {
+  const { fd, size } = openForRead(path);
+  try {
+    const bytes = new Uint8Array(size <= MAX_INDEX_SIZE ? size : 0);
+    readExactlySync(fd, 0, bytes, path, 'PyTorch index');
+    return parseIndexFile(path, size, bytes);
   } finally {
     closeQuietly(fd);
   }
@@ -42,15 +57,60 @@ function listed(names: readonly string[]): string {
   return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
-class ShardedTorchFile implements TorchFile {
+/** What the view needs of a shard, opened with the async or the sync reads. */
+type ShardFile = TorchFile | TorchFileSync;
+
+/** The shards to open, in the index's order, with the tensors the index puts in each. */
+function plan(indexPath: string, index: SafetensorsIndex): { files: string[]; paths: string[]; byFile: Map<string, string[]> } {
+  const folder = nodePath.dirname(indexPath);
+  const byFile = new Map<string, string[]>();
+  for (const [name, file] of index.weightMap) {
+    const names = byFile.get(file);
+    if (names) names.push(name);
+    else byFile.set(file, [name]);
+  }
+  const files = [...byFile.keys()];
+  return { files, paths: files.map((file) => nodePath.join(folder, file)), byFile };
+}
+
+/** A missing shard, named with the tensors the index puts in it. */
+function missingShard(error: unknown, file: string, path: string, names: readonly string[]): unknown {
+  if (error instanceof TensorioError && error.code === 'ERR_NOT_FOUND') {
+    return new TensorioError('ERR_NOT_FOUND', `the index puts ${listed(names)} in shard '${file}', and there is no such file`, { path });
+  }
+  return error;
+}
+
+/** Checks that index and shards agree; the shard of every tensor. */
+function matchShards<F extends ShardFile>(indexPath: string, files: readonly string[], byFile: Map<string, string[]>, shards: readonly F[]): Map<string, F> {
+  const shardOf = new Map<string, F>();
+  shards.forEach((shard, i) => {
+    const file = files[i] as string;
+    const expected = byFile.get(file) ?? [];
+    const missing = expected.filter((name) => !shard.has(name));
+    if (missing.length > 0) {
+      throw new TensorioError('ERR_BAD_HEADER', `malformed PyTorch index: it puts ${listed(missing)} in shard '${file}', which does not hold ${missing.length === 1 ? 'it' : 'them'}`, { path: indexPath });
+    }
+    // A tensor the index does not list in this shard would be dropped without a word.
+    const assigned = new Set(expected);
+    const extra = shard.keys().filter((name) => !assigned.has(name));
+    if (extra.length > 0) {
+      throw new TensorioError('ERR_BAD_HEADER', `malformed PyTorch index: shard '${file}' holds ${listed(extra)}, which the index does not list in that shard`, { path: indexPath });
+    }
+    for (const name of expected) shardOf.set(name, shard);
+  });
+  return shardOf;
+}
+
+class ShardedView<F extends ShardFile> {
   readonly format = 'sharded';
-  private closed = false;
+  protected closed = false;
 
   constructor(
     readonly path: string,
     readonly index: SafetensorsIndex,
-    private readonly shards: TorchFile[],
-    private readonly shardOf: Map<string, TorchFile>,
+    protected readonly shards: F[],
+    protected readonly shardOf: Map<string, F>,
   ) {}
 
   get byteOrder(): 'little' | 'big' | 'mixed' {
@@ -70,7 +130,7 @@ class ShardedTorchFile implements TorchFile {
     return this.shardOf.has(name);
   }
 
-  private shard(name: string): TorchFile {
+  protected shard(name: string): F {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the checkpoint is closed', { path: this.path });
     const shard = this.shardOf.get(name);
     if (!shard) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no tensor '${name}'; the index lists ${listed(this.keys())}`, { path: this.path });
@@ -81,6 +141,18 @@ class ShardedTorchFile implements TorchFile {
     return this.shard(name).info(name);
   }
 
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const shard of this.shards) shard.close();
+  }
+}
+
+function define(out: { [key: string]: TorchValue }, name: string, value: TorchValue): void {
+  Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
+class ShardedTorchFile extends ShardedView<TorchFile> implements TorchFile {
   get(name: string): Promise<LoadedArray> {
     return this.shard(name).get(name);
   }
@@ -88,16 +160,20 @@ class ShardedTorchFile implements TorchFile {
   /** A record of every tensor in the index's order (a shard's tied weights still share memory). */
   async value(): Promise<TorchValue> {
     const out: { [key: string]: TorchValue } = {};
-    for (const name of this.keys()) {
-      Object.defineProperty(out, name, { value: await this.get(name), enumerable: true, writable: true, configurable: true });
-    }
+    for (const name of this.keys()) define(out, name, await this.get(name));
     return out;
   }
+}
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const shard of this.shards) shard.close();
+class ShardedTorchFileSync extends ShardedView<TorchFileSync> implements TorchFileSync {
+  get(name: string): LoadedArray {
+    return this.shard(name).get(name);
+  }
+
+  value(): TorchValue {
+    const out: { [key: string]: TorchValue } = {};
+    for (const name of this.keys()) define(out, name, this.get(name));
+    return out;
   }
 }
 
@@ -111,43 +187,34 @@ class ShardedTorchFile implements TorchFile {
  */
 export async function openShardedTorch(indexPath: string, options: TorchReadOptions = {}): Promise<TorchFile> {
   const index = await readIndex(indexPath);
-  const folder = nodePath.dirname(indexPath);
-  const byFile = new Map<string, string[]>();
-  for (const [name, file] of index.weightMap) {
-    const names = byFile.get(file);
-    if (names) names.push(name);
-    else byFile.set(file, [name]);
-  }
-  const files = [...byFile.keys()];
-  const results = await Promise.allSettled(files.map((file) => openTorchFile(nodePath.join(folder, file), options)));
+  const { files, paths, byFile } = plan(indexPath, index);
+  const results = await Promise.allSettled(paths.map((path) => openTorchFile(path, options)));
   const shards = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   try {
     results.forEach((result, i) => {
-      if (result.status === 'fulfilled') return;
-      const error = result.reason as unknown;
-      const file = files[i] as string;
-      if (error instanceof TensorioError && error.code === 'ERR_NOT_FOUND') {
-        throw new TensorioError('ERR_NOT_FOUND', `the index puts ${listed(byFile.get(file) ?? [])} in shard '${file}', and there is no such file`, { path: nodePath.join(folder, file) });
-      }
-      throw error;
+      if (result.status === 'rejected') throw missingShard(result.reason, files[i] as string, paths[i] as string, byFile.get(files[i] as string) ?? []);
     });
-    const shardOf = new Map<string, TorchFile>();
-    shards.forEach((shard, i) => {
-      const file = files[i] as string;
-      const expected = byFile.get(file) ?? [];
-      const missing = expected.filter((name) => !shard.has(name));
-      if (missing.length > 0) {
-        throw new TensorioError('ERR_BAD_HEADER', `malformed PyTorch index: it puts ${listed(missing)} in shard '${file}', which does not hold ${missing.length === 1 ? 'it' : 'them'}`, { path: indexPath });
+    return new ShardedTorchFile(indexPath, index, shards, matchShards(indexPath, files, byFile, shards));
+  } catch (error) {
+    for (const shard of shards) shard.close();
+    throw error;
+  }
+}
+
+/** Synchronous {@link openShardedTorch}. */
+export function openShardedTorchSync(indexPath: string, options: TorchReadOptions = {}): TorchFileSync {
+  const index = readIndexSync(indexPath);
+  const { files, paths, byFile } = plan(indexPath, index);
+  const shards: TorchFileSync[] = [];
+  try {
+    paths.forEach((path, i) => {
+      try {
+        shards.push(openTorchFileSync(path, options));
+      } catch (error) {
+        throw missingShard(error, files[i] as string, path, byFile.get(files[i] as string) ?? []);
       }
-      // A tensor the index does not list in this shard would be dropped without a word.
-      const assigned = new Set(expected);
-      const extra = shard.keys().filter((name) => !assigned.has(name));
-      if (extra.length > 0) {
-        throw new TensorioError('ERR_BAD_HEADER', `malformed PyTorch index: shard '${file}' holds ${listed(extra)}, which the index does not list in that shard`, { path: indexPath });
-      }
-      for (const name of expected) shardOf.set(name, shard);
     });
-    return new ShardedTorchFile(indexPath, index, shards, shardOf);
+    return new ShardedTorchFileSync(indexPath, index, shards, matchShards(indexPath, files, byFile, shards));
   } catch (error) {
     for (const shard of shards) shard.close();
     throw error;
