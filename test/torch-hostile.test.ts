@@ -67,11 +67,19 @@ describe('hand-made hostile checkpoints', () => {
       ['short', 8, 0, [8], [1], 16, 'ERR_TRUNCATED'],
       ['huge', 2 ** 50, 0, [2 ** 50], [1], 16, 'ERR_TRUNCATED'],
       ['negative', 4, 0, [2], [-1], 16, 'ERR_BAD_VALUE'],
+      // Stride 0 (torch's expand) over one element: a copy of 1 GiB, then of 128 TiB, from a tiny file.
+      ['expand', 1, 0, [2 ** 28], [0], 4, 'ERR_TOO_LARGE'],
+      ['expand-huge', 1, 0, [2 ** 45], [0], 4, 'ERR_TOO_LARGE'],
     ];
     runPython(MAKE, [dir, JSON.stringify(cases.map((c) => c.slice(0, 6)))]);
     for (const [name, , , , , , code] of cases) {
       for (const mmap of [false, true]) await expectCode(() => readBoth(file(`${name}.pt`), { mmap }), code as TensorioError['code']);
     }
+    // The copy budget is the caller's to raise: a 4 MiB expansion of one float reads with it.
+    const expanded = file('expand-small.pt');
+    runPython(MAKE, [dir, JSON.stringify([['expand-small', 1, 0, [2 ** 20], [0], 4]])]);
+    await expectCode(() => readBoth(expanded, { maxCopySize: 2 ** 21 }), 'ERR_TOO_LARGE', /maxCopySize/);
+    assert.equal(((await readBoth(expanded, { maxCopySize: 2 ** 22 })) as { w: { data: Float32Array } }).w.data.length, 2 ** 20);
   });
 
   test('forbidden globals and opcodes', async () => {

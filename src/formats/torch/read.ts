@@ -32,7 +32,7 @@ import {
 } from '../zip.js';
 import { StorageRef, TensorRef, torchProfile, type StorageClaims } from './profile.js';
 import { isTorchIndexPath, openShardedTorch, openShardedTorchSync } from './sharded.js';
-import { isCContiguous, tensorFromStorage, type StorageBytes } from './tensor.js';
+import { copyBudget, isCContiguous, tensorFromStorage, type CopyBudget, type StorageBytes } from './tensor.js';
 
 /** Options of {@link readTorch} and {@link openTorch}. */
 export interface TorchReadOptions {
@@ -46,6 +46,12 @@ export interface TorchReadOptions {
   maxMemberSize?: number;
   /** Largest pickle accepted, in bytes. Default 1 GiB. */
   maxPickleSize?: number;
+  /**
+   * Most bytes the C-order copies of one read (one `get`, or the whole `value`/`readTorch`) may
+   * take: copies of strided, expanded (stride 0), big-endian or unaligned tensors. Default twice
+   * the file's size plus 64 MiB, so a small file cannot make tensorio allocate gigabytes.
+   */
+  maxCopySize?: number;
 }
 
 /** What {@link readTorch} returns: the saved object with an NdArray for every tensor. */
@@ -314,6 +320,7 @@ class Core {
   constructor(
     readonly path: string,
     readonly fd: number,
+    readonly size: number,
     readonly container: Container,
     readonly options: TorchReadOptions,
     readonly mapReason: string | undefined,
@@ -347,22 +354,23 @@ class Core {
     };
   }
 
-  *tensor(ref: Ref): Walk<LoadedArray> {
+  *tensor(ref: Ref, budget = copyBudget(this.size, this.options.maxCopySize)): Walk<LoadedArray> {
     const t = asTensor(ref);
     const bytes = (yield { op: 'storage', ref: t.storage }) as StorageBytes;
-    return tensorFromStorage(t, bytes, this.options.mmap === true, this.path, this.mapReason);
+    return tensorFromStorage(t, bytes, this.options.mmap === true, this.path, this.mapReason, budget);
   }
 
   *value(): Walk<TorchValue> {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the file is closed', { path: this.path });
     const done = new Map<unknown, TorchValue>();
     const self = this;
+    const budget: CopyBudget = copyBudget(this.size, this.options.maxCopySize);
     function* convert(value: unknown): Walk<TorchValue> {
       if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value as TorchValue;
       const seen = done.get(value);
       if (seen !== undefined) return seen;
       if (value instanceof TensorRef || value instanceof StorageRef) {
-        const array = yield* self.tensor(value);
+        const array = yield* self.tensor(value, budget);
         done.set(value, array);
         return array;
       }
@@ -630,7 +638,7 @@ export async function openTorchFile(path: string, options: TorchReadOptions = {}
     const file: FileState = { path, size, mapping };
     const driver = new AsyncDriver(file, fd);
     const parsed = await driver.run(container(file, prefix, options));
-    return new TorchFileImpl(new Core(path, fd, parsed, options, mapReason), driver);
+    return new TorchFileImpl(new Core(path, fd, size, parsed, options, mapReason), driver);
   } catch (error) {
     closeQuietly(fd);
     throw error;
@@ -653,7 +661,7 @@ export function openTorchFileSync(path: string, options: TorchReadOptions = {}):
     const file: FileState = { path, size, mapping };
     const driver = new SyncDriver(file, fd);
     const parsed = driver.run(container(file, prefix, options));
-    return new TorchFileSyncImpl(new Core(path, fd, parsed, options, mapReason), driver);
+    return new TorchFileSyncImpl(new Core(path, fd, size, parsed, options, mapReason), driver);
   } catch (error) {
     closeQuietly(fd);
     throw error;
