@@ -97,6 +97,38 @@ for name, pkl in cases.items():
     await expectCode(() => readBoth(file('persid.pt')), 'ERR_UNSAFE_PICKLE', /not a storage/);
   });
 
+  test('members that overlap; a pickle of shared lists nested 40 deep (2^40 paths)', async () => {
+    runPython(
+      `${MAKE.split('for name, numel')[0]}
+import io
+class K:
+    def __init__(self, key): self.key = key
+class U:
+    def __init__(self, key): self.a = (K(key), 0, (4,), (1,), False, collections.OrderedDict())
+    def __reduce__(self): return (_rebuild_tensor_v2, self.a)
+class Q(pickle.Pickler):
+    def persistent_id(self, o):
+        return ('storage', FloatStorage, o.key, 'cpu', 4) if isinstance(o, K) else None
+b = io.BytesIO(); Q(b, protocol=2).dump({'a': U('0'), 'b': U('1')})
+path = sys.argv[1] + '/overlap.pt'
+with zipfile.ZipFile(path, 'w') as z:
+    z.writestr('archive/data.pkl', b.getvalue()); z.writestr('archive/data/0', bytes(16)); z.writestr('archive/data/1', bytes(16))
+# Storage '1''s directory entry points at storage '0''s bytes.
+raw = bytearray(open(path, 'rb').read())
+cd = [i for i in range(len(raw)) if raw[i:i+4] == b'PK' + bytes([1, 2])]
+entry = {bytes(raw[i+46:i+46+14]): i for i in cd}
+raw[entry[b'archive/data/1']+42:entry[b'archive/data/1']+46] = raw[entry[b'archive/data/0']+42:entry[b'archive/data/0']+46]
+open(path, 'wb').write(bytes(raw))
+a = []
+for i in range(40): a = [a, a]
+with zipfile.ZipFile(sys.argv[1] + '/dag.pt', 'w') as z: z.writestr('archive/data.pkl', pickle.dumps(a, protocol=2))`,
+      [dir],
+    );
+    await expectCode(() => readBoth(file('overlap.pt')), 'ERR_BAD_ZIP', /overlap/);
+    const dag = (await readBoth(file('dag.pt'))) as unknown[];
+    assert.equal(dag[0], dag[1]);
+  });
+
   test('truncated archives, not a checkpoint, a tar', async () => {
     const good = file('good.pt');
     await writeTorch(good, { w: { dtype: 'float32', shape: [64], data: new Float32Array(64) } });

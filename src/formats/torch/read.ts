@@ -184,6 +184,7 @@ function* zipContainer(file: FileState, options: TorchReadOptions): Walk<Contain
     if (text !== 'little' && text !== 'big') throw new TensorioError('ERR_BAD_HEADER', `the byteorder record says '${text.slice(0, 20)}', expected 'little' or 'big'`, { path });
     bigEndian = text === 'big';
   }
+  checkNoOverlap(entries.filter((e) => e.name.startsWith(`${prefix}data/`)), path);
   const claims: StorageClaims = new Map();
   const root = unpickle(yield* member(pkl, maxPickle), { path: `${path}[data.pkl]`, profile: torchProfile(`${path}[data.pkl]`, claims) });
   return {
@@ -202,6 +203,23 @@ function* zipContainer(file: FileState, options: TorchReadOptions): Walk<Contain
       return { bytes: yield* member(entry, options.maxMemberSize), mapped: false, bigEndian };
     },
   };
+}
+
+/**
+ * Storage members must not overlap: torch writes each once, one after another. A directory whose
+ * entries share bytes would make each storage read the same bytes again, so a small file could
+ * make an eager read allocate its size once per entry. Each member spans at least its 30-byte
+ * local header and its data from its offset.
+ */
+function checkNoOverlap(entries: ZipEntry[], path: string): void {
+  const sorted = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1] as ZipEntry;
+    const next = sorted[i] as ZipEntry;
+    if (next.localHeaderOffset < prev.localHeaderOffset + 30 + prev.compressedSize) {
+      throw new TensorioError('ERR_BAD_ZIP', `members '${prev.name}' and '${next.name}' overlap (at offsets ${prev.localHeaderOffset} and ${next.localHeaderOffset})`, { path });
+    }
+  }
 }
 
 /** Unpickles the pickle starting at `at`, reading more of the file until it is whole. */
@@ -291,22 +309,25 @@ function asTensor(ref: Ref): TensorRef {
   return new TensorRef(ref, ref.dtype, ref.view?.offset ?? 0, [size], [1], false);
 }
 
-/** Every tensor reachable from `root`, by its path (keys joined with '.'). */
+/**
+ * Every tensor reachable from `root`, by its path (keys joined with '.'). A container the pickle
+ * shares (the memo makes a DAG) is walked once, under its first path: walking it again for each
+ * path would let a pickle of a few hundred bytes, nesting shared lists, take exponential time.
+ */
 function tensorPaths(root: PyObject): Map<string, Ref> {
   const out = new Map<string, Ref>();
-  const active = new Set<object>();
+  const seen = new Set<object>();
   const visit = (value: unknown, name: string): void => {
     if (value instanceof TensorRef || value instanceof StorageRef) {
       if (!out.has(name)) out.set(name, value);
       return;
     }
-    if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || active.has(value)) return;
-    active.add(value);
+    if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || seen.has(value)) return;
+    seen.add(value);
     const join = (key: string): string => (name === '' ? key : `${name}.${key}`);
     if (Array.isArray(value)) value.forEach((v, i) => visit(v, join(String(i))));
     else if (value instanceof Map) for (const [k, v] of value) visit(v, join(String(k)));
     else if (!(value instanceof Set)) for (const [k, v] of Object.entries(value)) visit(v, join(k));
-    active.delete(value);
   };
   visit(root, '');
   return out;
