@@ -120,3 +120,4 @@ export {
   type TorchTensorInfo,
   type TorchValue,
 } from './formats/torch/index.js';
+export { listTorchTensors, scanTorchGlobals, sharedTorchTensors, type TorchGlobalUse, type TorchSharedGroup } from './formats/torch/index.js';

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load, openTorch, openTorchSync, readTorch, readTorchSync, save, writeTorch, type LoadedArray, type NdArray, type TorchReadOptions, type TorchValue } from '../src/index.js';
+import { listTorchTensors, load, openTorch, openTorchSync, readTorch, readTorchSync, save, scanTorchGlobals, sharedTorchTensors, writeTorch, type LoadedArray, type NdArray, type TorchReadOptions, type TorchValue } from '../src/index.js';
 import { expectCode } from './expect-code.js';
 import { NATIVE_MODE, runTorch, tempDir } from './helpers.js';
 
@@ -132,6 +132,9 @@ print(json.dumps({k: describe(v) for k, v in d.items()}))`,
     const lazy = await openTorch(target);
     assert.deepEqual(lazy.info('flat'), { name: 'flat', dtype: 'float32', shape: [4], stride: [1], storageOffset: 5, storage: '0', file: target, storageNumel: 24, contiguous: true, parameter: false });
     assert.deepEqual(lazy.info('t').stride, [1, 4, 12]);
+    // For a converter: every tensor is on storage '0', so all alias 'x'; not all are identical.
+    assert.deepEqual(listTorchTensors(lazy).map((i) => [i.name, i.storage, i.storageOffset]), Object.keys(expected).map((k) => [k, '0', lazy.info(k).storageOffset]));
+    assert.deepEqual(sharedTorchTensors(lazy), [{ file: target, storage: '0', names: Object.keys(expected), identical: false }]);
     const [a, b] = [await lazy.get('x'), await lazy.get('flat')];
     assert.equal(a.data.buffer, b.data.buffer);
     lazy.close();
@@ -243,6 +246,15 @@ for fmt in ('zip', 'legacy'):
       await expectCode(() => readTorch(file(`module-${fmt}.pt`)), 'ERR_UNSAFE_PICKLE', /torch\.nn\.modules\.linear\.Linear/);
       await expectCode(() => readTorch(file(`evil-${fmt}.pt`)), 'ERR_UNSAFE_PICKLE', /posix\.system/);
       await expectCode(() => openTorch(file(`evil-${fmt}.pt`), { mmap: true }), 'ERR_UNSAFE_PICKLE', /posix\.system/);
+      // The scan reports what the reader refuses, without building or calling anything.
+      const evil = await scanTorchGlobals(file(`evil-${fmt}.pt`));
+      const system = evil.find((g) => g.name === 'system');
+      assert.equal(system?.module, 'posix', JSON.stringify(evil));
+      assert.equal(system?.allowed, false);
+      assert.ok(evil.some((g) => g.module === 'torch._utils' && g.name === '_rebuild_tensor_v2' && g.allowed), JSON.stringify(evil));
+      assert.ok(evil.every((g) => g.allowed === (g.name !== 'system')), JSON.stringify(evil));
+      const module = await scanTorchGlobals(file(`module-${fmt}.pt`));
+      assert.ok(module.some((g) => g.module === 'torch.nn.modules.linear' && g.name === 'Linear' && !g.allowed), JSON.stringify(module));
     }
     assert.equal(fs.existsSync(marker), false);
   });

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 
 import { readTorchSync, TensorioError, unmap, type LoadedArray, type TorchValue } from '../../src/index.js';
 import { bytesSourceSync, crc32, readCentralDirectorySync, readMemberSync } from '../../src/formats/zip.js';
+import { scanPickle } from '../../src/formats/torch/inspect.js';
 import type { FuzzTarget } from './fuzz.js';
 
 /** What the engine lends the target (kept there, private to it). */
@@ -117,6 +118,12 @@ export function torchFuzzTarget<M>(parts: TorchFuzzParts<M>): FuzzTarget {
     run: (bytes) => {
       const file = parts.scratchFile('.pt');
       fs.writeFileSync(file, bytes);
+      // The globals scan (`inspect --globals`) walks the same opcodes without building anything.
+      try {
+        scanPickle(bytes, 0, '<fuzz>');
+      } catch (error) {
+        if (!(error instanceof TensorioError)) throw error;
+      }
       return producedBytes(readTorchSync(file, { mmap: bytes.length % 2 === 0 }));
     },
     typed: (error) => error instanceof TensorioError,

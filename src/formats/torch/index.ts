@@ -12,3 +12,4 @@ export {
   type TorchValue,
 } from './read.js';
 export { writeTorch, type TorchSaveValue } from './write.js';
+export { listTorchTensors, scanTorchGlobals, sharedTorchTensors, type TorchGlobalUse, type TorchSharedGroup } from './inspect.js';
