@@ -229,6 +229,24 @@ print(json.dumps({k: describe(v) for k, v in d.items()}))`,
     lazy.close();
   });
 
+  test('torch.save without CRCs (set_crc32_options(False)) reads, as torch.load reads it; verifyCrc checks storages', async () => {
+    const target = file('nocrc.pt');
+    const expected = torchJson<Described>(
+      `${DESCRIBE}
+import sys
+torch.serialization.set_crc32_options(False)
+d = {'w': torch.arange(6, dtype=torch.float32).reshape(2, 3), 'i': torch.tensor([7], dtype=torch.int64)}
+torch.save(d, sys.argv[1])
+print(json.dumps({k: describe(v) for k, v in d.items()}))`,
+      [target],
+    );
+    for (const mmap of [false, true]) {
+      const got = rec(await readBoth(target, { mmap }));
+      for (const [name, want] of Object.entries(expected)) assert.equal(hex(arr(got[name])), want.hex, name);
+    }
+    await expectCode(() => readTorch(target, { verifyCrc: true }), 'ERR_CRC_MISMATCH');
+  });
+
   test('refused: a pickled nn.Module and an os.system reduce, in both formats; nothing runs', async () => {
     const marker = file('pwned');
     runTorch(

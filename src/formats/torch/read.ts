@@ -52,6 +52,13 @@ export interface TorchReadOptions {
    * the file's size plus 64 MiB, so a small file cannot make tensorio allocate gigabytes.
    */
   maxCopySize?: number;
+  /**
+   * Check each storage's CRC-32 when it is read (not when it is mapped). Default false, as
+   * torch.load does (and torch.save with `set_crc32_options(False)` writes none): a CRC of
+   * gigabytes costs more than reading them from the page cache. `data.pkl` is always checked
+   * when its CRC was written.
+   */
+  verifyCrc?: boolean;
 }
 
 /** What {@link readTorch} returns: the saved object with an NdArray for every tensor. */
@@ -130,7 +137,7 @@ export function looksLikeTorch(prefix: Uint8Array): boolean {
 type Need =
   | { readonly op: 'bytes'; readonly position: number; readonly length: number; readonly what: string }
   | { readonly op: 'directory' }
-  | { readonly op: 'member'; readonly entry: ZipEntry; readonly maxMemberSize: number | undefined }
+  | { readonly op: 'member'; readonly entry: ZipEntry; readonly maxMemberSize: number | undefined; readonly verify: boolean }
   | { readonly op: 'dataOffset'; readonly entry: ZipEntry }
   | { readonly op: 'storage'; readonly ref: StorageRef };
 type Walk<T> = Generator<Need, T, unknown>;
@@ -138,8 +145,10 @@ type Walk<T> = Generator<Need, T, unknown>;
 function* bytesAt(position: number, length: number, what: string): Walk<Uint8Array> {
   return (yield { op: 'bytes', position, length, what }) as Uint8Array;
 }
-function* member(entry: ZipEntry, maxMemberSize?: number): Walk<Uint8Array> {
-  return (yield { op: 'member', entry, maxMemberSize }) as Uint8Array;
+// torch.save(compute_crc32=False) writes records with a zero CRC, and torch.load never checks
+// CRCs: a record's CRC is checked only when it was written.
+function* member(entry: ZipEntry, maxMemberSize?: number, verify = entry.crc32 !== 0): Walk<Uint8Array> {
+  return (yield { op: 'member', entry, maxMemberSize, verify }) as Uint8Array;
 }
 
 interface Container {
@@ -200,7 +209,7 @@ function* zipContainer(file: FileState, options: TorchReadOptions): Walk<Contain
         const start = (yield { op: 'dataOffset', entry }) as number;
         return { bytes: file.mapping.subarray(start, start + entry.compressedSize), mapped: true, bigEndian };
       }
-      return { bytes: yield* member(entry, options.maxMemberSize), mapped: false, bigEndian };
+      return { bytes: yield* member(entry, options.maxMemberSize, options.verifyCrc === true), mapped: false, bigEndian };
     },
   };
 }
@@ -456,7 +465,7 @@ class AsyncDriver {
           answer = await readCentralDirectory(source, file.path);
           break;
         case 'member':
-          answer = await readMember(source, need.entry, file.path, need.maxMemberSize === undefined ? {} : { maxMemberSize: need.maxMemberSize });
+          answer = await readMember(source, need.entry, file.path, { verify: need.verify, ...(need.maxMemberSize === undefined ? {} : { maxMemberSize: need.maxMemberSize }) });
           break;
         case 'dataOffset':
           answer = await memberDataOffset(source, need.entry, file.path);
@@ -515,7 +524,7 @@ class SyncDriver {
           answer = readCentralDirectorySync(source, file.path);
           break;
         case 'member':
-          answer = readMemberSync(source, need.entry, file.path, need.maxMemberSize === undefined ? {} : { maxMemberSize: need.maxMemberSize });
+          answer = readMemberSync(source, need.entry, file.path, { verify: need.verify, ...(need.maxMemberSize === undefined ? {} : { maxMemberSize: need.maxMemberSize }) });
           break;
         case 'dataOffset':
           answer = memberDataOffsetSync(source, need.entry, file.path);
