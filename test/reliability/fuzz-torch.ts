@@ -2,14 +2,14 @@
  * The PyTorch reader under fuzz (a target of test/reliability/fuzz.ts): files torch.save wrote
  * (zip and legacy formats), mutated, and zips rebuilt around a mutated `data.pkl` with correct
  * CRCs (mutated archives mostly die at the CRC check; these reach the unpickler and the tensor
- * checks). Every input is read (mapped, whole, or storage by storage) or refused with a
+ * checks). Every input is read by readTorchSync, eager or mapped, or refused with a
  * TensorioError, in bounded time and memory.
  */
 import * as fs from 'node:fs';
 
 import fc from 'fast-check';
 
-import { openTorchSync, readTorchSync, TensorioError, unmap, type LoadedArray, type TorchValue } from '../../src/index.js';
+import { readTorchSync, TensorioError, unmap, type LoadedArray, type TorchValue } from '../../src/index.js';
 import { bytesSourceSync, crc32, readCentralDirectorySync, readMemberSync } from '../../src/formats/zip.js';
 import { scanPickle } from '../../src/formats/torch/inspect.js';
 import type { FuzzTarget } from './fuzz.js';
@@ -124,15 +124,7 @@ export function torchFuzzTarget<M>(parts: TorchFuzzParts<M>): FuzzTarget {
       } catch (error) {
         if (!(error instanceof TensorioError)) throw error;
       }
-      // Mapped, read whole into one buffer (readTorchSync), or storage by storage (a lazy file's value()).
-      const way = bytes.length % 3;
-      if (way < 2) return producedBytes(readTorchSync(file, { mmap: way === 0 }));
-      const lazy = openTorchSync(file);
-      try {
-        return producedBytes(lazy.value());
-      } finally {
-        lazy.close();
-      }
+      return producedBytes(readTorchSync(file, { mmap: bytes.length % 2 === 0 }));
     },
     typed: (error) => error instanceof TensorioError,
     seeds: parts.seeds,

@@ -163,8 +163,6 @@ interface FileState {
   readonly path: string;
   readonly size: number;
   readonly mapping: Uint8Array | undefined;
-  /** `mapping` is a copy of the file read into memory (readTorch without mmap), not a mapping. */
-  readonly copied: boolean;
 }
 
 function checkRange(file: FileState, position: number, length: number, what: string): void {
@@ -207,10 +205,9 @@ function* zipContainer(file: FileState, options: TorchReadOptions): Walk<Contain
       const entry = byName.get(name);
       if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', and the archive has no member ${name}`, { path });
       checkMemberSize(entry, path, options.maxMemberSize);
-      // A mapping is never checked (that would read every page); a copy in memory is on request.
-      if (file.mapping && entry.method === 0 && !(file.copied && options.verifyCrc === true)) {
+      if (file.mapping && entry.method === 0) {
         const start = (yield { op: 'dataOffset', entry }) as number;
-        return { bytes: file.mapping.subarray(start, start + entry.compressedSize), mapped: !file.copied, bigEndian };
+        return { bytes: file.mapping.subarray(start, start + entry.compressedSize), mapped: true, bigEndian };
       }
       return { bytes: yield* member(entry, options.maxMemberSize, options.verifyCrc === true), mapped: false, bigEndian };
     },
@@ -294,7 +291,7 @@ function* legacyContainer(file: FileState, options: TorchReadOptions): Walk<Cont
       // Legacy storages follow each other unpadded, so one may start off its dtype's alignment.
       // It is then copied once, whole, so the tensors on it (tied weights) still share memory.
       const align = Math.min(claims.get(ref.key)?.itemSize ?? 1, 8);
-      if (place.offset % align === 0) return { bytes, mapped: !file.copied, bigEndian: false };
+      if (place.offset % align === 0) return { bytes, mapped: true, bigEndian: false };
       return { bytes: bytes.slice(), mapped: false, bigEndian: false, copyReason: `storage '${ref.key}' starts at byte ${place.offset} of the legacy file, off its ${align}-byte alignment, and was copied` };
     },
   };
@@ -640,22 +637,6 @@ class TorchFileSyncImpl implements TorchFileSync {
   }
 }
 
-/**
- * A buffer for the whole file, for readTorch without mmap: one read into one allocation is
- * several times faster than a read per storage (2 GiB of 1,000 storages: 0.4-0.7 s against
- * 1.5-1.9 s here, the per-storage allocations paying a page fault per 4 KiB), and the tensors
- * view it. Undefined past the longest Uint8Array, or when the allocation fails: then storages
- * are read one by one.
- */
-function wholeBuffer(size: number): Uint8Array | undefined {
-  if (size === 0 || size > 2 ** 32 - 1) return undefined;
-  try {
-    return new Uint8Array(new ArrayBuffer(size));
-  } catch {
-    return undefined;
-  }
-}
-
 function mapIfAsked(fd: number, size: number, path: string, options: TorchReadOptions): { mapping: Uint8Array | undefined; mapReason: string | undefined } {
   if (!options.mmap) return { mapping: undefined, mapReason: undefined };
   const mapped = mapWholeFile(fd, size, path);
@@ -680,13 +661,11 @@ export async function openTorch(path: string, options: TorchReadOptions = {}): P
 }
 
 /** {@link openTorch} of one file (a shard, or a whole checkpoint). */
-export async function openTorchFile(path: string, options: TorchReadOptions = {}, whole = false): Promise<TorchFile> {
+export async function openTorchFile(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
   const { fd, size, prefix } = await openForReadAsync(path, 512);
   try {
-    let { mapping, mapReason } = mapIfAsked(fd, size, path, options);
-    const all = whole && !options.mmap ? wholeBuffer(size) : undefined;
-    if (all) await readExactly(fd, 0, (mapping = all), path, 'file');
-    const file: FileState = { path, size, mapping, copied: all !== undefined };
+    const { mapping, mapReason } = mapIfAsked(fd, size, path, options);
+    const file: FileState = { path, size, mapping };
     const driver = new AsyncDriver(file, fd);
     const parsed = await driver.run(container(file, prefix, options));
     return new TorchFileImpl(new Core(path, fd, size, parsed, options, mapReason), driver);
@@ -703,15 +682,13 @@ export function openTorchSync(path: string, options: TorchReadOptions = {}): Tor
 }
 
 /** {@link openTorchSync} of one file. */
-export function openTorchFileSync(path: string, options: TorchReadOptions = {}, whole = false): TorchFileSync {
+export function openTorchFileSync(path: string, options: TorchReadOptions = {}): TorchFileSync {
   const { fd, size } = openForRead(path);
   try {
     const prefix = new Uint8Array(Math.min(size, 512));
     readExactlySync(fd, 0, prefix, path, 'first bytes');
-    let { mapping, mapReason } = mapIfAsked(fd, size, path, options);
-    const all = whole && !options.mmap ? wholeBuffer(size) : undefined;
-    if (all) readExactlySync(fd, 0, (mapping = all), path, 'file');
-    const file: FileState = { path, size, mapping, copied: all !== undefined };
+    const { mapping, mapReason } = mapIfAsked(fd, size, path, options);
+    const file: FileState = { path, size, mapping };
     const driver = new SyncDriver(file, fd);
     const parsed = driver.run(container(file, prefix, options));
     return new TorchFileSyncImpl(new Core(path, fd, size, parsed, options, mapReason), driver);
@@ -730,7 +707,7 @@ export function openTorchFileSync(path: string, options: TorchReadOptions = {}, 
  * @throws TensorioError every error of {@link openTorch}.
  */
 export async function readTorch(path: string, options: TorchReadOptions = {}): Promise<TorchValue> {
-  const file = isTorchIndexPath(path) ? await openTorch(path, options) : await openTorchFile(path, options, true);
+  const file = await openTorch(path, options);
   try {
     return await file.value();
   } finally {
@@ -740,7 +717,7 @@ export async function readTorch(path: string, options: TorchReadOptions = {}): P
 
 /** Synchronous {@link readTorch}. */
 export function readTorchSync(path: string, options: TorchReadOptions = {}): TorchValue {
-  const file = isTorchIndexPath(path) ? openTorchSync(path, options) : openTorchFileSync(path, options, true);
+  const file = openTorchSync(path, options);
   try {
     return file.value();
   } finally {
