@@ -111,4 +111,17 @@ export { objectArray, type ObjectArray } from './formats/pickle/object-array.js'
 export { decodeNpz, readNpzSync } from './formats/npz.js';
 
 // PyTorch checkpoints (issue 19): torch.save's zip and legacy formats, read as torch.load(weights_only=True) would.
-export { openTorch, readTorch, writeTorch, type TorchFile, type TorchReadOptions, type TorchSaveValue, type TorchTensorInfo, type TorchValue } from './formats/torch/index.js';
+export {
+  openTorch,
+  openTorchSync,
+  readTorch,
+  readTorchSync,
+  writeTorch,
+  type TorchFile,
+  type TorchFileSync,
+  type TorchReadOptions,
+  type TorchSaveValue,
+  type TorchTensorInfo,
+  type TorchValue,
+} from './formats/torch/index.js';
+export { listTorchTensors, scanTorchGlobals, sharedTorchTensors, type TorchGlobalUse, type TorchSharedGroup } from './formats/torch/index.js';

@@ -36,7 +36,7 @@ export const OPTIONS = {
   readH5: keysOf<H5ReadOptions>({ mmap: true, h5wasm: true, h5wasmTimeoutMs: true }),
   writeH5: keysOf<H5WriteOptions>({ ...WRITE, heapWriteLimit: true }),
   writeKerasWeights: keysOf<KerasWriteOptions>({ ...WRITE, heapWriteLimit: true, layout: true, kerasVersion: true, backend: true, modelConfig: true, trainingConfig: true }),
-  readTorch: keysOf<TorchReadOptions>({ mmap: true, maxMemberSize: true, maxPickleSize: true }),
+  readTorch: keysOf<TorchReadOptions>({ mmap: true, maxMemberSize: true, maxPickleSize: true, maxCopySize: true, verifyCrc: true }),
   writeTorch: keysOf<WriteOptions>(WRITE),
   save: keysOf<SaveOptions>({ ...WRITE, compress: true }),
   load: keysOf<LoadOptions>({ mmap: true, allowPickle: true, maxMemberSize: true, maxHeaderSize: true, maxPickleSize: true, voidAs: true }),

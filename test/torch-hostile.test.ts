@@ -6,11 +6,33 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { readTorch, writeTorch, TensorioError } from '../src/index.js';
+import assert from 'node:assert/strict';
+
+import { readTorch, readTorchSync, writeTorch, TensorioError, type TorchReadOptions } from '../src/index.js';
 import { expectCode } from './expect-code.js';
 import { runPython, tempDir } from './helpers.js';
 
 const dir = tempDir('torch-hostile');
+
+/** readTorch, and readTorchSync must fail the same way. */
+async function readBoth(target: string, options: TorchReadOptions = {}): Promise<unknown> {
+  let syncError: unknown;
+  try {
+    readTorchSync(target, options);
+  } catch (error) {
+    syncError = error;
+  }
+  let value: unknown;
+  try {
+    value = await readTorch(target, options);
+  } catch (error) {
+    assert.ok(syncError instanceof TensorioError, `readTorchSync did not throw a TensorioError for ${path.basename(target)}: ${String(syncError)}`);
+    assert.equal(syncError.code, (error as TensorioError).code, syncError.message);
+    throw error;
+  }
+  assert.equal(syncError, undefined, 'readTorchSync threw where readTorch read');
+  return value;
+}
 const file = (name: string): string => path.join(dir, name);
 
 // Writes <dir>/<name>.pt: a zip whose data.pkl rebuilds one tensor with the given storage
@@ -45,11 +67,19 @@ describe('hand-made hostile checkpoints', () => {
       ['short', 8, 0, [8], [1], 16, 'ERR_TRUNCATED'],
       ['huge', 2 ** 50, 0, [2 ** 50], [1], 16, 'ERR_TRUNCATED'],
       ['negative', 4, 0, [2], [-1], 16, 'ERR_BAD_VALUE'],
+      // Stride 0 (torch's expand) over one element: a copy of 1 GiB, then of 128 TiB, from a tiny file.
+      ['expand', 1, 0, [2 ** 28], [0], 4, 'ERR_TOO_LARGE'],
+      ['expand-huge', 1, 0, [2 ** 45], [0], 4, 'ERR_TOO_LARGE'],
     ];
     runPython(MAKE, [dir, JSON.stringify(cases.map((c) => c.slice(0, 6)))]);
     for (const [name, , , , , , code] of cases) {
-      for (const mmap of [false, true]) await expectCode(() => readTorch(file(`${name}.pt`), { mmap }), code as TensorioError['code']);
+      for (const mmap of [false, true]) await expectCode(() => readBoth(file(`${name}.pt`), { mmap }), code as TensorioError['code']);
     }
+    // The copy budget is the caller's to raise: a 4 MiB expansion of one float reads with it.
+    const expanded = file('expand-small.pt');
+    runPython(MAKE, [dir, JSON.stringify([['expand-small', 1, 0, [2 ** 20], [0], 4]])]);
+    await expectCode(() => readBoth(expanded, { maxCopySize: 2 ** 21 }), 'ERR_TOO_LARGE', /maxCopySize/);
+    assert.equal(((await readBoth(expanded, { maxCopySize: 2 ** 22 })) as { w: { data: Float32Array } }).w.data.length, 2 ** 20);
   });
 
   test('forbidden globals and opcodes', async () => {
@@ -60,11 +90,43 @@ for name, pkl in cases.items():
     with zipfile.ZipFile(sys.argv[1] + '/' + name + '.pt', 'w') as z: z.writestr('archive/data.pkl', pkl)`,
       [dir],
     );
-    await expectCode(() => readTorch(file('eval.pt')), 'ERR_UNSAFE_PICKLE', /builtins\.eval/);
-    await expectCode(() => readTorch(file('inst.pt')), 'ERR_UNSAFE_PICKLE', /os\.system/);
-    await expectCode(() => readTorch(file('ext.pt')), 'ERR_UNSAFE_PICKLE');
-    await expectCode(() => readTorch(file('unknown.pt')), 'ERR_BAD_PICKLE');
-    await expectCode(() => readTorch(file('persid.pt')), 'ERR_UNSAFE_PICKLE', /not a storage/);
+    await expectCode(() => readBoth(file('eval.pt')), 'ERR_UNSAFE_PICKLE', /builtins\.eval/);
+    await expectCode(() => readBoth(file('inst.pt')), 'ERR_UNSAFE_PICKLE', /os\.system/);
+    await expectCode(() => readBoth(file('ext.pt')), 'ERR_UNSAFE_PICKLE');
+    await expectCode(() => readBoth(file('unknown.pt')), 'ERR_BAD_PICKLE');
+    await expectCode(() => readBoth(file('persid.pt')), 'ERR_UNSAFE_PICKLE', /not a storage/);
+  });
+
+  test('members that overlap; a pickle of shared lists nested 40 deep (2^40 paths)', async () => {
+    runPython(
+      `${MAKE.split('for name, numel')[0]}
+import io
+class K:
+    def __init__(self, key): self.key = key
+class U:
+    def __init__(self, key): self.a = (K(key), 0, (4,), (1,), False, collections.OrderedDict())
+    def __reduce__(self): return (_rebuild_tensor_v2, self.a)
+class Q(pickle.Pickler):
+    def persistent_id(self, o):
+        return ('storage', FloatStorage, o.key, 'cpu', 4) if isinstance(o, K) else None
+b = io.BytesIO(); Q(b, protocol=2).dump({'a': U('0'), 'b': U('1')})
+path = sys.argv[1] + '/overlap.pt'
+with zipfile.ZipFile(path, 'w') as z:
+    z.writestr('archive/data.pkl', b.getvalue()); z.writestr('archive/data/0', bytes(16)); z.writestr('archive/data/1', bytes(16))
+# Storage '1''s directory entry points at storage '0''s bytes.
+raw = bytearray(open(path, 'rb').read())
+cd = [i for i in range(len(raw)) if raw[i:i+4] == b'PK' + bytes([1, 2])]
+entry = {bytes(raw[i+46:i+46+14]): i for i in cd}
+raw[entry[b'archive/data/1']+42:entry[b'archive/data/1']+46] = raw[entry[b'archive/data/0']+42:entry[b'archive/data/0']+46]
+open(path, 'wb').write(bytes(raw))
+a = []
+for i in range(40): a = [a, a]
+with zipfile.ZipFile(sys.argv[1] + '/dag.pt', 'w') as z: z.writestr('archive/data.pkl', pickle.dumps(a, protocol=2))`,
+      [dir],
+    );
+    await expectCode(() => readBoth(file('overlap.pt')), 'ERR_BAD_ZIP', /overlap/);
+    const dag = (await readBoth(file('dag.pt'))) as unknown[];
+    assert.equal(dag[0], dag[1]);
   });
 
   test('truncated archives, not a checkpoint, a tar', async () => {
@@ -76,7 +138,7 @@ for name, pkl in cases.items():
       await expectCode(
         async () => {
           try {
-            await readTorch(file('cut.pt'));
+            await readBoth(file('cut.pt'));
           } catch (error) {
             if (!(error instanceof TensorioError)) throw new Error(`not typed: ${String(error)}`);
             throw new TensorioError('ERR_BAD_ZIP', error.message);
@@ -86,10 +148,10 @@ for name, pkl in cases.items():
       );
     }
     fs.writeFileSync(file('text.pt'), 'hello');
-    await expectCode(() => readTorch(file('text.pt')), 'ERR_BAD_MAGIC');
+    await expectCode(() => readBoth(file('text.pt')), 'ERR_BAD_MAGIC');
     const tar = Buffer.alloc(1024);
     tar.write('ustar', 257);
     fs.writeFileSync(file('old.pt'), tar);
-    await expectCode(() => readTorch(file('old.pt')), 'ERR_UNSUPPORTED_VERSION');
+    await expectCode(() => readBoth(file('old.pt')), 'ERR_UNSUPPORTED_VERSION');
   });
 });

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load, openTorch, readTorch, save, writeTorch, type LoadedArray, type NdArray, type TorchValue } from '../src/index.js';
+import { listTorchTensors, load, openTorch, openTorchSync, readTorch, readTorchSync, save, scanTorchGlobals, sharedTorchTensors, writeTorch, type LoadedArray, type NdArray, type TorchReadOptions, type TorchValue } from '../src/index.js';
 import { expectCode } from './expect-code.js';
 import { NATIVE_MODE, runTorch, tempDir } from './helpers.js';
 
@@ -50,6 +50,26 @@ torch.save(d, sys.argv[1], _use_new_zipfile_serialization=(sys.argv[2] == 'zip')
 print(json.dumps({k: describe(v) for k, v in d.items()}))
 `;
 
+// What a read gave, arrays as dtype, shape, bytes and whether mapped: the sync twin must agree.
+function shapeOf(value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && 'data' in value && 'dtype' in value) {
+    const a = value as LoadedArray;
+    return { dtype: a.dtype, shape: a.shape, hex: hex(a), mapped: a.mapped, copyReason: a.copyReason };
+  }
+  if (Array.isArray(value)) return value.map(shapeOf);
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, shapeOf(v)]));
+  if (value instanceof Set) return new Set([...value].map(shapeOf));
+  if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shapeOf(v)]));
+  return value;
+}
+
+/** readTorch, checked against readTorchSync of the same file. */
+async function readBoth(target: string, options: TorchReadOptions = {}): Promise<TorchValue> {
+  const got = await readTorch(target, options);
+  assert.deepEqual(shapeOf(readTorchSync(target, options)), shapeOf(got), `readTorchSync of ${path.basename(target)}`);
+  return got;
+}
+
 type Described = Record<string, { dtype: string; shape: number[]; hex: string }>;
 
 function torchJson<T>(script: string, args: string[]): T {
@@ -63,7 +83,7 @@ describe('files torch.save writes', () => {
       const target = file(`dtypes-${format}.pt`);
       const expected = torchJson<Described>(DTYPES_SCRIPT, [target, format]);
       for (const mmap of [false, true]) {
-        const got = rec(await readTorch(target, { mmap }));
+        const got = rec(await readBoth(target, { mmap }));
         assert.deepEqual(Object.keys(got).sort(), Object.keys(expected).sort());
         for (const [name, want] of Object.entries(expected)) {
           const a = arr(got[name]);
@@ -90,7 +110,7 @@ print(json.dumps({k: describe(v) for k, v in d.items()}))`,
       [target],
     );
     for (const mmap of [false, true]) {
-      const got = rec(await readTorch(target, { mmap }));
+      const got = rec(await readBoth(target, { mmap }));
       for (const [name, want] of Object.entries(expected)) {
         assert.deepEqual(arr(got[name]).shape, want.shape, name);
         assert.equal(hex(arr(got[name])), want.hex, `${name} (mmap ${mmap})`);
@@ -101,9 +121,20 @@ print(json.dumps({k: describe(v) for k, v in d.items()}))`,
       assert.notEqual(arr(got.t).data.buffer, arr(got.x).data.buffer);
       if (mmap) assert.match(arr(got.t).copyReason ?? '', /not contiguous/);
     }
+    const sync = rec(readTorchSync(target, { mmap: true }));
+    assert.equal(sync.tied, sync.x);
+    assert.equal(arr(sync.flat).data.buffer, arr(sync.x).data.buffer);
+    const lazySync = openTorchSync(target);
+    assert.equal(hex(lazySync.get('step')), hex(arr(sync.step)));
+    assert.equal(lazySync.get('x').data.buffer, lazySync.get('flat').data.buffer);
+    lazySync.close();
+    await expectCode(() => lazySync.get('x'), 'ERR_CLOSED');
     const lazy = await openTorch(target);
-    assert.deepEqual(lazy.info('flat'), { name: 'flat', dtype: 'float32', shape: [4], stride: [1], storageOffset: 5, storage: '0', storageNumel: 24, contiguous: true, parameter: false });
+    assert.deepEqual(lazy.info('flat'), { name: 'flat', dtype: 'float32', shape: [4], stride: [1], storageOffset: 5, storage: '0', file: target, storageNumel: 24, contiguous: true, parameter: false });
     assert.deepEqual(lazy.info('t').stride, [1, 4, 12]);
+    // For a converter: every tensor is on storage '0', so all alias 'x'; not all are identical.
+    assert.deepEqual(listTorchTensors(lazy).map((i) => [i.name, i.storage, i.storageOffset]), Object.keys(expected).map((k) => [k, '0', lazy.info(k).storageOffset]));
+    assert.deepEqual(sharedTorchTensors(lazy), [{ file: target, storage: '0', names: Object.keys(expected), identical: false }]);
     const [a, b] = [await lazy.get('x'), await lazy.get('flat')];
     assert.equal(a.data.buffer, b.data.buffer);
     lazy.close();
@@ -124,7 +155,7 @@ torch.save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'epoch':
 print(json.dumps({'weight': describe(model[0].weight.detach()), 'momentum': describe(opt.state_dict()['state'][0]['momentum_buffer']), 'lr': 0.1}))`,
       [target],
     );
-    const got = rec(await readTorch(target));
+    const got = rec(await readBoth(target));
     assert.equal(got.epoch, 3);
     assert.equal(got.loss, 0.25);
     assert.deepEqual(got.tags, ['a', 'b']);
@@ -156,7 +187,7 @@ torch.save(p, sys.argv[1])
 print(json.dumps({'p': describe(p.detach())}))`,
       [target],
     );
-    const got = arr(await readTorch(target));
+    const got = arr(await readBoth(target));
     assert.equal(hex(got), expected.p?.hex);
     const lazy = await openTorch(target);
     assert.deepEqual(lazy.keys(), ['']);
@@ -189,13 +220,31 @@ print(json.dumps({k: describe(v) for k, v in d.items()}))`,
       [target],
     );
     for (const mmap of [false, true]) {
-      const got = rec(await readTorch(target, { mmap }));
+      const got = rec(await readBoth(target, { mmap }));
       for (const [name, want] of Object.entries(expected)) assert.equal(hex(arr(got[name])), want.hex, name);
       if (mmap) assert.match(arr(got.f).copyReason ?? '', /big-endian/);
     }
     const lazy = await openTorch(target);
     assert.equal(lazy.byteOrder, 'big');
     lazy.close();
+  });
+
+  test('torch.save without CRCs (set_crc32_options(False)) reads, as torch.load reads it; verifyCrc checks storages', async () => {
+    const target = file('nocrc.pt');
+    const expected = torchJson<Described>(
+      `${DESCRIBE}
+import sys
+torch.serialization.set_crc32_options(False)
+d = {'w': torch.arange(6, dtype=torch.float32).reshape(2, 3), 'i': torch.tensor([7], dtype=torch.int64)}
+torch.save(d, sys.argv[1])
+print(json.dumps({k: describe(v) for k, v in d.items()}))`,
+      [target],
+    );
+    for (const mmap of [false, true]) {
+      const got = rec(await readBoth(target, { mmap }));
+      for (const [name, want] of Object.entries(expected)) assert.equal(hex(arr(got[name])), want.hex, name);
+    }
+    await expectCode(() => readTorch(target, { verifyCrc: true }), 'ERR_CRC_MISMATCH');
   });
 
   test('refused: a pickled nn.Module and an os.system reduce, in both formats; nothing runs', async () => {
@@ -215,6 +264,15 @@ for fmt in ('zip', 'legacy'):
       await expectCode(() => readTorch(file(`module-${fmt}.pt`)), 'ERR_UNSAFE_PICKLE', /torch\.nn\.modules\.linear\.Linear/);
       await expectCode(() => readTorch(file(`evil-${fmt}.pt`)), 'ERR_UNSAFE_PICKLE', /posix\.system/);
       await expectCode(() => openTorch(file(`evil-${fmt}.pt`), { mmap: true }), 'ERR_UNSAFE_PICKLE', /posix\.system/);
+      // The scan reports what the reader refuses, without building or calling anything.
+      const evil = await scanTorchGlobals(file(`evil-${fmt}.pt`));
+      const system = evil.find((g) => g.name === 'system');
+      assert.equal(system?.module, 'posix', JSON.stringify(evil));
+      assert.equal(system?.allowed, false);
+      assert.ok(evil.some((g) => g.module === 'torch._utils' && g.name === '_rebuild_tensor_v2' && g.allowed), JSON.stringify(evil));
+      assert.ok(evil.every((g) => g.allowed === (g.name !== 'system')), JSON.stringify(evil));
+      const module = await scanTorchGlobals(file(`module-${fmt}.pt`));
+      assert.ok(module.some((g) => g.module === 'torch.nn.modules.linear' && g.name === 'Linear' && !g.allowed), JSON.stringify(module));
     }
     assert.equal(fs.existsSync(marker), false);
   });
@@ -295,7 +353,7 @@ describe('files writeTorch writes, read by torch.load(weights_only=True)', () =>
     assert.equal(tensors.get('tail')?.ptr, tensors.get('float32')?.ptr);
     assert.equal(tensors.get('tail')?.offset, 3);
     // And tensorio reads its own file back the same.
-    const mine = rec(rec(await readTorch(target)).state_dict);
+    const mine = rec(rec(await readBoth(target)).state_dict);
     for (const [name, a] of Object.entries(arrays)) if (name !== 'fortran') assert.equal(hex(arr(mine[name])), hex(a), name);
   });
 

@@ -505,6 +505,7 @@ export const HANDLERS: Record<FormatId, FormatHandler | undefined> = {
   'keras3-weights': hdf5,
   keras,
   torch,
+  'torch-index': torch,
   tfjs: tfjsFormat,
 };
 

@@ -17,7 +17,7 @@ import { mainReaders, mainWriters, type MainReader, type MainWriter } from './ma
 import { looksLikeTorch } from './torch/index.js';
 
 /** The formats tensorio knows. */
-export type FormatId = 'npy' | 'npz' | 'safetensors' | 'safetensors-index' | 'hdf5' | 'keras3-weights' | 'keras' | 'torch' | 'tfjs';
+export type FormatId = 'npy' | 'npz' | 'safetensors' | 'safetensors-index' | 'hdf5' | 'keras3-weights' | 'keras' | 'torch' | 'torch-index' | 'tfjs';
 
 /**
  * The places a format can be used:
@@ -169,6 +169,16 @@ export const FORMATS: readonly FormatEntry[] = [
     entryPoints: ['load', 'save', 'cliRead', 'cliWrite'],
     read: mainReaders.torch,
     write: mainWriters.torch,
+  },
+  {
+    id: 'torch-index',
+    title: 'sharded PyTorch (pytorch_model.bin.index.json)',
+    extensions: ['.bin.index.json', '.pt.index.json', '.pth.index.json', '.ckpt.index.json'],
+    magic: isJsonPrefix,
+    holds: { dtypes: DTYPES, strings: true, objects: true, nesting: true, metadata: false, fortranOrder: false, many: true },
+    // readTorch reads the index as one view over its shards; tensorio writes no sharded torch.
+    entryPoints: ['load', 'cliRead'],
+    read: mainReaders.torch,
   },
   {
     id: 'hdf5',

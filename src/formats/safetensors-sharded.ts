@@ -27,8 +27,8 @@ export interface SafetensorsIndex {
 /** The largest index file read, like the header bound of a shard. */
 export const MAX_INDEX_SIZE = 100_000_000;
 
-function badIndex(file: string, what: string): TensorioError {
-  return new TensorioError('ERR_BAD_HEADER', `malformed safetensors index: ${what}`, { path: file });
+function badIndexOf(file: string, what: string, format = 'safetensors'): TensorioError {
+  return new TensorioError('ERR_BAD_HEADER', `malformed ${format} index: ${what}`, { path: file });
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -37,11 +37,13 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Parses an index file's bytes. Shard names must be plain file names in the index's own
- * folder (a hostile index cannot point at `../../etc/passwd`).
+ * folder (a hostile index cannot point at `../../etc/passwd`). PyTorch's sharded checkpoints
+ * (`pytorch_model.bin.index.json`) use the same layout; `format` names it in errors.
  * @throws TensorioError `ERR_BAD_HEADER` for invalid UTF-8 or JSON, a missing or malformed
  * `weight_map`, or a shard name that leaves the folder.
  */
-export function parseSafetensorsIndex(bytes: Uint8Array, file: string): SafetensorsIndex {
+export function parseSafetensorsIndex(bytes: Uint8Array, file: string, format = 'safetensors'): SafetensorsIndex {
+  const badIndex = (f: string, what: string): TensorioError => badIndexOf(f, what, format);
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -56,7 +58,7 @@ export function parseSafetensorsIndex(bytes: Uint8Array, file: string): Safetens
   const map = new Map<string, string>();
   for (const [name, shard] of Object.entries(weightMap)) {
     if (typeof shard !== 'string') throw badIndex(file, `weight_map['${name}'] must be a file name, found ${JSON.stringify(shard)}`);
-    checkShardName(shard, file);
+    checkShardName(shard, file, format);
     map.set(name, shard);
   }
   const total = metadata.total_size;
@@ -64,10 +66,10 @@ export function parseSafetensorsIndex(bytes: Uint8Array, file: string): Safetens
   return { metadata, totalSize, weightMap: map };
 }
 
-function checkShardName(shard: string, file: string): void {
+function checkShardName(shard: string, file: string, format: string): void {
   const normal = nodePath.posix.normalize(shard.replace(/\\/g, '/'));
   if (shard === '' || nodePath.isAbsolute(shard) || normal.startsWith('../') || normal === '..' || normal.includes('\0')) {
-    throw badIndex(file, `shard '${shard}' is not a file inside the index's folder`);
+    throw badIndexOf(file, `shard '${shard}' is not a file inside the index's folder`, format);
   }
 }
 

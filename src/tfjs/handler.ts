@@ -412,6 +412,7 @@ export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.I
     'safetensors-index': undefined,
     'keras3-weights': undefined,
     torch: undefined,
+    'torch-index': undefined,
   };
   return handlers[id] as tf.io.IOHandler;
 }

@@ -19,6 +19,10 @@ import { crc32 } from '../../src/formats/zip.js';
 import { ROOT } from '../helpers.js';
 import { FORMATS, formatFixtures, type ReliabilityFormat } from './formats.js';
 import { generatedFiles } from './generated.js';
+import { torchFuzzTarget } from './fuzz-torch.js';
+
+// PyTorch's seeds: files real torch.save wrote (generated.ts), or ../shared/fixtures/pytorch.
+const TORCH_SEEDS = { name: 'torch', extension: '.pt', fixtures: 'pytorch' } as ReliabilityFormat;
 
 /** A parser under fuzz. */
 export interface FuzzTarget {
@@ -527,6 +531,7 @@ export function fuzzTargets(corpus: 'generated' | 'fixtures' = 'generated'): Fuz
       seeds: () => fixtureSeeds(kerasH5),
       structured: structuredFor(kerasH5),
     },
+    torchFuzzTarget({ seeds: () => fixtureSeeds(TORCH_SEEDS), mutation, applyMutation, scratchFile }),
     {
       name: 'npy-header',
       run: (bytes) => {

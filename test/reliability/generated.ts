@@ -10,10 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { runOracle, runPython } from '../helpers.js';
+import { runOracle, runPython, runTorch } from '../helpers.js';
 import type { ReliabilityFormat } from './formats.js';
 
-const SCRIPTS: Record<string, { oracle: boolean; script: string }> = {
+const SCRIPTS: Record<string, { oracle: boolean; torch?: boolean; script: string }> = {
   npy: {
     oracle: false,
     script: `import sys, os, numpy as np
@@ -74,13 +74,33 @@ def write(path, layers):
 write(os.path.join(d, 'dense.h5'), [('input_1', []), ('dense', [('dense/kernel:0', rng.standard_normal((4, 3)).astype('<f4')), ('dense/bias:0', np.zeros(3, '<f4'))])])
 write(os.path.join(d, 'two.h5'), [('fc1', [('fc1/kernel:0', rng.standard_normal((8, 2)).astype('<f8'))]), ('fc2', [('fc2/kernel:0', np.arange(6, dtype='<f4').reshape(2, 3)), ('fc2/bias:0', np.ones(3, '<f4'))])])`,
   },
+  // Real PyTorch's torch.save, both formats: a state dict of several dtypes, tied and strided
+  // views, a training checkpoint with optimizer state, a bare tensor, a protocol-5 legacy file.
+  torch: {
+    oracle: false,
+    torch: true,
+    script: `import sys, os, torch
+d = sys.argv[1]
+torch.manual_seed(7)
+x = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+sd = {'w': x, 'tied': x, 't': x.t(), 'col': x[:, 1], 'h': torch.ones(3, dtype=torch.float16), 'i': torch.tensor([1, -2], dtype=torch.int64), 'b': torch.tensor([True, False])}
+lin = torch.nn.Linear(3, 2)
+opt = torch.optim.Adam(lin.parameters())
+lin(torch.ones(1, 3)).sum().backward(); opt.step()
+ckpt = {'model': lin.state_dict(), 'optimizer': opt.state_dict(), 'epoch': 3, 'name': 'run'}
+for fmt, zipped in (('zip', True), ('legacy', False)):
+    torch.save(sd, os.path.join(d, 'state-%s.pt' % fmt), _use_new_zipfile_serialization=zipped)
+    torch.save(ckpt, os.path.join(d, 'checkpoint-%s.pt' % fmt), _use_new_zipfile_serialization=zipped)
+torch.save(torch.tensor(2.5, dtype=torch.bfloat16), os.path.join(d, 'bare.pt'))
+torch.save({'p': torch.nn.Parameter(torch.zeros(2))}, os.path.join(d, 'proto5-legacy.pt'), _use_new_zipfile_serialization=False, pickle_protocol=5)`,
+  },
 };
 
 let root: string | undefined;
 const cache = new Map<string, string[]>();
 
 /** The files of a format written at test time (once per process, removed at exit), sorted. */
-export function generatedFiles(format: ReliabilityFormat): string[] {
+export function generatedFiles(format: Pick<ReliabilityFormat, 'name' | 'extension'>): string[] {
   const cached = cache.get(format.name);
   if (cached) return cached;
   const entry = SCRIPTS[format.name];
@@ -92,7 +112,8 @@ export function generatedFiles(format: ReliabilityFormat): string[] {
   }
   const dir = path.join(root, format.name);
   fs.mkdirSync(dir);
-  if (entry.oracle) runOracle(entry.script, [dir]);
+  if (entry.torch) runTorch(entry.script, [dir]);
+  else if (entry.oracle) runOracle(entry.script, [dir]);
   else runPython(entry.script, [dir]);
   const files = fs
     .readdirSync(dir)

@@ -1,3 +1,15 @@
 /** PyTorch checkpoints (`.pt`, `.pth`, `.ckpt`, `pytorch_model.bin`): the format's public surface. */
-export { looksLikeTorch, openTorch, readTorch, type TorchFile, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './read.js';
+export {
+  looksLikeTorch,
+  openTorch,
+  openTorchSync,
+  readTorch,
+  readTorchSync,
+  type TorchFile,
+  type TorchFileSync,
+  type TorchReadOptions,
+  type TorchTensorInfo,
+  type TorchValue,
+} from './read.js';
 export { writeTorch, type TorchSaveValue } from './write.js';
+export { listTorchTensors, scanTorchGlobals, sharedTorchTensors, type TorchGlobalUse, type TorchSharedGroup } from './inspect.js';

@@ -12,12 +12,28 @@
  */
 import { checkOptions, OPTIONS } from '../../options.js';
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, mapWholeFile, openForReadAsync, readExactly } from '../../io.js';
+import { closeQuietly, mapWholeFile, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
 import { type LoadedArray } from '../../ndarray.js';
 import { unpickle, type PyObject } from '../pickle.js';
-import { bytesSource, checkMemberSize, fdSource, memberDataOffset, readCentralDirectory, readMember, type ZipEntry, type ZipSource } from '../zip.js';
+import {
+  bytesSource,
+  bytesSourceSync,
+  checkMemberSize,
+  fdSource,
+  fdSourceSync,
+  memberDataOffset,
+  memberDataOffsetSync,
+  readCentralDirectory,
+  readCentralDirectorySync,
+  readMember,
+  readMemberSync,
+  type ZipEntry,
+  type ZipSource,
+  type ZipSourceSync,
+} from '../zip.js';
 import { StorageRef, TensorRef, torchProfile, type StorageClaims } from './profile.js';
-import { isCContiguous, tensorFromStorage, type StorageBytes } from './tensor.js';
+import { isTorchIndexPath, openShardedTorch, openShardedTorchSync } from './sharded.js';
+import { copyBudget, isCContiguous, tensorFromStorage, type CopyBudget, type StorageBytes } from './tensor.js';
 
 /** Options of {@link readTorch} and {@link openTorch}. */
 export interface TorchReadOptions {
@@ -31,6 +47,19 @@ export interface TorchReadOptions {
   maxMemberSize?: number;
   /** Largest pickle accepted, in bytes. Default 1 GiB. */
   maxPickleSize?: number;
+  /**
+   * Most bytes the C-order copies of one read (one `get`, or the whole `value`/`readTorch`) may
+   * take: copies of strided, expanded (stride 0), big-endian or unaligned tensors. Default twice
+   * the file's size plus 64 MiB, so a small file cannot make tensorio allocate gigabytes.
+   */
+  maxCopySize?: number;
+  /**
+   * Check each storage's CRC-32 when it is read (not when it is mapped). Default false, as
+   * torch.load does (and torch.save with `set_crc32_options(False)` writes none): a CRC of
+   * gigabytes costs more than reading them from the page cache. `data.pkl` is always checked
+   * when its CRC was written.
+   */
+  verifyCrc?: boolean;
 }
 
 /** What {@link readTorch} returns: the saved object with an NdArray for every tensor. */
@@ -58,6 +87,8 @@ export interface TorchTensorInfo {
   storageOffset: number;
   /** The storage's key (`data/<key>` in a zip). */
   storage: string;
+  /** The file holding the tensor (a shard, for a sharded checkpoint). */
+  file: string;
   /** Elements the storage claims (bytes for an UntypedStorage). */
   storageNumel: number;
   contiguous: boolean;
@@ -68,8 +99,12 @@ export interface TorchTensorInfo {
 /** A checkpoint opened lazily: the pickle is read, no storage yet. */
 export interface TorchFile {
   readonly path: string;
-  readonly format: 'zip' | 'legacy';
-  readonly byteOrder: 'little' | 'big';
+  /** 'sharded' for a `*.bin.index.json` checkpoint (see sharded.ts). */
+  readonly format: 'zip' | 'legacy' | 'sharded';
+  /** 'mixed' when a sharded checkpoint's shards disagree. */
+  readonly byteOrder: 'little' | 'big' | 'mixed';
+  /** The files behind this view: the file itself, or every shard in the index's order. */
+  readonly files: readonly string[];
   /** Every tensor by its path through the object (`model.fc1.weight`, `state.0.exp_avg`, `0`; '' for a bare tensor). */
   keys(): string[];
   has(name: string): boolean;
@@ -97,36 +132,49 @@ export function looksLikeTorch(prefix: Uint8Array): boolean {
   return new TextDecoder('latin1').decode(prefix.subarray(0, 27)) === 'L119547037146038801333356L\n';
 }
 
+// The parser is written once, as generators that yield what they need from the file (bytes,
+// the zip directory, a member, a member's data offset, a storage): the async entry points and
+// the sync ones drive the same code (as zip.ts does for its directory walkers).
+type Need =
+  | { readonly op: 'bytes'; readonly position: number; readonly length: number; readonly what: string }
+  | { readonly op: 'directory' }
+  | { readonly op: 'member'; readonly entry: ZipEntry; readonly maxMemberSize: number | undefined; readonly verify: boolean }
+  | { readonly op: 'dataOffset'; readonly entry: ZipEntry }
+  | { readonly op: 'storage'; readonly ref: StorageRef };
+type Walk<T> = Generator<Need, T, unknown>;
+
+function* bytesAt(position: number, length: number, what: string): Walk<Uint8Array> {
+  return (yield { op: 'bytes', position, length, what }) as Uint8Array;
+}
+// torch.save(compute_crc32=False) writes records with a zero CRC, and torch.load never checks
+// CRCs: a record's CRC is checked only when it was written.
+function* member(entry: ZipEntry, maxMemberSize?: number, verify = entry.crc32 !== 0): Walk<Uint8Array> {
+  return (yield { op: 'member', entry, maxMemberSize, verify }) as Uint8Array;
+}
+
 interface Container {
   readonly format: 'zip' | 'legacy';
   readonly bigEndian: boolean;
   readonly root: PyObject;
-  readonly mapReason: string | undefined;
-  storage(ref: StorageRef): Promise<StorageBytes>;
+  storage(ref: StorageRef): Walk<StorageBytes>;
 }
 
-class Reader {
-  constructor(
-    readonly path: string,
-    readonly fd: number,
-    readonly size: number,
-    readonly mapping: Uint8Array | undefined,
-  ) {}
+/** What the drivers know of the open file. */
+interface FileState {
+  readonly path: string;
+  readonly size: number;
+  readonly mapping: Uint8Array | undefined;
+}
 
-  async bytes(position: number, length: number, what: string): Promise<Uint8Array> {
-    if (position + length > this.size) {
-      throw new TensorioError('ERR_TRUNCATED', `file ends inside the ${what}: ${length} bytes needed at offset ${position}, the file has ${this.size}`, { path: this.path });
-    }
-    if (this.mapping) return this.mapping.subarray(position, position + length);
-    const out = new Uint8Array(length);
-    await readExactly(this.fd, position, out, this.path, what);
-    return out;
+function checkRange(file: FileState, position: number, length: number, what: string): void {
+  if (position + length > file.size) {
+    throw new TensorioError('ERR_TRUNCATED', `file ends inside the ${what}: ${length} bytes needed at offset ${position}, the file has ${file.size}`, { path: file.path });
   }
 }
 
-async function openZip(reader: Reader, source: ZipSource, options: TorchReadOptions, mapReason: string | undefined): Promise<Container> {
-  const path = reader.path;
-  const entries = await readCentralDirectory(source, path);
+function* zipContainer(file: FileState, options: TorchReadOptions): Walk<Container> {
+  const path = file.path;
+  const entries = (yield { op: 'directory' }) as ZipEntry[];
   const byName = new Map<string, ZipEntry>(entries.map((e) => [e.name, e]));
   const first = entries[0]?.name ?? '';
   const slash = first.indexOf('/');
@@ -142,42 +190,57 @@ async function openZip(reader: Reader, source: ZipSource, options: TorchReadOpti
   let bigEndian = false;
   const order = byName.get(`${prefix}byteorder`);
   if (order) {
-    const text = new TextDecoder().decode(await readMember(source, order, path, { maxMemberSize: 16 }));
+    const text = new TextDecoder().decode(yield* member(order, 16));
     if (text !== 'little' && text !== 'big') throw new TensorioError('ERR_BAD_HEADER', `the byteorder record says '${text.slice(0, 20)}', expected 'little' or 'big'`, { path });
     bigEndian = text === 'big';
   }
+  checkNoOverlap(entries.filter((e) => e.name.startsWith(`${prefix}data/`)), path);
   const claims: StorageClaims = new Map();
-  const root = unpickle(await readMember(source, pkl, path, { maxMemberSize: maxPickle }), { path: `${path}[data.pkl]`, profile: torchProfile(`${path}[data.pkl]`, claims) });
-  const mapping = source.mapping;
+  const root = unpickle(yield* member(pkl, maxPickle), { path: `${path}[data.pkl]`, profile: torchProfile(`${path}[data.pkl]`, claims) });
   return {
     format: 'zip',
     bigEndian,
     root,
-    mapReason,
-    async storage(ref: StorageRef): Promise<StorageBytes> {
+    *storage(ref: StorageRef): Walk<StorageBytes> {
       const name = `${prefix}data/${ref.key}`;
       const entry = byName.get(name);
       if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', and the archive has no member ${name}`, { path });
       checkMemberSize(entry, path, options.maxMemberSize);
-      if (mapping && entry.method === 0) {
-        const start = await memberDataOffset(source, entry, path);
-        return { bytes: mapping.subarray(start, start + entry.compressedSize), mapped: true, bigEndian };
+      if (file.mapping && entry.method === 0) {
+        const start = (yield { op: 'dataOffset', entry }) as number;
+        return { bytes: file.mapping.subarray(start, start + entry.compressedSize), mapped: true, bigEndian };
       }
-      const bytes = await readMember(source, entry, path, options.maxMemberSize === undefined ? {} : { maxMemberSize: options.maxMemberSize });
-      return { bytes, mapped: false, bigEndian };
+      return { bytes: yield* member(entry, options.maxMemberSize, options.verifyCrc === true), mapped: false, bigEndian };
     },
   };
 }
 
+/**
+ * Storage members must not overlap: torch writes each once, one after another. A directory whose
+ * entries share bytes would make each storage read the same bytes again, so a small file could
+ * make an eager read allocate its size once per entry. Each member spans at least its 30-byte
+ * local header and its data from its offset.
+ */
+function checkNoOverlap(entries: ZipEntry[], path: string): void {
+  const sorted = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1] as ZipEntry;
+    const next = sorted[i] as ZipEntry;
+    if (next.localHeaderOffset < prev.localHeaderOffset + 30 + prev.compressedSize) {
+      throw new TensorioError('ERR_BAD_ZIP', `members '${prev.name}' and '${next.name}' overlap (at offsets ${prev.localHeaderOffset} and ${next.localHeaderOffset})`, { path });
+    }
+  }
+}
+
 /** Unpickles the pickle starting at `at`, reading more of the file until it is whole. */
-async function pickleAt(reader: Reader, at: number, options: TorchReadOptions, claims: StorageClaims): Promise<{ value: PyObject; end: number }> {
-  const limit = Math.min(reader.size - at, options.maxPickleSize ?? DEFAULT_MAX_PICKLE);
+function* pickleAt(file: FileState, at: number, options: TorchReadOptions, claims: StorageClaims): Walk<{ value: PyObject; end: number }> {
+  const limit = Math.min(file.size - at, options.maxPickleSize ?? DEFAULT_MAX_PICKLE);
   let length = Math.min(limit, 1 << 16);
   for (;;) {
-    const bytes = await reader.bytes(at, length, 'pickle');
+    const bytes = yield* bytesAt(at, length, 'pickle');
     let end = -1;
     try {
-      const value = unpickle(bytes, { path: reader.path, profile: torchProfile(reader.path, claims), onStop: (e) => (end = e) });
+      const value = unpickle(bytes, { path: file.path, profile: torchProfile(file.path, claims), onStop: (e) => (end = e) });
       return { value, end: at + end };
     } catch (error) {
       // A pickle cut off by the read's end is read again with more bytes; any other error, or
@@ -189,16 +252,16 @@ async function pickleAt(reader: Reader, at: number, options: TorchReadOptions, c
   }
 }
 
-async function openLegacy(reader: Reader, options: TorchReadOptions, mapReason: string | undefined): Promise<Container> {
-  const path = reader.path;
+function* legacyContainer(file: FileState, options: TorchReadOptions): Walk<Container> {
+  const path = file.path;
   const claims: StorageClaims = new Map();
-  const magic = await pickleAt(reader, 0, options, claims);
+  const magic = yield* pickleAt(file, 0, options, claims);
   if (magic.value !== LEGACY_MAGIC) throw new TensorioError('ERR_BAD_MAGIC', 'not a PyTorch file: the first pickle is not torch\'s magic number', { path });
-  const protocol = await pickleAt(reader, magic.end, options, claims);
+  const protocol = yield* pickleAt(file, magic.end, options, claims);
   if (protocol.value !== LEGACY_PROTOCOL) throw new TensorioError('ERR_UNSUPPORTED_VERSION', `legacy protocol version ${String(protocol.value)}, expected ${LEGACY_PROTOCOL}`, { path });
-  const sysInfo = await pickleAt(reader, protocol.end, options, claims);
-  const main = await pickleAt(reader, sysInfo.end, options, claims);
-  const keys = await pickleAt(reader, main.end, options, claims);
+  const sysInfo = yield* pickleAt(file, protocol.end, options, claims);
+  const main = yield* pickleAt(file, sysInfo.end, options, claims);
+  const keys = yield* pickleAt(file, main.end, options, claims);
   if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) throw new TensorioError('ERR_BAD_HEADER', 'the legacy storage key list is not a list of strings', { path });
   // The data section: per key, an int64 element count and the bytes. Each count is checked
   // against what is left of the file before anything is read or allocated.
@@ -207,9 +270,9 @@ async function openLegacy(reader: Reader, options: TorchReadOptions, mapReason: 
   for (const key of keys.value as string[]) {
     const claim = claims.get(key);
     if (!claim) throw new TensorioError('ERR_BAD_HEADER', `the legacy key list names storage '${key}', which no tensor uses`, { path });
-    const head = await reader.bytes(at, 8, `count of storage '${key}'`);
+    const head = yield* bytesAt(at, 8, `count of storage '${key}'`);
     const n = new DataView(head.buffer, head.byteOffset, 8).getBigInt64(0, true);
-    const left = reader.size - at - 8;
+    const left = file.size - at - 8;
     if (n < 0n || n * BigInt(claim.itemSize) > BigInt(left)) {
       throw new TensorioError('ERR_TRUNCATED', `storage '${key}' claims ${n} elements of ${claim.itemSize} bytes at offset ${at + 8}, the file has ${left} bytes left`, { path });
     }
@@ -221,13 +284,29 @@ async function openLegacy(reader: Reader, options: TorchReadOptions, mapReason: 
     format: 'legacy',
     bigEndian: false,
     root: main.value,
-    mapReason,
-    async storage(ref: StorageRef): Promise<StorageBytes> {
+    *storage(ref: StorageRef): Walk<StorageBytes> {
       const place = places.get(ref.key);
       if (!place) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', which the file's key list does not hold`, { path });
-      return { bytes: await reader.bytes(place.offset, place.length, `storage '${ref.key}'`), mapped: reader.mapping !== undefined, bigEndian: false };
+      const bytes = yield* bytesAt(place.offset, place.length, `storage '${ref.key}'`);
+      if (!file.mapping) return { bytes, mapped: false, bigEndian: false };
+      // Legacy storages follow each other unpadded, so one may start off its dtype's alignment.
+      // It is then copied once, whole, so the tensors on it (tied weights) still share memory.
+      const align = Math.min(claims.get(ref.key)?.itemSize ?? 1, 8);
+      if (place.offset % align === 0) return { bytes, mapped: true, bigEndian: false };
+      return { bytes: bytes.slice(), mapped: false, bigEndian: false, copyReason: `storage '${ref.key}' starts at byte ${place.offset} of the legacy file, off its ${align}-byte alignment, and was copied` };
     },
   };
+}
+
+/** The container from the file's first bytes. */
+function* container(file: FileState, prefix: Uint8Array, options: TorchReadOptions): Walk<Container> {
+  const path = file.path;
+  if (prefix[0] === 0x50 && prefix[1] === 0x4b) return yield* zipContainer(file, options);
+  if (looksLikeTorch(prefix)) return yield* legacyContainer(file, options);
+  if (new TextDecoder('latin1').decode(prefix.subarray(257, 262)) === 'ustar') {
+    throw new TensorioError('ERR_UNSUPPORTED_VERSION', 'a tar archive: the tar layout of torch before 0.1.10 is not read', { path });
+  }
+  throw new TensorioError('ERR_BAD_MAGIC', 'not a PyTorch file: neither a zip archive nor a legacy pickle of torch\'s magic number', { path });
 }
 
 type Ref = TensorRef | StorageRef;
@@ -240,62 +319,51 @@ function asTensor(ref: Ref): TensorRef {
   return new TensorRef(ref, ref.dtype, ref.view?.offset ?? 0, [size], [1], false);
 }
 
-/** Every tensor reachable from `root`, by its path (keys joined with '.'). */
+/**
+ * Every tensor reachable from `root`, by its path (keys joined with '.'). A container the pickle
+ * shares (the memo makes a DAG) is walked once, under its first path: walking it again for each
+ * path would let a pickle of a few hundred bytes, nesting shared lists, take exponential time.
+ */
 function tensorPaths(root: PyObject): Map<string, Ref> {
   const out = new Map<string, Ref>();
-  const active = new Set<object>();
+  const seen = new Set<object>();
   const visit = (value: unknown, name: string): void => {
     if (value instanceof TensorRef || value instanceof StorageRef) {
       if (!out.has(name)) out.set(name, value);
       return;
     }
-    if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || active.has(value)) return;
-    active.add(value);
+    if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || seen.has(value)) return;
+    seen.add(value);
     const join = (key: string): string => (name === '' ? key : `${name}.${key}`);
     if (Array.isArray(value)) value.forEach((v, i) => visit(v, join(String(i))));
     else if (value instanceof Map) for (const [k, v] of value) visit(v, join(String(k)));
     else if (!(value instanceof Set)) for (const [k, v] of Object.entries(value)) visit(v, join(k));
-    active.delete(value);
   };
   visit(root, '');
   return out;
 }
 
-class TorchFileImpl implements TorchFile {
-  private readonly paths: Map<string, Ref>;
-  private readonly storages = new Map<string, Promise<StorageBytes>>();
-  private closed = false;
+/** The parsed pickle and its tensors; the drivers below read storages for it. */
+class Core {
+  readonly paths: Map<string, Ref>;
+  closed = false;
 
   constructor(
     readonly path: string,
-    private readonly fd: number,
-    private readonly container: Container,
-    private readonly options: TorchReadOptions,
+    readonly fd: number,
+    readonly size: number,
+    readonly container: Container,
+    readonly options: TorchReadOptions,
+    readonly mapReason: string | undefined,
   ) {
     this.paths = tensorPaths(container.root);
   }
 
-  get format(): 'zip' | 'legacy' {
-    return this.container.format;
-  }
-
-  get byteOrder(): 'little' | 'big' {
-    return this.container.bigEndian ? 'big' : 'little';
-  }
-
-  keys(): string[] {
-    return [...this.paths.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.paths.has(name);
-  }
-
-  private ref(name: string): Ref {
+  ref(name: string): Ref {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the file is closed', { path: this.path });
     const ref = this.paths.get(name);
     if (!ref) {
-      const keys = this.keys().slice(0, 20).map((k) => `'${k}'`).join(', ');
+      const keys = [...this.paths.keys()].slice(0, 20).map((k) => `'${k}'`).join(', ');
       throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no tensor '${name}'; the file holds ${keys || 'none'}${this.paths.size > 20 ? ', ...' : ''}`, { path: this.path });
     }
     return ref;
@@ -310,112 +378,323 @@ class TorchFileImpl implements TorchFile {
       stride: [...t.stride],
       storageOffset: t.offset,
       storage: t.storage.key,
+      file: this.path,
       storageNumel: t.storage.numel,
       contiguous: isCContiguous(t.shape, t.stride),
       parameter: t.parameter,
     };
   }
 
-  private storage(ref: StorageRef): Promise<StorageBytes> {
-    // One read per storage: tensors that share it (tied weights, views) share its memory.
-    let pending = this.storages.get(ref.key);
-    if (!pending) {
-      pending = this.container.storage(ref);
-      this.storages.set(ref.key, pending);
-    }
-    return pending;
-  }
-
-  private async tensor(ref: Ref): Promise<LoadedArray> {
+  *tensor(ref: Ref, budget = copyBudget(this.size, this.options.maxCopySize)): Walk<LoadedArray> {
     const t = asTensor(ref);
-    const bytes = await this.storage(t.storage);
-    return tensorFromStorage(t, bytes, this.options.mmap === true, this.path, this.container.mapReason);
+    const bytes = (yield { op: 'storage', ref: t.storage }) as StorageBytes;
+    return tensorFromStorage(t, bytes, this.options.mmap === true, this.path, this.mapReason, budget);
   }
 
-  async get(name: string): Promise<LoadedArray> {
-    return this.tensor(this.ref(name));
-  }
-
-  async value(): Promise<TorchValue> {
+  *value(): Walk<TorchValue> {
     if (this.closed) throw new TensorioError('ERR_CLOSED', 'the file is closed', { path: this.path });
     const done = new Map<unknown, TorchValue>();
-    const convert = async (value: unknown): Promise<TorchValue> => {
+    const self = this;
+    const budget: CopyBudget = copyBudget(this.size, this.options.maxCopySize);
+    function* convert(value: unknown): Walk<TorchValue> {
       if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value as TorchValue;
       const seen = done.get(value);
       if (seen !== undefined) return seen;
       if (value instanceof TensorRef || value instanceof StorageRef) {
-        const array = await this.tensor(value);
+        const array = yield* self.tensor(value, budget);
         done.set(value, array);
         return array;
       }
       if (Array.isArray(value)) {
         const out: TorchValue[] = [];
         done.set(value, out);
-        for (const item of value) out.push(await convert(item));
+        for (const item of value) out.push(yield* convert(item));
         return out;
       }
       if (value instanceof Map) {
         const out = new Map<TorchValue, TorchValue>();
         done.set(value, out);
-        for (const [k, v] of value) out.set(await convert(k), await convert(v));
+        for (const [k, v] of value) out.set(yield* convert(k), yield* convert(v));
         return out;
       }
       if (value instanceof Set) {
         const out = new Set<TorchValue>();
         done.set(value, out);
-        for (const item of value) out.add(await convert(item));
+        for (const item of value) out.add(yield* convert(item));
         return out;
       }
       const out: { [key: string]: TorchValue } = {};
       done.set(value, out);
       for (const [k, v] of Object.entries(value)) {
-        Object.defineProperty(out, k, { value: await convert(v), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(out, k, { value: yield* convert(v), enumerable: true, writable: true, configurable: true });
       }
       return out;
-    };
-    return convert(this.container.root);
+    }
+    return yield* convert(this.container.root);
+  }
+}
+
+/** Runs a walk with the async reads; storages are read once (tensors on one share its memory). */
+class AsyncDriver {
+  private readonly storages = new Map<string, Promise<StorageBytes>>();
+  readonly source: ZipSource;
+
+  constructor(
+    private readonly file: FileState,
+    private readonly fd: number,
+  ) {
+    this.source = file.mapping ? bytesSource(file.mapping, file.path) : fdSource(fd, file.size, file.path);
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    // Reads already started finish first; the descriptor is closed after them.
-    void Promise.allSettled(this.storages.values()).then(() => closeQuietly(this.fd));
+  async run<T>(walk: Walk<T>, storage?: (ref: StorageRef) => Walk<StorageBytes>): Promise<T> {
+    const { file, source } = this;
+    let step = walk.next();
+    while (!step.done) {
+      const need = step.value;
+      let answer: unknown;
+      switch (need.op) {
+        case 'bytes':
+          checkRange(file, need.position, need.length, need.what);
+          if (file.mapping) answer = file.mapping.subarray(need.position, need.position + need.length);
+          else {
+            const out = new Uint8Array(need.length);
+            await readExactly(this.fd, need.position, out, file.path, need.what);
+            answer = out;
+          }
+          break;
+        case 'directory':
+          answer = await readCentralDirectory(source, file.path);
+          break;
+        case 'member':
+          answer = await readMember(source, need.entry, file.path, { verify: need.verify, ...(need.maxMemberSize === undefined ? {} : { maxMemberSize: need.maxMemberSize }) });
+          break;
+        case 'dataOffset':
+          answer = await memberDataOffset(source, need.entry, file.path);
+          break;
+        case 'storage': {
+          if (!storage) throw new Error('a storage asked for while opening');
+          let pending = this.storages.get(need.ref.key);
+          if (!pending) {
+            pending = this.run(storage(need.ref));
+            this.storages.set(need.ref.key, pending);
+          }
+          answer = await pending;
+          break;
+        }
+      }
+      step = walk.next(answer);
+    }
+    return step.value;
   }
+
+  /** Settles when every storage read started so far has. */
+  idle(): Promise<unknown> {
+    return Promise.allSettled(this.storages.values());
+  }
+}
+
+/** Runs a walk with synchronous reads. */
+class SyncDriver {
+  private readonly storages = new Map<string, StorageBytes>();
+  readonly source: ZipSourceSync;
+
+  constructor(
+    private readonly file: FileState,
+    private readonly fd: number,
+  ) {
+    this.source = file.mapping ? bytesSourceSync(file.mapping, file.path) : fdSourceSync(fd, file.size, file.path);
+  }
+
+  run<T>(walk: Walk<T>, storage?: (ref: StorageRef) => Walk<StorageBytes>): T {
+    const { file, source } = this;
+    let step = walk.next();
+    while (!step.done) {
+      const need = step.value;
+      let answer: unknown;
+      switch (need.op) {
+        case 'bytes':
+          checkRange(file, need.position, need.length, need.what);
+          if (file.mapping) answer = file.mapping.subarray(need.position, need.position + need.length);
+          else {
+            const out = new Uint8Array(need.length);
+            readExactlySync(this.fd, need.position, out, file.path, need.what);
+            answer = out;
+          }
+          break;
+        case 'directory':
+          answer = readCentralDirectorySync(source, file.path);
+          break;
+        case 'member':
+          answer = readMemberSync(source, need.entry, file.path, { verify: need.verify, ...(need.maxMemberSize === undefined ? {} : { maxMemberSize: need.maxMemberSize }) });
+          break;
+        case 'dataOffset':
+          answer = memberDataOffsetSync(source, need.entry, file.path);
+          break;
+        case 'storage': {
+          if (!storage) throw new Error('a storage asked for while opening');
+          let bytes = this.storages.get(need.ref.key);
+          if (!bytes) {
+            bytes = this.run(storage(need.ref));
+            this.storages.set(need.ref.key, bytes);
+          }
+          answer = bytes;
+          break;
+        }
+      }
+      step = walk.next(answer);
+    }
+    return step.value;
+  }
+}
+
+class TorchFileImpl implements TorchFile {
+  constructor(
+    private readonly core: Core,
+    private readonly driver: AsyncDriver,
+  ) {}
+
+  get path(): string {
+    return this.core.path;
+  }
+  get format(): 'zip' | 'legacy' {
+    return this.core.container.format;
+  }
+  get byteOrder(): 'little' | 'big' {
+    return this.core.container.bigEndian ? 'big' : 'little';
+  }
+  get files(): string[] {
+    return [this.core.path];
+  }
+  keys(): string[] {
+    return [...this.core.paths.keys()];
+  }
+  has(name: string): boolean {
+    return this.core.paths.has(name);
+  }
+  info(name: string): TorchTensorInfo {
+    return this.core.info(name);
+  }
+  async get(name: string): Promise<LoadedArray> {
+    const ref = this.core.ref(name);
+    return this.driver.run(this.core.tensor(ref), (r) => this.core.container.storage(r));
+  }
+  async value(): Promise<TorchValue> {
+    return this.driver.run(this.core.value(), (r) => this.core.container.storage(r));
+  }
+  close(): void {
+    if (this.core.closed) return;
+    this.core.closed = true;
+    // Reads already started finish first; the descriptor is closed after them.
+    void this.driver.idle().then(() => closeQuietly(this.core.fd));
+  }
+}
+
+/** {@link TorchFile} read synchronously: what {@link openTorchSync} returns. */
+export interface TorchFileSync extends Omit<TorchFile, 'get' | 'value'> {
+  /** Reads one tensor. @throws TensorioError as {@link TorchFile.get}. */
+  get(name: string): LoadedArray;
+  /** The whole object with every tensor read (what {@link readTorchSync} returns). */
+  value(): TorchValue;
+}
+
+class TorchFileSyncImpl implements TorchFileSync {
+  constructor(
+    private readonly core: Core,
+    private readonly driver: SyncDriver,
+  ) {}
+
+  get path(): string {
+    return this.core.path;
+  }
+  get format(): 'zip' | 'legacy' {
+    return this.core.container.format;
+  }
+  get byteOrder(): 'little' | 'big' {
+    return this.core.container.bigEndian ? 'big' : 'little';
+  }
+  get files(): string[] {
+    return [this.core.path];
+  }
+  keys(): string[] {
+    return [...this.core.paths.keys()];
+  }
+  has(name: string): boolean {
+    return this.core.paths.has(name);
+  }
+  info(name: string): TorchTensorInfo {
+    return this.core.info(name);
+  }
+  get(name: string): LoadedArray {
+    const ref = this.core.ref(name);
+    return this.driver.run(this.core.tensor(ref), (r) => this.core.container.storage(r));
+  }
+  value(): TorchValue {
+    return this.driver.run(this.core.value(), (r) => this.core.container.storage(r));
+  }
+  close(): void {
+    if (this.core.closed) return;
+    this.core.closed = true;
+    closeQuietly(this.core.fd);
+  }
+}
+
+function mapIfAsked(fd: number, size: number, path: string, options: TorchReadOptions): { mapping: Uint8Array | undefined; mapReason: string | undefined } {
+  if (!options.mmap) return { mapping: undefined, mapReason: undefined };
+  const mapped = mapWholeFile(fd, size, path);
+  return { mapping: mapped.bytes, mapReason: mapped.reason };
 }
 
 /**
  * Opens a PyTorch checkpoint (`torch.save`, zip or legacy format) lazily: the pickle is read
- * and checked, no tensor data yet. With `mmap`, the file is mapped once here.
+ * and checked, no tensor data yet. With `mmap`, the file is mapped once here. A path ending
+ * in `.index.json` (`pytorch_model.bin.index.json`) opens a sharded checkpoint as one view
+ * over its shards (see {@link openShardedTorch}).
  * @throws TensorioError `ERR_BAD_MAGIC` (not a PyTorch file), `ERR_UNSAFE_PICKLE` (a global
  * or persistent id `torch.load(weights_only=True)` refuses, a TorchScript archive),
  * `ERR_BAD_PICKLE`, `ERR_BAD_VALUE` (sizes, strides or offsets outside their storage),
  * `ERR_UNSUPPORTED_DTYPE`, `ERR_UNSUPPORTED_VERSION`, `ERR_BAD_ZIP`, `ERR_TRUNCATED`,
- * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`.
+ * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_PERMISSION`, `ERR_IO`; for an index, `ERR_BAD_HEADER`
+ * (malformed index, a shard outside the index's folder, a tensor missing from its shard).
  */
 export async function openTorch(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
   checkOptions(options, OPTIONS.readTorch, 'openTorch', path);
+  if (isTorchIndexPath(path)) return openShardedTorch(path, options);
+  return openTorchFile(path, options);
+}
+
+/** {@link openTorch} of one file (a shard, or a whole checkpoint). */
+export async function openTorchFile(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
   const { fd, size, prefix } = await openForReadAsync(path, 512);
   try {
-    let mapping: Uint8Array | undefined;
-    let mapReason: string | undefined;
-    if (options.mmap) {
-      const mapped = mapWholeFile(fd, size, path);
-      mapping = mapped.bytes;
-      mapReason = mapped.reason;
-    }
-    const reader = new Reader(path, fd, size, mapping);
-    let container: Container;
-    if (prefix[0] === 0x50 && prefix[1] === 0x4b) {
-      container = await openZip(reader, mapping ? bytesSource(mapping, path) : fdSource(fd, size, path), options, mapReason);
-    } else if (looksLikeTorch(prefix)) {
-      container = await openLegacy(reader, options, mapReason);
-    } else if (new TextDecoder('latin1').decode(prefix.subarray(257, 262)) === 'ustar') {
-      throw new TensorioError('ERR_UNSUPPORTED_VERSION', 'a tar archive: the tar layout of torch before 0.1.10 is not read', { path });
-    } else {
-      throw new TensorioError('ERR_BAD_MAGIC', 'not a PyTorch file: neither a zip archive nor a legacy pickle of torch\'s magic number', { path });
-    }
-    return new TorchFileImpl(path, fd, container, options);
+    const { mapping, mapReason } = mapIfAsked(fd, size, path, options);
+    const file: FileState = { path, size, mapping };
+    const driver = new AsyncDriver(file, fd);
+    const parsed = await driver.run(container(file, prefix, options));
+    return new TorchFileImpl(new Core(path, fd, size, parsed, options, mapReason), driver);
+  } catch (error) {
+    closeQuietly(fd);
+    throw error;
+  }
+}
+
+/** Synchronous {@link openTorch} (the same parser, read with synchronous calls). */
+export function openTorchSync(path: string, options: TorchReadOptions = {}): TorchFileSync {
+  checkOptions(options, OPTIONS.readTorch, 'openTorchSync', path);
+  if (isTorchIndexPath(path)) return openShardedTorchSync(path, options);
+  return openTorchFileSync(path, options);
+}
+
+/** {@link openTorchSync} of one file. */
+export function openTorchFileSync(path: string, options: TorchReadOptions = {}): TorchFileSync {
+  const { fd, size } = openForRead(path);
+  try {
+    const prefix = new Uint8Array(Math.min(size, 512));
+    readExactlySync(fd, 0, prefix, path, 'first bytes');
+    const { mapping, mapReason } = mapIfAsked(fd, size, path, options);
+    const file: FileState = { path, size, mapping };
+    const driver = new SyncDriver(file, fd);
+    const parsed = driver.run(container(file, prefix, options));
+    return new TorchFileSyncImpl(new Core(path, fd, size, parsed, options, mapReason), driver);
   } catch (error) {
     closeQuietly(fd);
     throw error;
@@ -435,6 +714,17 @@ export async function readTorch(path: string, options: TorchReadOptions = {}): P
   const file = await openTorch(path, options);
   try {
     return await file.value();
+  } finally {
+    file.close();
+  }
+}
+
+/** Synchronous {@link readTorch}. */
+export function readTorchSync(path: string, options: TorchReadOptions = {}): TorchValue {
+  checkOptions(options, OPTIONS.readTorch, 'readTorchSync', path);
+  const file = openTorchSync(path, options);
+  try {
+    return file.value();
   } finally {
     file.close();
   }

@@ -15,6 +15,8 @@ export interface StorageBytes {
   /** True when `bytes` is a view of a mapping. */
   readonly mapped: boolean;
   readonly bigEndian: boolean;
+  /** Why a storage of a mapped file was copied (it is then its own buffer). */
+  readonly copyReason?: string;
 }
 
 /** True when the strides are C order's for the shape (dimensions of size 1 may have any stride). */
@@ -35,7 +37,23 @@ export function isCContiguous(shape: readonly number[], stride: readonly number[
  * @throws TensorioError `ERR_TRUNCATED` (the storage holds fewer bytes than the tensor needs),
  * `ERR_BAD_VALUE`, `ERR_TOO_LARGE`.
  */
-export function tensorFromStorage(ref: TensorRef, storage: StorageBytes, mmapAsked: boolean, where: string, unmappedReason?: string): LoadedArray {
+/**
+ * Bytes the C-order copies of one read may still take. A stride-0 view (`expand`) of a tiny
+ * storage may describe gigabytes, and every view of one storage is a copy of its own; the budget
+ * keeps what a file can make tensorio allocate proportional to the file.
+ */
+export interface CopyBudget {
+  left: number;
+  readonly limit: number;
+}
+
+/** The default budget of one read: twice the file's size plus 64 MiB. */
+export function copyBudget(fileSize: number, maxCopySize: number | undefined): CopyBudget {
+  const limit = maxCopySize ?? 2 * fileSize + 64 * 2 ** 20;
+  return { left: limit, limit };
+}
+
+export function tensorFromStorage(ref: TensorRef, storage: StorageBytes, mmapAsked: boolean, where: string, unmappedReason?: string, budget?: CopyBudget): LoadedArray {
   const info = dtypeInfo(ref.dtype);
   const itemSize = info.itemSize;
   const available = Math.floor(storage.bytes.length / itemSize);
@@ -55,10 +73,21 @@ export function tensorFromStorage(ref: TensorRef, storage: StorageBytes, mmapAsk
   if (reason === undefined) {
     const data = new info.array(storage.bytes.buffer, byteStart, size * info.lanes);
     const out: LoadedArray = { dtype: ref.dtype, shape: [...ref.shape], data, mapped: storage.mapped };
-    if (mmapAsked && !storage.mapped) return { ...out, copyReason: unmappedReason ?? 'the file is not mapped' };
+    if (mmapAsked && !storage.mapped) return { ...out, copyReason: storage.copyReason ?? unmappedReason ?? 'the file is not mapped' };
     return out;
   }
-  const copy = new Uint8Array(size * itemSize);
+  const bytes = size * itemSize;
+  if (budget) {
+    if (bytes > budget.left) {
+      throw new TensorioError(
+        'ERR_TOO_LARGE',
+        `the C-order copy of a tensor of size (${ref.shape.join(', ')}) on storage '${ref.storage.key}' needs ${bytes} bytes, and this read's copies may take ${budget.limit} bytes in all (twice the file plus 64 MiB: strided or expanded views of a storage are copied, each on its own); pass { maxCopySize } if you trust this file`,
+        { path: where },
+      );
+    }
+    budget.left -= bytes;
+  }
+  const copy = new Uint8Array(bytes);
   if (contiguous) copy.set(storage.bytes.subarray(start, start + copy.length));
   else gather(storage.bytes, copy, ref.offset, ref.shape, ref.stride, itemSize);
   if (storage.bigEndian && info.swapSize > 1) byteswap(copy, info.swapSize);

@@ -286,6 +286,9 @@ function writeTensor(sink: PickleSink, array: NdArray, place: Placed): void {
  */
 export async function writeTorch(path: string, value: TorchSaveValue, options: WriteOptions = {}): Promise<void> {
   checkOptions(options, OPTIONS.writeTorch, 'writeTorch', path);
+  if (path.toLowerCase().endsWith('.index.json')) {
+    throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeTorch writes one checkpoint file; it does not write a sharded checkpoint\'s index (name the file .pt, .pth, .ckpt or .bin)', { path });
+  }
   const arrays: NdArray[] = [];
   collect(value, path, '', arrays, new Set());
   const placed = planStorages(arrays);
