@@ -69,6 +69,21 @@ export function byteLength(dtype: DType, shape: readonly number[], path?: string
 }
 
 /**
+ * A string array of either reader (.npy/.npz `StringArray`, HDF5 `H5StringArray`), told by
+ * shape alone so this module needs neither: they have a `kind` and no `dtype`.
+ */
+export function isStringArrayLike(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const kind = (value as { kind?: unknown }).kind;
+  return (value as { dtype?: unknown }).dtype === undefined && (kind === 'bytes' || kind === 'unicode' || kind === 'string-array');
+}
+
+/** `save`'s refusal of a string member: its containers hold numeric arrays (and pickles) only. */
+export function stringMemberError(path: string, name: string, format: string): TensorioError {
+  return new TensorioError('ERR_UNSUPPORTED_DTYPE', `entry '${name}' is a string array: save writes numeric arrays to ${format} (write strings with writeNpy, writeNpz or writeH5)`, { path });
+}
+
+/**
  * Checks that an NdArray is consistent (known dtype, valid shape, data of the right type
  * and length) and returns its byte length.
  * @throws TensorioError `ERR_INVALID_ARGUMENT` or `ERR_SHAPE_MISMATCH`.
@@ -79,6 +94,9 @@ export function validateNdArray(array: NdArray, path?: string): number {
   }
   if (!Array.isArray(array.shape)) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `shape must be an array of integers, got ${typeof array.shape}`, { path });
+  }
+  if (isStringArrayLike(array)) {
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', 'a string array, which this target does not hold (it holds numeric arrays; .npy, .npz and .h5 hold strings)', { path });
   }
   const info = dtypeInfo(array.dtype);
   // A Uint8ClampedArray (canvas ImageData, some image decoders) holds the same bytes as a

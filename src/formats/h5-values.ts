@@ -6,16 +6,19 @@
  * keyed by full path.
  */
 import { TensorioError } from '../errors.js';
-import { tensorHint } from '../ndarray.js';
+import { isStringArrayLike, stringMemberError, tensorHint } from '../ndarray.js';
 
 /** The datasets for a value: `{ x }`, `{ 0, 1, ... }` or the record itself. */
 export function h5Datasets<T>(value: T | readonly T[] | Readonly<Record<string, T>>, isArray: (v: unknown) => v is T, path: string): Record<string, T> {
+  if (isStringArrayLike(value)) throw stringMemberError(path, 'x', '.h5');
   if (isArray(value)) return { x: value };
   const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value as object);
   const plain = value !== null && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value));
   if (!Array.isArray(value) && !plain) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `an HDF5 file holds an array, a list of arrays or a record of arrays${tensorHint(value)}`, { path });
   }
+  const strings = entries.find(([, v]) => isStringArrayLike(v));
+  if (strings) throw stringMemberError(path, strings[0], '.h5');
   const bad = entries.find(([, v]) => !isArray(v));
   if (bad) throw new TensorioError('ERR_INVALID_ARGUMENT', `an HDF5 file holds arrays only (one level of a list or record), and entry '${bad[0]}' is not one${tensorHint(bad[1])}; save nested values to .npy`, { path });
   return Object.fromEntries(entries) as Record<string, T>;

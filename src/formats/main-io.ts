@@ -7,7 +7,7 @@
  */
 import { TensorioError } from '../errors.js';
 import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from '../io.js';
-import { tensorHint, type LoadedArray, type NdArray } from '../ndarray.js';
+import { isStringArrayLike, stringMemberError, tensorHint, type LoadedArray, type NdArray } from '../ndarray.js';
 import { readH5, writeH5 } from './h5.js';
 import { h5Datasets, h5Value } from './h5-values.js';
 import { encodeNpyHeaderDescr, headerLimitOf, headerProbeLength, isObjectDescr, readNpy, readNpyRawHeaderAt, writeNpy } from './npy.js';
@@ -50,9 +50,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** The members of a list or record of arrays, named as np.savez names them (arr_0, arr_1, ...). */
 function namedArrays(path: string, value: SaveValue | PicklableValue, format: string): [string, NdArray][] {
   if (isNdArrayLike(value)) return [['arr_0', value]];
+  if (isStringArrayLike(value)) throw stringMemberError(path, 'arr_0', format);
   if (isObjectArray(value)) throw new TensorioError('ERR_INVALID_ARGUMENT', `an object array is saved to .npy, not ${format}`, { path });
   if (Array.isArray(value) || isRecord(value)) {
     const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [`arr_${i}`, v]) : Object.entries(value);
+    const strings = entries.find(([, v]) => isStringArrayLike(v));
+    if (strings) throw stringMemberError(path, strings[0], format);
     const bad = entries.find(([, v]) => !isNdArrayLike(v));
     if (bad) {
       throw new TensorioError('ERR_INVALID_ARGUMENT', `a ${format} file holds only arrays, and entry '${bad[0]}' is not an NdArray${tensorHint(bad[1])}; save nested values to .npy`, { path });

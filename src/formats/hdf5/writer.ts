@@ -10,6 +10,7 @@
  * likewise becomes h5py's enum. The written file is walked again and checked before the
  * rename (h5wasm reports a failed write only on stderr).
  */
+import { isStringArray, type StringArray } from '../npy-strings.js';
 import { checkOptions, OPTIONS } from '../../options.js';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -558,7 +559,7 @@ function boolDatatypeMessage(current: Uint8Array, file: string): Uint8Array {
  * `ERR_UNSUPPORTED_DTYPE` for bfloat16 and float8 (HDF5 has no such type), `ERR_TOO_LARGE`
  * for a dataset beyond h5wasm's heap (about 1 GiB).
  */
-export async function writeH5(path: string, record: Record<string, NdArray | H5StringArray>, options: H5WriteOptions = {}): Promise<void> {
+export async function writeH5(path: string, record: Record<string, NdArray | H5StringArray | StringArray>, options: H5WriteOptions = {}): Promise<void> {
   checkOptions(options, OPTIONS.writeH5, 'writeH5', path);
   const writer = await H5Writer.create(path, options);
   try {
@@ -566,6 +567,11 @@ export async function writeH5(path: string, record: Record<string, NdArray | H5S
       if ((array as H5StringArray).kind === 'string-array') {
         const strings = array as H5StringArray;
         writer.strings(name, strings.bytes, strings.shape, { encoding: strings.encoding, variable: strings.width === null, ...(strings.width === null ? {} : { width: strings.width }) });
+      } else if (isStringArray(array)) {
+        // NumPy's strings as h5py stores them: |S<n> as fixed-length ASCII, str as variable UTF-8
+        // (h5py refuses NumPy's <U<n>, so variable-length UTF-8 is what h5py users meet).
+        const bytes = array.kind === 'bytes';
+        writer.strings(name, array.values, array.shape, bytes ? { encoding: 'ascii', width: Math.max(1, array.width) } : { encoding: 'utf-8', variable: true });
       } else writer.dataset(name, array as NdArray);
     }
   } catch (error) {
