@@ -302,6 +302,46 @@ torch.save({'model': {'w': torch.ones(2)}, 'epoch': 3, 'opt': {'param_groups': [
     assert.match(skipped.stderr, /skipped 'epoch'/);
     assert.match(cli('diff', ckpt, at('ckpt.safetensors')).stdout, /not compared\s+epoch/);
   });
+
+  test('inspect --globals lists what a PyTorch file names, refused globals marked, running nothing', () => {
+    const pt = at('g.pt');
+    runTorch(`import sys, torch
+torch.save({'w': torch.ones(2)}, sys.argv[1])`, [pt]);
+    const plain = cli('inspect', pt, '--globals');
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /0 refused by the reader/);
+    assert.match(plain.stdout, /torch\._utils\._rebuild_tensor_v2\s+allowed\s+1×\s+\S*data\.pkl @ \d+/);
+    // A zip whose data.pkl calls os.system, as a hostile "checkpoint" would.
+    const hostile = at('hostile.pt');
+    const marker = at('marker-ran');
+    runTorch(`import sys, os, pickle, zipfile
+class P:
+    def __reduce__(self): return (os.system, ('touch ' + sys.argv[2],))
+with zipfile.ZipFile(sys.argv[1], 'w') as z:
+    z.writestr('hostile/data.pkl', pickle.dumps({'w': P()}, protocol=2))
+    z.writestr('hostile/version', '3')`, [hostile, marker]);
+    const shown = cli('inspect', hostile, '--globals');
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /1 global named by its pickles, 1 refused by the reader/);
+    assert.match(shown.stdout, /posix\.system\s+REFUSED\s+1×\s+hostile\/data\.pkl/);
+    const json = JSON.parse(cli('inspect', hostile, '--globals', '--json').stdout) as { globals: { module: string; name: string; allowed: boolean }[] };
+    assert.deepEqual(json.globals.map((g) => [g.module, g.name, g.allowed]), [['posix', 'system', false]]);
+    const read = cli('inspect', hostile);
+    assert.equal(read.code, 2, 'reading it is refused');
+    assert.match(read.stderr, /ERR_UNSAFE_PICKLE.*posix\.system/);
+    assert.equal(fs.existsSync(marker), false, 'nothing ran');
+    assert.equal(cli('inspect', at('x.npy'), '--globals').code, 2, '--globals is for PyTorch files');
+    // A sharded checkpoint: each shard's pickles, named by the shard.
+    runTorch(`import sys, os, json, torch
+d = sys.argv[1]
+for i, name in enumerate(['a', 'b']):
+    torch.save({name: torch.ones(2)}, os.path.join(d, 'pytorch_model-0000%d-of-00002.bin' % (i + 1)))
+json.dump({'metadata': {'total_size': 16}, 'weight_map': {'a': 'pytorch_model-00001-of-00002.bin', 'b': 'pytorch_model-00002-of-00002.bin'}}, open(os.path.join(d, 'pytorch_model.bin.index.json'), 'w'))`, [user]);
+    const sharded = cli('inspect', at('pytorch_model.bin.index.json'), '--globals');
+    assert.equal(sharded.code, 0, sharded.stderr);
+    assert.match(sharded.stdout, /_rebuild_tensor_v2\s+allowed\s+1×\s+pytorch_model-00001-of-00002\.bin: \S*data\.pkl/);
+    assert.match(sharded.stdout, /_rebuild_tensor_v2\s+allowed\s+1×\s+pytorch_model-00002-of-00002\.bin: \S*data\.pkl/);
+  });
 });
 
 describe('the progress bar', () => {

@@ -17,6 +17,7 @@ import { diffSources, type TensorDiff } from './diff.js';
 import { formatFor, loadTfjsEntry, openSource, withNonTensors, type FileSummary, type SourceOptions, type TensorSource } from './formats.js';
 import { openH5 } from '../formats/h5.js';
 import { FORMATS, formatForPath, formatOfName, hdf5Flavour } from '../formats/registry.js';
+import { scanTorchGlobals } from '../formats/torch/index.js';
 import { formatBytes, Progress } from './progress.js';
 import { tfjsDtypeOf } from '../tfjs/tfjs-arrays.js';
 
@@ -30,7 +31,7 @@ Commands:
   bench                   run the benchmark suite
 
 Run 'tensorio <command> --help' for a command's options. Formats: ${FORMATS.filter((f) => f.entryPoints.includes('cliRead')).map((f) => f.title).join(', ')}.`,
-  inspect: `Usage: tensorio inspect FILE [--json] [--max-header-size N] [--allow-pickle]
+  inspect: `Usage: tensorio inspect FILE [--json] [--max-header-size N] [--allow-pickle] [--globals]
 
 Shows the format and version, a table of tensors (name, dtype, shape, size, byte offset,
 whether a read can map it), metadata, and for model files the layers with their weights.
@@ -39,7 +40,10 @@ Only headers are read.
   --json    print the summary as JSON
   --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
   --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
-                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)
+  --globals             PyTorch files: every global the pickles name, and whether the reader
+                        (and torch.load(weights_only=True)) accepts it, by a scan of the pickles'
+                        opcodes that builds and runs nothing: check a file before Python loads it`,
   convert: `Usage: tensorio convert SRC DST [--dtype DTYPE] [--max-shard-size SIZE] [--no-fsync]
 
 Converts tensor by tensor (each read mapped where possible, so memory stays bounded) with a
@@ -60,7 +64,10 @@ training config and weights.
                           or uint16, byte for byte as tensorflowjs_converter --quantize_<DTYPE>
   --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
   --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
-                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)
+  --globals             PyTorch files: every global the pickles name, and whether the reader
+                        (and torch.load(weights_only=True)) accepts it, by a scan of the pickles'
+                        opcodes that builds and runs nothing: check a file before Python loads it`,
   diff: `Usage: tensorio diff A B [--rtol R] [--atol A] [--ignore-dtype] [--json]
 
 Compares tensors by name across formats: shape, dtype, largest absolute and relative
@@ -76,7 +83,10 @@ member. Exit code 0 when equal, 1 when not, 2 on error.
   --json           print the comparison as JSON
   --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
   --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
-                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`,
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)
+  --globals             PyTorch files: every global the pickles name, and whether the reader
+                        (and torch.load(weights_only=True)) accepts it, by a scan of the pickles'
+                        opcodes that builds and runs nothing: check a file before Python loads it`,
   bench: `Usage: tensorio bench [--smoke] [-- options for bench/run.mjs]
 
 Runs the benchmark suite (each trial in a fresh process, peers in the same run) and writes
@@ -136,16 +146,34 @@ function sourceOptions(values: { 'max-header-size'?: string | undefined; 'allow-
 }
 
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...READ_FLAGS } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, globals: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...READ_FLAGS } });
   if (values.help) return help('inspect');
   if (positionals.length !== 1) throw new UsageError('inspect takes one FILE');
   const file = positionals[0] as string;
+  if (values.globals) return inspectGlobals(file, values.json ?? false);
   const source = await openSource(file, sourceOptions(values));
   try {
     console.log(values.json ? JSON.stringify({ file, ...source.summary }, null, 2) : renderSummary(file, source.summary));
   } finally {
     await source.close();
   }
+  return 0;
+}
+
+/** `inspect --globals`: the scan of a PyTorch file's pickles, refused globals marked. */
+async function inspectGlobals(file: string, json: boolean): Promise<number> {
+  const id = formatForPath(file, 'cliRead').id;
+  if (id !== 'torch' && id !== 'torch-index') throw new UsageError('--globals applies to PyTorch files (.pt, .pth, .ckpt, .bin, a sharded index)');
+  const uses = await scanTorchGlobals(file);
+  const refused = uses.filter((u) => !u.allowed);
+  if (json) {
+    console.log(JSON.stringify({ file, globals: uses }, null, 2));
+    return 0;
+  }
+  const names = uses.map((u) => `${u.module}.${u.name}`);
+  const width = Math.max(0, ...names.map((n) => n.length));
+  console.log(`${file}: ${uses.length} ${uses.length === 1 ? 'global' : 'globals'} named by its pickles, ${refused.length} refused by the reader`);
+  uses.forEach((u, i) => console.log(`  ${(names[i] as string).padEnd(width)}  ${u.allowed ? 'allowed' : 'REFUSED'}  ${u.count}×  ${u.pickle} @ ${u.offset}`));
   return 0;
 }
 

@@ -4,11 +4,14 @@
  * nothing, so a file that would be refused is still reported in full), the tensors with
  * their storage placement, and the groups of tensors that share a storage (tied weights).
  */
+import * as nodePath from 'node:path';
+
 import { TensorioError } from '../../errors.js';
 import { closeQuietly, openForReadAsync, readExactly } from '../../io.js';
 import { fdSource, readCentralDirectory, readMember } from '../zip.js';
 import { torchProfile } from './profile.js';
 import { looksLikeTorch, type TorchFile, type TorchFileSync, type TorchTensorInfo } from './read.js';
+import { isTorchIndexPath, torchShardPaths } from './sharded.js';
 
 /** One global a pickle names (GLOBAL, STACK_GLOBAL, INST, or an extension code). */
 export interface TorchGlobalUse {
@@ -137,6 +140,15 @@ const LEGACY_PICKLES = 5;
  * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_IO`.
  */
 export async function scanTorchGlobals(path: string, options: { maxPickleSize?: number } = {}): Promise<TorchGlobalUse[]> {
+  if (isTorchIndexPath(path)) {
+    // A sharded checkpoint: every shard's pickles, each named by its shard.
+    const out: TorchGlobalUse[] = [];
+    for (const shard of await torchShardPaths(path)) {
+      const name = nodePath.basename(shard);
+      for (const use of await scanTorchGlobals(shard, options)) out.push({ ...use, pickle: `${name}: ${use.pickle}` });
+    }
+    return out;
+  }
   const limit = options.maxPickleSize ?? 2 ** 30;
   const { fd, size, prefix } = await openForReadAsync(path, 64);
   try {

@@ -57,6 +57,11 @@ function listed(names: readonly string[]): string {
   return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
+/** The shard files a sharded checkpoint's index names, in its order (paths beside the index). */
+export async function torchShardPaths(indexPath: string): Promise<string[]> {
+  return plan(indexPath, await readIndex(indexPath)).paths;
+}
+
 /** What the view needs of a shard, opened with the async or the sync reads. */
 type ShardFile = TorchFile | TorchFileSync;
 
