@@ -30,7 +30,7 @@ test('formats without strings refuse a string array, naming the member', async (
   await refuses(() => save(path.join(dir, 'b.safetensors'), { labels: unicode } as never), /entry 'labels'/);
   await refuses(() => save(path.join(dir, 'c.npz'), [bytes] as never), /entry 'arr_0'/);
   await refuses(() => save(path.join(dir, 'd.h5'), { w: bytes } as never), /entry 'w'/);
-  await refuses(() => toTensor(unicode as never, { name: 'labels' }), /string array/);
+  await refuses(() => toTensor(unicode as never, { name: 'labels' }), /tensor 'labels'/);
 });
 
 for (const { label, python } of h5pyPythons()) {

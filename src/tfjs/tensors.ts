@@ -20,7 +20,7 @@ import { load as loadContainer, save as saveContainer, type LoadOptions, type Sa
 import { TensorioError } from '../errors.js';
 import { isNdArrayLike, type PicklableValue } from '../formats/pickle.js';
 import { isObjectArray, objectArray, type ObjectArray } from '../formats/pickle/object-array.js';
-import { validateNdArray, type NdArray } from '../ndarray.js';
+import { isStringArrayLike, validateNdArray, type NdArray } from '../ndarray.js';
 import { tfjsArray, type TfjsArrayOptions } from './tfjs-arrays.js';
 
 /** What {@link load} returns without `allowPickle`: a tensor, a list or a record of them. */
@@ -66,6 +66,10 @@ export async function fromTensor(tensor: tf.Tensor, name?: string): Promise<NdAr
  * a conversion refused, a dtype that cannot become `dtype`.
  */
 export function toTensor(array: NdArray, options: TfjsArrayOptions = {}): tf.Tensor {
+  if (isStringArrayLike(array)) {
+    const name = options.name === undefined ? '' : `tensor '${options.name}': `;
+    throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${name}a string array; tensorio's tfjs entry moves numeric tensors only (model.json weights hold no strings)`, options.path === undefined ? {} : { path: options.path });
+  }
   validateNdArray(array, options.path);
   const ready = tfjsArray(array, options);
   const shape = ready.shape;
