@@ -21,6 +21,11 @@ import { scanTorchGlobals } from '../formats/torch/index.js';
 import { formatBytes, Progress } from './progress.js';
 import { tfjsDtypeOf } from '../tfjs/tfjs-arrays.js';
 
+/** The help lines of the reading flags inspect, convert and diff share ({@link READ_FLAGS}). */
+const READ_FLAGS_HELP = `  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
+  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
+                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)`;
+
 const HELP: Record<string, string> = {
   main: `Usage: tensorio <command> [options]
 
@@ -38,9 +43,7 @@ whether a read can map it), metadata, and for model files the layers with their 
 Only headers are read.
 
   --json    print the summary as JSON
-  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
-  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
-                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)
+${READ_FLAGS_HELP}
   --globals             PyTorch files: every global the pickles name, and whether the reader
                         (and torch.load(weights_only=True)) accepts it, by a scan of the pickles'
                         opcodes that builds and runs nothing: check a file before Python loads it`,
@@ -62,12 +65,7 @@ training config and weights.
   --no-fsync              skip fsync (faster; see the README on atomic writes)
   --quantize DTYPE        a whole model to model.json: store float32 weights as float16, uint8
                           or uint16, byte for byte as tensorflowjs_converter --quantize_<DTYPE>
-  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
-  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
-                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)
-  --globals             PyTorch files: every global the pickles name, and whether the reader
-                        (and torch.load(weights_only=True)) accepts it, by a scan of the pickles'
-                        opcodes that builds and runs nothing: check a file before Python loads it`,
+${READ_FLAGS_HELP}`,
   diff: `Usage: tensorio diff A B [--rtol R] [--atol A] [--ignore-dtype] [--json]
 
 Compares tensors by name across formats: shape, dtype, largest absolute and relative
@@ -81,12 +79,7 @@ member. Exit code 0 when equal, 1 when not, 2 on error.
   --atol A         absolute tolerance (default 0: exact)
   --ignore-dtype   equal values in different dtypes count as equal (after convert --dtype)
   --json           print the comparison as JSON
-  --max-header-size N   accept .npy headers (files and .npz members) up to N bytes (default 10000, NumPy's)
-  --allow-pickle        read a pickled .npy (np.save of a list or dict) with the restricted
-                        unpickler, which runs no code: its arrays by key path (0, 1 or x, a/b)
-  --globals             PyTorch files: every global the pickles name, and whether the reader
-                        (and torch.load(weights_only=True)) accepts it, by a scan of the pickles'
-                        opcodes that builds and runs nothing: check a file before Python loads it`,
+${READ_FLAGS_HELP}`,
   bench: `Usage: tensorio bench [--smoke] [-- options for bench/run.mjs]
 
 Runs the benchmark suite (each trial in a fresh process, peers in the same run) and writes

@@ -37,13 +37,29 @@ export type MemberResult = { array: LoadedArray | StringArray } | { pickle: NpyR
  * The resolved header: a numeric dtype, or (with `strings`) a string array's placeholder header
  * (npy.ts stringHeader). Throws ERR_UNSUPPORTED_DTYPE for other descrs.
  */
-function resolveHeader(raw: NpyRawHeader, bytes: Uint8Array, where: string, options: NpyReadOptions, size: number): { header: NpyHeader; strings: boolean } {
+function resolveHeader(raw: NpyRawHeader, bytes: Uint8Array, where: string, options: NpyReadOptions, size: number): Resolved {
   const strings = options.strings ? stringHeader(raw, where) : undefined;
   return strings ? { header: strings, strings: true } : { header: parseNpyHeader(bytes, where, options, size), strings: false };
 }
 
+type Resolved = { header: NpyHeader; strings: boolean };
+
+/**
+ * A member's header, `prefix` (preamble and header) read from a member of `size` bytes: the
+ * raw header of an object array, or the resolved one with `needed` (header + data bytes).
+ * @throws TensorioError ERR_TRUNCATED when the data would run past the member.
+ */
+function planMember(prefix: Uint8Array, size: number, where: string, options: NpyReadOptions): { pickle: NpyRawHeader } | { resolved: Resolved; needed: number } {
+  const raw = parseNpyRawHeader(prefix, where, options, size);
+  if (isObjectDescr(raw.descr)) return { pickle: raw };
+  const resolved = resolveHeader(raw, prefix, where, options, size);
+  const needed = resolved.header.dataOffset + resolved.header.dataLength;
+  if (needed > size) throw truncatedData(resolved.header, size, where);
+  return { resolved, needed };
+}
+
 /** The array of a member whose `data` holds exactly its declared data bytes (a view or its own copy). */
-function build(resolved: { header: NpyHeader; strings: boolean }, data: Uint8Array, where: string, ownBuffer: boolean): LoadedArray | StringArray {
+function build(resolved: Resolved, data: Uint8Array, where: string, ownBuffer: boolean): LoadedArray | StringArray {
   const { header } = resolved;
   if (resolved.strings) return decodeStrings(header.descr, header.shape, header.fortranOrder, data, where);
   if (ownBuffer && data.byteOffset === 0) return arrayFromBuffer(header, data.buffer as ArrayBuffer, 0, where, { mapped: false });
@@ -226,12 +242,10 @@ export async function readNpyMember(source: ZipSource, entry: ZipEntry, start: n
     return { array: build({ header: sink.header, strings: sink.strings }, new Uint8Array(sink.dataBuffer(), 0, sink.header.dataLength), where, true) };
   }
   const prefix = await storedHeader(source, entry, start, where, options);
-  const raw = parseNpyRawHeader(prefix, where, options, entry.compressedSize);
-  if (isObjectDescr(raw.descr)) return { pickle: raw };
-  const resolved = resolveHeader(raw, prefix, where, options, entry.compressedSize);
+  const plan = planMember(prefix, entry.compressedSize, where, options);
+  if ('pickle' in plan) return plan;
+  const { resolved, needed } = plan;
   const { header } = resolved;
-  const needed = header.dataOffset + header.dataLength;
-  if (needed > entry.compressedSize) throw truncatedData(header, entry.compressedSize, where);
   const buffer = allocateForRead(header.dataLength);
   let crc = await readIntoWithCrc(source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix), `member '${entry.name}'`);
   const trailing = entry.compressedSize - needed;
@@ -252,12 +266,10 @@ export function readNpyMemberSync(source: ZipSourceSync, entry: ZipEntry, start:
     const first = source.read(start, Math.min(entry.compressedSize, FIRST_HEAD), what);
     const end = npyHeaderEnd(first, entry.compressedSize, where, options);
     const prefix = end > first.length ? source.read(start, end, what) : first.subarray(0, end);
-    const raw = parseNpyRawHeader(prefix, where, options, entry.compressedSize);
-    if (isObjectDescr(raw.descr)) return { pickle: raw };
-    const resolved = resolveHeader(raw, prefix, where, options, entry.compressedSize);
+    const plan = planMember(prefix, entry.compressedSize, where, options);
+    if ('pickle' in plan) return plan;
+    const { resolved, needed } = plan;
     const { header } = resolved;
-    const needed = header.dataOffset + header.dataLength;
-    if (needed > entry.compressedSize) throw truncatedData(header, entry.compressedSize, where);
     const trailing = entry.compressedSize - needed;
     const check = trailing <= trailingBudget(needed);
     // One read of the member (or of its header and data) when it is in the CRC rule, as before.
@@ -281,12 +293,10 @@ export function readNpyMemberSync(source: ZipSourceSync, entry: ZipEntry, start:
   if (head.length < end) head = inflatePrefixSync(compressed, end, entry.name, path);
   if (head.length < end) throw mismatch(entry, head.length, path);
   const prefix = head.subarray(0, end);
-  const raw = parseNpyRawHeader(prefix, where, options, entry.uncompressedSize);
-  if (isObjectDescr(raw.descr)) return { pickle: raw };
-  const resolved = resolveHeader(raw, prefix, where, options, entry.uncompressedSize);
+  const plan = planMember(prefix, entry.uncompressedSize, where, options);
+  if ('pickle' in plan) return plan;
+  const { resolved, needed } = plan;
   const { header } = resolved;
-  const needed = header.dataOffset + header.dataLength;
-  if (needed > entry.uncompressedSize) throw truncatedData(header, entry.uncompressedSize, where);
   const arrayOf = (bytes: Uint8Array): LoadedArray | StringArray =>
     resolved.strings ? build(resolved, bytes.subarray(header.dataOffset, needed), where, false) : decodeNpy(bytes.subarray(0, needed), where, options);
   if (entry.uncompressedSize - needed <= trailingBudget(needed)) {

@@ -547,11 +547,9 @@ class SyncDriver {
   }
 }
 
-class TorchFileImpl implements TorchFile {
-  constructor(
-    private readonly core: Core,
-    private readonly driver: AsyncDriver,
-  ) {}
+/** What the async and the sync file share: everything but reading tensor data. */
+abstract class TorchFileBase {
+  constructor(protected readonly core: Core) {}
 
   get path(): string {
     return this.core.path;
@@ -574,6 +572,16 @@ class TorchFileImpl implements TorchFile {
   info(name: string): TorchTensorInfo {
     return this.core.info(name);
   }
+}
+
+class TorchFileImpl extends TorchFileBase implements TorchFile {
+  constructor(
+    core: Core,
+    private readonly driver: AsyncDriver,
+  ) {
+    super(core);
+  }
+
   async get(name: string): Promise<LoadedArray> {
     const ref = this.core.ref(name);
     return this.driver.run(this.core.tensor(ref), (r) => this.core.container.storage(r));
@@ -597,33 +605,14 @@ export interface TorchFileSync extends Omit<TorchFile, 'get' | 'value'> {
   value(): TorchValue;
 }
 
-class TorchFileSyncImpl implements TorchFileSync {
+class TorchFileSyncImpl extends TorchFileBase implements TorchFileSync {
   constructor(
-    private readonly core: Core,
+    core: Core,
     private readonly driver: SyncDriver,
-  ) {}
+  ) {
+    super(core);
+  }
 
-  get path(): string {
-    return this.core.path;
-  }
-  get format(): 'zip' | 'legacy' {
-    return this.core.container.format;
-  }
-  get byteOrder(): 'little' | 'big' {
-    return this.core.container.bigEndian ? 'big' : 'little';
-  }
-  get files(): string[] {
-    return [this.core.path];
-  }
-  keys(): string[] {
-    return [...this.core.paths.keys()];
-  }
-  has(name: string): boolean {
-    return this.core.paths.has(name);
-  }
-  info(name: string): TorchTensorInfo {
-    return this.core.info(name);
-  }
   get(name: string): LoadedArray {
     const ref = this.core.ref(name);
     return this.driver.run(this.core.tensor(ref), (r) => this.core.container.storage(r));
