@@ -88,9 +88,8 @@ function load(): { binding: NativeBinding | null; status: NativeStatus } {
     }
   }
   const reason = failures.length > 0 ? failures.join('; ') : `no built addon under ${path.join(root, 'build')}`;
-  process.emitWarning(`native addon not loaded (${reason}); using pure-TypeScript I/O without memory mapping`, {
-    code: 'TENSORIO_NO_NATIVE',
-  });
+  // No warning on stderr: a library prints nothing its caller did not ask for. The install
+  // script said why the build failed; nativeStatus() and every read's copyReason say it here.
   return { binding: null, status: { loaded: false, reason } };
 }
 

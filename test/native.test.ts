@@ -3,7 +3,7 @@
  * at the binding, reads and writes that leave the event loop free, and the build files.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
@@ -36,8 +36,10 @@ describe('addon status', () => {
       console.log(JSON.stringify({ status: t.nativeStatus(), mapped: a.mapped, reason: a.copyReason, sum: a.data.reduce((x, y) => x + y) }));`;
     const env = { ...process.env };
     delete env.TENSORIO_NO_NATIVE;
-    const output = execFileSync(process.execPath, ['-e', script], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    const result = JSON.parse(output) as { status: { loaded: boolean; reason: string }; mapped: boolean; reason: string; sum: number };
+    const child = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stderr, '', 'the fallback prints nothing: nativeStatus() says why');
+    const result = JSON.parse(child.stdout) as { status: { loaded: boolean; reason: string }; mapped: boolean; reason: string; sum: number };
     assert.equal(result.status.loaded, false);
     assert.match(result.status.reason, /no built addon/);
     assert.equal(result.mapped, false);
