@@ -21,7 +21,8 @@ export {
 export { hasDType, type DTypeStorage, type NdArrayOf, type TypedArrayOf } from './ndarray-types.js';
 export { byteswap, toBfloat16, toFloat16, toFloat32, toFloat64, toInt32 } from './convert.js';
 export { nativeStatus, type NativeStatus } from './native.js';
-export { unmapBuffer as unmap, isMappedBuffer as isMapped, type WriteOptions } from './io.js';
+export { unmapBuffer as unmap, isMappedBuffer as isMapped } from './io/map.js';
+export type { WriteOptions } from './io/atomic-writer.js';
 export {
   decodeNpy,
   encodeNpy,

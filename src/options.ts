@@ -9,7 +9,7 @@
  * interfaces. Keys whose value is `undefined` are accepted (`{ mmap: flag ? true : undefined }`).
  */
 import { TensorioError } from './errors.js';
-import type { WriteOptions } from './io.js';
+import type { WriteOptions } from './io/atomic-writer.js';
 import type { NpyReadOptions, OpenNpyOptions } from './formats/npy.js';
 import type { NpzReadOptions, NpzWriteOptions } from './formats/npz.js';
 import type { SafetensorsOpenOptions, SafetensorsReadOptions, SafetensorsWriteOptions } from './formats/safetensors.js';

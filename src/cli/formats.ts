@@ -20,7 +20,8 @@ import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from 
 import { openTorch, writeTorch } from '../formats/torch/index.js';
 import { readKerasArchive } from '../tfjs/keras-archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
-import { closeQuietly, openForReadAsync, type WriteOptions } from '../io.js';
+import type { WriteOptions } from '../io/atomic-writer.js';
+import { closeQuietly, openForReadAsync } from '../io/read.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 
 /** One tensor as a file's table lists it. */
@@ -64,6 +65,19 @@ export interface TensorSource {
   readonly unnamed?: boolean;
   get(name: string): Promise<NdArray>;
   close(): Promise<void> | void;
+}
+
+/** A source over arrays already read: `get` of a name not among them is `ERR_NOT_FOUND_IN_ARCHIVE`. */
+function inMemorySource(summary: FileSummary, arrays: Map<string, NdArray>, file: string, kind: string, where: string): TensorSource {
+  return {
+    summary,
+    get: async (name) => {
+      const array = arrays.get(name);
+      if (!array) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no ${kind} '${name}' in ${where}`, { path: file });
+      return array;
+    },
+    close: () => undefined,
+  };
 }
 
 /** Options every reader accepts from the command line (--max-header-size, --allow-pickle). */
@@ -127,15 +141,7 @@ async function openUnsupportedNpy(file: string, name: string, error: TensorioErr
     const why = pickled ? 'a pickled object array (pass --allow-pickle to read its arrays with the restricted unpickler)' : error.message.slice(Math.max(0, error.message.indexOf('unsupported')));
     summary.skipped = [{ name, why }];
   }
-  return {
-    summary,
-    get: async (wanted) => {
-      const array = arrays.get(wanted);
-      if (!array) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no array '${wanted}' in the file`, { path: file });
-      return array;
-    },
-    close: () => undefined,
-  };
+  return inMemorySource(summary, arrays, file, 'array', 'the file');
 }
 
 const npy: FormatHandler = {
@@ -483,15 +489,7 @@ const keras: FormatHandler = {
       }
     }
     const summary: FileSummary = { format: 'keras 3 archive', tensors, layers: weights.layers.map((l) => ({ name: l.name, weights: l.weights.map((w) => w.name) })) };
-    return {
-      summary,
-      get: async (name) => {
-        const array = arrays.get(name);
-        if (!array) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no weight '${name}' in the archive`, { path: file });
-        return array;
-      },
-      close: () => undefined,
-    };
+    return inMemorySource(summary, arrays, file, 'weight', 'the archive');
   },
 };
 

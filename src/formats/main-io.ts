@@ -6,7 +6,8 @@
  * `save`/`load` go through those, so both entries hold the same formats the same way.
  */
 import { TensorioError } from '../errors.js';
-import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from '../io.js';
+import { AtomicWriter, type WriteOptions } from '../io/atomic-writer.js';
+import { closeQuietly, openForReadAsync, readAt } from '../io/read.js';
 import { isStringArrayLike, stringMemberError, tensorHint, type LoadedArray, type NdArray } from '../ndarray.js';
 import { readH5, writeH5 } from './h5.js';
 import { h5Datasets, h5Value } from './h5-values.js';

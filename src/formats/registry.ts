@@ -11,7 +11,7 @@
  */
 import { DTYPES, dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { closeQuietly, openForReadAsync } from '../io.js';
+import { closeQuietly, openForReadAsync } from '../io/read.js';
 import type { H5File } from './h5.js';
 import { mainReaders, mainWriters, type MainReader, type MainWriter } from './main-io.js';
 import { looksLikeTorch } from './torch/index.js';
@@ -117,6 +117,11 @@ const TFJS_DTYPES: readonly DType[] = ['float32', 'int32', 'bool', 'complex64'];
 
 const ARRAYS_ONLY = { strings: false, objects: false, nesting: false, fortranOrder: false, many: true } as const;
 
+/** The `load()` reader and `save()` writer of a format that has both (src/formats/main-io.ts). */
+function readAndWrite(id: keyof typeof mainReaders & keyof typeof mainWriters): { read: MainReader; write: MainWriter } {
+  return { read: mainReaders[id], write: mainWriters[id] };
+}
+
 /** Every format, in the order users see them listed. */
 export const FORMATS: readonly FormatEntry[] = [
   {
@@ -127,8 +132,7 @@ export const FORMATS: readonly FormatEntry[] = [
     // np.save of a list or dict is a pickled object array: nesting lives in the pickle.
     holds: { dtypes: ALL_BUT_NUMPY_LESS, strings: true, objects: true, nesting: true, metadata: false, fortranOrder: true, many: false },
     entryPoints: ['load', 'save', 'cliRead', 'cliWrite'],
-    read: mainReaders.npy,
-    write: mainWriters.npy,
+    ...readAndWrite('npy'),
   },
   {
     id: 'npz',
@@ -137,8 +141,7 @@ export const FORMATS: readonly FormatEntry[] = [
     magic: isZipPrefix,
     holds: { dtypes: ALL_BUT_NUMPY_LESS, strings: true, objects: true, nesting: false, metadata: false, fortranOrder: true, many: true },
     entryPoints: ['load', 'save', 'loadWeights', 'saveWeights', 'cliRead', 'cliWrite'],
-    read: mainReaders.npz,
-    write: mainWriters.npz,
+    ...readAndWrite('npz'),
   },
   {
     id: 'safetensors',
@@ -147,8 +150,7 @@ export const FORMATS: readonly FormatEntry[] = [
     magic: isSafetensorsPrefix,
     holds: { ...ARRAYS_ONLY, dtypes: SAFETENSORS_DTYPES, metadata: true },
     entryPoints: ['load', 'save', 'loadWeights', 'saveWeights', 'ioHandlerLoad', 'ioHandlerSave', 'cliRead', 'cliWrite'],
-    read: mainReaders.safetensors,
-    write: mainWriters.safetensors,
+    ...readAndWrite('safetensors'),
   },
   {
     id: 'safetensors-index',
@@ -167,8 +169,7 @@ export const FORMATS: readonly FormatEntry[] = [
     magic: looksLikeTorch,
     holds: { dtypes: DTYPES, strings: true, objects: true, nesting: true, metadata: false, fortranOrder: false, many: true },
     entryPoints: ['load', 'save', 'cliRead', 'cliWrite'],
-    read: mainReaders.torch,
-    write: mainWriters.torch,
+    ...readAndWrite('torch'),
   },
   {
     id: 'torch-index',
@@ -187,8 +188,7 @@ export const FORMATS: readonly FormatEntry[] = [
     magic: isHdf5Prefix,
     holds: { ...ARRAYS_ONLY, dtypes: HDF5_DTYPES, nesting: true, metadata: true },
     entryPoints: ['load', 'save', 'loadWeights', 'saveWeights', 'ioHandlerLoad', 'ioHandlerSave', 'cliRead', 'cliWrite'],
-    read: mainReaders.hdf5,
-    write: mainWriters.hdf5,
+    ...readAndWrite('hdf5'),
   },
   {
     id: 'keras3-weights',
@@ -198,8 +198,7 @@ export const FORMATS: readonly FormatEntry[] = [
     holds: { ...ARRAYS_ONLY, dtypes: HDF5_DTYPES, nesting: true, metadata: true },
     // A weights file has no topology, so ioHandler refuses it.
     entryPoints: ['load', 'save', 'loadWeights', 'saveWeights', 'cliRead', 'cliWrite'],
-    read: mainReaders.hdf5,
-    write: mainWriters.hdf5,
+    ...readAndWrite('hdf5'),
   },
   {
     id: 'keras',
