@@ -1,30 +1,39 @@
 /**
- * One open safetensors file: its validated header and its bytes, mapped (on the first read)
- * or read with pread, and the arrays built from them (views into the mapping where aligned,
- * else copies, each saying why).
+ * One open safetensors file: its validated header and its bytes through the one byte source
+ * (src/io/source.ts), mapped on the first read or read with positioned reads, and the arrays
+ * built from them (views into the mapping where aligned, else copies, each saying why). The
+ * header is read by one walker for the sync and the async open.
  */
 import { constants as bufferConstants } from 'node:buffer';
 
 import { dtypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import {
-  allocateForRead,
-  closeQuietly,
-  mapFile,
-  openForRead,
-  openForReadAsync,
-  readExactly,
-  readExactlySync,
-  unmapBuffer,
-} from '../../io.js';
+import { canMap, mapFile, unmapBuffer } from '../../io/map.js';
+import { allocateForRead, closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
+import { ByteSource, COPY_REASONS, runSync, type Reads } from '../../io/source.js';
 import type { LoadedArray } from '../../ndarray.js';
-import { native } from '../../native.js';
-import { parseHeader, safetensorsHeaderLength, type ParsedHeader, type SafetensorsEntry } from './header.js';
+import { headerReads, type ParsedHeader, type SafetensorsEntry } from './header.js';
 import type { Run } from './slice.js';
 
-
 // V8's TypedArray length limit, which Node publishes as the Buffer limit (2^32 on Node 20).
-export const MAX_TYPED_ARRAY_LENGTH = bufferConstants.MAX_LENGTH;
+const MAX_TYPED_ARRAY_LENGTH = bufferConstants.MAX_LENGTH;
+
+/**
+ * The element count of `byteLength` bytes of a tensor's dtype.
+ * @throws TensorioError `ERR_TOO_LARGE` when one TypedArray cannot hold them.
+ */
+export function elementCount(entry: { name: string; dtype: SafetensorsEntry['dtype'] }, byteLength: number, file: string): number {
+  const info = dtypeInfo(entry.dtype);
+  const elements = (byteLength / info.itemSize) * info.lanes;
+  if (elements > MAX_TYPED_ARRAY_LENGTH) {
+    throw new TensorioError(
+      'ERR_TOO_LARGE',
+      `tensor '${entry.name}' has ${elements} elements, more than one TypedArray holds here (${MAX_TYPED_ARRAY_LENGTH}); read it in parts with getSlice`,
+      { path: file },
+    );
+  }
+  return elements;
+}
 
 // An async open reads this much with the open itself (one trip to the thread pool): the
 // header of about 1,200 tensors at 100 bytes each. A longer header takes a second trip (about
@@ -33,29 +42,65 @@ export const MAX_TYPED_ARRAY_LENGTH = bufferConstants.MAX_LENGTH;
 // time costs 12.5 µs), and under glibc's 128 KiB mmap threshold the buffer reuses freed memory.
 const FIRST_READ = 120 * 1024;
 
+/**
+ * Runs a walker over a file whose first bytes were read with the open: reads inside `prefix`
+ * are views into it, a read past it keeps the part already read and reads only the rest.
+ */
+async function runAsyncAfter<T>(walk: Reads<T>, prefix: Uint8Array, source: ByteSource): Promise<T> {
+  let step = walk.next();
+  while (!step.done) {
+    const [position, length, what] = step.value;
+    if (position + length <= prefix.length) {
+      step = walk.next(prefix.subarray(position, position + length));
+      continue;
+    }
+    const bytes = new Uint8Array(length);
+    const known = Math.max(0, Math.min(length, prefix.length - position));
+    if (known > 0) bytes.set(prefix.subarray(position, position + known));
+    await source.readIntoAsync(position + known, bytes.subarray(known), what);
+    step = walk.next(bytes);
+  }
+  return step.value;
+}
+
+/** Where the bytes of a read land: `target` filled from runs of the file. */
+interface PendingRead {
+  target: Uint8Array;
+  /** [absolute position, part of target] for each run. */
+  parts: Array<[number, Uint8Array]>;
+  what: string;
+  finish: () => LoadedArray;
+}
+
 export class Shard {
   readonly path: string;
   readonly header: ParsedHeader;
   private readonly size: number;
   private fd: number | undefined;
-  private closed = false;
+  // Positioned reads of the file; undefined once closed.
+  private source: ByteSource | undefined;
+  // The mapping is kept as the ArrayBuffer itself, not as the byte source's `mapping`: that is
+  // one Uint8Array, which on Node 20 cannot span a file over 4 GiB (2^32 elements), while
+  // typed arrays of wider elements, and views at any offset, can. A closed file drops it:
+  // views handed out keep it alive.
+  private mapping: ArrayBuffer | undefined;
   // Mapping is deferred to the first read: handing V8 gigabytes of external memory makes it
   // schedule garbage collection, a cost that would make opening depend on the data size.
   private wantMap: boolean;
-  private mapping: ArrayBuffer | undefined;
   private mapReasonValue: string | undefined;
   // Async reads in flight, and whether close() waits for them: closing the descriptor under a
   // pending pread could let the number be reused by another open file and read from it.
   private reading = 0;
   private closeWhenIdle = false;
 
-  constructor(path: string, header: ParsedHeader, fd: number, size: number, mmap: boolean) {
+  private constructor(path: string, header: ParsedHeader, source: ByteSource, mmap: boolean) {
     this.path = path;
     this.header = header;
-    this.size = size;
-    this.fd = fd;
-    this.wantMap = mmap && native !== null;
-    if (mmap && !native) this.mapReasonValue = 'the native addon is not loaded';
+    this.size = source.size;
+    this.fd = source.fd as number;
+    this.source = source;
+    this.wantMap = mmap && canMap();
+    if (mmap && !canMap()) this.mapReasonValue = COPY_REASONS.noAddon;
   }
 
   /** True when the file is (or, before the first read, will be) mapped. */
@@ -86,16 +131,9 @@ export class Shard {
   static async open(path: string, mmap: boolean): Promise<Shard> {
     // One trip to the thread pool opens the file, sizes it and reads the first FIRST_READ bytes.
     const { fd, size, prefix } = await openForReadAsync(path, FIRST_READ);
+    const source = ByteSource.ofFile(fd, size, path);
     try {
-      const n = safetensorsHeaderLength(prefix, size, path);
-      let json = prefix.subarray(8, 8 + n);
-      if (8 + n > prefix.length) {
-        // The part already read is kept; the second trip reads only the rest.
-        json = new Uint8Array(n);
-        json.set(prefix.subarray(8));
-        await readExactly(fd, prefix.length, json.subarray(prefix.length - 8), path, 'safetensors header');
-      }
-      return new Shard(path, parseHeader(json, size, path), fd, size, mmap);
+      return new Shard(path, await runAsyncAfter(headerReads(size, path), prefix, source), source, mmap);
     } catch (error) {
       closeQuietly(fd);
       throw error;
@@ -103,46 +141,40 @@ export class Shard {
   }
 
   static openSync(path: string, mmap: boolean): Shard {
+    // Reads are cheap here (no trip to the thread pool), so the length first, then the header.
     const { fd, size } = openForRead(path);
+    const source = ByteSource.ofFile(fd, size, path);
     try {
-      // Reads are cheap here (no trip to the thread pool), so the length first, then the header.
-      const lengthField = new Uint8Array(Math.min(size, 8));
-      readExactlySync(fd, 0, lengthField, path, 'safetensors header');
-      const json = new Uint8Array(safetensorsHeaderLength(lengthField, size, path));
-      readExactlySync(fd, 8, json, path, 'safetensors header');
-      return new Shard(path, parseHeader(json, size, path), fd, size, mmap);
+      return new Shard(path, runSync(headerReads(size, path), source), source, mmap);
     } catch (error) {
       closeQuietly(fd);
       throw error;
     }
   }
 
-  private requireOpen(): void {
-    if (this.closed) throw new TensorioError('ERR_CLOSED', 'the safetensors file is closed', { path: this.path });
+  /** The source to read from; refused once closed. */
+  private openSource(): ByteSource {
+    if (!this.source) throw new TensorioError('ERR_CLOSED', 'the safetensors file is closed', { path: this.path });
+    return this.source;
   }
 
   /**
    * The runs of a tensor as one array: a view into the mapping when they are one aligned run
-   * inside it, else a fresh buffer, copied from the mapping or filled by `read`.
+   * inside it, else a fresh buffer, copied from the mapping at once or left for the caller to
+   * read (the parts of a {@link PendingRead}).
    */
-  private build(entry: SafetensorsEntry, shape: number[], runs: Run[], length: number, read: (target: Uint8Array, runs: Run[]) => void | Promise<void>) {
+  private build(entry: SafetensorsEntry, shape: number[], runs: Run[], length: number): LoadedArray | PendingRead {
+    this.openSource();
     const info = dtypeInfo(entry.dtype);
-    const elements = (length / info.itemSize) * info.lanes;
-    if (elements > MAX_TYPED_ARRAY_LENGTH) {
-      throw new TensorioError(
-        'ERR_TOO_LARGE',
-        `tensor '${entry.name}' has ${elements} elements, more than one TypedArray holds here (${MAX_TYPED_ARRAY_LENGTH}); read it in parts with getSlice`,
-        { path: this.path },
-      );
-    }
-    if (length === 0) return { done: { dtype: entry.dtype, shape, data: new info.array(0), mapped: false } as LoadedArray };
+    const elements = elementCount(entry, length, this.path);
+    if (length === 0) return { dtype: entry.dtype, shape, data: new info.array(0), mapped: false } as LoadedArray;
     const base = this.header.dataStart + entry.dataOffsets[0];
     const mapping = this.ensureMapping();
     const first = runs[0] as Run;
     const aligned = (base + first.start) % info.array.BYTES_PER_ELEMENT === 0;
     if (mapping && runs.length === 1 && aligned) {
       const data = new info.array(mapping, base + first.start, elements);
-      return { done: { dtype: entry.dtype, shape, data, mapped: true } as LoadedArray };
+      return { dtype: entry.dtype, shape, data, mapped: true } as LoadedArray;
     }
     const reason = !mapping
       ? this.mapReasonValue
@@ -151,36 +183,37 @@ export class Shard {
         : `the data starts at byte ${base + first.start}, not a multiple of the ${entry.dtype} element size ${info.array.BYTES_PER_ELEMENT} (its writer did not align it)`;
     const buffer = allocateForRead(length);
     const target = new Uint8Array(buffer);
+    const parts: Array<[number, Uint8Array]> = [];
+    let at = 0;
+    for (const run of runs) {
+      parts.push([base + run.start, target.subarray(at, at + run.length)]);
+      at += run.length;
+    }
     const finish = (): LoadedArray => {
       const array: LoadedArray = { dtype: entry.dtype, shape, data: new info.array(buffer, 0, elements), mapped: false };
       return reason === undefined ? array : { ...array, copyReason: reason };
     };
-    if (mapping) {
-      let at = 0;
-      for (const run of runs) {
-        target.set(new Uint8Array(mapping, base + run.start, run.length), at);
-        at += run.length;
-      }
-      return { done: finish() };
+    const pending = { target, parts, what: `data of tensor '${entry.name}'`, finish };
+    // Copies out of the mapping are made here, for the sync and the async read alike.
+    return mapping ? this.fill(pending) : pending;
+  }
+
+  private fill(pending: PendingRead): LoadedArray {
+    const source = this.openSource();
+    for (const [position, part] of pending.parts) {
+      if (this.mapping) part.set(new Uint8Array(this.mapping, position, part.length));
+      else source.readInto(position, part, pending.what);
     }
-    return { pending: read(target, runs), finish };
+    return pending.finish();
   }
 
   async load(entry: SafetensorsEntry, shape: number[], runs: Run[], length: number): Promise<LoadedArray> {
-    this.requireOpen();
-    const built = this.build(entry, shape, runs, length, async (target, pieces) => {
-      const fd = this.fd as number;
-      const base = this.header.dataStart + entry.dataOffsets[0];
-      let at = 0;
-      for (const run of pieces) {
-        await readExactly(fd, base + run.start, target.subarray(at, at + run.length), this.path, `data of tensor '${entry.name}'`);
-        at += run.length;
-      }
-    });
-    if ('done' in built) return built.done as LoadedArray;
+    const built = this.build(entry, shape, runs, length);
+    if (!('parts' in built)) return built;
+    const source = this.openSource();
     this.reading++;
     try {
-      await built.pending;
+      for (const [position, part] of built.parts) await source.readIntoAsync(position, part, built.what);
     } finally {
       this.reading--;
       if (this.reading === 0 && this.closeWhenIdle) this.closeFd();
@@ -189,18 +222,25 @@ export class Shard {
   }
 
   loadSync(entry: SafetensorsEntry, shape: number[], runs: Run[], length: number): LoadedArray {
-    this.requireOpen();
-    const built = this.build(entry, shape, runs, length, (target, pieces) => {
-      const fd = this.fd as number;
-      const base = this.header.dataStart + entry.dataOffsets[0];
-      let at = 0;
-      for (const run of pieces) {
-        readExactlySync(fd, base + run.start, target.subarray(at, at + run.length), this.path, `data of tensor '${entry.name}'`);
-        at += run.length;
-      }
-    });
-    if ('done' in built) return built.done as LoadedArray;
-    return built.finish();
+    const built = this.build(entry, shape, runs, length);
+    return 'parts' in built ? this.fill(built) : built;
+  }
+
+  /** Fills `target` with the file's bytes at `position` (the eager reader's, never mapped). */
+  readInto(position: number, target: Uint8Array, what: string): void {
+    this.openSource().readInto(position, target, what);
+  }
+
+  /** Asynchronous {@link readInto}. */
+  async readIntoAsync(position: number, target: Uint8Array, what: string): Promise<void> {
+    const source = this.openSource();
+    this.reading++;
+    try {
+      await source.readIntoAsync(position, target, what);
+    } finally {
+      this.reading--;
+      if (this.reading === 0 && this.closeWhenIdle) this.closeFd();
+    }
   }
 
   private closeFd(): void {
@@ -209,11 +249,11 @@ export class Shard {
   }
 
   close(unmap: boolean): void {
-    this.closed = true;
     this.wantMap = false;
     if (this.reading > 0) this.closeWhenIdle = true;
     else this.closeFd();
     if (unmap && this.mapping) unmapBuffer(this.mapping);
     this.mapping = undefined;
+    this.source = undefined;
   }
 }

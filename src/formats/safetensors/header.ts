@@ -1,7 +1,8 @@
 /**
  * The safetensors header, sans I/O: the length field and the JSON, validated over bytes as
  * huggingface/safetensors (safetensors/src/tensor.rs, `read_metadata` and `validate`) checks
- * them. Nothing here touches a file; file.ts feeds it the bytes.
+ * them. Nothing here touches a file: the header walker yields the reads it needs, and
+ * file.ts (or decodeSafetensors, over bytes in memory) answers them.
  *
  * Layout: an unsigned 64-bit little-endian header length N, N bytes of UTF-8 JSON
  * (`{"__metadata__": {str: str}, "name": {"dtype": "F32", "shape": [2, 3],
@@ -12,6 +13,7 @@
  */
 import { dtypeFromSafetensors, type DTypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
+import type { Reads } from '../../io/source.js';
 import { shapeSize } from '../../ndarray.js';
 
 /** The reference implementation's bound on the header length (100 MB). */
@@ -303,4 +305,14 @@ export function parseSafetensorsHeader(json: Uint8Array, fileSize: number, file 
   const header = parseHeader(json, fileSize, file);
   const entries = header.names.map((name) => header.entry(name));
   return { headerLength: header.headerLength, dataStart: header.dataStart, metadata: header.metadata, entries };
+}
+
+/**
+ * The header walker: yields a read of the length field, then one of exactly the JSON it
+ * announces, and returns the validated header.
+ */
+export function* headerReads(size: number, path: string): Reads<ParsedHeader> {
+  const lengthField = yield [0, Math.min(size, 8), 'safetensors header'];
+  const n = safetensorsHeaderLength(lengthField, size, path);
+  return parseHeader(yield [8, n, 'safetensors header'], size, path);
 }

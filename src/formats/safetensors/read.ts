@@ -1,17 +1,20 @@
 /**
  * Reading whole safetensors files: every tensor of a file or checkpoint (one buffer per file,
- * or views into mappings), and a file already in memory (decodeSafetensors).
+ * or views into mappings), and a file already in memory (decodeSafetensors). The plan (which
+ * bytes of which file, and the arrays over them) is written once; the sync and async readers
+ * differ only in how they fill the buffers.
  */
 import { dtypeInfo } from '../../dtype.js';
-import { TensorioError } from '../../errors.js';
-import { allocateForRead, closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
+import { allocateForRead } from '../../io/read.js';
+import { ByteSource, runSync } from '../../io/source.js';
 import type { LoadedArray } from '../../ndarray.js';
 import { checkOptions, OPTIONS } from '../../options.js';
-import { MAX_TYPED_ARRAY_LENGTH } from './file.js';
-import { ownSet, parseSafetensorsHeader, safetensorsHeaderLength } from './header.js';
-import { openSafetensors, openSafetensorsSync } from './open.js';
+import { elementCount, type Shard } from './file.js';
+import { headerReads, ownSet, type SafetensorsEntry } from './header.js';
+import { openView, openViewSync } from './open.js';
 import { compareCodePoints } from './sharded.js';
-import type { SafetensorsContents, SafetensorsFile, SafetensorsReadOptions, SafetensorsTensorInfo } from './types.js';
+import type { SafetensorsContents, SafetensorsReadOptions, SafetensorsTensorInfo } from './types.js';
+import type { SafetensorsView } from './view.js';
 
 // Concurrent reads keep the disk (or the page cache copy) busy while JS builds the next one.
 const READ_CONCURRENCY = 4;
@@ -26,21 +29,13 @@ const READ_CONCURRENCY = 4;
  */
 export async function readSafetensors(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsContents> {
   checkOptions(options, OPTIONS.readSafetensors, 'readSafetensors', path);
-  const view = await openSafetensors(path, { mmap: options.mmap ?? false });
+  const view = await openView(path, { mmap: options.mmap ?? false });
   try {
     const names = view.keys();
     if (!options.mmap) {
-      const arrays = await Promise.all(filesOf(view, names).map(async ({ file, start, length, infos }) => {
-        const buffer = allocateForRead(length);
-        const { fd } = await openForReadAsync(file, 0);
-        try {
-          await readExactly(fd, start, new Uint8Array(buffer), file, 'safetensors data');
-        } finally {
-          closeQuietly(fd);
-        }
-        return viewsInto(buffer, start, infos, file);
-      }));
-      return { tensors: inNameOrder(names, arrays), metadata: view.metadata };
+      const files = filesOf(view, names);
+      await Promise.all(files.map((f) => f.shard.readIntoAsync(f.start, new Uint8Array(f.buffer), 'safetensors data')));
+      return contents(view, names, arraysIn(files, names));
     }
     const loaded = new Array<LoadedArray>(names.length);
     let next = 0;
@@ -51,12 +46,35 @@ export async function readSafetensors(path: string, options: SafetensorsReadOpti
       }
     };
     await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, names.length) }, worker));
-    const tensors: Record<string, LoadedArray> = {};
-    names.forEach((name, i) => ownSet(tensors, name, loaded[i] as LoadedArray));
-    return { tensors, metadata: view.metadata };
+    return contents(view, names, loaded);
   } finally {
     view.close({ unmap: false });
   }
+}
+
+/** Synchronous {@link readSafetensors}. */
+export function readSafetensorsSync(path: string, options: SafetensorsReadOptions = {}): SafetensorsContents {
+  checkOptions(options, OPTIONS.readSafetensors, 'readSafetensorsSync', path);
+  const view = openViewSync(path, { mmap: options.mmap ?? false });
+  try {
+    const names = view.keys();
+    if (!options.mmap) {
+      const files = filesOf(view, names);
+      for (const f of files) f.shard.readInto(f.start, new Uint8Array(f.buffer), 'safetensors data');
+      return contents(view, names, arraysIn(files, names));
+    }
+    return contents(view, names, names.map((name) => view.getSync(name)));
+  } finally {
+    view.close({ unmap: false });
+  }
+}
+
+/** One file's share of an eager read: the byte range its tensors cover, and its buffer. */
+interface FileRead {
+  shard: Shard;
+  start: number;
+  buffer: ArrayBuffer;
+  infos: SafetensorsTensorInfo[];
 }
 
 /**
@@ -66,79 +84,53 @@ export async function readSafetensors(path: string, options: SafetensorsReadOpti
  * keeps its file's buffer alive. Tensors whose offset is not aligned for their dtype (files
  * whose writer did not pad the header) are copied out.
  */
-function filesOf(view: SafetensorsFile, names: string[]): Array<{ file: string; start: number; length: number; infos: SafetensorsTensorInfo[] }> {
-  const byFile = new Map<string, SafetensorsTensorInfo[]>();
+function filesOf(view: SafetensorsView, names: string[]): FileRead[] {
+  const byFile = new Map<Shard, SafetensorsTensorInfo[]>();
   for (const name of names) {
-    const info = view.info(name);
-    const list = byFile.get(info.file) ?? [];
+    const { shard, info } = view.locate(name);
+    const list = byFile.get(shard) ?? [];
     list.push(info);
-    byFile.set(info.file, list);
+    byFile.set(shard, list);
   }
-  return [...byFile].map(([file, infos]) => {
+  return [...byFile].map(([shard, infos]) => {
     let start = Infinity;
     let end = 0;
     for (const info of infos) {
       start = Math.min(start, info.byteOffset);
       end = Math.max(end, info.byteOffset + info.byteLength);
     }
-    return { file, start, length: end - start, infos };
+    // Every info is checked before any buffer is made (ERR_TOO_LARGE for a giant tensor).
+    for (const info of infos) elementCount(info, info.byteLength, shard.path);
+    return { shard, start, buffer: allocateForRead(end - start), infos };
   });
 }
 
-function inNameOrder(names: string[], parts: Record<string, LoadedArray>[]): Record<string, LoadedArray> {
+/** The contents: `arrays[i]` is the tensor named `names[i]`. */
+function contents(view: SafetensorsView, names: string[], arrays: LoadedArray[]): SafetensorsContents {
+  const tensors: Record<string, LoadedArray> = {};
+  names.forEach((name, i) => ownSet(tensors, name, arrays[i] as LoadedArray));
+  return { tensors, metadata: view.metadata };
+}
+
+/** The arrays of `names` over the buffers of an eager read. */
+function arraysIn(files: FileRead[], names: string[]): LoadedArray[] {
   const found = new Map<string, LoadedArray>();
-  for (const part of parts) for (const [name, array] of Object.entries(part)) found.set(name, array);
-  const tensors: Record<string, LoadedArray> = {};
-  for (const name of names) ownSet(tensors, name, found.get(name) as LoadedArray);
-  return tensors;
-}
-
-function viewsInto(buffer: ArrayBuffer, start: number, infos: SafetensorsTensorInfo[], file: string): Record<string, LoadedArray> {
-  const tensors: Record<string, LoadedArray> = {};
-  for (const entry of infos) {
-    const info = dtypeInfo(entry.dtype);
-    const elements = (entry.byteLength / info.itemSize) * info.lanes;
-    if (elements > MAX_TYPED_ARRAY_LENGTH) {
-      throw new TensorioError('ERR_TOO_LARGE', `tensor '${entry.name}' has ${elements} elements, more than one TypedArray holds here (${MAX_TYPED_ARRAY_LENGTH}); read it in parts with getSlice`, { path: file });
-    }
-    const offset = entry.byteOffset - start;
-    const data = offset % info.array.BYTES_PER_ELEMENT === 0 ? new info.array(buffer, offset, elements) : new info.array(buffer.slice(offset, offset + entry.byteLength), 0, elements);
-    ownSet(tensors, entry.name, { dtype: entry.dtype, shape: entry.shape, data, mapped: false });
+  for (const { shard, start, buffer, infos } of files) {
+    for (const info of infos) found.set(info.name, arrayAt(buffer, info.byteOffset - start, info, info.byteLength, shard.path));
   }
-  return tensors;
+  return names.map((name) => found.get(name) as LoadedArray);
 }
 
-/** Synchronous {@link readSafetensors}. */
-export function readSafetensorsSync(path: string, options: SafetensorsReadOptions = {}): SafetensorsContents {
-  checkOptions(options, OPTIONS.readSafetensors, 'readSafetensorsSync', path);
-  const view = openSafetensorsSync(path, { mmap: options.mmap ?? false });
-  try {
-    if (!options.mmap) {
-      const arrays = filesOf(view, view.keys()).map(({ file, start, length, infos }) => {
-        const buffer = allocateForRead(length);
-        const { fd } = openForRead(file);
-        try {
-          readExactlySync(fd, start, new Uint8Array(buffer), file, 'safetensors data');
-        } finally {
-          closeQuietly(fd);
-        }
-        return viewsInto(buffer, start, infos, file);
-      });
-      return { tensors: inNameOrder(view.keys(), arrays), metadata: view.metadata };
-    }
-    const tensors: Record<string, LoadedArray> = {};
-    for (const name of view.keys()) ownSet(tensors, name, view.getSync(name));
-    return { tensors, metadata: view.metadata };
-  } finally {
-    view.close({ unmap: false });
-  }
-}
-
-// A copy into a fresh buffer (Buffer#slice would return a view, so it is not used).
-function copyOf(bytes: Uint8Array): ArrayBuffer {
-  const copy = new Uint8Array(bytes.length);
-  copy.set(bytes);
-  return copy.buffer;
+/** A tensor's array over `buffer` at `offset`: a view when aligned for its dtype, else a copy. */
+function arrayAt(buffer: ArrayBufferLike, offset: number, entry: Pick<SafetensorsEntry, 'name' | 'dtype' | 'shape'>, byteLength: number, file: string): LoadedArray {
+  const info = dtypeInfo(entry.dtype);
+  const elements = elementCount(entry, byteLength, file);
+  // A copy into a fresh buffer (Buffer#slice would return a view, so it is not used).
+  const data =
+    offset % info.array.BYTES_PER_ELEMENT === 0
+      ? new info.array(buffer as ArrayBuffer, offset, elements)
+      : new info.array(new Uint8Array(buffer, offset, byteLength).slice().buffer, 0, elements);
+  return { dtype: entry.dtype, shape: entry.shape, data, mapped: false };
 }
 
 /**
@@ -147,19 +139,12 @@ function copyOf(bytes: Uint8Array): ArrayBuffer {
  * @throws TensorioError as {@link parseSafetensorsHeader} and {@link safetensorsHeaderLength}.
  */
 export function decodeSafetensors(bytes: Uint8Array, file = '<buffer>'): SafetensorsContents {
-  const n = safetensorsHeaderLength(bytes, bytes.length, file);
-  const header = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, file);
+  const header = runSync(headerReads(bytes.length, file), ByteSource.ofBytes(bytes, file));
   const tensors: Record<string, LoadedArray> = {};
-  for (const entry of [...header.entries].sort((a, b) => compareCodePoints(a.name, b.name))) {
-    const info = dtypeInfo(entry.dtype);
+  for (const name of [...header.names].sort(compareCodePoints)) {
+    const entry = header.entry(name);
     const [begin, end] = entry.dataOffsets;
-    const start = bytes.byteOffset + header.dataStart + begin;
-    const elements = ((end - begin) / info.itemSize) * info.lanes;
-    const data =
-      start % info.array.BYTES_PER_ELEMENT === 0
-        ? new info.array(bytes.buffer, start, elements)
-        : new info.array(copyOf(bytes.subarray(header.dataStart + begin, header.dataStart + end)), 0, elements);
-    ownSet(tensors, entry.name, { dtype: entry.dtype, shape: [...entry.shape], data, mapped: false });
+    ownSet(tensors, name, arrayAt(bytes.buffer, bytes.byteOffset + header.dataStart + begin, { ...entry, shape: [...entry.shape] }, end - begin, file));
   }
   return { tensors, metadata: header.metadata };
 }

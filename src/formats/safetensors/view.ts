@@ -88,9 +88,14 @@ export class SafetensorsView implements SafetensorsFile {
   }
 
   info(name: string): SafetensorsTensorInfo {
+    return this.locate(name).info;
+  }
+
+  /** The shard holding `name` and the tensor's {@link info} (for the whole-file reader). */
+  locate(name: string): { shard: Shard; info: SafetensorsTensorInfo } {
     const { shard, entry } = this.lookup(name);
     const [begin, end] = entry.dataOffsets;
-    return {
+    const info: SafetensorsTensorInfo = {
       name: entry.name,
       dtype: entry.dtype,
       shape: [...entry.shape],
@@ -99,6 +104,7 @@ export class SafetensorsView implements SafetensorsFile {
       byteOffset: shard.header.dataStart + begin,
       byteLength: end - begin,
     };
+    return { shard, info };
   }
 
   get(name: string): Promise<LoadedArray> {

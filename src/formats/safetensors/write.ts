@@ -1,13 +1,14 @@
 /**
  * Writing safetensors files byte for byte as the reference writer does, one file or
- * Hugging Face shards plus their index, atomically.
+ * Hugging Face shards plus their index, atomically. One plan (planWrite: the files' chunks,
+ * the index, the stale shards to remove) and two thin drivers, async and sync.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 
 import { dtypeInfo, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, type WriteOptions } from '../../io.js';
+import { AtomicWriter, writeAtomic, writeAtomicSync, type WriteOptions } from '../../io/atomic-writer.js';
 import { asCOrder, bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
 import { checkOptions, OPTIONS } from '../../options.js';
 import { isPlainObject, REFERENCE_DTYPE_ORDER, SAFETENSORS_MAX_HEADER_SIZE } from './header.js';
@@ -200,7 +201,9 @@ function removeStale(folder: string, pattern: RegExp, keep: Set<string>, staleIn
   }
 }
 
-function result(plan: Plan): SafetensorsWriteResult {
+/** After the files and the index are in place: earlier shards removed, the result. */
+function finish(plan: Plan): SafetensorsWriteResult {
+  plan.stale();
   const out: SafetensorsWriteResult = { files: plan.files.map((f) => f.path), totalSize: plan.totalSize };
   if (plan.index) out.index = plan.index.path;
   return out;
@@ -230,13 +233,8 @@ export async function writeSafetensors(path: string, tensors: TensorDict, option
     await Promise.all(writers.map((writer) => writer.abort()));
     throw error;
   }
-  if (plan.index) {
-    const writer = await AtomicWriter.open(plan.index.path, options);
-    await writer.write([plan.index.bytes]);
-    await writer.commit();
-  }
-  plan.stale();
-  return result(plan);
+  if (plan.index) await writeAtomic(plan.index.path, [plan.index.bytes], options);
+  return finish(plan);
 }
 
 /** Synchronous {@link writeSafetensors} (shards are written one after another). */
@@ -255,11 +253,6 @@ export function writeSafetensorsSync(path: string, tensors: TensorDict, options:
     for (const writer of writers) writer.abortSync();
     throw error;
   }
-  if (plan.index) {
-    const writer = AtomicWriter.openSync(plan.index.path, options);
-    writer.writeSync([plan.index.bytes]);
-    writer.commitSync();
-  }
-  plan.stale();
-  return result(plan);
+  if (plan.index) writeAtomicSync(plan.index.path, [plan.index.bytes], options);
+  return finish(plan);
 }
