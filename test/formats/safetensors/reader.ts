@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { decodeSafetensors, openSafetensors, readSafetensors, readSafetensorsSync, toFloat32, TensorioError, type LoadedArray, type NdArray, type TypedArray } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { runPythonJson, tempDir } from './helpers.js';
+import { decodeSafetensors, openSafetensors, readSafetensors, readSafetensorsSync, toFloat32, TensorioError, type LoadedArray, type NdArray, type TypedArray } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { runPythonJson, tempDir } from '../../helpers.js';
 
 const dir = tempDir('safetensors-helpers');
 let counter = 0;
