@@ -63,15 +63,15 @@ async function runAsyncAfter<T>(walk: Reads<T>, prefix: Uint8Array, source: Byte
   return step.value;
 }
 
-/** Where the bytes of a read land: `target` filled from runs of the file. */
+/** A copy still to be filled from the file: the runs, and the array once they are read. */
 interface PendingRead {
-  target: Uint8Array;
-  /** [absolute position, part of target] for each run. */
+  /** [absolute position in the file, the part of the array's buffer it fills] for each run. */
   parts: Array<[number, Uint8Array]>;
   what: string;
   finish: () => LoadedArray;
 }
 
+/** One open file of a view (the file itself, or one shard of a checkpoint). */
 export class Shard {
   readonly path: string;
   readonly header: ParsedHeader;
@@ -193,7 +193,7 @@ export class Shard {
       const array: LoadedArray = { dtype: entry.dtype, shape, data: new info.array(buffer, 0, elements), mapped: false };
       return reason === undefined ? array : { ...array, copyReason: reason };
     };
-    const pending = { target, parts, what: `data of tensor '${entry.name}'`, finish };
+    const pending = { parts, what: `data of tensor '${entry.name}'`, finish };
     // Copies out of the mapping are made here, for the sync and the async read alike.
     return mapping ? this.fill(pending) : pending;
   }
