@@ -26,7 +26,7 @@ import { ENTRY_POINTS, FORMATS, formatForPath, type FormatEntry } from '../src/f
 import { fromTensor, ioHandler, load as tfjsLoad, loadWeights, save as tfjsSave, saveWeights, toTensor } from '../src/tfjs/index.js';
 import { tfjsArray } from '../src/tfjs/tfjs-arrays.js';
 import { numpyPythons, oraclePython, ROOT, runPythonWith, runTorch, tempDir } from './helpers.js';
-import { pyRead } from './safetensors-reader.js';
+import { pyRead } from './formats/safetensors/reader.js';
 
 const dir = tempDir('format-matrix');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');

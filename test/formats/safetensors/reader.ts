@@ -1,16 +1,17 @@
 /**
- * safetensors test helpers shared by test/safetensors.test.ts and the fixtures suite: an
- * independent reader (Python's json and numpy.memmap) to compare with, and the check that
- * every reader entry point refuses a bad file with the same code.
+ * safetensors test helpers shared by test/formats/safetensors/safetensors.test.ts and the
+ * fixtures suite: an independent reader (Python's json and numpy.memmap) to compare with, the
+ * check that every reader entry point refuses a bad file with the same code, and the check
+ * that files re-encode to their own bytes.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { decodeSafetensors, openSafetensors, readSafetensors, readSafetensorsSync, toFloat32, TensorioError, type LoadedArray, type NdArray, type TypedArray } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { runPythonJson, tempDir } from './helpers.js';
+import { decodeSafetensors, encodeSafetensors, openSafetensors, readSafetensors, readSafetensorsSync, toFloat32, TensorioError, writeSafetensors, type LoadedArray, type NdArray, type TypedArray } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { runPythonJson, tempDir } from '../../helpers.js';
 
 const dir = tempDir('safetensors-helpers');
 let counter = 0;
@@ -130,5 +131,22 @@ export async function assertReadsLikePython(files: string[]): Promise<void> {
     const view = await openSafetensors(file);
     assert.deepEqual(view.offsetKeys(), expected.order);
     view.close();
+  }
+}
+
+/** The chunks of an encoding as one buffer. */
+export function concat(chunks: Uint8Array[]): Buffer {
+  return Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
+}
+
+/** Each file, read and encoded again (in memory, and written to `out()`), gives its own bytes. */
+export async function assertReencodes(files: string[], out: () => string): Promise<void> {
+  for (const file of files) {
+    const { tensors, metadata } = await readSafetensors(file);
+    const options = Object.keys(metadata).length > 0 ? { metadata } : {};
+    assert.ok(concat(encodeSafetensors(tensors, options)).equals(fs.readFileSync(file)), path.basename(file));
+    const written = out();
+    await writeSafetensors(written, tensors, options);
+    assert.ok(fs.readFileSync(written).equals(fs.readFileSync(file)), `${path.basename(file)} written`);
   }
 }

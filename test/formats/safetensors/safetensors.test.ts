@@ -1,4 +1,8 @@
-/** safetensors: the reference's validation, its exact bytes, lazy views, shards and big files. */
+/**
+ * safetensors: the reference's validation, its exact bytes, lazy views, shards and big files.
+ * Through the public entry; two tests also load src/native.ts on purpose, to count and check
+ * mappings (the split into shards is tested in sharded.test.ts).
+ */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,11 +24,10 @@ import {
   type LoadedArray,
   type NdArray,
   type TypedArray,
-} from '../src/index.js';
-import { planShards, parseShardSize } from '../src/formats/safetensors-sharded.js';
-import { NATIVE_MODE, runOracle, runPythonJson, tempDir } from './helpers.js';
-import { expectCode } from './expect-code.js';
-import { allReadersRefuse, assertMatchesPython, assertReadsLikePython, bytes, PY_READER, pyRead, sha, type PyFile } from './safetensors-reader.js';
+} from '../../../src/index.js';
+import { NATIVE_MODE, runOracle, runPythonJson, tempDir } from '../../helpers.js';
+import { expectCode } from '../../expect-code.js';
+import { allReadersRefuse, assertMatchesPython, assertReadsLikePython, assertReencodes, bytes, concat, PY_READER, pyRead, sha, type PyFile } from './reader.js';
 
 const rejectsWith = (code: string, fn: () => unknown): Promise<TensorioError> => expectCode(fn, code as Parameters<typeof expectCode>[1]);
 
@@ -34,10 +37,6 @@ function tmp(name = 'x.safetensors'): string {
   const sub = path.join(dir, String(counter++));
   fs.mkdirSync(sub);
   return path.join(sub, name);
-}
-
-function concat(chunks: Uint8Array[]): Buffer {
-  return Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
 }
 
 function writeTemp(content: Uint8Array): string {
@@ -104,14 +103,7 @@ test('reads what the reference library writes like an independent json + numpy r
 });
 
 test('re-encodes what the reference library writes to identical bytes', async () => {
-  for (const file of referenceFiles()) {
-    const { tensors, metadata } = await readSafetensors(file);
-    const options = Object.keys(metadata).length > 0 ? { metadata } : {};
-    assert.ok(concat(encodeSafetensors(tensors, options)).equals(fs.readFileSync(file)), path.basename(file));
-    const out = tmp();
-    await writeSafetensors(out, tensors, options);
-    assert.ok(fs.readFileSync(out).equals(fs.readFileSync(file)), `${path.basename(file)} written`);
-  }
+  await assertReencodes(referenceFiles(), tmp);
 });
 
 /** A file like mlverse's hello.safetensors (hello: 10x10 zeros ending in 1, world: 5x10), written by the reference library. */
@@ -424,15 +416,6 @@ test('close({ unmap: true }) releases the mapping at once; plain close leaves ar
 // ---------------------------------------------------------------------------------------
 // Sharded checkpoints
 
-test('shards split as huggingface_hub splits them', () => {
-  assert.deepEqual(planShards([['a', 6], ['b', 6], ['c', 2], ['d', 6], ['e', 2], ['f', 2]], 10), [['a'], ['b', 'c'], ['d', 'e', 'f']]);
-  // A tensor over the limit takes a shard of its own, placed before the one being filled.
-  assert.deepEqual(planShards([['a', 2], ['big', 20], ['b', 2]], 10), [['big'], ['a', 'b']]);
-  assert.equal(parseShardSize('5GB'), 5e9);
-  assert.equal(parseShardSize('2GiB'), 2 * 2 ** 30);
-  assert.equal(parseShardSize(1000), 1000);
-});
-
 test('maxShardSize writes Hugging Face shards and index; reading gives one view over them', async () => {
   const file = tmp('model.safetensors');
   const folder = path.dirname(file);
@@ -706,7 +689,7 @@ test('an open view does not keep fields the format ignores (a hostile 32 MB fiel
 test('mappings are released when their last view is garbage-collected', async () => {
   const gc = (globalThis as { gc?: () => void }).gc;
   assert.ok(gc, 'the suite runs with --expose-gc');
-  const { native } = await import('../src/native.js');
+  const { native } = await import('../../../src/native.js');
   if (!native) {
     assert.equal(NATIVE_MODE, false);
     return;
@@ -786,7 +769,7 @@ test('a 6 GiB file of 3, 2 and 1 GiB tensors maps as one buffer of views (sparse
       }
     }
     if (NATIVE_MODE) {
-      const { native } = await import('../src/native.js');
+      const { native } = await import('../../../src/native.js');
       const a = await view.get('a');
       // One mapping, one ArrayBuffer: V8 aborts on two buffers over the same memory.
       for (const [name] of layout) assert.equal((await view.get(name)).data.buffer, a.data.buffer, name);

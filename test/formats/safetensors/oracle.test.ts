@@ -18,9 +18,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { DTYPES, dtypeInfo, openSafetensors, readSafetensors, writeSafetensors, type DType, type NdArray } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { pattern, runOracleJson, tempDir } from './helpers.js';
+import { DTYPES, dtypeInfo, openSafetensors, readSafetensors, writeSafetensors, type DType, type NdArray } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { pattern, runOracleJson, tempDir } from '../../helpers.js';
 
 const dir = tempDir('safetensors-oracle');
 
