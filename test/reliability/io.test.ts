@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs'; // the module object itself, so src/io.ts sees the patch below
+import fs from 'node:fs'; // the module object itself, so src/io/read.ts sees the patch below
 import * as path from 'node:path';
 import { test } from 'node:test';
 
