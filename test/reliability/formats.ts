@@ -32,7 +32,8 @@ import {
 } from '../../src/index.js';
 import type { KerasWeightsFile, LoadedArray, NdArray } from '../../src/index.js';
 import { structureOffsets } from '../../src/formats/h5.js';
-import { readCentralDirectorySync, bytesSourceSync, memberDataOffsetSync } from '../../src/formats/zip.js';
+import { readCentralDirectorySync, memberDataOffsetSync } from '../../src/formats/zip.js';
+import { ByteSource } from '../../src/io/source.js';
 import { FIXTURES } from '../helpers.js';
 
 /** One format as the reliability tests see it. */
@@ -147,7 +148,7 @@ function npzBoundaries(bytes: Uint8Array): number[] {
     cuts.push(eocd - 20, eocd - 1, record, record + 4, record + 56);
   }
   try {
-    const source = bytesSourceSync(bytes, '<fixture>');
+    const source = ByteSource.ofBytes(bytes, '<fixture>');
     for (const entry of readCentralDirectorySync(source, '<fixture>')) {
       const local = entry.localHeaderOffset;
       cuts.push(local, local + 4, local + 29, local + 30);

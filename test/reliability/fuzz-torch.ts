@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import fc from 'fast-check';
 
 import { readTorchSync, TensorioError, unmap, type LoadedArray, type TorchValue } from '../../src/index.js';
-import { bytesSourceSync, crc32, readCentralDirectorySync, readMemberSync } from '../../src/formats/zip.js';
+import { crc32, readCentralDirectorySync, readMemberSync } from '../../src/formats/zip.js';
+import { ByteSource } from '../../src/io/source.js';
 import { scanPickle } from '../../src/formats/torch/inspect.js';
 import type { FuzzTarget } from './fuzz.js';
 
@@ -67,7 +68,7 @@ function storedZip(members: readonly (readonly [string, Uint8Array])[]): Uint8Ar
 /** The members of a zip seed, or undefined for a legacy file. */
 function zipMembers(bytes: Uint8Array): [string, Uint8Array][] | undefined {
   if (bytes[0] !== 0x50 || bytes[1] !== 0x4b) return undefined;
-  const source = bytesSourceSync(bytes, '<seed>');
+  const source = ByteSource.ofBytes(bytes, '<seed>');
   return readCentralDirectorySync(source, '<seed>').map((entry) => [entry.name, readMemberSync(source, entry, '<seed>').slice()]);
 }
 

@@ -1,5 +1,5 @@
 /**
- * The fuzzing engine shared by the suite's short run (test/reliability-fuzz.test.ts) and the
+ * The fuzzing engine shared by the suite's short run (test/reliability/fuzz.test.ts) and the
  * long campaign (scripts/fuzz.mjs). Each target is a parser over bytes; every input must be
  * read or refused with the target's typed error, within a time budget and an allocation
  * bound derived from the input's size. Failing inputs are saved under test/regressions/.

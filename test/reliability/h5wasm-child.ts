@@ -1,5 +1,5 @@
 /**
- * Child process of the h5wasm damage tests (test/h5.test.ts): reads a good file, then a file
+ * Child process of the h5wasm damage tests (test/formats/hdf5/h5.test.ts): reads a good file, then a file
  * that makes HDF5 abort() or loop inside h5wasm, then the good file again, all through
  * h5wasm, and prints what happened as JSON. A fresh process, because whether HDF5 reaches
  * that abort() or loop depends on the state earlier files left in its heap.

@@ -1,7 +1,7 @@
 /**
  * The concurrency workload: 100 reads and writes of mixed arrays over every format in the
  * reliability table, all in flight at once, each checked byte for byte. Run directly by
- * test/reliability-concurrency.test.ts and inside worker threads by workload-worker.ts.
+ * test/reliability/concurrency.test.ts and inside worker threads by workload-worker.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

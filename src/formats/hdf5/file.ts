@@ -7,7 +7,7 @@
  * (own-reader.ts) for the files Keras and h5py write, h5wasm's (h5wasm.ts) for the rest.
  * Dataset payloads do not go through h5wasm when that can be avoided (its heap is capped at
  * 2 GiB, never shrinks, and its high-level API refuses float16): contiguous and compact data
- * is read or mapped straight from the file with src/io.ts, the way h5py's
+ * is read or mapped straight from the file with src/io/*, the way h5py's
  * `dataset.id.get_offset()` allows, and chunked data by chunks.ts; the few datasets those
  * do not cover go through h5wasm's low-level `get_dataset_data`, which copies raw bytes
  * converted to little-endian (float16 too).

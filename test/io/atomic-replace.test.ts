@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { readNpy, readNpySync, TensorioError, writeNpy, writeNpySync, zeros } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { readNpy, readNpySync, TensorioError, writeNpy, writeNpySync, zeros } from '../../src/index.js';
+import { tempDir } from '../helpers.js';
 
 const filled = (value: number) => {
   const array = zeros([1000], 'float64');

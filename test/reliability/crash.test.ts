@@ -10,12 +10,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { tempDir } from './helpers.js';
-import { FORMATS, sampleArray, uniformGeneration } from './reliability/formats.js';
+import { tempDir } from '../helpers.js';
+import { FORMATS, sampleArray, uniformGeneration } from './formats.js';
 
 const TRIALS = Number(process.env.TENSORIO_KILL_TRIALS ?? 24);
 const ELEMENTS = 1 << 20; // 4 MiB of float32: long enough that kills land mid-write
-const WRITER = path.join(__dirname, 'reliability', 'writer-child.js');
+const WRITER = path.join(__dirname, 'writer-child.js');
 
 function temps(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.endsWith('.tensorio-tmp'));

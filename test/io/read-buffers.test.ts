@@ -6,15 +6,16 @@
  * ArrayBuffer only after incremental marking ends, which in a synchronous loop waits for a
  * stack-guard interrupt. Large read buffers now come from the addon (native/mapping.cc,
  * Allocate), which asks for a full collection before handing out more than it holds.
+ * Imports the addon binding (src/native.ts) on purpose, to count the bytes its buffers hold.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { encodeNpyHeader, readNpy, readNpySync } from '../src/index.js';
-import { native } from '../src/native.js';
-import { NATIVE_MODE, pattern, tempDir } from './helpers.js';
+import { encodeNpyHeader, readNpy, readNpySync } from '../../src/index.js';
+import { native } from '../../src/native.js';
+import { NATIVE_MODE, pattern, tempDir } from '../helpers.js';
 
 const MiB = 1 << 20;
 

@@ -1,3 +1,8 @@
+/**
+ * Generic HDF5 through the public entry: readH5/readH5Sync/decodeH5/openH5 and writeH5, every
+ * error code of the reader on hand-made and damaged files, both structure readers (tensorio's own
+ * and h5wasm), and the files h5py writes (test/formats/hdf5/h5-dump.ts).
+ */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -6,11 +11,10 @@ import { test } from 'node:test';
 
 import fc from 'fast-check';
 
-import { decodeH5, h5wasmReady, openH5, openH5Sync, readH5, readH5Sync, TensorioError, writeH5, type DType, type NdArray } from '../src/index.js';
-import { dtypeInfo } from '../src/dtype.js';
-import { expectCode } from './expect-code.js';
+import { decodeH5, type DType, dtypeInfo, h5wasmReady, type NdArray, openH5, openH5Sync, readH5, readH5Sync, TensorioError, writeH5 } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
 import { assertStorageAsH5pyReports, H5PY_DUMP, hex, NUMPY_NAMES, type Dump } from './h5-dump.js';
-import { ROOT, runPython, runPythonJson, tempDir } from './helpers.js';
+import { ROOT, runPython, runPythonJson, tempDir } from '../../helpers.js';
 
 const dir = tempDir('tensorio-h5');
 const REGRESSIONS = path.join(ROOT, 'test', 'regressions');
@@ -302,7 +306,7 @@ interface DamageReport {
 
 /** Good file, damaged file, good file again, through h5wasm in a fresh process (see the child). */
 function h5wasmDamage(damaged: string, deadlineMs: number, good = h5pyFile('good.h5')): DamageReport & { stderr: string } {
-  const child = spawnSync(process.execPath, [path.join(__dirname, 'reliability', 'h5wasm-child.js'), good, damaged, String(deadlineMs)], { encoding: 'utf8', timeout: 120_000 });
+  const child = spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'reliability', 'h5wasm-child.js'), good, damaged, String(deadlineMs)], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(child.status, 0, child.stderr.slice(-2000));
   const report = JSON.parse(child.stdout) as DamageReport;
   assert.ok(report.before > 0);

@@ -15,10 +15,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { decodeH5, openH5, readH5, readH5Sync, writeH5, type DType, type NdArray } from '../src/index.js';
-import { dtypeInfo } from '../src/dtype.js';
+import { decodeH5, type DType, dtypeInfo, type NdArray, openH5, readH5, readH5Sync, writeH5 } from '../../../src/index.js';
 import { assertStorageAsH5pyReports, H5PY_DUMP, hex, NUMPY_NAMES, type Dump } from './h5-dump.js';
-import { h5pyPythons, pattern, runPythonWith, tempDir } from './helpers.js';
+import { h5pyPythons, pattern, runPythonWith, tempDir } from '../../helpers.js';
 
 const dir = tempDir('h5-h5py');
 

@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { H5Writer, h5wasmReady, openH5, openH5Bytes, openH5Sync, TensorioError, writeH5, type H5File, type H5StringArray } from '../src/index.js';
-import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
+import { H5Writer, h5wasmReady, openH5, openH5Bytes, openH5Sync, TensorioError, writeH5, type H5File, type H5StringArray } from '../../../src/index.js';
+import { numpyPythons, runPythonWith, tempDir } from '../../helpers.js';
 
 const dir = tempDir('tensorio-h5-strings');
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { checkInput, fuzz, fuzzTargets, prepareTargets, REGRESSIONS, regressionInputs } from './reliability/fuzz.js';
+import { checkInput, fuzz, fuzzTargets, prepareTargets, REGRESSIONS, regressionInputs } from './fuzz.js';
 
 const RUNS = Number(process.env.TENSORIO_FUZZ_RUNS ?? 1500);
 const targets = fuzzTargets();

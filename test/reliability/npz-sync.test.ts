@@ -2,18 +2,19 @@
  * The synchronous `.npz` readers the reliability table uses (`readNpzSync`, `decodeNpz`):
  * they agree with `readNpz` on what NumPy writes (same arrays, or the same refusal; the real
  * files of other tools: test/fixtures/npz-sync.test.ts), map what it
- * maps, and bound inflation the same way.
+ * maps, and bound inflation the same way. Imports bytesOf (src/ndarray.ts) on purpose, to compare
+ * array bytes.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { decodeNpz, readNpz, readNpzSync, writeNpz } from '../src/index.js';
-import { bytesOf } from '../src/ndarray.js';
-import { expectCode } from './expect-code.js';
-import { NATIVE_MODE, runPython, tempDir } from './helpers.js';
-import { assertSyncReadersAgree } from './npz-agree.js';
+import { decodeNpz, readNpz, readNpzSync, writeNpz } from '../../src/index.js';
+import { bytesOf } from '../../src/ndarray.js';
+import { expectCode } from '../expect-code.js';
+import { NATIVE_MODE, runPython, tempDir } from '../helpers.js';
+import { assertSyncReadersAgree } from '../npz-agree.js';
 
 const dir = tempDir('npz-sync');
 let counter = 0;

@@ -1,17 +1,18 @@
 /**
  * Leaks: two batches each of 10,000 map/unmap cycles, 10,000 mappings released by the garbage
  * collector alone and 10,000 eager reads leave resident memory, open descriptors and live mappings flat.
- * Needs --expose-gc (scripts/run-tests.cjs passes it).
+ * Needs --expose-gc (scripts/run-tests.cjs passes it). Imports the addon binding (src/native.ts)
+ * on purpose, to count live mappings.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { unmap } from '../src/index.js';
-import { native } from '../src/native.js';
-import { NATIVE_MODE, tempDir } from './helpers.js';
-import { FORMATS, sampleArray } from './reliability/formats.js';
+import { unmap } from '../../src/index.js';
+import { native } from '../../src/native.js';
+import { NATIVE_MODE, tempDir } from '../helpers.js';
+import { FORMATS, sampleArray } from './formats.js';
 
 const CYCLES = 10000;
 const ELEMENTS = 16 << 10; // 64 KiB: a leaked copy or mapping per cycle would be 640 MiB

@@ -4,8 +4,8 @@
  * offsets, are refused with a TensorioError (test/reliability/truncation.ts). The real files of
  * other tools get the same check in the fixtures suite (test/fixtures/reliability.test.ts).
  */
-import { FORMATS } from './reliability/formats.js';
-import { generatedFiles } from './reliability/generated.js';
-import { truncationTests } from './reliability/truncation.js';
+import { FORMATS } from './formats.js';
+import { generatedFiles } from './generated.js';
+import { truncationTests } from './truncation.js';
 
 for (const format of FORMATS) truncationTests(format, 'file written by the real tool', () => generatedFiles(format));

@@ -13,9 +13,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { TensorioError } from '../src/index.js';
-import { mountTmpfs } from './helpers.js';
-import { FORMATS, sampleArray, uniformGeneration } from './reliability/formats.js';
+import { TensorioError } from '../../src/index.js';
+import { mountTmpfs } from '../helpers.js';
+import { FORMATS, sampleArray, uniformGeneration } from './formats.js';
 
 const SMALL = 16 << 10; // 64 KiB of float32: fits the 1 MiB disk
 const BIG = 1 << 19; // 2 MiB of float32: does not
@@ -71,7 +71,7 @@ for (const format of FORMATS) {
       after(() => fs.rmSync(dir, { recursive: true, force: true }));
       const target = path.join(dir, `old${format.extension}`);
       await format.write(target, sampleArray(1, SMALL), false);
-      const child = path.join(__dirname, 'reliability', 'write-once-child.js');
+      const child = path.join(__dirname, 'write-once-child.js');
       for (const mode of ['async', 'sync']) {
         const run = spawnSync('prlimit', [`--fsize=${1 << 20}`, process.execPath, child, format.name, target, String(BIG), mode], { encoding: 'utf8' });
         assert.equal(run.status, 0, `child failed: ${run.stderr}`);

@@ -1,9 +1,13 @@
-/** What h5py reads from an HDF5 file (every numeric dataset), shared by test/h5.test.ts and the fixtures suite. */
+/**
+ * What h5py reads from an HDF5 file (every numeric dataset), shared by test/formats/hdf5/h5.test.ts
+ * and the fixtures suite. Imports the internal storage locator (src/formats/hdf5/format.ts) on
+ * purpose: it checks that the own reader finds each dataset's bytes where h5py says they are.
+ */
 import assert from 'node:assert/strict';
 
-import { openH5, type DType, type NdArray } from '../src/index.js';
-import { locateDatasetStorage } from '../src/formats/h5.js';
-import { runPythonJson, runPythonWith } from './helpers.js';
+import { openH5, type DType, type NdArray } from '../../../src/index.js';
+import { locateDatasetStorage } from '../../../src/formats/hdf5/format.js';
+import { runPythonJson, runPythonWith } from '../../helpers.js';
 
 /** An array's bytes as hex, for comparing with h5py's dump. */
 export function hex(array: NdArray): string {

@@ -1,5 +1,6 @@
 /**
- * Large writes around the page cache (O_DIRECT; src/io.ts AtomicWriter, native WriteDirect).
+ * Large writes around the page cache (O_DIRECT; src/io/atomic-writer.ts AtomicWriter, native WriteDirect).
+ * Imports AtomicWriter and the addon binding (src/native.ts) on purpose: they are what it tests.
  * The bytes on disk must be exactly those of a plain write for every position and chunk
  * layout (an unaligned head and tail go through the page cache, the aligned interior through
  * a bounce buffer), a refusal must fall back without losing a byte, and a full disk must
@@ -12,10 +13,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { readNpy, readSafetensors, writeH5, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../src/index.js';
-import { AtomicWriter } from '../src/io.js';
-import { native, type NativeBinding } from '../src/native.js';
-import { mountTmpfs, NATIVE_MODE, pattern, runPython, tempDir } from './helpers.js';
+import { readNpy, readSafetensors, writeH5, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../../src/index.js';
+import { AtomicWriter } from '../../src/io/atomic-writer.js';
+import { native, type NativeBinding } from '../../src/native.js';
+import { mountTmpfs, NATIVE_MODE, pattern, runPython, tempDir } from '../helpers.js';
 
 const MiB = 1 << 20;
 

@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
-import { NATIVE_MODE, tempDir } from './helpers.js';
-import { mixedWorkload } from './reliability/workload.js';
+import { NATIVE_MODE, tempDir } from '../helpers.js';
+import { mixedWorkload } from './workload.js';
 
 describe('concurrency', () => {
   test('100 concurrent reads and writes in one process return correct data', async () => {
@@ -22,7 +22,7 @@ describe('concurrency', () => {
       [2, 3, 4, 5].map(
         (seed) =>
           new Promise<{ ok: boolean; native?: boolean; reads?: number; writes?: number; error?: string }>((resolve, reject) => {
-            const worker = new Worker(path.join(__dirname, 'reliability', 'workload-worker.js'), { workerData: { dir: path.join(dir, `w${seed}`), seed } });
+            const worker = new Worker(path.join(__dirname, 'workload-worker.js'), { workerData: { dir: path.join(dir, `w${seed}`), seed } });
             worker.once('message', resolve);
             worker.once('error', reject);
           }),

@@ -14,8 +14,8 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 
-import { encodeNpyHeader, isMapped, readNpySync, unmap } from '../src/index.js';
-import { NATIVE_MODE, tempDir } from './helpers.js';
+import { encodeNpyHeader, isMapped, readNpySync, unmap } from '../../src/index.js';
+import { NATIVE_MODE, tempDir } from '../helpers.js';
 
 /** A sparse .npy of `bytes` bytes of float32 zeros (no disk is spent on the data). */
 function sparseNpy(dir: string, bytes: number): string {

@@ -1,6 +1,7 @@
 /**
  * The native core: mappings released by the garbage collector and by unmap, argument checks
  * at the binding, reads and writes that leave the event loop free, and the build files.
+ * Imports the addon binding (src/native.ts) on purpose: it is what it tests.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -8,9 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { nativeStatus, ones, readNpy, writeNpy } from '../src/index.js';
-import { native } from '../src/native.js';
-import { NATIVE_MODE, pattern, ROOT, tempDir } from './helpers.js';
+import { nativeStatus, ones, readNpy, writeNpy } from '../../src/index.js';
+import { native } from '../../src/native.js';
+import { NATIVE_MODE, pattern, ROOT, tempDir } from '../helpers.js';
 
 const dir = tempDir('native');
 

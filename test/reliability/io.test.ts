@@ -1,14 +1,15 @@
 /**
- * Regressions in the foundation found by the reliability work (src/io.ts).
+ * Regressions in the foundation found by the reliability work (src/io/*). Imports the internal
+ * src/io/read.ts on purpose: the split reads it tests have no public entry of their own.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs'; // the module object itself, so src/io.ts sees the patch below
+import fs from 'node:fs'; // the module object itself, so src/io/read.ts sees the patch below
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { readNpy, writeNpy, zeros } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { readNpy, writeNpy, zeros } from '../../src/index.js';
+import { tempDir } from '../helpers.js';
 
 test('async writes list the folder off the event loop (100,000 files held it 60-115 ms per write)', async () => {
   const dir = tempDir('crowded');
@@ -32,7 +33,7 @@ test('async writes list the folder off the event loop (100,000 files held it 60-
 
 for (const mode of ['async', 'sync'] as const) {
   test(`${mode} reads of 64 MiB and more are split into parallel parts: every byte lands in place, and a short file returns the bytes it has`, async () => {
-    const io = await import('../src/io.js');
+    const io = await import('../../src/io/read.js');
     // Natively the sync read runs its parts on threads of the addon's own (ReadFullyInParts).
     const readAt = mode === 'async' ? io.readAt : async (...args: Parameters<typeof io.readAtSync>) => io.readAtSync(...args);
     const readExactly = mode === 'async' ? io.readExactly : async (...args: Parameters<typeof io.readExactlySync>) => io.readExactlySync(...args);

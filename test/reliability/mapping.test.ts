@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { unmap } from '../src/index.js';
-import { NATIVE_MODE, tempDir } from './helpers.js';
-import { FORMATS, sampleArray, uniformGeneration } from './reliability/formats.js';
+import { unmap } from '../../src/index.js';
+import { NATIVE_MODE, tempDir } from '../helpers.js';
+import { FORMATS, sampleArray, uniformGeneration } from './formats.js';
 
 const ELEMENTS = 1 << 18;
 
@@ -50,7 +50,7 @@ for (const format of FORMATS.filter((f) => f.mappable)) {
       const target = path.join(dir, `t${format.extension}`);
       await format.write(target, sampleArray(1, ELEMENTS), false);
       const script = `
-        const { FORMATS } = require(${JSON.stringify(path.join(__dirname, 'reliability', 'formats.js'))});
+        const { FORMATS } = require(${JSON.stringify(path.join(__dirname, 'formats.js'))});
         const format = FORMATS.find((f) => f.name === ${JSON.stringify(format.name)});
         const [array] = format.readSync(${JSON.stringify(target)}, true);
         require('fs').truncateSync(${JSON.stringify(target)}, 64);

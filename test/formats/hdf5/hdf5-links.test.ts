@@ -9,8 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { decodeH5, h5wasmReady, openH5, openH5Bytes, readH5, readH5Sync, TensorioError } from '../src/index.js';
-import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
+import { decodeH5, h5wasmReady, openH5, openH5Bytes, readH5, readH5Sync, TensorioError } from '../../../src/index.js';
+import { numpyPythons, runPythonWith, tempDir } from '../../helpers.js';
 
 const dir = tempDir('tensorio-hdf5-links');
 

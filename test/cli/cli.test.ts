@@ -1,12 +1,15 @@
-/** The tensorio command line, run as users run it (a child process of the built CLI). */
+/**
+ * The tensorio command line, run as users run it (a child process of the built CLI). Imports the
+ * internal src/cli/progress.ts on purpose, for the progress line's own test.
+ */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load, ndarray, readNpy, writeNpy } from '../src/index.js';
-import { ROOT, runOracle, runPython, runTorch, tempDir } from './helpers.js';
+import { load, ndarray, readNpy, writeNpy } from '../../src/index.js';
+import { ROOT, runOracle, runPython, runTorch, tempDir } from '../helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const dir = tempDir('cli');
@@ -346,7 +349,7 @@ json.dump({'metadata': {'total_size': 16}, 'weight_map': {'a': 'pytorch_model-00
 
 describe('the progress bar', () => {
   test('on a terminal, finish() ends the bar line, so an error that follows is on its own line', async () => {
-    const { Progress } = await import('../src/cli/progress.js');
+    const { Progress } = await import('../../src/cli/progress.js');
     let written = '';
     const out = { write: (text: string) => ((written += text), true) } as unknown as NodeJS.WriteStream;
     const bar = new Progress(100, out, true);

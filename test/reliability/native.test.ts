@@ -1,15 +1,15 @@
 /**
  * Native details the reliability work depends on. The fuzz harnesses (native/fuzz/, built by
  * scripts/fuzz-native.sh with clang) and the sanitizer suite (scripts/test-sanitized.sh) run
- * outside this suite; see docs/reliability.md.
+ * outside this suite; see docs/reliability.md. Imports the addon binding (src/native.ts) on purpose.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { native } from '../src/native.js';
-import { NATIVE_MODE, ROOT } from './helpers.js';
+import { native } from '../../src/native.js';
+import { NATIVE_MODE, ROOT } from '../helpers.js';
 
 test('the F16C probe agrees with /proc/cpuinfo (cpuid, portable to clang 14)', () => {
   if (!NATIVE_MODE) {

@@ -3,16 +3,17 @@
  * files written at test time by Debian's h5py 3.7 (HDF5 1.10) and the oracle's h5py 3.16
  * (HDF5 2.0), with libver 'earliest' (version 1 B-trees) and 'latest' (single chunk, fixed
  * array, paged fixed array, version 2 B-tree), LZF, gzip with shuffle and fletcher32, fill
- * values, edge chunks, every dtype; values compared with what h5py reads.
+ * values, edge chunks, every dtype; values compared with what h5py reads. Imports the internal
+ * filters (src/formats/hdf5/filters.ts) on purpose, to test Fletcher-32 and LZF on their own.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { decodeH5, openH5, openH5Bytes, readH5, TensorioError } from '../src/index.js';
-import { fletcher32, lzfDecompress } from '../src/formats/hdf5/filters.js';
-import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
+import { decodeH5, openH5, openH5Bytes, readH5, TensorioError } from '../../../src/index.js';
+import { fletcher32, lzfDecompress } from '../../../src/formats/hdf5/filters.js';
+import { numpyPythons, runPythonWith, tempDir } from '../../helpers.js';
 
 const dir = tempDir('tensorio-hdf5-chunked');
 
