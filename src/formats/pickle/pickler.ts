@@ -6,7 +6,7 @@
  */
 import { TensorioError } from '../../errors.js';
 import { bytesOf, shapeSize, tensorHint, validateNdArray, type NdArray } from '../../ndarray.js';
-import { descrFor } from '../npy.js';
+import { descrFor } from '../numpy/header.js';
 import { isObjectArray, type ObjectArray } from './object-array.js';
 import { OP } from './opcodes.js';
 import type { PyLeaf } from './values.js';

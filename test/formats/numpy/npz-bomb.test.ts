@@ -8,19 +8,21 @@
  *
  * Also the CRC rule of docs/npz.md: bytes after the declared data are read for the CRC only
  * when there are few of them (as NumPy, which checks the CRC only on reaching a member's end).
+ *
+ * Internal on purpose: the zip reader (src/formats/zip.ts: readMemberPrefix on a raw source),
+ * src/io.ts's openForRead and bytesOf, to reach the member readers below the public entry.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load } from '../src/containers.js';
-import { decodeNpz, openNpz, readNpz, readNpzSync } from '../src/formats/npz.js';
-import { fdSource, readCentralDirectory, readMemberPrefix } from '../src/formats/zip.js';
-import { closeQuietly, openForRead } from '../src/io.js';
-import { bytesOf, type LoadedArray } from '../src/ndarray.js';
-import { expectCode } from './expect-code.js';
-import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from './helpers.js';
+import { decodeNpz, load, openNpz, readNpz, readNpzSync, type LoadedArray } from '../../../src/index.js';
+import { fdSource, readCentralDirectory, readMemberPrefix } from '../../../src/formats/zip.js';
+import { closeQuietly, openForRead } from '../../../src/io.js';
+import { bytesOf } from '../../../src/ndarray.js';
+import { expectCode } from '../../expect-code.js';
+import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from '../../helpers.js';
 import { memberVerdict, numpyVerdicts } from './npy-verdict.js';
 
 const dir = tempDir('npz-bomb');

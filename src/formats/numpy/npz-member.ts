@@ -10,13 +10,14 @@
  * past that the read stops at the data and the CRC is not checked (NumPy never checks it in
  * this case either: zipfile checks the CRC only on reaching the end of a member).
  */
-import { TensorioError } from '../errors.js';
-import { allocateForRead } from '../io.js';
-import { type LoadedArray } from '../ndarray.js';
-import { arrayFromBuffer, decodeNpy, isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './npy.js';
-import { decodeStrings, type StringArray } from './npy-strings.js';
+import { TensorioError } from '../../errors.js';
+import { allocateForRead } from '../../io.js';
+import { type LoadedArray } from '../../ndarray.js';
+import { checkCrc, crc32, inflateWholeSync, readIntoWithCrc, type ZipEntry, type ZipSource, type ZipSourceSync } from '../zip.js';
+import { arrayFromBuffer, decodeNpy } from './array.js';
+import { isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './header.js';
 import { inflateChunks, inflatePrefixSync } from './inflate.js';
-import { checkCrc, crc32, inflateWholeSync, readIntoWithCrc, type ZipEntry, type ZipSource, type ZipSourceSync } from './zip.js';
+import { decodeStrings, type StringArray } from './strings.js';
 
 // A member's .npy preamble is at most 12 bytes (magic, version, 4-byte length).
 const PREAMBLE = 12;
@@ -35,7 +36,7 @@ export type MemberResult = { array: LoadedArray | StringArray } | { pickle: NpyR
 
 /**
  * The resolved header: a numeric dtype, or (with `strings`) a string array's placeholder header
- * (npy.ts stringHeader). Throws ERR_UNSUPPORTED_DTYPE for other descrs.
+ * (header.ts stringHeader). Throws ERR_UNSUPPORTED_DTYPE for other descrs.
  */
 function resolveHeader(raw: NpyRawHeader, bytes: Uint8Array, where: string, options: NpyReadOptions, size: number): Resolved {
   const strings = options.strings ? stringHeader(raw, where) : undefined;
