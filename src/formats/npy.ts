@@ -21,6 +21,6 @@ export {
   type NpyReadOptions,
 } from './numpy/header.js';
 export { arrayFromBuffer, decodeNpy } from './numpy/array.js';
-export { readNpy, readNpyHeader, readNpyRawHeaderAt, readNpySync } from './numpy/read.js';
+export { readNpy, readNpyHeader, readNpySync } from './numpy/read.js';
 export { encodeNpy, writeNpy, writeNpySync } from './numpy/write.js';
 export { openNpy, type NpyMemmap, type OpenNpyOptions } from './numpy/memmap.js';

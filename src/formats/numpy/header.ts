@@ -9,6 +9,7 @@
  * newline so the data that follows starts on a 64-byte boundary (16 before NumPy 1.14).
  * Version 3.0 only changes the header's encoding from latin-1 to UTF-8.
  */
+import { isUtf8 } from 'node:buffer';
 import * as os from 'node:os';
 
 import { dtypeFromNumpyChar, dtypeFromNumpyCode, dtypeInfo, type DType, type DTypeInfo } from '../../dtype.js';
@@ -177,11 +178,8 @@ function badHeader(file: string, what: string): TensorioError {
 
 function decodeHeaderText(bytes: Uint8Array, utf8: boolean, file: string): string {
   if (utf8) {
-    try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch {
-      throw badHeader(file, 'a version 3.0 header is not valid UTF-8');
-    }
+    if (!isUtf8(bytes)) throw badHeader(file, 'a version 3.0 header is not valid UTF-8');
+    return new TextDecoder().decode(bytes);
   }
   // Latin-1 maps each byte to the code point of the same value. Decoded by hand: creating a
   // TextDecoder costs more than parsing a whole NumPy header.
@@ -271,7 +269,15 @@ export function isObjectDescr(descr: PyValue): boolean {
  * `dataOffset` bytes; the data itself is not looked at.
  */
 export function parseNpyHeader(bytes: Uint8Array, file = '<buffer>', options: NpyReadOptions = {}, fileSize = bytes.length): NpyHeader {
-  const { version, descr, fortranOrder: fortran, shape, dataOffset } = parseNpyRawHeader(bytes, file, options, fileSize);
+  return resolveNpyHeader(parseNpyRawHeader(bytes, file, options, fileSize), file, options);
+}
+
+/**
+ * A raw header resolved to its dtype (with `voidAs` for a raw void descr) and data length.
+ * @throws TensorioError `ERR_UNSUPPORTED_DTYPE`, `ERR_TOO_LARGE`.
+ */
+export function resolveNpyHeader(raw: NpyRawHeader, file: string, options: NpyReadOptions): NpyHeader {
+  const { version, descr, fortranOrder: fortran, shape, dataOffset } = raw;
   const preamble = { version, dataOffset };
   const { info, bigEndian } = voidDtype(descr, options.voidAs, file) ?? dtypeFromDescr(descr, file);
   const size = shapeSize(shape, file);

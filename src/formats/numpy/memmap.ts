@@ -8,12 +8,14 @@ import * as fs from 'node:fs';
 
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { fromSystemError, TensorioError } from '../../errors.js';
-import { closeQuietly, createTempFor, mapFile, openForRead, readExactlySync, unmapBuffer, type WriteOptions } from '../../io.js';
+import { createTempFor, type WriteOptions } from '../../io/atomic-writer.js';
+import { canMap, mapFile, syncMapping, unmapBuffer } from '../../io/map.js';
+import { closeQuietly, openForRead } from '../../io/read.js';
+import { ByteSource, COPY_REASONS, runSync } from '../../io/source.js';
 import { shapeSize, type NdArray } from '../../ndarray.js';
-import { native } from '../../native.js';
 import { arrayFromBuffer } from './array.js';
 import { encodeNpyHeader, storesFortran } from './header.js';
-import { mapped, planRead, readHeaderSync, readInfo } from './read.js';
+import { headerWalk, mapPlanned, planRead, readInfo } from './read.js';
 import { writeNpySync } from './write.js';
 
 /** Options of {@link openNpy}. */
@@ -85,7 +87,7 @@ class NpyMemmapImpl implements NpyMemmap {
       writeNpySync(this.path, this, { fsync: this.fsync });
       return;
     }
-    (native as NonNullable<typeof native>).sync(this.buffer);
+    syncMapping(this.buffer);
     if (this.pendingTemp !== undefined) {
       // A new file appears at its path only once it is complete.
       try {
@@ -127,16 +129,15 @@ export function openNpy(path: string, options: OpenNpyOptions): NpyMemmap {
   }
   const { fd, size } = openForRead(path, true);
   try {
-    const plan = planRead(readHeaderSync(fd, size, path, options), { mmap: true });
-    const mappedArray = plan.map ? mapped(plan.header, fd, path, true) : undefined;
-    if (mappedArray && typeof mappedArray !== 'string') {
-      return new NpyMemmapImpl({ path, array: mappedArray, mapping: mappedArray.data.buffer as ArrayBuffer, fsync });
-    }
+    const source = ByteSource.ofFile(fd, size, path);
+    const plan = planRead(runSync(headerWalk(size, path, options), source), { mmap: true });
+    const mapped = mapPlanned(plan, source, true);
+    if (typeof mapped === 'object') return new NpyMemmapImpl({ path, array: mapped, mapping: mapped.data.buffer as ArrayBuffer, fsync });
     const { header } = plan;
     const buffer = new ArrayBuffer(header.dataLength);
-    readExactlySync(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
+    source.readInto(header.dataOffset, new Uint8Array(buffer), '.npy data');
     const array = arrayFromBuffer(header, buffer, 0, path, { mapped: false });
-    return new NpyMemmapImpl({ path, array, fsync, ...readInfo(mappedArray ?? plan.copyReason) });
+    return new NpyMemmapImpl({ path, array, fsync, ...readInfo(mapped) });
   } finally {
     closeQuietly(fd);
   }
@@ -153,9 +154,9 @@ function createNpy(path: string, options: OpenNpyOptions, fsync: boolean): NpyMe
   if (options.order === 'F') array.order = 'F';
   const header = encodeNpyHeader(options.dtype, shape, storesFortran(array));
   const total = header.length + (elements / info.lanes) * info.itemSize;
-  if (!native) {
+  if (!canMap()) {
     array.data = new info.array(elements);
-    return new NpyMemmapImpl({ path, array, copyReason: 'the native addon is not loaded', fsync });
+    return new NpyMemmapImpl({ path, array, copyReason: COPY_REASONS.noAddon, fsync });
   }
   const { tempPath, fd } = createTempFor(path);
   try {

@@ -7,29 +7,14 @@
 import { checkOptions, OPTIONS } from '../../options.js';
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, mapWholeFile, openForRead, openForReadAsync } from '../../io.js';
+import { closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
+import { ByteSource, COPY_REASONS } from '../../io/source.js';
 import { type LoadedArray } from '../../ndarray.js';
 import { unpickle, type PyObject } from '../pickle.js';
-import {
-  bytesSource,
-  bytesSourceSync,
-  checkMemberSize,
-  DEFAULT_MAX_MEMBER_SIZE,
-  fdSource,
-  fdSourceSync,
-  memberDataOffset,
-  memberDataOffsetSync,
-  readCentralDirectory,
-  readCentralDirectorySync,
-  readMember,
-  readMemberSync,
-  type ZipEntry,
-  type ZipSource,
-  type ZipSourceSync,
-} from '../zip.js';
+import { checkMemberSize, DEFAULT_MAX_MEMBER_SIZE, memberDataOffset, memberDataOffsetSync, readCentralDirectory, readCentralDirectorySync, readMember, readMemberSync, type ZipEntry, type ZipSource } from '../zip.js';
 import { arrayFromBuffer } from './array.js';
 import { headerLimitOf, isObjectDescr, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyReadOptions } from './header.js';
-import { readMemberHeader, readNpyMember, readNpyMemberSync } from './npz-member.js';
+import { readMemberHeader, readNpyMember, readNpyMemberSync, zipSourceOf, type MemberResult } from './npz-member.js';
 import { decodeStrings, isStringArray, stringDescr, type StringArray } from './strings.js';
 
 /** Options for reading `.npz` archives. */
@@ -157,13 +142,76 @@ function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where
   }
   const alignment = dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT;
   let reason: string | undefined;
-  if (header.bigEndian) reason = 'the data is big-endian and was converted to native order';
+  if (header.bigEndian) reason = COPY_REASONS.bigEndianConverted;
   else if ((mapping.byteOffset + dataStart) % alignment !== 0) {
     reason = `the member's data starts at offset ${dataStart}, not a multiple of the ${header.dtype} size ${alignment} (NumPy does not align .npz members)`;
   }
   if (reason === undefined) return arrayFromBuffer(header, mapping.buffer as ArrayBuffer, mapping.byteOffset + dataStart, where, { mapped: true });
   const copy = bytes.slice(header.dataOffset, header.dataOffset + header.dataLength);
   return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false, copyReason: reason });
+}
+
+/**
+ * The reads of one member that the synchronous and asynchronous readers make differently
+ * (zip.ts and npz-member.ts have both forms): where its data starts, its `.npy` read through
+ * the header, and the whole member (a pickle, which declares no length).
+ */
+type MemberRead = readonly ['offset', ZipEntry] | readonly ['npy', ZipEntry, number] | readonly ['whole', ZipEntry];
+// What a MemberRead gives back; each yield takes the one its request asks for.
+type MemberReply = number & MemberResult & Uint8Array;
+type MemberWalk = Generator<MemberRead, Member, MemberReply>;
+
+/**
+ * Reads one member, as NumPy's NpzFile does: with `mmap` and a mapped archive, a stored
+ * member is a view into the mapping (or a copy saying why); otherwise its header, then the
+ * declared data and no further (npz-member.ts), so a member's stream that holds more than its
+ * header declares costs only what it declares; a pickle is read whole (bounded by
+ * maxMemberSize) and unpickled only with `allowPickle`.
+ */
+function* memberWalk(entry: ZipEntry, source: ByteSource, options: NpzReadOptions): MemberWalk {
+  const where = `${source.path}[${entry.name}]`;
+  checkMemberSize(entry, source.path, options.maxMemberSize);
+  const start: number = yield ['offset', entry];
+  const mapping = source.mapping;
+  if (options.mmap && entry.method === 0 && mapping) return mappedMember(mapping, start, entry, where, options);
+  const result: MemberResult = yield ['npy', entry, start];
+  if ('array' in result) {
+    if (!options.mmap || isStringArray(result.array)) return result.array;
+    return { ...result.array, mapped: false, copyReason: entry.method !== 0 ? COPY_REASONS.compressed : (source.mapReason ?? COPY_REASONS.archiveNotMapped) };
+  }
+  checkPickleAllowed(where, options);
+  const bytes: Uint8Array = yield ['whole', entry];
+  return unpickleMember(bytes.subarray(result.pickle.dataOffset), where, options);
+}
+
+function wholeOptions(options: NpzReadOptions): { maxMemberSize: number } {
+  return { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE };
+}
+
+/** A {@link MemberRead} done with blocking reads. */
+function replySync([kind, entry, start]: MemberRead, source: ByteSource, options: NpzReadOptions): unknown {
+  if (kind === 'offset') return memberDataOffsetSync(source, entry, source.path);
+  if (kind === 'whole') return readMemberSync(source, entry, source.path, wholeOptions(options));
+  return readNpyMemberSync(source, entry, start, `${source.path}[${entry.name}]`, source.path, headerOptionsOf(options));
+}
+
+/** A {@link MemberRead} done on the thread pool (or with views, in memory). */
+function reply([kind, entry, start]: MemberRead, source: ByteSource, zip: ZipSource, options: NpzReadOptions): Promise<unknown> {
+  if (kind === 'offset') return memberDataOffset(zip, entry, source.path);
+  if (kind === 'whole') return readMember(zip, entry, source.path, wholeOptions(options));
+  return readNpyMember(source, entry, start, `${source.path}[${entry.name}]`, source.path, headerOptionsOf(options));
+}
+
+function loadMemberSync(walk: MemberWalk, source: ByteSource, options: NpzReadOptions): Member {
+  let step = walk.next();
+  while (!step.done) step = walk.next(replySync(step.value, source, options) as MemberReply);
+  return step.value;
+}
+
+async function loadMember(walk: MemberWalk, source: ByteSource, zip: ZipSource, options: NpzReadOptions): Promise<Member> {
+  let step = walk.next();
+  while (!step.done) step = walk.next((await reply(step.value, source, zip, options)) as MemberReply);
+  return step.value;
 }
 
 class NpzFileImpl implements NpzFile<Member> {
@@ -175,10 +223,10 @@ class NpzFileImpl implements NpzFile<Member> {
   constructor(
     readonly path: string,
     private readonly fd: number,
-    private readonly source: ZipSource,
+    private readonly source: ByteSource,
+    private readonly zip: ZipSource,
     entries: ZipEntry[],
     private readonly options: NpzReadOptions,
-    private readonly mapReason: string | undefined,
   ) {
     for (const entry of entries) {
       // A repeated name resolves to the last entry, as Python's zipfile does.
@@ -224,7 +272,7 @@ class NpzFileImpl implements NpzFile<Member> {
     const entry = this.entry(name);
     if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no member '${name}' in the archive`, { path: this.path });
     const where = `${this.path}[${entry.name}]`;
-    const start = await memberDataOffset(this.source, entry, this.path);
+    const start = await memberDataOffset(this.zip, entry, this.path);
     // Only the header is read (a deflated member inflates only as far as its header ends).
     const { raw, header } = await readMemberHeader(this.source, entry, start, where, this.path, headerOptionsOf(this.options));
     const common = { key: keyOf(entry.name), compressed: entry.method !== 0 };
@@ -239,31 +287,8 @@ class NpzFileImpl implements NpzFile<Member> {
     return info;
   }
 
-  private async load(entry: ZipEntry): Promise<Member> {
-    const where = `${this.path}[${entry.name}]`;
-    const headerOptions = headerOptionsOf(this.options);
-    const mapping = this.source.mapping;
-    if (this.options.mmap && entry.method === 0 && mapping) {
-      checkMemberSize(entry, this.path, this.options.maxMemberSize);
-      const start = await memberDataOffset(this.source, entry, this.path);
-      return mappedMember(mapping, start, entry, where, this.options);
-    }
-    // Header, then the declared data, and no further (npz-member.ts): a member's stream
-    // that holds more than its header declares costs only what it declares.
-    checkMemberSize(entry, this.path, this.options.maxMemberSize);
-    const start = await memberDataOffset(this.source, entry, this.path);
-    const result = await readNpyMember(this.source, entry, start, where, this.path, headerOptions);
-    if ('array' in result) {
-      if (!this.options.mmap || isStringArray(result.array)) return result.array;
-      const copyReason = entry.method !== 0 ? 'the member is compressed' : (this.mapReason ?? 'the archive is not mapped');
-      return { ...result.array, mapped: false, copyReason };
-    }
-    // A pickle has no declared length: the member is read whole (bounded by maxMemberSize).
-    checkPickleAllowed(where, this.options);
-    const bytes = await readMember(this.source, entry, this.path, {
-      maxMemberSize: this.options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE,
-    });
-    return unpickleMember(bytes.subarray(result.pickle.dataOffset), where, this.options);
+  private load(entry: ZipEntry): Promise<Member> {
+    return loadMember(memberWalk(entry, this.source, this.options), this.source, this.zip, this.options);
   }
 
   close(): void {
@@ -286,15 +311,10 @@ export async function openNpz(path: string, options: NpzReadOptions = {}): Promi
   checkOptions(options, OPTIONS.readNpz, 'openNpz', path);
   const { fd, size } = await openForReadAsync(path, 0);
   try {
-    let source = fdSource(fd, size, path);
-    let mapReason: string | undefined;
-    if (options.mmap) {
-      const mapped = mapWholeFile(fd, size, path);
-      if (mapped.bytes) source = bytesSource(mapped.bytes, path);
-      else mapReason = mapped.reason;
-    }
-    const entries = await readCentralDirectory(source, path);
-    return new NpzFileImpl(path, fd, source, entries, options, mapReason);
+    const source = ByteSource.ofFile(fd, size, path, { map: options.mmap === true });
+    const zip = zipSourceOf(source);
+    const entries = await readCentralDirectory(zip, path);
+    return new NpzFileImpl(path, fd, source, zip, entries, options);
   } catch (error) {
     closeQuietly(fd);
     throw error;
@@ -348,27 +368,10 @@ export async function readNpz(path: string, options: NpzReadOptions = {}): Promi
  * and a mapped source, stored members go through the same view-or-copy rule as readNpz's.
  * @throws TensorioError every error of {@link readNpz}.
  */
-export function readNpzSource(source: ZipSourceSync, path: string, options: NpzReadOptions = {}, mapReason?: string): Record<string, Member> {
-  const headerOptions = headerOptionsOf(options);
+export function readNpzSource(source: ByteSource, options: NpzReadOptions = {}): Record<string, Member> {
   const out: Record<string, Member> = {};
-  for (const entry of readCentralDirectorySync(source, path)) {
-    const where = `${path}[${entry.name}]`;
-    let value: Member;
-    if (options.mmap && entry.method === 0 && source.mapping) {
-      checkMemberSize(entry, path, options.maxMemberSize);
-      value = mappedMember(source.mapping, memberDataOffsetSync(source, entry, path), entry, where, options);
-    } else {
-      checkMemberSize(entry, path, options.maxMemberSize);
-      const result = readNpyMemberSync(source, entry, memberDataOffsetSync(source, entry, path), where, path, headerOptions);
-      if ('array' in result) {
-        const array = result.array;
-        value = options.mmap && !isStringArray(array) ? { ...array, mapped: false, copyReason: entry.method !== 0 ? 'the member is compressed' : (mapReason ?? 'the archive is not mapped') } : array;
-      } else {
-        checkPickleAllowed(where, options);
-        const bytes = readMemberSync(source, entry, path, { maxMemberSize: options.maxMemberSize ?? DEFAULT_MAX_MEMBER_SIZE });
-        value = unpickleMember(bytes.subarray(result.pickle.dataOffset), where, options);
-      }
-    }
+  for (const entry of readCentralDirectorySync(source, source.path)) {
+    const value = loadMemberSync(memberWalk(entry, source, options), source, options);
     Object.defineProperty(out, keyOf(entry.name), { value, enumerable: true, writable: true, configurable: true });
   }
   return out;
@@ -389,14 +392,7 @@ export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<
   checkOptions(options, OPTIONS.readNpz, 'readNpzSync', path);
   const { fd, size } = openForRead(path);
   try {
-    let source = fdSourceSync(fd, size, path);
-    let mapReason: string | undefined;
-    if (options.mmap) {
-      const mapped = mapWholeFile(fd, size, path);
-      if (mapped.bytes) source = bytesSourceSync(mapped.bytes, path);
-      else mapReason = mapped.reason;
-    }
-    return readNpzSource(source, path, options, mapReason);
+    return readNpzSource(ByteSource.ofFile(fd, size, path, { map: options.mmap === true }), options);
   } finally {
     closeQuietly(fd);
   }
@@ -413,5 +409,5 @@ export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions & { strings
 export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions & { allowPickle?: false }, path?: string): Record<string, LoadedArray | StringArray>;
 export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions, path?: string): Record<string, Member>;
 export function decodeNpz(bytes: Uint8Array, options: NpzReadOptions = {}, path = '<bytes>'): Record<string, Member> {
-  return readNpzSource(bytesSourceSync(bytes, path), path, { ...options, mmap: false });
+  return readNpzSource(ByteSource.ofBytes(bytes, path), { ...options, mmap: false });
 }

@@ -4,7 +4,7 @@
  */
 import { checkOptions, OPTIONS } from '../../options.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, type WriteOptions } from '../../io.js';
+import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
 import { validateNdArray, type NdArray } from '../../ndarray.js';
 import { CrcCursor, ZipWriter } from '../zip.js';
 import { isStringArray, type StringArray } from './strings.js';

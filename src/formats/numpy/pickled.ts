@@ -6,11 +6,13 @@
  * these for `.npy` values that are not plain arrays.
  */
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, closeQuietly, openForReadAsync, readAt, type WriteOptions } from '../../io.js';
+import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
+import { closeQuietly, openForReadAsync } from '../../io/read.js';
+import { ByteSource, runAsync } from '../../io/source.js';
 import { isFortranLayout, pickleNdObjectArray, unpickle, type PicklableValue, type PyObject } from '../pickle.js';
 import { objectArray, isObjectArray, type ObjectArray } from '../pickle/object-array.js';
 import { encodeNpyHeaderDescr, headerLimitOf, headerProbeLength, isObjectDescr } from './header.js';
-import { readNpyRawHeaderAt } from './read.js';
+import { rawHeaderWalk } from './read.js';
 
 /** What {@link readPickledNpy} takes: the `load` options that bear on a pickled `.npy`. */
 export interface PickledNpyReadOptions {
@@ -48,9 +50,10 @@ export async function readPickledNpy(path: string, options: PickledNpyReadOption
   const maxHeaderSize = headerLimitOf(options);
   const { fd, size, prefix } = await openForReadAsync(path, headerProbeLength(maxHeaderSize));
   try {
+    const source = ByteSource.ofFile(fd, size, path);
     let raw;
     try {
-      raw = await readNpyRawHeaderAt(fd, size, prefix, path, { maxHeaderSize });
+      raw = await runAsync(rawHeaderWalk(size, path, { maxHeaderSize }, prefix), source);
     } catch {
       return undefined; // readNpy reports the problem with its own message
     }
@@ -67,10 +70,7 @@ export async function readPickledNpy(path: string, options: PickledNpyReadOption
     if (length > limit) {
       throw new TensorioError('ERR_TOO_LARGE', `the pickle is ${length} bytes, over the limit of ${limit}; pass { maxPickleSize } if you trust this file`, { path });
     }
-    const body = new Uint8Array(length);
-    const got = await readAt(fd, raw.dataOffset, body, path);
-    if (got !== length) throw new TensorioError('ERR_TRUNCATED', `file ends inside the pickle: expected ${length} bytes, found ${got}`, { path });
-    return { value: unpickle(body, { path }) };
+    return { value: unpickle(await source.readAsync(raw.dataOffset, length, 'pickle'), { path }) };
   } finally {
     closeQuietly(fd);
   }

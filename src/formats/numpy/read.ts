@@ -1,24 +1,24 @@
 /**
  * Reading `.npy` files: eager (like `np.load`) or mapped (like `mmap_mode='r'`), the header
- * alone, and string arrays; async and sync.
+ * alone, and string arrays. The header is found by one walker (a generator of the reads it
+ * needs, src/io/source.ts) that the synchronous and the asynchronous readers both drive; they
+ * differ only in how the data is then read.
  */
 import { checkOptions, OPTIONS } from '../../options.js';
 import { dtypeInfo } from '../../dtype.js';
-import { allocateForRead, closeQuietly, mapFile, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
+import { allocateForRead, closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
+import { canMap, mapFile } from '../../io/map.js';
+import { ByteSource, COPY_REASONS, runAsync, runSync, type Reads } from '../../io/source.js';
 import { type LoadedArray } from '../../ndarray.js';
-import { native } from '../../native.js';
 import { arrayFromBuffer } from './array.js';
 import {
   checkDataFits,
   DEFAULT_MAX_HEADER_SIZE,
   firstReadLength,
-  headerBytesNeeded,
-  headerProbeLength,
   npyHeaderEnd,
-  parseNpyHeader,
   parseNpyRawHeader,
+  resolveNpyHeader,
   stringHeader,
-  truncatedHeader,
   type NpyHeader,
   type NpyRawHeader,
   type NpyReadOptions,
@@ -29,48 +29,24 @@ import { decodeStrings, type StringArray } from './strings.js';
 const SMALL_FILE = 64 * 1024;
 
 /**
- * Reads and parses the raw header of an open file whose first bytes are `prefix`, reading the
- * rest of a longer header only once the file is known to hold it.
+ * The raw header of a `.npy` of `size` bytes, reading the rest of a longer header only once
+ * the file is known to hold it. `known` is the file's first bytes when the open read them.
  */
-export async function readNpyRawHeaderAt(fd: number, size: number, prefix: Uint8Array, file: string, options: NpyReadOptions): Promise<NpyRawHeader> {
-  const needed = npyHeaderEnd(prefix, size, file, options);
-  let bytes = prefix;
-  if (needed > prefix.length) {
-    bytes = new Uint8Array(needed);
-    await readExactly(fd, 0, bytes, file, '.npy header');
-  }
+export function* rawHeaderWalk(size: number, file: string, options: NpyReadOptions, known?: Uint8Array): Reads<NpyRawHeader> {
+  const first = known ?? (yield [0, firstReadLength(size, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE), '.npy header']);
+  const needed = npyHeaderEnd(first, size, file, options);
+  const bytes = needed > first.length ? yield [0, needed, '.npy header'] : first;
   return parseNpyRawHeader(bytes, file, options, size);
 }
 
-/** Parses the header of an open file from its first bytes, reading more if it is longer. */
-async function readHeader(fd: number, size: number, first: Uint8Array, file: string, options: NpyReadOptions): Promise<NpyHeader> {
-  let prefix = first;
-  const needed = headerBytesNeeded(prefix, size, file, options);
-  if (needed > prefix.length) {
-    if (needed > size) throw truncatedHeader(file, size, needed);
-    prefix = new Uint8Array(needed);
-    await readExactly(fd, 0, prefix, file, '.npy header');
-  }
-  const header = parseNpyHeader(prefix, file, options, size);
+/** The header of a numeric `.npy` of `size` bytes whose data the file holds. */
+export function* headerWalk(size: number, file: string, options: NpyReadOptions, known?: Uint8Array): Reads<NpyHeader> {
+  const header = resolveNpyHeader(yield* rawHeaderWalk(size, file, options, known), file, options);
   checkDataFits(header, size, file);
   return header;
 }
 
-/** Synchronous {@link readHeader}. */
-export function readHeaderSync(fd: number, size: number, file: string, options: NpyReadOptions): NpyHeader {
-  let prefix = new Uint8Array(firstReadLength(size, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
-  readExactlySync(fd, 0, prefix, file, '.npy header');
-  const needed = headerBytesNeeded(prefix, size, file, options);
-  if (needed > prefix.length) {
-    if (needed > size) throw truncatedHeader(file, size, needed);
-    prefix = new Uint8Array(needed);
-    readExactlySync(fd, 0, prefix, file, '.npy header');
-  }
-  const header = parseNpyHeader(prefix, file, options, size);
-  checkDataFits(header, size, file);
-  return header;
-}
-
+/** How an array is to be read: mapped, or copied (saying why when a mapping was asked for). */
 export interface ReadPlan {
   header: NpyHeader;
   /** Set when the data is to be mapped. */
@@ -78,26 +54,42 @@ export interface ReadPlan {
   copyReason?: string;
 }
 
+/** What a read finds: a numeric array and its plan, or (with `strings`) a string array's header. */
+type Found = ReadPlan | { strings: NpyHeader };
+
+function* findWalk(size: number, file: string, options: NpyReadOptions, known?: Uint8Array): Reads<Found> {
+  const raw = yield* rawHeaderWalk(size, file, options, known);
+  const strings = options.strings ? stringHeader(raw, file) : undefined;
+  const header = strings ?? resolveNpyHeader(raw, file, options);
+  checkDataFits(header, size, file);
+  return strings ? { strings } : planRead(header, options);
+}
+
 export function planRead(header: NpyHeader, options: NpyReadOptions): ReadPlan {
   if (!options.mmap) return { header, map: false };
   const alignment = dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT;
-  if (header.bigEndian) return { header, map: false, copyReason: 'the data is big-endian and was converted to native order' };
-  if (header.dataOffset % alignment !== 0) {
-    return { header, map: false, copyReason: `the data offset ${header.dataOffset} is not a multiple of the ${header.dtype} size ${alignment}` };
-  }
-  if (!native) return { header, map: false, copyReason: 'the native addon is not loaded' };
+  if (header.bigEndian) return { header, map: false, copyReason: COPY_REASONS.bigEndianConverted };
+  if (header.dataOffset % alignment !== 0) return { header, map: false, copyReason: COPY_REASONS.unalignedOffset(header.dataOffset, header.dtype, alignment) };
+  if (!canMap()) return { header, map: false, copyReason: COPY_REASONS.noAddon };
   return { header, map: true };
 }
 
-/** The array mapped from an open file, or why it could not be mapped. */
-export function mapped(header: NpyHeader, fd: number, file: string, writable: boolean): LoadedArray | string {
-  const result = mapFile(fd, header.dataOffset + header.dataLength, writable, file);
+/** The array mapped from the plan's file when the plan maps and the mapping works; else why it is copied. */
+export function mapPlanned(plan: ReadPlan, source: ByteSource, writable: boolean): LoadedArray | string | undefined {
+  if (!plan.map) return plan.copyReason;
+  const { header } = plan;
+  const result = mapFile(source.fd as number, header.dataOffset + header.dataLength, writable, source.path);
   if (!result.buffer) return result.reason;
-  return arrayFromBuffer(header, result.buffer, header.dataOffset, file, { mapped: true });
+  return arrayFromBuffer(header, result.buffer, header.dataOffset, source.path, { mapped: true });
 }
 
 export function readInfo(copyReason: string | undefined): { mapped: false; copyReason?: string } {
   return copyReason === undefined ? { mapped: false } : { mapped: false, copyReason };
+}
+
+/** The string array of a header, from exactly its data bytes. */
+function stringsOf(header: NpyHeader, data: Uint8Array, file: string): StringArray {
+  return decodeStrings(header.descr, header.shape, header.fortranOrder, data, file);
 }
 
 /**
@@ -114,29 +106,27 @@ export async function readNpy(path: string, options?: NpyReadOptions & { strings
 export async function readNpy(path: string, options: NpyReadOptions): Promise<LoadedArray | StringArray>;
 export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray | StringArray> {
   checkOptions(options, OPTIONS.readNpy, 'readNpy', path);
-  if (options.strings) {
-    const strings = await readStringNpy(path, options);
-    if (strings) return strings;
-  }
-  if (options.mmap && native) {
+  if (options.mmap && canMap()) {
     // A mapped open moves no data: open, fstat, one small header read and mmap are done in
     // place, as np.load(mmap_mode='r') does them. Trips to the thread pool and back cost more
     // than these calls (2 ms against 1.3 ms in a fresh process). Only a fallback to reading
-    // (big-endian or unaligned data) continues below, asynchronously.
+    // (big-endian or unaligned data, a string array) continues below, asynchronously.
     const array = mapWhenPossibleSync(path, options);
     if (array) return array;
   }
   const { fd, size, prefix } = await openForReadAsync(path, SMALL_FILE);
   try {
-    const plan = planRead(await readHeader(fd, size, prefix, path, options), options);
-    const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
-    if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
-    const { header } = plan;
+    const source = ByteSource.ofFile(fd, size, path);
+    const found = await runAsync(findWalk(size, path, options, prefix), source);
+    if ('strings' in found) return stringsOf(found.strings, await source.readAsync(found.strings.dataOffset, found.strings.dataLength, '.npy data'), path);
+    const mapped = mapPlanned(found, source, false);
+    if (typeof mapped === 'object') return mapped;
+    const { header } = found;
     const end = header.dataOffset + header.dataLength;
     // A small file came whole with the open: no second trip to the thread pool.
     const buffer = end <= prefix.length ? prefix.slice(header.dataOffset, end).buffer : allocateForRead(header.dataLength);
-    if (end > prefix.length) await readExactly(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
-    return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
+    if (end > prefix.length) await source.readIntoAsync(header.dataOffset, new Uint8Array(buffer), '.npy data');
+    return arrayFromBuffer(header, buffer, 0, path, readInfo(mapped));
   } finally {
     closeQuietly(fd);
   }
@@ -146,10 +136,11 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
 function mapWhenPossibleSync(path: string, options: NpyReadOptions): LoadedArray | undefined {
   const { fd, size } = openForRead(path);
   try {
-    const plan = planRead(readHeaderSync(fd, size, path, options), options);
-    if (!plan.map) return undefined;
-    const array = mapped(plan.header, fd, path, false);
-    return typeof array === 'string' ? undefined : array;
+    const source = ByteSource.ofFile(fd, size, path);
+    const found = runSync(findWalk(size, path, options), source);
+    if ('strings' in found || !found.map) return undefined;
+    const array = mapPlanned(found, source, false);
+    return typeof array === 'object' ? array : undefined;
   } finally {
     closeQuietly(fd);
   }
@@ -164,7 +155,7 @@ export async function readNpyHeader(path: string, options: Pick<NpyReadOptions, 
   const maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
   const { fd, size, prefix } = await openForReadAsync(path, firstReadLength(Number.MAX_SAFE_INTEGER, maxHeaderSize));
   try {
-    return await readHeader(fd, size, prefix, path, options);
+    return await runAsync(headerWalk(size, path, options, prefix), ByteSource.ofFile(fd, size, path));
   } finally {
     closeQuietly(fd);
   }
@@ -177,62 +168,15 @@ export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedA
   checkOptions(options, OPTIONS.readNpy, 'readNpySync', path);
   const { fd, size } = openForRead(path);
   try {
-    if (options.strings) {
-      const strings = stringsFromFdSync(fd, size, path, options);
-      if (strings) return strings;
-    }
-    const plan = planRead(readHeaderSync(fd, size, path, options), options);
-    const mappedArray = plan.map ? mapped(plan.header, fd, path, false) : undefined;
-    if (mappedArray && typeof mappedArray !== 'string') return mappedArray;
-    const { header } = plan;
-    const buffer = allocateForRead(header.dataLength);
-    readExactlySync(fd, header.dataOffset, new Uint8Array(buffer), path, '.npy data');
-    return arrayFromBuffer(header, buffer, 0, path, readInfo(mappedArray ?? plan.copyReason));
+    const source = ByteSource.ofFile(fd, size, path);
+    const found = runSync(findWalk(size, path, options), source);
+    if ('strings' in found) return stringsOf(found.strings, source.read(found.strings.dataOffset, found.strings.dataLength, '.npy data'), path);
+    const mapped = mapPlanned(found, source, false);
+    if (typeof mapped === 'object') return mapped;
+    const buffer = allocateForRead(found.header.dataLength);
+    source.readInto(found.header.dataOffset, new Uint8Array(buffer), '.npy data');
+    return arrayFromBuffer(found.header, buffer, 0, path, readInfo(mapped));
   } finally {
     closeQuietly(fd);
   }
-}
-
-/** A string `.npy` read whole (header, then exactly its data), or undefined for any other descr. */
-async function readStringNpy(path: string, options: NpyReadOptions): Promise<StringArray | undefined> {
-  const { fd, size, prefix } = await openForReadAsync(path, headerProbeLength(options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
-  try {
-    let raw: NpyRawHeader;
-    try {
-      raw = await readNpyRawHeaderAt(fd, size, prefix, path, options);
-    } catch {
-      return undefined; // the numeric reader reports it with its own message
-    }
-    const header = stringHeader(raw, path);
-    if (!header) return undefined;
-    checkDataFits(header, size, path);
-    const data = new Uint8Array(header.dataLength);
-    await readExactly(fd, header.dataOffset, data, path, '.npy data');
-    return decodeStrings(header.descr, header.shape, header.fortranOrder, data, path);
-  } finally {
-    closeQuietly(fd);
-  }
-}
-
-function stringsFromFdSync(fd: number, size: number, path: string, options: NpyReadOptions): StringArray | undefined {
-  const first = new Uint8Array(firstReadLength(size, options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE));
-  readExactlySync(fd, 0, first, path, '.npy header');
-  let raw: NpyRawHeader;
-  try {
-    const needed = npyHeaderEnd(first, size, path, options);
-    let bytes = first;
-    if (needed > first.length) {
-      bytes = new Uint8Array(needed);
-      readExactlySync(fd, 0, bytes, path, '.npy header');
-    }
-    raw = parseNpyRawHeader(bytes, path, options, size);
-  } catch {
-    return undefined;
-  }
-  const header = stringHeader(raw, path);
-  if (!header) return undefined;
-  checkDataFits(header, size, path);
-  const data = new Uint8Array(header.dataLength);
-  readExactlySync(fd, header.dataOffset, data, path, '.npy data');
-  return decodeStrings(header.descr, header.shape, header.fortranOrder, data, path);
 }

@@ -2,7 +2,7 @@
  * Writing `.npy` files as `np.save` writes them: the header, then the array's own bytes.
  */
 import { checkOptions, OPTIONS } from '../../options.js';
-import { writeAtomic, writeAtomicSync, type WriteOptions } from '../../io.js';
+import { writeAtomic, writeAtomicSync, type WriteOptions } from '../../io/atomic-writer.js';
 import { bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
 import { encodeNpyHeader, encodeNpyHeaderDescr, storesFortran } from './header.js';
 import { encodeStrings, isStringArray, storesStringsFortran, stringDescrOf, type StringArray } from './strings.js';
