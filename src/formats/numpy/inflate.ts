@@ -7,7 +7,7 @@
 import * as zlib from 'node:zlib';
 
 import { TensorioError } from '../../errors.js';
-import type { ZipSource } from '../zip.js';
+import type { ByteSource } from '../../io/source.js';
 
 // Compressed bytes read per step while inflating: memory stays bounded by this, not the member.
 const INFLATE_SLICE = 4 << 20;
@@ -33,7 +33,7 @@ const FIRST_INFLATE_SLICE = 64 << 10;
  * @returns true when the stream reached its end, false when `take` stopped it.
  * @throws TensorioError `ERR_BAD_ZIP` for data that is not deflate, or what `take` threw.
  */
-export async function inflateChunks(source: ZipSource, start: number, length: number, name: string, path: string, take: (chunk: Uint8Array) => boolean): Promise<boolean> {
+export async function inflateChunks(source: ByteSource, start: number, length: number, name: string, path: string, take: (chunk: Uint8Array) => boolean): Promise<boolean> {
   const inflate = zlib.createInflateRaw({ chunkSize: INFLATE_CHUNK });
   let failure: unknown;
   let stopped = false;
@@ -66,7 +66,7 @@ export async function inflateChunks(source: ZipSource, start: number, length: nu
   });
   let sliceLength = FIRST_INFLATE_SLICE;
   const slice = (at: number): Promise<Uint8Array> => {
-    const read = source.read(start + at, Math.min(sliceLength, length - at), `member '${name}'`);
+    const read = source.readAsync(start + at, Math.min(sliceLength, length - at), `member '${name}'`);
     sliceLength = Math.min(INFLATE_SLICE, sliceLength * 2);
     return read;
   };

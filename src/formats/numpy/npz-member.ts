@@ -14,7 +14,7 @@ import { TensorioError } from '../../errors.js';
 import { allocateForRead } from '../../io/read.js';
 import { runAsync, runSync, type ByteSource, type Reads } from '../../io/source.js';
 import { type LoadedArray } from '../../ndarray.js';
-import { checkCrc, crc32, inflateWholeSync, readIntoWithCrc, type ZipEntry, type ZipSource } from '../zip.js';
+import { checkCrc, crc32, inflateWholeSync, readIntoWithCrc, type ZipEntry } from '../zip.js';
 import { arrayFromBuffer, decodeNpy } from './array.js';
 import { isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './header.js';
 import { inflateChunks, inflatePrefixSync } from './inflate.js';
@@ -206,7 +206,7 @@ class MemberSink {
  */
 async function inflateMember(source: ByteSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions, wantData: boolean): Promise<MemberSink> {
   const sink = new MemberSink(entry, where, path, options, wantData);
-  const ended = await inflateChunks(zipSourceOf(source), start, entry.compressedSize, entry.name, path, (chunk) => sink.take(chunk));
+  const ended = await inflateChunks(source, start, entry.compressedSize, entry.name, path, (chunk) => sink.take(chunk));
   sink.finish(ended);
   if (!ended && sink.state === 'head') throw mismatch(entry, sink.total, path);
   return sink;
@@ -218,19 +218,6 @@ function* storedHeader(entry: ZipEntry, start: number, where: string, options: N
   const first = yield [start, Math.min(entry.compressedSize, FIRST_HEAD), what];
   const end = npyHeaderEnd(first, entry.compressedSize, where, options);
   return end > first.length ? yield [start, end, what] : first.subarray(0, end);
-}
-
-/**
- * zip.ts's asynchronous source over a {@link ByteSource}, for the zip functions that still
- * take one (inflation, pipelined CRC reads) until zip.ts reads through ByteSource itself.
- */
-export function zipSourceOf(source: ByteSource): ZipSource {
-  const zip: ZipSource = {
-    size: source.size,
-    read: (position, length, what) => source.readAsync(position, length, what),
-    readInto: (position, target, what) => source.readIntoAsync(position, target, what),
-  };
-  return source.mapping ? { ...zip, mapping: source.mapping } : zip;
 }
 
 /**
@@ -263,7 +250,7 @@ export async function readNpyMember(source: ByteSource, entry: ZipEntry, start: 
   const { resolved, needed } = plan;
   const { header } = resolved;
   const buffer = allocateForRead(header.dataLength);
-  let crc = await readIntoWithCrc(zipSourceOf(source), start + header.dataOffset, new Uint8Array(buffer), crc32(prefix), `member '${entry.name}'`);
+  let crc = await readIntoWithCrc(source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix), `member '${entry.name}'`);
   const trailing = entry.compressedSize - needed;
   if (trailing <= trailingBudget(needed)) {
     if (trailing > 0) crc = crc32(await source.readAsync(start + needed, trailing, `member '${entry.name}'`), crc);

@@ -11,10 +11,10 @@ import { closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
 import { ByteSource, COPY_REASONS } from '../../io/source.js';
 import { type LoadedArray } from '../../ndarray.js';
 import { unpickle, type PyObject } from '../pickle.js';
-import { checkMemberSize, DEFAULT_MAX_MEMBER_SIZE, memberDataOffset, memberDataOffsetSync, readCentralDirectory, readCentralDirectorySync, readMember, readMemberSync, type ZipEntry, type ZipSource } from '../zip.js';
+import { checkMemberSize, DEFAULT_MAX_MEMBER_SIZE, memberDataOffset, memberDataOffsetSync, readCentralDirectory, readCentralDirectorySync, readMember, readMemberSync, type ZipEntry } from '../zip.js';
 import { arrayFromBuffer } from './array.js';
 import { headerLimitOf, isObjectDescr, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyReadOptions } from './header.js';
-import { readMemberHeader, readNpyMember, readNpyMemberSync, zipSourceOf, type MemberResult } from './npz-member.js';
+import { readMemberHeader, readNpyMember, readNpyMemberSync, type MemberResult } from './npz-member.js';
 import { decodeStrings, isStringArray, stringDescr, type StringArray } from './strings.js';
 
 /** Options for reading `.npz` archives. */
@@ -196,9 +196,9 @@ function replySync([kind, entry, start]: MemberRead, source: ByteSource, options
 }
 
 /** A {@link MemberRead} done on the thread pool (or with views, in memory). */
-function reply([kind, entry, start]: MemberRead, source: ByteSource, zip: ZipSource, options: NpzReadOptions): Promise<unknown> {
-  if (kind === 'offset') return memberDataOffset(zip, entry, source.path);
-  if (kind === 'whole') return readMember(zip, entry, source.path, wholeOptions(options));
+function reply([kind, entry, start]: MemberRead, source: ByteSource, options: NpzReadOptions): Promise<unknown> {
+  if (kind === 'offset') return memberDataOffset(source, entry, source.path);
+  if (kind === 'whole') return readMember(source, entry, source.path, wholeOptions(options));
   return readNpyMember(source, entry, start, `${source.path}[${entry.name}]`, source.path, headerOptionsOf(options));
 }
 
@@ -208,9 +208,9 @@ function loadMemberSync(walk: MemberWalk, source: ByteSource, options: NpzReadOp
   return step.value;
 }
 
-async function loadMember(walk: MemberWalk, source: ByteSource, zip: ZipSource, options: NpzReadOptions): Promise<Member> {
+async function loadMember(walk: MemberWalk, source: ByteSource, options: NpzReadOptions): Promise<Member> {
   let step = walk.next();
-  while (!step.done) step = walk.next((await reply(step.value, source, zip, options)) as MemberReply);
+  while (!step.done) step = walk.next((await reply(step.value, source, options)) as MemberReply);
   return step.value;
 }
 
@@ -224,7 +224,6 @@ class NpzFileImpl implements NpzFile<Member> {
     readonly path: string,
     private readonly fd: number,
     private readonly source: ByteSource,
-    private readonly zip: ZipSource,
     entries: ZipEntry[],
     private readonly options: NpzReadOptions,
   ) {
@@ -272,7 +271,7 @@ class NpzFileImpl implements NpzFile<Member> {
     const entry = this.entry(name);
     if (!entry) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `no member '${name}' in the archive`, { path: this.path });
     const where = `${this.path}[${entry.name}]`;
-    const start = await memberDataOffset(this.zip, entry, this.path);
+    const start = await memberDataOffset(this.source, entry, this.path);
     // Only the header is read (a deflated member inflates only as far as its header ends).
     const { raw, header } = await readMemberHeader(this.source, entry, start, where, this.path, headerOptionsOf(this.options));
     const common = { key: keyOf(entry.name), compressed: entry.method !== 0 };
@@ -288,7 +287,7 @@ class NpzFileImpl implements NpzFile<Member> {
   }
 
   private load(entry: ZipEntry): Promise<Member> {
-    return loadMember(memberWalk(entry, this.source, this.options), this.source, this.zip, this.options);
+    return loadMember(memberWalk(entry, this.source, this.options), this.source, this.options);
   }
 
   close(): void {
@@ -312,9 +311,8 @@ export async function openNpz(path: string, options: NpzReadOptions = {}): Promi
   const { fd, size } = await openForReadAsync(path, 0);
   try {
     const source = ByteSource.ofFile(fd, size, path, { map: options.mmap === true });
-    const zip = zipSourceOf(source);
-    const entries = await readCentralDirectory(zip, path);
-    return new NpzFileImpl(path, fd, source, zip, entries, options);
+    const entries = await readCentralDirectory(source, path);
+    return new NpzFileImpl(path, fd, source, entries, options);
   } catch (error) {
     closeQuietly(fd);
     throw error;
