@@ -1,6 +1,6 @@
 /**
  * .npz archives: NumPy both ways, mapping, laziness, every error code, truncation, round trips.
- * Internal on purpose: AtomicWriter and ZipWriter (src/io.ts, src/formats/zip.ts) build archives
+ * Internal on purpose: AtomicWriter and ZipWriter (src/io/atomic-writer.ts, src/formats/zip.ts) build archives
  * the public writer cannot (forced ZIP64, odd layouts); bytesOf compares bytes.
  */
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import * as fc from 'fast-check';
 
 import { TensorioError, encodeNpy, ndarray, openNpz, readNpz, writeNpz, type DType, type NdArray } from '../../../src/index.js';
-import { AtomicWriter } from '../../../src/io.js';
+import { AtomicWriter } from '../../../src/io/atomic-writer.js';
 import { bytesOf } from '../../../src/ndarray.js';
 import { ZipWriter } from '../../../src/formats/zip.js';
 import { expectCode } from '../../expect-code.js';
