@@ -118,12 +118,12 @@ export async function readNpy(path: string, options: NpyReadOptions = {}): Promi
   try {
     const source = ByteSource.ofFile(fd, size, path);
     const found = await runAsync(findWalk(size, path, options, prefix), source);
-    if ('strings' in found) return stringsOf(found.strings, await source.readAsync(found.strings.dataOffset, found.strings.dataLength, '.npy data'), path);
+    // A small file came whole with the open: no second trip to the thread pool.
+    const header = 'strings' in found ? found.strings : found.header;
+    const end = header.dataOffset + header.dataLength;
+    if ('strings' in found) return stringsOf(header, end <= prefix.length ? prefix.subarray(header.dataOffset, end) : await source.readAsync(header.dataOffset, header.dataLength, '.npy data'), path);
     const mapped = mapPlanned(found, source, false);
     if (typeof mapped === 'object') return mapped;
-    const { header } = found;
-    const end = header.dataOffset + header.dataLength;
-    // A small file came whole with the open: no second trip to the thread pool.
     const buffer = end <= prefix.length ? prefix.slice(header.dataOffset, end).buffer : allocateForRead(header.dataLength);
     if (end > prefix.length) await source.readIntoAsync(header.dataOffset, new Uint8Array(buffer), '.npy data');
     return arrayFromBuffer(header, buffer, 0, path, readInfo(mapped));
