@@ -6,15 +6,15 @@
  * `save`/`load` go through those, so both entries hold the same formats the same way.
  */
 import { TensorioError } from '../errors.js';
-import { AtomicWriter, type WriteOptions } from '../io/atomic-writer.js';
-import { closeQuietly, openForReadAsync, readAt } from '../io/read.js';
+import { type WriteOptions } from '../io/atomic-writer.js';
 import { isStringArrayLike, stringMemberError, tensorHint, type LoadedArray, type NdArray } from '../ndarray.js';
 import { readH5, writeH5 } from './h5.js';
 import { h5Datasets, h5Value } from './h5-values.js';
-import { encodeNpyHeaderDescr, headerLimitOf, headerProbeLength, isObjectDescr, readNpy, readNpyRawHeaderAt, writeNpy } from './npy.js';
+import { headerLimitOf, readNpy, writeNpy } from './npy.js';
+import { readPickledNpy, writePickledNpy } from './numpy/pickled.js';
 import { readNpz, writeNpz, type NpzReadOptions } from './npz.js';
-import { isFortranLayout, isNdArrayLike, pickleNdObjectArray, unpickle, type PicklableValue, type PyObject } from './pickle.js';
-import { isObjectArray, objectArray, type ObjectArray } from './pickle/object-array.js';
+import { isNdArrayLike, type PicklableValue, type PyObject } from './pickle.js';
+import { isObjectArray } from './pickle/object-array.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { readTorch, writeTorch, type TorchSaveValue } from './torch/index.js';
 
@@ -94,55 +94,7 @@ async function writeNpyValue(path: string, value: SaveValue | PicklableValue, op
   if (!Array.isArray(value) && !isRecord(value) && !isObjectArray(value)) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `save to .npy needs an NdArray, a list, a record or an objectArray()${tensorHint(value)}`, { path });
   }
-  // np.save of an object array: its own shape and order (elements pickled in C order).
-  const array: ObjectArray<PicklableValue> = isObjectArray(value)
-    ? (value as ObjectArray<PicklableValue>)
-    : Array.isArray(value)
-      ? objectArray(value as PicklableValue[], [(value as PicklableValue[]).length])
-      : objectArray([value as PicklableValue], []);
-  const pickle = pickleNdObjectArray(array, path);
-  const header = encodeNpyHeaderDescr('|O', array.shape as number[], isFortranLayout(array.shape, array.order));
-  const out = await AtomicWriter.open(path, options);
-  try {
-    await out.write([header, ...pickle]);
-    await out.commit();
-  } catch (error) {
-    await out.abort();
-    throw error;
-  }
-}
-
-/** The unpickled contents of an object-array `.npy`, or undefined for any other `.npy`. */
-async function readPickledNpy(path: string, options: LoadOptions): Promise<{ value: PyObject } | undefined> {
-  const maxHeaderSize = headerLimitOf(options);
-  const { fd, size, prefix } = await openForReadAsync(path, headerProbeLength(maxHeaderSize));
-  try {
-    let raw;
-    try {
-      raw = await readNpyRawHeaderAt(fd, size, prefix, path, { maxHeaderSize });
-    } catch {
-      return undefined; // readNpy reports the problem with its own message
-    }
-    if (!isObjectDescr(raw.descr)) return undefined;
-    if (!options.allowPickle) {
-      throw new TensorioError(
-        'ERR_PICKLE_DISALLOWED',
-        `the file holds an object array stored as a Python pickle (descr ${String(raw.descr)}); pass { allowPickle: true } to load it with the restricted unpickler, which runs no code`,
-        { path },
-      );
-    }
-    const length = size - raw.dataOffset;
-    const limit = options.maxPickleSize ?? 2 ** 32;
-    if (length > limit) {
-      throw new TensorioError('ERR_TOO_LARGE', `the pickle is ${length} bytes, over the limit of ${limit}; pass { maxPickleSize } if you trust this file`, { path });
-    }
-    const body = new Uint8Array(length);
-    const got = await readAt(fd, raw.dataOffset, body, path);
-    if (got !== length) throw new TensorioError('ERR_TRUNCATED', `file ends inside the pickle: expected ${length} bytes, found ${got}`, { path });
-    return { value: unpickle(body, { path }) };
-  } finally {
-    closeQuietly(fd);
-  }
+  return writePickledNpy(path, value as Parameters<typeof writePickledNpy>[1], options);
 }
 
 async function readNpyValue(path: string, options: LoadOptions): Promise<Loaded | PyObject> {

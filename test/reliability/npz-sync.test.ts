@@ -14,7 +14,7 @@ import { decodeNpz, readNpz, readNpzSync, writeNpz } from '../../src/index.js';
 import { bytesOf } from '../../src/ndarray.js';
 import { expectCode } from '../expect-code.js';
 import { NATIVE_MODE, runPython, tempDir } from '../helpers.js';
-import { assertSyncReadersAgree } from '../npz-agree.js';
+import { assertSyncReadersAgree } from '../formats/numpy/npz-agree.js';
 
 const dir = tempDir('npz-sync');
 let counter = 0;

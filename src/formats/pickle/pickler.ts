@@ -6,7 +6,7 @@
  */
 import { TensorioError } from '../../errors.js';
 import { bytesOf, shapeSize, tensorHint, validateNdArray, type NdArray } from '../../ndarray.js';
-import { descrFor } from '../npy.js';
+import { descrFor } from '../numpy/header.js';
 import { isObjectArray, type ObjectArray } from './object-array.js';
 import { OP } from './opcodes.js';
 import type { PyLeaf } from './values.js';
@@ -98,25 +98,19 @@ class ChunkSink {
     const key = `${module}\n${name}`;
     const index = this.memo.get(key);
     if (index !== undefined) {
-      if (index < 256) {
-        this.byte(OP.BINGET);
-        this.byte(index);
-      } else {
-        this.byte(OP.LONG_BINGET);
-        this.u32(index);
-      }
+      this.memoOp(OP.BINGET, OP.LONG_BINGET, index);
       return;
     }
     this.bytes(new TextEncoder().encode(`c${module}\n${name}\n`));
     const next = this.memo.size;
     this.memo.set(key, next);
-    if (next < 256) {
-      this.byte(OP.BINPUT);
-      this.byte(next);
-    } else {
-      this.byte(OP.LONG_BINPUT);
-      this.u32(next);
-    }
+    this.memoOp(OP.BINPUT, OP.LONG_BINPUT, next);
+  }
+  /** A memo get or put: the one-byte index form below 256, else the four-byte one. */
+  private memoOp(short: number, long: number, index: number): void {
+    this.byte(index < 256 ? short : long);
+    if (index < 256) this.byte(index);
+    else this.u32(index);
   }
   flush(): void {
     if (this.used === 0) return;

@@ -1,7 +1,8 @@
 /**
  * The unpickler: an interpreter of the pickle virtual machine (protocols 0 to 5) that never
  * calls or evaluates anything. {@link Unpickler} holds the machine's state (position, stack,
- * marks, memo) and has one method per group of opcodes; globals are looked up in the
+ * marks, memo) and one table of actions per group of opcodes, each action a method of the
+ * machine, looked up by opcode (opcodes.ts names them); globals are looked up in the
  * allowlist (allowlist.ts), and the finished value is converted to JavaScript (values.ts).
  */
 import { TensorioError } from '../../errors.js';
@@ -84,9 +85,20 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): PyOb
   return new Unpickler(bytes, options).run();
 }
 
+/** What an opcode does to the machine; its arguments follow it in the pickle. */
+type Action = (this: Unpickler, op: number) => void;
+/** A group of opcodes' actions, by opcode. */
+type Actions = Readonly<Record<number, Action>>;
+
+/** One action for several opcodes (the forms of one operation that share their handling). */
+function same(ops: readonly number[], action: Action): Actions {
+  return Object.fromEntries(ops.map((op) => [op, action]));
+}
+
 /**
- * The pickle machine over one pickle. {@link run} reads an opcode at a time and hands it to
- * the group that knows it (each group method returns false for opcodes not its own).
+ * The pickle machine over one pickle. {@link run} reads an opcode at a time and runs its
+ * action from {@link actions}: the union of the opcode groups below, one table of actions
+ * per group, each a method of the machine.
  */
 class Unpickler {
   private readonly path: string | undefined;
@@ -114,8 +126,9 @@ class Unpickler {
       if (this.pos >= bytes.length) throw bad(this.path, 'the data ends before STOP');
       const op = bytes[this.pos++] as number;
       if (op === OP.STOP) return this.stop();
-      const handled = this.control(op) || this.numbers(op) || this.strings(op) || this.containers(op) || this.memoOps(op) || this.objects(op);
-      if (!handled) throw bad(this.path, `unknown opcode 0x${op.toString(16).padStart(2, '0')} at byte ${this.pos - 1}`);
+      const action = Unpickler.actions[op];
+      if (!action) throw bad(this.path, `unknown opcode 0x${op.toString(16).padStart(2, '0')} at byte ${this.pos - 1}`);
+      action.call(this, op);
     }
   }
 
@@ -139,31 +152,28 @@ class Unpickler {
     return this.bytes[this.pos++] as number;
   }
 
+  /** The `n` bytes of a fixed-size argument at the position (checked), read by `get`; the position moves past them. */
+  private fixed<T>(n: number, what: string, get: (at: number) => T): T {
+    this.need(n, what);
+    const at = this.pos;
+    this.pos += n;
+    return get(at);
+  }
+
   private u16(): number {
-    this.need(2, 'an argument');
-    const v = this.view.getUint16(this.pos, true);
-    this.pos += 2;
-    return v;
+    return this.fixed(2, 'an argument', (at) => this.view.getUint16(at, true));
   }
 
   private u32(): number {
-    this.need(4, 'an argument');
-    const v = this.view.getUint32(this.pos, true);
-    this.pos += 4;
-    return v;
+    return this.fixed(4, 'an argument', (at) => this.view.getUint32(at, true));
   }
 
   private i32(what: string): number {
-    this.need(4, what);
-    const v = this.view.getInt32(this.pos, true);
-    this.pos += 4;
-    return v;
+    return this.fixed(4, what, (at) => this.view.getInt32(at, true));
   }
 
   private u64(): number {
-    this.need(8, 'an argument');
-    const v = this.view.getBigUint64(this.pos, true);
-    this.pos += 8;
+    const v = this.fixed(8, 'an argument', (at) => this.view.getBigUint64(at, true));
     if (v > BigInt(this.bytes.length)) throw bad(this.path, `a length of ${v} bytes exceeds the pickle's ${this.bytes.length}`);
     return Number(v);
   }
@@ -230,242 +240,207 @@ class Unpickler {
   // --- The opcode groups.
 
   /** Framing, marks and stack manipulation. */
-  private control(op: number): boolean {
-    switch (op) {
-      case OP.PROTO:
-        if (this.u8() > 5) throw bad(this.path, `pickle protocol ${this.bytes[this.pos - 1]} is newer than 5`);
-        return true;
-      case OP.FRAME: // a length hint only
-        this.u64();
-        return true;
-      case OP.MARK:
-        this.marks.push(this.stack);
-        this.stack = [];
-        return true;
-      case OP.POP:
-        if (this.stack.length === 0 && this.marks.length > 0) this.popMark();
-        else this.pop();
-        return true;
-      case OP.POP_MARK:
-        this.popMark();
-        return true;
-      case OP.DUP:
-        this.push(this.top());
-        return true;
-      default:
-        return false;
-    }
-  }
+  private static readonly control: Actions = {
+    [OP.PROTO]() {
+      if (this.u8() > 5) throw bad(this.path, `pickle protocol ${this.bytes[this.pos - 1]} is newer than 5`);
+    },
+    [OP.FRAME]() {
+      // a length hint only
+      this.u64();
+    },
+    [OP.MARK]() {
+      this.marks.push(this.stack);
+      this.stack = [];
+    },
+    [OP.POP]() {
+      if (this.stack.length === 0 && this.marks.length > 0) this.popMark();
+      else this.pop();
+    },
+    [OP.POP_MARK]() {
+      this.popMark();
+    },
+    [OP.DUP]() {
+      this.push(this.top());
+    },
+  };
 
   /** None, booleans, integers and floats. */
-  private numbers(op: number): boolean {
-    const path = this.path;
-    switch (op) {
-      case OP.NONE:
-        this.push(null);
-        return true;
-      case OP.NEWTRUE:
-        this.push(true);
-        return true;
-      case OP.NEWFALSE:
-        this.push(false);
-        return true;
-      case OP.INT: {
-        // protocol 0; I01/I00 are True/False
-        const t = this.line('INT').trim();
-        if (t === '01') this.push(true);
-        else if (t === '00') this.push(false);
-        else if (/^[-+]?\d+$/.test(t)) this.push(pyInt(BigInt(t)));
-        else throw bad(path, `invalid INT '${t.slice(0, 40)}'`);
-        return true;
-      }
-      case OP.LONG: {
-        // protocol 0
-        const t = this.line('LONG').trim().replace(/L$/, '');
-        if (!/^[-+]?\d+$/.test(t)) throw bad(path, `invalid LONG '${t.slice(0, 40)}'`);
-        this.push(pyInt(BigInt(t)));
-        return true;
-      }
-      case OP.BININT:
-        this.push(this.i32('BININT'));
-        return true;
-      case OP.BININT1:
-        this.push(this.u8());
-        return true;
-      case OP.BININT2:
-        this.push(this.u16());
-        return true;
-      case OP.LONG1:
-        this.push(decodeLong(this.take(this.u8(), 'LONG1')));
-        return true;
-      case OP.LONG4: {
-        const n = this.i32('LONG4');
-        if (n < 0) throw bad(path, 'LONG4 with a negative length');
-        this.push(decodeLong(this.take(n, 'LONG4')));
-        return true;
-      }
-      case OP.FLOAT: {
-        // protocol 0
-        const t = this.line('FLOAT').trim();
-        if (/^[-+]?inf$/i.test(t)) this.push(t.startsWith('-') ? -Infinity : Infinity);
-        else if (/^[-+]?nan$/i.test(t)) this.push(NaN);
-        else if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) this.push(Number(t));
-        else throw bad(path, `invalid FLOAT '${t.slice(0, 40)}'`);
-        return true;
-      }
-      case OP.BINFLOAT: // big-endian
-        this.need(8, 'BINFLOAT');
-        this.push(this.view.getFloat64(this.pos, false));
-        this.pos += 8;
-        return true;
-      default:
-        return false;
-    }
-  }
+  private static readonly numbers: Actions = {
+    [OP.NONE]() {
+      this.push(null);
+    },
+    [OP.NEWTRUE]() {
+      this.push(true);
+    },
+    [OP.NEWFALSE]() {
+      this.push(false);
+    },
+    [OP.INT]() {
+      // protocol 0; I01/I00 are True/False
+      const t = this.line('INT').trim();
+      if (t === '01') this.push(true);
+      else if (t === '00') this.push(false);
+      else if (/^[-+]?\d+$/.test(t)) this.push(pyInt(BigInt(t)));
+      else throw bad(this.path, `invalid INT '${t.slice(0, 40)}'`);
+    },
+    [OP.LONG]() {
+      // protocol 0
+      const t = this.line('LONG').trim().replace(/L$/, '');
+      if (!/^[-+]?\d+$/.test(t)) throw bad(this.path, `invalid LONG '${t.slice(0, 40)}'`);
+      this.push(pyInt(BigInt(t)));
+    },
+    [OP.BININT]() {
+      this.push(this.i32('BININT'));
+    },
+    [OP.BININT1]() {
+      this.push(this.u8());
+    },
+    [OP.BININT2]() {
+      this.push(this.u16());
+    },
+    [OP.LONG1]() {
+      this.push(decodeLong(this.take(this.u8(), 'LONG1')));
+    },
+    [OP.LONG4]() {
+      const n = this.i32('LONG4');
+      if (n < 0) throw bad(this.path, 'LONG4 with a negative length');
+      this.push(decodeLong(this.take(n, 'LONG4')));
+    },
+    [OP.FLOAT]() {
+      // protocol 0
+      const t = this.line('FLOAT').trim();
+      if (/^[-+]?inf$/i.test(t)) this.push(t.startsWith('-') ? -Infinity : Infinity);
+      else if (/^[-+]?nan$/i.test(t)) this.push(NaN);
+      else if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) this.push(Number(t));
+      else throw bad(this.path, `invalid FLOAT '${t.slice(0, 40)}'`);
+    },
+    [OP.BINFLOAT]() {
+      // big-endian
+      this.push(this.fixed(8, 'BINFLOAT', (at) => this.view.getFloat64(at, false)));
+    },
+  };
 
   /** Text and byte strings, and buffers. */
-  private strings(op: number): boolean {
-    const path = this.path;
-    switch (op) {
-      case OP.STRING: {
-        // protocol 0: a quoted Python 2 byte string, read as latin-1
-        const t = this.line('STRING').trimEnd();
-        const quote = t[0];
-        if ((quote !== "'" && quote !== '"') || t.length < 2 || t[t.length - 1] !== quote) throw bad(path, 'STRING is not quoted');
-        this.push(unescapePy2(t.slice(1, -1), path));
-        return true;
-      }
-      case OP.BINSTRING: {
-        const n = this.i32('BINSTRING');
-        if (n < 0) throw bad(path, 'BINSTRING with a negative length');
-        this.push(latin1.decode(this.take(n, 'BINSTRING')));
-        return true;
-      }
-      case OP.SHORT_BINSTRING:
-        this.push(latin1.decode(this.take(this.u8(), 'SHORT_BINSTRING')));
-        return true;
-      case OP.UNICODE: {
-        // protocol 0
-        const end = this.bytes.indexOf(0x0a, this.pos);
-        if (end < 0) throw bad(path, 'the data ends inside UNICODE (no newline)');
-        this.push(rawUnicodeEscape(this.bytes.subarray(this.pos, end), path));
-        this.pos = end + 1;
-        return true;
-      }
-      case OP.BINUNICODE:
-        this.push(this.text(this.take(this.u32(), 'BINUNICODE')));
-        return true;
-      case OP.SHORT_BINUNICODE:
-        this.push(this.text(this.take(this.u8(), 'SHORT_BINUNICODE')));
-        return true;
-      case OP.BINUNICODE8:
-        this.push(this.text(this.take(this.u64(), 'BINUNICODE8')));
-        return true;
-      case OP.BINBYTES:
-        this.push(this.take(this.u32(), 'BINBYTES'));
-        return true;
-      case OP.SHORT_BINBYTES:
-        this.push(this.take(this.u8(), 'SHORT_BINBYTES'));
-        return true;
-      case OP.BINBYTES8:
-        this.push(this.take(this.u64(), 'BINBYTES8'));
-        return true;
-      case OP.BYTEARRAY8:
-        this.push(this.take(this.u64(), 'BYTEARRAY8'));
-        return true;
-      case OP.NEXT_BUFFER:
-        throw bad(path, 'out-of-band buffers (NEXT_BUFFER) are not supported');
-      case OP.READONLY_BUFFER:
-        this.top();
-        return true;
-      default:
-        return false;
-    }
-  }
+  private static readonly strings: Actions = {
+    [OP.STRING]() {
+      // protocol 0: a quoted Python 2 byte string, read as latin-1
+      const t = this.line('STRING').trimEnd();
+      const quote = t[0];
+      if ((quote !== "'" && quote !== '"') || t.length < 2 || t[t.length - 1] !== quote) throw bad(this.path, 'STRING is not quoted');
+      this.push(unescapePy2(t.slice(1, -1), this.path));
+    },
+    [OP.BINSTRING]() {
+      const n = this.i32('BINSTRING');
+      if (n < 0) throw bad(this.path, 'BINSTRING with a negative length');
+      this.push(latin1.decode(this.take(n, 'BINSTRING')));
+    },
+    [OP.SHORT_BINSTRING]() {
+      this.push(latin1.decode(this.take(this.u8(), 'SHORT_BINSTRING')));
+    },
+    [OP.UNICODE]() {
+      // protocol 0
+      const end = this.bytes.indexOf(0x0a, this.pos);
+      if (end < 0) throw bad(this.path, 'the data ends inside UNICODE (no newline)');
+      this.push(rawUnicodeEscape(this.bytes.subarray(this.pos, end), this.path));
+      this.pos = end + 1;
+    },
+    [OP.BINUNICODE]() {
+      this.push(this.text(this.take(this.u32(), 'BINUNICODE')));
+    },
+    [OP.SHORT_BINUNICODE]() {
+      this.push(this.text(this.take(this.u8(), 'SHORT_BINUNICODE')));
+    },
+    [OP.BINUNICODE8]() {
+      this.push(this.text(this.take(this.u64(), 'BINUNICODE8')));
+    },
+    [OP.BINBYTES]() {
+      this.push(this.take(this.u32(), 'BINBYTES'));
+    },
+    [OP.SHORT_BINBYTES]() {
+      this.push(this.take(this.u8(), 'SHORT_BINBYTES'));
+    },
+    [OP.BINBYTES8]() {
+      this.push(this.take(this.u64(), 'BINBYTES8'));
+    },
+    [OP.BYTEARRAY8]() {
+      this.push(this.take(this.u64(), 'BYTEARRAY8'));
+    },
+    [OP.NEXT_BUFFER]() {
+      throw bad(this.path, 'out-of-band buffers (NEXT_BUFFER) are not supported');
+    },
+    [OP.READONLY_BUFFER]() {
+      this.top();
+    },
+  };
 
   /** Tuples, lists, dicts and sets. */
-  private containers(op: number): boolean {
-    switch (op) {
-      case OP.EMPTY_TUPLE:
-        this.push(new Tuple([]));
-        return true;
-      case OP.TUPLE: {
-        // popMark() swaps the stack, so it must run before the push.
-        const items = this.popMark();
-        this.push(new Tuple(items));
-        return true;
-      }
-      case OP.TUPLE1:
-        this.push(new Tuple([this.pop()]));
-        return true;
-      case OP.TUPLE2: {
-        const b = this.pop();
-        this.push(new Tuple([this.pop(), b]));
-        return true;
-      }
-      case OP.TUPLE3: {
-        const c = this.pop();
-        const b = this.pop();
-        this.push(new Tuple([this.pop(), b, c]));
-        return true;
-      }
-      case OP.EMPTY_LIST:
-        this.push([]);
-        return true;
-      case OP.LIST: {
-        const items = this.popMark();
-        this.push(items);
-        return true;
-      }
-      case OP.APPEND: {
-        const item = this.pop();
-        this.appendTo(this.top(), [item]);
-        return true;
-      }
-      case OP.APPENDS: {
-        const items = this.popMark();
-        this.appendTo(this.top(), items);
-        return true;
-      }
-      case OP.EMPTY_DICT:
-        this.push(new Dict());
-        return true;
-      case OP.DICT: {
-        const d = new Dict();
-        this.setItems(d, this.popMark());
-        this.push(d);
-        return true;
-      }
-      case OP.SETITEM: {
-        const value = this.pop();
-        const key = this.pop();
-        this.setItems(this.top(), [key, value]);
-        return true;
-      }
-      case OP.SETITEMS: {
-        const items = this.popMark();
-        this.setItems(this.top(), items);
-        return true;
-      }
-      case OP.EMPTY_SET:
-        this.push(new PySet([], false));
-        return true;
-      case OP.ADDITEMS: {
-        const items = this.popMark();
-        const target = this.top();
-        if (!(target instanceof PySet) || target.frozen) throw bad(this.path, 'ADDITEMS to something that is not a set');
-        target.items.push(...items);
-        return true;
-      }
-      case OP.FROZENSET: {
-        const items = this.popMark();
-        this.push(new PySet(items, true));
-        return true;
-      }
-      default:
-        return false;
-    }
-  }
+  private static readonly containers: Actions = {
+    [OP.EMPTY_TUPLE]() {
+      this.push(new Tuple([]));
+    },
+    [OP.TUPLE]() {
+      // popMark() swaps the stack, so it must run before the push.
+      const items = this.popMark();
+      this.push(new Tuple(items));
+    },
+    [OP.TUPLE1]() {
+      this.push(new Tuple([this.pop()]));
+    },
+    [OP.TUPLE2]() {
+      const b = this.pop();
+      this.push(new Tuple([this.pop(), b]));
+    },
+    [OP.TUPLE3]() {
+      const c = this.pop();
+      const b = this.pop();
+      this.push(new Tuple([this.pop(), b, c]));
+    },
+    [OP.EMPTY_LIST]() {
+      this.push([]);
+    },
+    [OP.LIST]() {
+      const items = this.popMark();
+      this.push(items);
+    },
+    [OP.APPEND]() {
+      const item = this.pop();
+      this.appendTo(this.top(), [item]);
+    },
+    [OP.APPENDS]() {
+      const items = this.popMark();
+      this.appendTo(this.top(), items);
+    },
+    [OP.EMPTY_DICT]() {
+      this.push(new Dict());
+    },
+    [OP.DICT]() {
+      const d = new Dict();
+      this.setItems(d, this.popMark());
+      this.push(d);
+    },
+    [OP.SETITEM]() {
+      const value = this.pop();
+      const key = this.pop();
+      this.setItems(this.top(), [key, value]);
+    },
+    [OP.SETITEMS]() {
+      const items = this.popMark();
+      this.setItems(this.top(), items);
+    },
+    [OP.EMPTY_SET]() {
+      this.push(new PySet([], false));
+    },
+    [OP.ADDITEMS]() {
+      const items = this.popMark();
+      const target = this.top();
+      if (!(target instanceof PySet) || target.frozen) throw bad(this.path, 'ADDITEMS to something that is not a set');
+      target.items.push(...items);
+    },
+    [OP.FROZENSET]() {
+      const items = this.popMark();
+      this.push(new PySet(items, true));
+    },
+  };
 
   private appendTo(target: unknown, items: unknown[]): void {
     if (Array.isArray(target)) {
@@ -482,40 +457,33 @@ class Unpickler {
   }
 
   /** The memo: PUT and GET in their forms. */
-  private memoOps(op: number): boolean {
-    const path = this.path;
-    switch (op) {
-      case OP.PUT: {
-        const t = this.line('PUT');
-        if (!/^\d+$/.test(t)) throw bad(path, `invalid PUT index '${t.slice(0, 40)}'`);
-        this.memo.set(Number(t), this.top());
-        return true;
-      }
-      case OP.BINPUT:
-        this.memo.set(this.u8(), this.top());
-        return true;
-      case OP.LONG_BINPUT:
-        this.memo.set(this.u32(), this.top());
-        return true;
-      case OP.MEMOIZE:
-        this.memo.set(this.memo.size, this.top());
-        return true;
-      case OP.GET: {
-        const t = this.line('GET');
-        if (!/^\d+$/.test(t)) throw bad(path, `invalid GET index '${t.slice(0, 40)}'`);
-        this.push(this.memoGet(Number(t)));
-        return true;
-      }
-      case OP.BINGET:
-        this.push(this.memoGet(this.u8()));
-        return true;
-      case OP.LONG_BINGET:
-        this.push(this.memoGet(this.u32()));
-        return true;
-      default:
-        return false;
-    }
-  }
+  private static readonly memoOps: Actions = {
+    [OP.PUT]() {
+      const t = this.line('PUT');
+      if (!/^\d+$/.test(t)) throw bad(this.path, `invalid PUT index '${t.slice(0, 40)}'`);
+      this.memo.set(Number(t), this.top());
+    },
+    [OP.BINPUT]() {
+      this.memo.set(this.u8(), this.top());
+    },
+    [OP.LONG_BINPUT]() {
+      this.memo.set(this.u32(), this.top());
+    },
+    [OP.MEMOIZE]() {
+      this.memo.set(this.memo.size, this.top());
+    },
+    [OP.GET]() {
+      const t = this.line('GET');
+      if (!/^\d+$/.test(t)) throw bad(this.path, `invalid GET index '${t.slice(0, 40)}'`);
+      this.push(this.memoGet(Number(t)));
+    },
+    [OP.BINGET]() {
+      this.push(this.memoGet(this.u8()));
+    },
+    [OP.LONG_BINGET]() {
+      this.push(this.memoGet(this.u32()));
+    },
+  };
 
   private memoGet(index: number): unknown {
     if (!this.memo.has(index)) throw bad(this.path, `memo entry ${index} is read before it is written`);
@@ -523,75 +491,68 @@ class Unpickler {
   }
 
   /** Globals, calls, BUILD and persistent ids: what the allowlist or the profile decides. */
-  private objects(op: number): boolean {
-    const path = this.path;
-    const profile = this.profile;
-    switch (op) {
-      case OP.GLOBAL: {
-        const module = this.line('GLOBAL');
-        const name = this.line('GLOBAL');
-        this.push(this.findGlobal(module, name));
-        return true;
+  private static readonly objects: Actions = {
+    [OP.GLOBAL]() {
+      const module = this.line('GLOBAL');
+      const name = this.line('GLOBAL');
+      this.push(this.findGlobal(module, name));
+    },
+    [OP.STACK_GLOBAL]() {
+      const name = this.pop();
+      const module = this.pop();
+      if (typeof module !== 'string' || typeof name !== 'string') throw bad(this.path, 'STACK_GLOBAL needs two strings');
+      this.push(this.findGlobal(module, name));
+    },
+    [OP.REDUCE]() {
+      const args = this.pop();
+      const callable = this.pop();
+      this.push(this.call(callable, args));
+    },
+    [OP.NEWOBJ]() {
+      const profile = this.profile;
+      // cls.__new__(cls, *args); only OrderedDict is ever built this way here.
+      const args = this.pop();
+      const cls = this.pop();
+      if (profile && this.isOwned(cls) && args instanceof Tuple) this.push(this.owned(profile.call(cls, args.items.map((a) => this.plain(a)), true)));
+      else if (cls instanceof Global && cls.handler === 'ordereddict' && args instanceof Tuple && args.items.length === 0) this.push(new Dict());
+      else throw unsafeCall(cls, this.path);
+    },
+    [OP.INST]() {
+      const module = this.line('INST');
+      const name = this.line('INST');
+      this.findGlobal(module, name);
+      throw unsafeCall(new Global(module, name, 'value'), this.path);
+    },
+    [OP.NEWOBJ_EX]() {
+      throw unsafeCall(this.stack[this.stack.length - 3], this.path);
+    },
+    [OP.OBJ]() {
+      throw unsafeCall(this.stack[0], this.path);
+    },
+    [OP.BUILD]() {
+      const profile = this.profile;
+      const state = this.pop();
+      const target = this.top();
+      if (profile && this.isOwned(target)) {
+        if (!profile.build) throw bad(this.path, `BUILD of an object the ${profile.name} profile does not build`);
+        profile.build(target, this.plain(state));
+      } else if (profile?.dictState === 'attributes' && target instanceof Dict && state instanceof Dict) {
+        // An OrderedDict's __dict__ (a state dict's _metadata): attributes, not items.
+      } else build(target, state, this.path);
+    },
+    ...same([OP.PERSID, OP.BINPERSID], function (op) {
+      const profile = this.profile;
+      if (profile?.persistentLoad) {
+        const pid = op === OP.PERSID ? this.line('PERSID') : this.pop();
+        this.push(this.owned(profile.persistentLoad(this.plain(pid))));
+        return;
       }
-      case OP.STACK_GLOBAL: {
-        const name = this.pop();
-        const module = this.pop();
-        if (typeof module !== 'string' || typeof name !== 'string') throw bad(path, 'STACK_GLOBAL needs two strings');
-        this.push(this.findGlobal(module, name));
-        return true;
-      }
-      case OP.REDUCE: {
-        const args = this.pop();
-        const callable = this.pop();
-        this.push(this.call(callable, args));
-        return true;
-      }
-      case OP.NEWOBJ: {
-        // cls.__new__(cls, *args); only OrderedDict is ever built this way here.
-        const args = this.pop();
-        const cls = this.pop();
-        if (profile && this.isOwned(cls) && args instanceof Tuple) this.push(this.owned(profile.call(cls, args.items.map((a) => this.plain(a)), true)));
-        else if (cls instanceof Global && cls.handler === 'ordereddict' && args instanceof Tuple && args.items.length === 0) this.push(new Dict());
-        else throw unsafeCall(cls, path);
-        return true;
-      }
-      case OP.INST: {
-        const module = this.line('INST');
-        const name = this.line('INST');
-        this.findGlobal(module, name);
-        throw unsafeCall(new Global(module, name, 'value'), path);
-      }
-      case OP.NEWOBJ_EX:
-        throw unsafeCall(this.stack[this.stack.length - 3], path);
-      case OP.OBJ:
-        throw unsafeCall(this.stack[0], path);
-      case OP.BUILD: {
-        const state = this.pop();
-        const target = this.top();
-        if (profile && this.isOwned(target)) {
-          if (!profile.build) throw bad(path, `BUILD of an object the ${profile.name} profile does not build`);
-          profile.build(target, this.plain(state));
-        } else if (profile?.dictState === 'attributes' && target instanceof Dict && state instanceof Dict) {
-          // An OrderedDict's __dict__ (a state dict's _metadata): attributes, not items.
-        } else build(target, state, path);
-        return true;
-      }
-      case OP.PERSID:
-      case OP.BINPERSID:
-        if (profile?.persistentLoad) {
-          const pid = op === OP.PERSID ? this.line('PERSID') : this.pop();
-          this.push(this.owned(profile.persistentLoad(this.plain(pid))));
-          return true;
-        }
-        throw new TensorioError('ERR_UNSAFE_PICKLE', 'the pickle uses persistent ids, which need caller code to resolve; nothing was run', { path });
-      case OP.EXT1:
-      case OP.EXT2:
-      case OP.EXT4:
-        throw new TensorioError('ERR_UNSAFE_PICKLE', 'the pickle uses the copyreg extension registry, which names arbitrary globals; nothing was run', { path });
-      default:
-        return false;
-    }
-  }
+      throw new TensorioError('ERR_UNSAFE_PICKLE', 'the pickle uses persistent ids, which need caller code to resolve; nothing was run', { path: this.path });
+    }),
+    ...same([OP.EXT1, OP.EXT2, OP.EXT4], function () {
+      throw new TensorioError('ERR_UNSAFE_PICKLE', 'the pickle uses the copyreg extension registry, which names arbitrary globals; nothing was run', { path: this.path });
+    }),
+  };
 
   private findGlobal(module: string, name: string): unknown {
     const found = resolveGlobal(module, name, this.profile, this.path);
@@ -608,4 +569,16 @@ class Unpickler {
     if (!(args instanceof Tuple)) throw bad(this.path, `the arguments of ${callable.module}.${callable.name} are not a tuple`);
     return reduce(callable, args.items, this.path);
   }
+
+  /** Every opcode's action, indexed by opcode (declared after the groups: static fields initialize in order). */
+  private static readonly actions: readonly (Action | undefined)[] = Object.assign(
+    new Array<Action | undefined>(256).fill(undefined),
+    Unpickler.control,
+    Unpickler.numbers,
+    Unpickler.strings,
+    Unpickler.containers,
+    Unpickler.memoOps,
+    Unpickler.objects,
+  );
+
 }

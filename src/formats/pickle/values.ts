@@ -8,7 +8,8 @@ import { halfToNumber } from '../../convert.js';
 import { dtypeFromNumpyCode, dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { shapeSize, type NdArray } from '../../ndarray.js';
-import { arrayFromBuffer, type NpyHeader } from '../npy.js';
+import { arrayFromBuffer } from '../numpy/array.js';
+import { type NpyHeader } from '../numpy/header.js';
 
 /** A Python global that appears in a pickle as a value (e.g. the class `range`), never called. */
 export class PythonGlobal {

@@ -4,27 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import {
-  asCOrder,
-  decodeNpy,
-  encodeNpyHeader,
-  isMapped,
-  ndarray,
-  ones,
-  openNpy,
-  parseNpyHeader,
-  readNpy,
-  readNpySync,
-  TensorioError,
-  unmap,
-  writeNpy,
-  writeNpySync,
-  zeros,
-  type ErrorCode,
-  type NdArray,
-} from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { NATIVE_MODE, tempDir } from './helpers.js';
+import { TensorioError, asCOrder, decodeNpy, encodeNpyHeader, isMapped, ndarray, ones, openNpy, parseNpyHeader, readNpy, readNpySync, unmap, writeNpy, writeNpySync, zeros, type ErrorCode, type NdArray } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { NATIVE_MODE, tempDir } from '../../helpers.js';
 
 const dir = tempDir('npy');
 let counter = 0;

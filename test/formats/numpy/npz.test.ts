@@ -1,4 +1,8 @@
-/** .npz archives: NumPy both ways, mapping, laziness, every error code, truncation, round trips. */
+/**
+ * .npz archives: NumPy both ways, mapping, laziness, every error code, truncation, round trips.
+ * Internal on purpose: AtomicWriter and ZipWriter (src/io/atomic-writer.ts, src/formats/zip.ts) build archives
+ * the public writer cannot (forced ZIP64, odd layouts); bytesOf compares bytes.
+ */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -7,13 +11,12 @@ import * as zlib from 'node:zlib';
 import { describe, test } from 'node:test';
 import * as fc from 'fast-check';
 
-import { ndarray, openNpz, readNpz, TensorioError, writeNpz, type DType, type NdArray } from '../src/index.js';
-import { AtomicWriter } from '../src/io.js';
-import { bytesOf } from '../src/ndarray.js';
-import { encodeNpy } from '../src/formats/npy.js';
-import { ZipWriter } from '../src/formats/zip.js';
-import { expectCode } from './expect-code.js';
-import { NATIVE_MODE, numpyPythons, runPython, runPythonWith, tempDir } from './helpers.js';
+import { TensorioError, encodeNpy, ndarray, openNpz, readNpz, writeNpz, type DType, type NdArray } from '../../../src/index.js';
+import { AtomicWriter } from '../../../src/io/atomic-writer.js';
+import { bytesOf } from '../../../src/ndarray.js';
+import { ZipWriter } from '../../../src/formats/zip.js';
+import { expectCode } from '../../expect-code.js';
+import { NATIVE_MODE, numpyPythons, runPython, runPythonWith, tempDir } from '../../helpers.js';
 import { DESCRIBE } from './npz-describe.js';
 
 const dir = tempDir('npz');
@@ -76,7 +79,7 @@ np.savez(sys.argv[3], arrays['f4'], arrays['big'])`;
       for (const [i, dtype] of DTYPES.entries()) {
         const a = ndarray(new Uint8Array(24 * [1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16][i]!).map((_, j) => (j * 37 + i) % (dtype === 'bool' ? 2 : 256)) as unknown as Uint8Array, [24 * [1, 1, 1, 2, 2, 4, 4, 8, 8, 2, 4, 8, 8, 16][i]!], 'uint8');
         const { data } = a;
-        const { array: ctor, lanes } = (await import('../src/dtype.js')).dtypeInfo(dtype);
+        const { array: ctor, lanes } = (await import('../../../src/dtype.js')).dtypeInfo(dtype);
         const typed = new ctor(data.buffer, 0, data.byteLength / ctor.BYTES_PER_ELEMENT);
         arrays[`m_${dtype}`] = { dtype, shape: [2, typed.length / lanes / 2], data: typed };
       }

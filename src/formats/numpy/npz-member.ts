@@ -10,13 +10,15 @@
  * past that the read stops at the data and the CRC is not checked (NumPy never checks it in
  * this case either: zipfile checks the CRC only on reaching the end of a member).
  */
-import { TensorioError } from '../errors.js';
-import { allocateForRead } from '../io.js';
-import { type LoadedArray } from '../ndarray.js';
-import { arrayFromBuffer, decodeNpy, isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './npy.js';
-import { decodeStrings, type StringArray } from './npy-strings.js';
+import { TensorioError } from '../../errors.js';
+import { allocateForRead } from '../../io/read.js';
+import { runAsync, runSync, type ByteSource, type Reads } from '../../io/source.js';
+import { type LoadedArray } from '../../ndarray.js';
+import { checkCrc, crc32, inflateWholeSync, readIntoWithCrc, type ZipEntry } from '../zip.js';
+import { arrayFromBuffer, decodeNpy } from './array.js';
+import { isObjectDescr, npyHeaderEnd, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyHeader, type NpyRawHeader, type NpyReadOptions } from './header.js';
 import { inflateChunks, inflatePrefixSync } from './inflate.js';
-import { checkCrc, crc32, inflateWholeSync, readIntoWithCrc, type ZipEntry, type ZipSource, type ZipSourceSync } from './zip.js';
+import { decodeStrings, type StringArray } from './strings.js';
 
 // A member's .npy preamble is at most 12 bytes (magic, version, 4-byte length).
 const PREAMBLE = 12;
@@ -35,7 +37,7 @@ export type MemberResult = { array: LoadedArray | StringArray } | { pickle: NpyR
 
 /**
  * The resolved header: a numeric dtype, or (with `strings`) a string array's placeholder header
- * (npy.ts stringHeader). Throws ERR_UNSUPPORTED_DTYPE for other descrs.
+ * (header.ts stringHeader). Throws ERR_UNSUPPORTED_DTYPE for other descrs.
  */
 function resolveHeader(raw: NpyRawHeader, bytes: Uint8Array, where: string, options: NpyReadOptions, size: number): Resolved {
   const strings = options.strings ? stringHeader(raw, where) : undefined;
@@ -202,7 +204,7 @@ class MemberSink {
  * Reads a deflated member's header and, unless it is a pickle or `wantData` is false, its
  * declared data, inflating no further than the rule above allows.
  */
-async function inflateMember(source: ZipSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions, wantData: boolean): Promise<MemberSink> {
+async function inflateMember(source: ByteSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions, wantData: boolean): Promise<MemberSink> {
   const sink = new MemberSink(entry, where, path, options, wantData);
   const ended = await inflateChunks(source, start, entry.compressedSize, entry.name, path, (chunk) => sink.take(chunk));
   sink.finish(ended);
@@ -211,19 +213,20 @@ async function inflateMember(source: ZipSource, entry: ZipEntry, start: number, 
 }
 
 /** The header of a stored member: a small probe, then the rest once its length is known. */
-async function storedHeader(source: ZipSource, entry: ZipEntry, start: number, where: string, options: NpyReadOptions): Promise<Uint8Array> {
-  const first = await source.readAsync(start, Math.min(entry.compressedSize, FIRST_HEAD), `member '${entry.name}'`);
+function* storedHeader(entry: ZipEntry, start: number, where: string, options: NpyReadOptions): Reads<Uint8Array> {
+  const what = `member '${entry.name}'`;
+  const first = yield [start, Math.min(entry.compressedSize, FIRST_HEAD), what];
   const end = npyHeaderEnd(first, entry.compressedSize, where, options);
-  return end > first.length ? source.readAsync(start, end, `member '${entry.name}'`) : first.subarray(0, end);
+  return end > first.length ? yield [start, end, what] : first.subarray(0, end);
 }
 
 /**
  * The `.npy` header of a member (stored or deflated), reading or inflating only its first bytes.
  * @returns the raw header, and the resolved one unless the member is a pickle.
  */
-export async function readMemberHeader(source: ZipSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions): Promise<{ raw: NpyRawHeader; header?: NpyHeader }> {
+export async function readMemberHeader(source: ByteSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions): Promise<{ raw: NpyRawHeader; header?: NpyHeader }> {
   if (entry.method === 0) {
-    const bytes = await storedHeader(source, entry, start, where, options);
+    const bytes = await runAsync(storedHeader(entry, start, where, options), source);
     const raw = parseNpyRawHeader(bytes, where, options, entry.uncompressedSize);
     return isObjectDescr(raw.descr) ? { raw } : { raw, header: resolveHeader(raw, bytes, where, options, entry.uncompressedSize).header };
   }
@@ -235,13 +238,13 @@ export async function readMemberHeader(source: ZipSource, entry: ZipEntry, start
  * Reads a member's array (its data at offset 0 of a buffer of its own, so it is aligned
  * whatever the archive's layout), CRC-checked as it arrives under the rule above.
  */
-export async function readNpyMember(source: ZipSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions): Promise<MemberResult> {
+export async function readNpyMember(source: ByteSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions): Promise<MemberResult> {
   if (entry.method !== 0) {
     const sink = await inflateMember(source, entry, start, where, path, options, true);
     if (!sink.header) return { pickle: sink.raw as NpyRawHeader };
     return { array: build({ header: sink.header, strings: sink.strings }, new Uint8Array(sink.dataBuffer(), 0, sink.header.dataLength), where, true) };
   }
-  const prefix = await storedHeader(source, entry, start, where, options);
+  const prefix = await runAsync(storedHeader(entry, start, where, options), source);
   const plan = planMember(prefix, entry.compressedSize, where, options);
   if ('pickle' in plan) return plan;
   const { resolved, needed } = plan;
@@ -260,12 +263,10 @@ export async function readNpyMember(source: ZipSource, entry: ZipEntry, start: n
  * Synchronous {@link readNpyMember}. Stored members of an in-memory source come back as views
  * into it where aligned and native-endian (as decodeNpy gives them), else as copies.
  */
-export function readNpyMemberSync(source: ZipSourceSync, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions): MemberResult {
+export function readNpyMemberSync(source: ByteSource, entry: ZipEntry, start: number, where: string, path: string, options: NpyReadOptions): MemberResult {
   const what = `member '${entry.name}'`;
   if (entry.method === 0) {
-    const first = source.read(start, Math.min(entry.compressedSize, FIRST_HEAD), what);
-    const end = npyHeaderEnd(first, entry.compressedSize, where, options);
-    const prefix = end > first.length ? source.read(start, end, what) : first.subarray(0, end);
+    const prefix = runSync(storedHeader(entry, start, where, options), source);
     const plan = planMember(prefix, entry.compressedSize, where, options);
     if ('pickle' in plan) return plan;
     const { resolved, needed } = plan;

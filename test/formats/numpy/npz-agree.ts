@@ -1,9 +1,12 @@
-/** Whether the synchronous .npz readers agree with readNpz on a file (same arrays, or the same refusal). */
+/**
+ * Whether the synchronous .npz readers agree with readNpz on a file (same arrays, or the same refusal).
+ * Internal on purpose: bytesOf (src/ndarray.ts) compares the arrays' bytes.
+ */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 
-import { decodeNpz, readNpz, readNpzSync, TensorioError, type LoadedArray } from '../src/index.js';
-import { bytesOf } from '../src/ndarray.js';
+import { TensorioError, decodeNpz, readNpz, readNpzSync, type LoadedArray } from '../../../src/index.js';
+import { bytesOf } from '../../../src/ndarray.js';
 
 type Outcome = { ok: true; arrays: Record<string, unknown> } | { ok: false; code: string };
 

@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { decodeNpz, isStringArray, openNpz, readNpy, readNpySync, readNpz, readNpzSync, stringArray, writeNpy, writeNpz, type StringArray } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
+import { decodeNpz, isStringArray, openNpz, readNpy, readNpySync, readNpz, readNpzSync, stringArray, writeNpy, writeNpz, type StringArray } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { numpyPythons, runPythonWith, tempDir } from '../../helpers.js';
 
 /** Writes the string arrays with np.save / np.savez and prints each one's elements, NumPy's way. */
 const GENERATE = String.raw`

@@ -20,12 +20,12 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
-import './tfjs-backend.js';
+import '../../tfjs-backend.js';
 
-import { load as mainLoad, unpickle, type NdArray } from '../src/index.js';
-import { load as tfLoad } from '../src/tfjs/index.js';
-import { expectCode } from './expect-code.js';
-import { runOracleJson, runPythonJson, tempDir } from './helpers.js';
+import { load as mainLoad, unpickle, type NdArray } from '../../../src/index.js';
+import { load as tfLoad } from '../../../src/tfjs/index.js';
+import { expectCode } from '../../expect-code.js';
+import { runOracleJson, runPythonJson, tempDir } from '../../helpers.js';
 
 const dir = tempDir('pickle-tf');
 

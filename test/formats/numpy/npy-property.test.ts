@@ -4,9 +4,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 
-import { decodeNpy, encodeNpy, readNpy, TensorioError, writeNpy, type DType, type NdArray } from '../src/index.js';
-import { dtypeInfo } from '../src/dtype.js';
-import { tempDir } from './helpers.js';
+import { TensorioError, decodeNpy, dtypeInfo, encodeNpy, readNpy, writeNpy, type DType, type NdArray } from '../../../src/index.js';
+import { tempDir } from '../../helpers.js';
 
 const NUMPY_DTYPES: DType[] = ['bool', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float16', 'float32', 'float64', 'complex64', 'complex128'];
 

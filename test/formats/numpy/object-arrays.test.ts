@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { load, objectArray, save, type PyObject } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
+import { load, objectArray, save, type PyObject } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { numpyPythons, runPythonWith, tempDir } from '../../helpers.js';
 
 const dir = tempDir('object-arrays');
 

@@ -1,25 +1,24 @@
 /**
  * `.npy` header rules, judged by real NumPy (Debian's 1.24 and the oracle's 2.1): every header
- * below is loaded by np.load and by every tensorio read path (test/npy-verdict.ts), and tensorio
+ * below is loaded by np.load and by every tensorio read path (npy-verdict.ts), and tensorio
  * must read what NumPy reads (same dtype, shape, bytes) and refuse what NumPy refuses.
  *
  * - shapes must be tuples of Python ints: `(6.0,)`, `(2j,)`, `[2]`, `(True, 2)` are refused;
  * - keys must be str: `{b'descr': ...}` is refused, and so is a bytes descr;
  * - Python 2's `L` suffix is stripped in 1.0 and 2.0 headers only (NumPy's `_filter_header`);
  * - NumPy's one-character type codes (`'f'`, `'d'`, `'<h'`, `'>Q'`, ...) read as np.dtype reads them.
+ *
+ * Internal on purpose: bytesOf (src/ndarray.ts) compares the bytes tensorio read with NumPy's.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load } from '../src/containers.js';
-import { TensorioError } from '../src/errors.js';
-import { readNpy, readNpySync } from '../src/formats/npy.js';
-import { decodeNpz, openNpz, readNpz, readNpzSync } from '../src/formats/npz.js';
-import { bytesOf, type LoadedArray } from '../src/ndarray.js';
-import { expectCode } from './expect-code.js';
-import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from './helpers.js';
+import { TensorioError, decodeNpz, load, openNpz, readNpy, readNpySync, readNpz, readNpzSync, type LoadedArray } from '../../../src/index.js';
+import { bytesOf } from '../../../src/ndarray.js';
+import { expectCode } from '../../expect-code.js';
+import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from '../../helpers.js';
 import { assertBothRefuse, assertSameArray, numpyVerdicts, rawNpy, tensorioOutcome } from './npy-verdict.js';
 
 const dir = tempDir('npy-header');

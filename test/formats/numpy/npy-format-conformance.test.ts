@@ -18,12 +18,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load } from '../src/containers.js';
-import { encodeNpyHeader, openNpy, parseNpyHeader, readNpy, readNpySync, writeNpy } from '../src/formats/npy.js';
-import { openNpz, readNpz, readNpzSync, writeNpz } from '../src/formats/npz.js';
-import { asCOrder, type LoadedArray } from '../src/ndarray.js';
-import { expectCode } from './expect-code.js';
-import { numpyPythons, runPythonWith, tempDir } from './helpers.js';
+import { asCOrder, encodeNpyHeader, load, openNpy, openNpz, parseNpyHeader, readNpy, readNpySync, readNpz, readNpzSync, writeNpy, writeNpz, type LoadedArray } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { numpyPythons, runPythonWith, tempDir } from '../../helpers.js';
 import { assertBothRefuse, assertSameArray, dtypeOfNumpy, memberVerdict, numpyVerdicts, rawNpy, tensorioOutcome, type NumpyVerdict } from './npy-verdict.js';
 
 /** Writes what test_format.py builds, with the NumPy under test; prints the manifest. */

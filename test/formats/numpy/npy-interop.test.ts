@@ -8,11 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { expectCode } from './expect-code.js';
+import { expectCode } from '../../expect-code.js';
 
-import { load, readNpy, readNpySync, writeNpy, type DType, type NdArray } from '../src/index.js';
-import { dtypeInfo } from '../src/dtype.js';
-import { NATIVE_MODE, numpyPythons, oraclePython, runPythonWith, tempDir } from './helpers.js';
+import { dtypeInfo, load, readNpy, readNpySync, writeNpy, type DType, type NdArray } from '../../../src/index.js';
+import { NATIVE_MODE, numpyPythons, oraclePython, runPythonWith, tempDir } from '../../helpers.js';
 
 interface MatrixEntry {
   file: string;

@@ -8,19 +8,22 @@
  *
  * Also the CRC rule of docs/npz.md: bytes after the declared data are read for the CRC only
  * when there are few of them (as NumPy, which checks the CRC only on reaching a member's end).
+ *
+ * Internal on purpose: the zip reader (src/formats/zip.ts: readMemberPrefix on a raw source),
+ * src/io/'s openForRead and ByteSource, and bytesOf, to reach the member readers below the public entry.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load } from '../src/containers.js';
-import { decodeNpz, openNpz, readNpz, readNpzSync } from '../src/formats/npz.js';
-import { fdSource, readCentralDirectory, readMemberPrefix } from '../src/formats/zip.js';
-import { closeQuietly, openForRead } from '../src/io.js';
-import { bytesOf, type LoadedArray } from '../src/ndarray.js';
-import { expectCode } from './expect-code.js';
-import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from './helpers.js';
+import { decodeNpz, load, openNpz, readNpz, readNpzSync, type LoadedArray } from '../../../src/index.js';
+import { readCentralDirectory, readMemberPrefix } from '../../../src/formats/zip.js';
+import { closeQuietly, openForRead } from '../../../src/io/read.js';
+import { ByteSource } from '../../../src/io/source.js';
+import { bytesOf } from '../../../src/ndarray.js';
+import { expectCode } from '../../expect-code.js';
+import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from '../../helpers.js';
 import { memberVerdict, numpyVerdicts } from './npy-verdict.js';
 
 const dir = tempDir('npz-bomb');
@@ -156,7 +159,7 @@ describe('the 1 MB .npz whose member inflates to 1 GiB past its 10 declared valu
   test('readMemberPrefix (for the zip reader\'s other users, e.g. a PyTorch storage of known size) inflates only what it is asked for', async () => {
     const { fd, size } = openForRead(file);
     try {
-      const source = fdSource(fd, size, file);
+      const source = ByteSource.ofFile(fd, size, file);
       const [entry] = await readCentralDirectory(source, file);
       assert.ok(entry);
       const { value, cpuMs, rssGrowth } = await measured(() => readMemberPrefix(source, entry, file, 208));

@@ -1,19 +1,20 @@
 /**
  * What real NumPy (`np.load`) and every tensorio `.npy` read path make of the same files, for
- * the header and conformance tests (test/npy-header.test.ts, test/npy-format-conformance.test.ts).
+ * the header and conformance tests (npy-header.test.ts, npy-format-conformance.test.ts).
  * NumPy's verdict is the oracle: the tests assert that tensorio reads what NumPy reads, with the
  * same dtype, shape and bytes, and refuses what NumPy refuses, with a typed error.
+ *
+ * Internal on purpose: bytesOf and dtypeFromNumpyCode (src/ndarray.ts, src/dtype.ts) compare
+ * what tensorio read with NumPy's dtype and bytes.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { load } from '../src/containers.js';
-import { dtypeFromNumpyCode, type DType } from '../src/dtype.js';
-import { decodeNpy, openNpy, readNpy, readNpyHeader, readNpySync } from '../src/formats/npy.js';
-import { TensorioError } from '../src/errors.js';
-import { asCOrder, bytesOf, type NdArray } from '../src/ndarray.js';
-import { runPythonWith } from './helpers.js';
+import { TensorioError, asCOrder, decodeNpy, load, openNpy, readNpy, readNpyHeader, readNpySync, type DType, type NdArray } from '../../../src/index.js';
+import { dtypeFromNumpyCode } from '../../../src/dtype.js';
+import { bytesOf } from '../../../src/ndarray.js';
+import { runPythonWith } from '../../helpers.js';
 
 /** np.load of each file: its dtype, shape, layout and little-endian C-order bytes, or the exception. */
 const NUMPY_VERDICT = String.raw`

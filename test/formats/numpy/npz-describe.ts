@@ -1,4 +1,4 @@
-/** What NumPy sees in an .npz, shared by test/npz.test.ts and the fixtures suite. */
+/** What NumPy sees in an .npz, shared by test/formats/numpy/npz.test.ts and the fixtures suite. */
 
 /**
  * What NumPy sees in each member: dtype, shape, fortran flag and the data bytes in
