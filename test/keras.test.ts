@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { readKerasWeights, TensorioError, writeKerasWeights, type NdArray } from '../src/index.js';
-import { kerasAttributeChunks } from '../src/formats/keras-h5.js';
+import { kerasAttributeChunks } from '../src/formats/keras/weights-h5.js';
 import { h5pyPythons, runPythonWith, tempDir } from './helpers.js';
 import { hex, KERAS_READ, type KerasDump } from './keras-dump.js';
 

@@ -18,7 +18,7 @@ import { openNpz, writeNpz } from '../formats/npz.js';
 import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
 import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
 import { openTorch, writeTorch } from '../formats/torch/index.js';
-import { readKerasArchive } from '../tfjs/keras-archive.js';
+import { readKerasArchive } from '../formats/keras/archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
 import { closeQuietly, openForReadAsync, type WriteOptions } from '../io.js';
 import { byteLength, type NdArray } from '../ndarray.js';

@@ -19,19 +19,19 @@ import { toFloat32 } from '../convert.js';
 import { tfjsArray } from './tfjs-arrays.js';
 import { dtypeInfo } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { isObject, keras3LayerWeights, kerasClassName, kerasToTfjsTopology, tfjsToKerasTopology, type Json, type JsonObject } from '../formats/keras/config.js';
-import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras-h5.js';
+import { isObject, kerasToTfjsTopology, tfjsToKerasTopology, type Json, type JsonObject } from '../formats/keras/config.js';
+import { keras3LayerNames, keras3LayerWeights } from '../formats/keras/naming.js';
+import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras/weights-h5.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { extensionsFor, formatForPath, formatOfName, identifyFile, type FormatId } from '../formats/registry.js';
 import { closeQuietly, openForRead, readExactly, writeAtomic, type WriteOptions } from '../io.js';
 import { type NdArray } from '../ndarray.js';
 // Registers GRUResetAfter, which Keras GRUs with reset_after=True load as.
 import './gru-reset-after.js';
-import { readKerasArchive } from './keras-archive.js';
+import { readKerasArchive } from '../formats/keras/archive.js';
 import { plainWeights, quantizeArtifacts, storedByteLength } from './quantized-artifacts.js';
 import { writeWeightsFile, type LayerToWrite } from './weight-files.js';
 import type { TfjsQuantizationDtype } from '../formats/tfjs-quantization.js';
-import { kerasSnakeCase } from './weights.js';
 
 
 async function readWhole(path: string, what: string): Promise<Uint8Array> {
@@ -118,16 +118,14 @@ async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3',
   try {
     const specs: tf.io.WeightsManifestEntry[] = [];
     const pieces: ArrayBuffer[] = [];
-    const counts = new Map<string, number>();
     const byName = new Map(fileLayers.map((l) => [l.name, l]));
-    for (const layer of probe.layers) {
+    const keras3Names = keras3LayerNames(probe.layers.map((layer) => layer.getClassName()));
+    for (const [index, layer] of probe.layers.entries()) {
       let stored: KerasLayerWeights | undefined;
       if (layout === 'keras3') {
-        if (layer.getClassName() === 'InputLayer') continue;
-        const base = kerasSnakeCase(kerasClassName(layer.getClassName()));
-        const n = counts.get(base) ?? 0;
-        counts.set(base, n + 1);
-        stored = keras3LayerWeights(byName, n === 0 ? base : `${base}_${n}`);
+        const name = keras3Names[index];
+        if (name === undefined) continue;
+        stored = keras3LayerWeights(byName, name);
       } else {
         stored = byName.get(layer.name);
       }

@@ -15,7 +15,7 @@
  *   names in order).
  */
 import { TensorioError } from '../errors.js';
-import { type KerasLayerWeights } from '../formats/keras-h5.js';
+import { type KerasLayerWeights } from '../formats/keras/weights-h5.js';
 import { readNpz, writeNpz } from '../formats/npz.js';
 import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
 import { type WriteOptions } from '../io.js';

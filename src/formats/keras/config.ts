@@ -268,14 +268,3 @@ export function tfjsToKerasTopology(value: Json): Json {
   }
   return out;
 }
-
-/**
- * A layer's weights in a Keras 3 weights file, by its group name below `layers/`: the
- * group's own `vars`, or, for a recurrent layer (whose variables belong to its cell), those of
- * `<name>/cell` (Keras 3 saves `layers/gru/cell/vars/0..2` and an empty `layers/gru/vars`).
- */
-export function keras3LayerWeights<T extends { name: string; weights: unknown[] }>(byPath: Map<string, T>, name: string): T | undefined {
-  const own = byPath.get(name);
-  if (own && own.weights.length > 0) return own;
-  return byPath.get(`${name}/cell`) ?? own;
-}

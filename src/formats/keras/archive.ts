@@ -7,10 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 
-import { TensorioError } from '../errors.js';
-import { decodeKerasWeights, readKerasWeights, type KerasWeightsFile } from '../formats/keras-h5.js';
-import { fdSourceSync, readCentralDirectorySync, readMemberSync, type ZipEntry, type ZipSourceSync } from '../formats/zip.js';
-import { closeQuietly, openForRead, writeAtomic } from '../io.js';
+import { TensorioError } from '../../errors.js';
+import { closeQuietly, openForRead, writeAtomic } from '../../io.js';
+import { fdSourceSync, readCentralDirectorySync, readMemberSync, type ZipEntry, type ZipSourceSync } from '../zip.js';
+import { decodeKerasWeights, readKerasWeights, type KerasWeightsFile } from './weights-h5.js';
 
 /** A `.keras` archive open for reading. */
 export class KerasArchive {
