@@ -10,7 +10,7 @@ import fc from 'fast-check';
 
 import { readNpz, readSafetensors, writeSafetensors, type NdArray } from '../src/index.js';
 import { ioHandler, load, loadWeights, save, saveWeights } from '../src/tfjs/index.js';
-import { readWeightsFile, writeWeightsFile } from '../src/tfjs/weight-files.js';
+import { readWeightsFile, writeWeightsFile } from '../src/formats/weight-files.js';
 import { expectCode } from './expect-code.js';
 import { NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
 

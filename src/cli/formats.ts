@@ -20,6 +20,7 @@ import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from 
 import { openTorch, writeTorch } from '../formats/torch/index.js';
 import { readKerasArchive } from '../formats/keras/archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
+import { storedItemSize } from '../formats/tfjs-model.js';
 import { closeQuietly, openForReadAsync, type WriteOptions } from '../io.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 
@@ -366,8 +367,7 @@ const tfjsFormat: FormatHandler = {
     for (const spec of artifacts.weightSpecs ?? []) {
       const size = spec.shape.reduce((a, b) => a * b, 1);
       const quantization = spec.quantization;
-      const storedDtype = quantization ? quantization.dtype : spec.dtype;
-      const itemSize = storedDtype === 'uint8' || storedDtype === 'bool' ? 1 : storedDtype === 'uint16' || storedDtype === 'float16' ? 2 : storedDtype === 'complex64' ? 8 : 4;
+      const itemSize = storedItemSize(spec) ?? 4;
       const start = offset;
       offset += size * itemSize;
       const dtype: DType | undefined = TFJS_DTYPES[spec.dtype];

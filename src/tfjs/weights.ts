@@ -15,7 +15,7 @@ import { type NdArray } from '../ndarray.js';
 import { readKerasArchive } from '../formats/keras/archive.js';
 import { fromTensor, toTensor } from './tensors.js';
 import { formatForPath, identifyFile } from '../formats/registry.js';
-import { readWeightsFile, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
+import { readWeightsFile, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from '../formats/weight-files.js';
 
 /** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
