@@ -20,12 +20,12 @@ import * as tf from '@tensorflow/tfjs';
 
 import { tfjsArray } from './tfjs-arrays.js';
 import { TensorioError } from '../errors.js';
-import { isObject, kerasToTfjsTopology, tfjsToKerasTopology, type Json, type JsonObject } from '../formats/keras/config.js';
+import { isObject, kerasToTfjsTopology, topologyLayerNames, type Json, type JsonObject } from '../formats/keras/config.js';
 import { keras3LayerNames, keras3LayerWeights } from '../formats/keras/naming.js';
-import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights } from '../formats/keras/weights-h5.js';
-import { readKerasArchive } from '../formats/keras/archive.js';
-import { extensionsFor, formatForPath, formatOfName, identifyFile, type FormatId } from '../formats/registry.js';
-import { ownBuffer, parseJson, plainWeights, quantizeWeights, readTfjsModel, weightArray, writeTfjsModel } from '../formats/tfjs-model.js';
+import { readKerasModel, writeKerasModel } from '../formats/keras/model.js';
+import { type KerasLayerWeights } from '../formats/keras/weights-h5.js';
+import { extensionsFor, formatForPath, formatOfName, type FormatId } from '../formats/registry.js';
+import { ownBuffer, plainWeights, quantizeWeights, readTfjsModel, writeTfjsModel } from '../formats/tfjs-model.js';
 import type { TfjsQuantizationDtype } from '../formats/tfjs-quantization.js';
 import { readSafetensorsModel, writeSafetensorsModel } from '../formats/weight-files.js';
 import { type WriteOptions } from '../io.js';
@@ -36,19 +36,7 @@ import './gru-reset-after.js';
 const GENERATED_BY = `TensorFlow.js tfjs-layers v${tf.version_layers}`;
 
 // ---------------------------------------------------------------------------------------
-// Keras configurations → something tfjs-layers deserialises.
-
-function layerConfigs(topology: JsonObject): JsonObject[] {
-  const config = topology.config;
-  const layers = isObject(config) ? config.layers : Array.isArray(config) ? config : undefined;
-  return Array.isArray(layers) ? layers.filter(isObject) : [];
-}
-
-function layerName(layer: JsonObject): string | undefined {
-  if (typeof layer.name === 'string') return layer.name;
-  const config = layer.config;
-  return isObject(config) && typeof config.name === 'string' ? config.name : undefined;
-}
+// Keras models (src/formats/keras/model.ts): a probe model pairs the file's weights with tfjs's variables.
 
 function knownTfjsClass(name: string): boolean {
   return name in (tf.serialization.SerializationMap.getMap().classNameMap as Record<string, unknown>);
@@ -114,23 +102,8 @@ async function kerasArtifacts(topology: JsonObject, layout: 'legacy' | 'keras3',
 }
 
 async function loadKeras(path: string): Promise<tf.io.ModelArtifacts> {
-  // A Keras 3 .keras archive is a zip; a legacy Keras model (.h5, or .keras from some tf.keras versions) is HDF5.
-  if ((await identifyFile(path, 'ioHandlerLoad')).container === 'zip') return loadKerasArchive(path);
-  const file = await readKerasWeights(path);
-  if (file.modelConfig === undefined) {
-    throw new TensorioError('ERR_BAD_METADATA', "no 'model_config' attribute: this is a weights-only file; build the model and use loadWeights()", { path });
-  }
-  const config = parseJson(file.modelConfig, path, 'model_config');
-  if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'model_config is not a JSON object', { path });
-  const flavour = file.kerasVersion?.startsWith('3.') ? 'keras3' : 'keras2';
-  return kerasArtifacts(kerasToTfjsTopology(config, flavour, knownTfjsClass, path), 'legacy', file.layers, path);
-}
-
-async function loadKerasArchive(path: string): Promise<tf.io.ModelArtifacts> {
-  const { config: text, weights } = await readKerasArchive(path);
-  const config = parseJson(text, path, 'config.json');
-  if (!isObject(config)) throw new TensorioError('ERR_BAD_METADATA', 'config.json is not a JSON object', { path });
-  return kerasArtifacts(kerasToTfjsTopology(config, 'keras3', knownTfjsClass, path), 'keras3', weights.layers, path);
+  const { config, flavour, layout, layers } = await readKerasModel(path);
+  return kerasArtifacts(kerasToTfjsTopology(config, flavour, knownTfjsClass, path), layout, layers, path);
 }
 
 /** What a save needs from tfjs's artifacts: the topology, the weight specs, each weight's bytes, the layer names. */
@@ -144,25 +117,13 @@ function artifactParts(artifacts: tf.io.ModelArtifacts, path: string, format: st
   // Each weight in a buffer of its own; quantized weights (the converter's --quantize_*)
   // dequantized as tfjs does it.
   const { specs, pieces } = plainWeights(artifacts.weightSpecs ?? [], artifacts.weightData, path);
-  const layerNames = layerConfigs(topology).map(layerName).filter((n): n is string => n !== undefined);
+  const layerNames = topologyLayerNames(topology);
   return { topology, specs, pieces, layerNames };
 }
 
 async function saveKeras(path: string, artifacts: tf.io.ModelArtifacts, options: WriteOptions): Promise<tf.io.SaveResult> {
   const { topology, specs, pieces, layerNames } = artifactParts(artifacts, path, 'Keras .h5');
-  const byLayer = new Map<string, KerasLayerToWrite>();
-  for (const name of layerNames) byLayer.set(name, { name, weights: [] });
-  specs.forEach((spec, i) => {
-    const layer = spec.name.includes('/') ? spec.name.slice(0, spec.name.indexOf('/')) : spec.name;
-    let entry = byLayer.get(layer);
-    if (!entry) byLayer.set(layer, (entry = { name: layer, weights: [] }));
-    entry.weights.push({ name: `${spec.name}:0`, array: weightArray(spec, pieces[i] as ArrayBuffer, path, 'Keras .h5 model files') });
-  });
-  const modelConfig = JSON.stringify(tfjsToKerasTopology({ class_name: topology.class_name ?? null, config: topology.config ?? null }));
-  const writeOptions: Parameters<typeof writeKerasWeights>[2] = { modelConfig, kerasVersion: `tfjs-layers ${tf.version_layers}`, backend: 'tensorflow' };
-  if (options.fsync !== undefined) writeOptions.fsync = options.fsync;
-  if (artifacts.trainingConfig) writeOptions.trainingConfig = JSON.stringify(artifacts.trainingConfig);
-  await writeKerasWeights(path, [...byLayer.values()], writeOptions);
+  await writeKerasModel(path, { topology, layerNames, specs, pieces, kerasVersion: `tfjs-layers ${tf.version_layers}`, trainingConfig: artifacts.trainingConfig }, options);
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
 }
 
