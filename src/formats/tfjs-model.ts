@@ -13,7 +13,9 @@ import * as nodePath from 'node:path';
 
 import { dtypeInfo, isDType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { closeQuietly, openForRead, readExactly, writeAtomic, type WriteOptions } from '../io.js';
+import { writeAtomic, type WriteOptions } from '../io/atomic-writer.js';
+import { closeQuietly, openForRead } from '../io/read.js';
+import { ByteSource } from '../io/source.js';
 import { type NdArray } from '../ndarray.js';
 import { isObject, type Json } from './keras/config.js';
 import { dequantizeWeight, quantizedItemSize, quantizeWeight, type TfjsQuantization, type TfjsQuantizationDtype } from './tfjs-quantization.js';
@@ -156,9 +158,7 @@ export function quantizeWeights(specs: readonly TfjsWeightSpec[], data: ArrayBuf
 async function readWhole(path: string, what: string): Promise<Uint8Array> {
   const { fd, size } = openForRead(path);
   try {
-    const bytes = new Uint8Array(size);
-    await readExactly(fd, 0, bytes, path, what);
-    return bytes;
+    return await ByteSource.ofFile(fd, size, path).readAsync(0, size, what);
   } finally {
     closeQuietly(fd);
   }

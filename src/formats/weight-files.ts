@@ -20,7 +20,7 @@
 import { toFloat32 } from '../convert.js';
 import { dtypeInfo } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { type WriteOptions } from '../io.js';
+import { type WriteOptions } from '../io/atomic-writer.js';
 import { type LoadedArray, type NdArray } from '../ndarray.js';
 import { isObject, type JsonObject } from './keras/config.js';
 import { type KerasLayerWeights } from './keras/weights-h5.js';

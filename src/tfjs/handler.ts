@@ -28,7 +28,7 @@ import { extensionsFor, formatForPath, formatOfName, type FormatId } from '../fo
 import { ownBuffer, plainWeights, quantizeWeights, readTfjsModel, writeTfjsModel } from '../formats/tfjs-model.js';
 import type { TfjsQuantizationDtype } from '../formats/tfjs-quantization.js';
 import { readSafetensorsModel, writeSafetensorsModel } from '../formats/weight-files.js';
-import { type WriteOptions } from '../io.js';
+import { type WriteOptions } from '../io/atomic-writer.js';
 // Registers GRUResetAfter, which Keras GRUs with reset_after=True load as.
 import './gru-reset-after.js';
 

@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, openForRead, writeAtomic } from '../../io.js';
+import { writeAtomic } from '../../io/atomic-writer.js';
+import { closeQuietly, openForRead } from '../../io/read.js';
 import { fdSourceSync, readCentralDirectorySync, readMemberSync, type ZipEntry, type ZipSourceSync } from '../zip.js';
 import { decodeKerasWeights, readKerasWeights, type KerasWeightsFile } from './weights-h5.js';
 

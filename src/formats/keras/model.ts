@@ -6,7 +6,7 @@
  * The pairing with a tfjs model's variables is the glue's (src/tfjs/handler.ts).
  */
 import { TensorioError } from '../../errors.js';
-import { type WriteOptions } from '../../io.js';
+import { type WriteOptions } from '../../io/atomic-writer.js';
 import { identifyFile } from '../registry.js';
 import { parseJson, weightArray, type TfjsWeightSpec } from '../tfjs-model.js';
 import { readKerasArchive } from './archive.js';
