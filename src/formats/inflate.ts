@@ -66,7 +66,7 @@ export async function inflateChunks(source: ZipSource, start: number, length: nu
   });
   let sliceLength = FIRST_INFLATE_SLICE;
   const slice = (at: number): Promise<Uint8Array> => {
-    const read = source.read(start + at, Math.min(sliceLength, length - at), `member '${name}'`);
+    const read = source.readAsync(start + at, Math.min(sliceLength, length - at), `member '${name}'`);
     sliceLength = Math.min(INFLATE_SLICE, sliceLength * 2);
     return read;
   };

@@ -212,9 +212,9 @@ async function inflateMember(source: ZipSource, entry: ZipEntry, start: number, 
 
 /** The header of a stored member: a small probe, then the rest once its length is known. */
 async function storedHeader(source: ZipSource, entry: ZipEntry, start: number, where: string, options: NpyReadOptions): Promise<Uint8Array> {
-  const first = await source.read(start, Math.min(entry.compressedSize, FIRST_HEAD), `member '${entry.name}'`);
+  const first = await source.readAsync(start, Math.min(entry.compressedSize, FIRST_HEAD), `member '${entry.name}'`);
   const end = npyHeaderEnd(first, entry.compressedSize, where, options);
-  return end > first.length ? source.read(start, end, `member '${entry.name}'`) : first.subarray(0, end);
+  return end > first.length ? source.readAsync(start, end, `member '${entry.name}'`) : first.subarray(0, end);
 }
 
 /**
@@ -250,7 +250,7 @@ export async function readNpyMember(source: ZipSource, entry: ZipEntry, start: n
   let crc = await readIntoWithCrc(source, start + header.dataOffset, new Uint8Array(buffer), crc32(prefix), `member '${entry.name}'`);
   const trailing = entry.compressedSize - needed;
   if (trailing <= trailingBudget(needed)) {
-    if (trailing > 0) crc = crc32(await source.read(start + needed, trailing, `member '${entry.name}'`), crc);
+    if (trailing > 0) crc = crc32(await source.readAsync(start + needed, trailing, `member '${entry.name}'`), crc);
     checkCrc(entry, crc, path);
   }
   return { array: build(resolved, new Uint8Array(buffer), where, true) };

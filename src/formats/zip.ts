@@ -10,7 +10,8 @@
 import * as zlib from 'node:zlib';
 
 import { TensorioError } from '../errors.js';
-import { readExactly, readExactlySync, type AtomicWriter } from '../io.js';
+import type { AtomicWriter } from '../io/atomic-writer.js';
+import { ByteSource, runAsync, runSync, type Reads } from '../io/source.js';
 import { inflateChunks } from './inflate.js';
 
 const SIG_LOCAL = 0x04034b50;
@@ -48,95 +49,33 @@ export interface ZipEntry {
   readonly localHeaderOffset: number;
 }
 
-/** Where an archive's bytes come from: a mapping (views, no copies) or positioned reads. */
-export interface ZipSource {
-  readonly size: number;
-  /** `length` bytes at `position`; a view when the source is mapped. */
-  read(position: number, length: number, what: string): Promise<Uint8Array>;
-  /** Fills `target` from `position`. */
-  readInto(position: number, target: Uint8Array, what: string): Promise<void>;
-  /** The whole file when it is mapped. */
-  readonly mapping?: Uint8Array;
+/**
+ * Where an archive's bytes come from: the one {@link ByteSource} (src/io/source.ts). Stored
+ * members of a source in memory (a mapping) are views; `mapping` is the whole archive then.
+ * The names below are the ones npz and the PyTorch reader used before the source was one;
+ * they stay as aliases until those callers construct ByteSources themselves.
+ */
+export type ZipSource = ByteSource;
+/** The same {@link ByteSource}: one source serves the synchronous readers too. */
+export type ZipSourceSync = ByteSource;
+
+/** A source over an open file descriptor ({@link ByteSource.ofFile}). */
+export function fdSource(fd: number, size: number, path: string): ByteSource {
+  return ByteSource.ofFile(fd, size, path);
 }
 
-/** A source over an open file descriptor. */
-export function fdSource(fd: number, size: number, path: string): ZipSource {
-  return {
-    size,
-    read: async (position, length, what) => {
-      const out = new Uint8Array(length);
-      await readExactly(fd, position, out, path, what);
-      return out;
-    },
-    readInto: (position, target, what) => readExactly(fd, position, target, path, what),
-  };
+/** A source over a mapping, or any in-memory copy, of the whole file ({@link ByteSource.ofBytes}). */
+export function bytesSource(bytes: Uint8Array, path: string): ByteSource {
+  return ByteSource.ofBytes(bytes, path);
 }
 
-/** A source over a mapping (or any in-memory copy) of the whole file. */
-export function bytesSource(bytes: Uint8Array, path: string): ZipSource {
-  const read = async (position: number, length: number, what: string): Promise<Uint8Array> => {
-    if (position + length > bytes.length) {
-      throw new TensorioError('ERR_TRUNCATED', `file ends inside the ${what}: expected ${length} bytes at offset ${position}, found ${Math.max(0, bytes.length - position)}`, { path });
-    }
-    return bytes.subarray(position, position + length);
-  };
-  return {
-    size: bytes.length,
-    mapping: bytes,
-    read,
-    readInto: async (position, target, what) => target.set(await read(position, target.length, what)),
-  };
-}
-
-/** {@link ZipSource} for synchronous readers (`readNpzSync`, `decodeNpz`). */
-export interface ZipSourceSync {
-  readonly size: number;
-  read(position: number, length: number, what: string): Uint8Array;
-  readonly mapping?: Uint8Array;
-}
-
-/** A synchronous source over an open file descriptor. */
-export function fdSourceSync(fd: number, size: number, path: string): ZipSourceSync {
-  return {
-    size,
-    read: (position, length, what) => {
-      const out = new Uint8Array(length);
-      readExactlySync(fd, position, out, path, what);
-      return out;
-    },
-  };
-}
-
-/** A synchronous source over bytes in memory (a mapping, or a whole archive). */
-export function bytesSourceSync(bytes: Uint8Array, path: string): ZipSourceSync {
-  return {
-    size: bytes.length,
-    mapping: bytes,
-    read: (position, length, what) => {
-      if (position + length > bytes.length) {
-        throw new TensorioError('ERR_TRUNCATED', `file ends inside the ${what}: expected ${length} bytes at offset ${position}, found ${Math.max(0, bytes.length - position)}`, { path });
-      }
-      return bytes.subarray(position, position + length);
-    },
-  };
-}
+/** {@link fdSource}, for synchronous readers. */
+export const fdSourceSync = fdSource;
+/** {@link bytesSource}, for synchronous readers (`readNpzSync`, `decodeNpz`). */
+export const bytesSourceSync = bytesSource;
 
 // The directory walkers are generators that yield the reads they need ([position, length,
-// what]), so one walker serves the async sources and the sync ones.
-type ReadRequest = readonly [number, number, string];
-type Reads<T> = Generator<ReadRequest, T, Uint8Array>;
-
-async function runAsync<T>(walk: Reads<T>, source: ZipSource): Promise<T> {
-  let step = walk.next();
-  while (!step.done) step = walk.next(await source.read(...step.value));
-  return step.value;
-}
-
-function runSync<T>(walk: Reads<T>, source: ZipSourceSync): T {
-  let step = walk.next();
-  while (!step.done) step = walk.next(source.read(...step.value));
-  return step.value;
-}
+// what]), so one walker serves the async readers and the sync ones (runAsync / runSync).
 
 function badZip(path: string, what: string): TensorioError {
   return new TensorioError('ERR_BAD_ZIP', what, { path });
@@ -170,12 +109,12 @@ function decodeName(raw: Uint8Array, utf8: boolean, path: string): string {
 }
 
 /** Finds the end of central directory and reads every entry. Reads nothing else. */
-export function readCentralDirectory(source: ZipSource, path: string): Promise<ZipEntry[]> {
+export function readCentralDirectory(source: ByteSource, path: string): Promise<ZipEntry[]> {
   return runAsync(centralDirectory(source.size, path), source);
 }
 
 /** Synchronous {@link readCentralDirectory}. */
-export function readCentralDirectorySync(source: ZipSourceSync, path: string): ZipEntry[] {
+export function readCentralDirectorySync(source: ByteSource, path: string): ZipEntry[] {
   return runSync(centralDirectory(source.size, path), source);
 }
 
@@ -298,12 +237,12 @@ function* looksLikeZip(size: number): Reads<boolean> {
 }
 
 /** The offset of a member's data: after its local header, whose extra field may differ from the central one. */
-export function memberDataOffset(source: ZipSource, entry: ZipEntry, path: string): Promise<number> {
+export function memberDataOffset(source: ByteSource, entry: ZipEntry, path: string): Promise<number> {
   return runAsync(dataOffset(source.size, entry, path), source);
 }
 
 /** Synchronous {@link memberDataOffset}. */
-export function memberDataOffsetSync(source: ZipSourceSync, entry: ZipEntry, path: string): number {
+export function memberDataOffsetSync(source: ByteSource, entry: ZipEntry, path: string): number {
   return runSync(dataOffset(source.size, entry, path), source);
 }
 
@@ -431,11 +370,11 @@ export function checkMemberSize(entry: ZipEntry, path: string, maxMemberSize = D
  * an error as soon as it passes the declared size, so a zip bomb allocates nothing extra.
  * @throws TensorioError `ERR_BAD_ZIP`, `ERR_CRC_MISMATCH`, `ERR_TOO_LARGE`, `ERR_TRUNCATED`.
  */
-export async function readMember(source: ZipSource, entry: ZipEntry, path: string, options: ReadMemberOptions = {}): Promise<Uint8Array> {
+export async function readMember(source: ByteSource, entry: ZipEntry, path: string, options: ReadMemberOptions = {}): Promise<Uint8Array> {
   checkMemberSize(entry, path, options.maxMemberSize);
   const start = await memberDataOffset(source, entry, path);
   if (entry.method === 0) {
-    const raw = await source.read(start, entry.compressedSize, `member '${entry.name}'`);
+    const raw = await source.readAsync(start, entry.compressedSize, `member '${entry.name}'`);
     if (options.verify !== false) checkCrc(entry, crc32(raw), path);
     return raw;
   }
@@ -452,11 +391,11 @@ export async function readMember(source: ZipSource, entry: ZipEntry, path: strin
  * member is read (`length` at least its size).
  * @throws TensorioError `ERR_BAD_ZIP`, `ERR_CRC_MISMATCH` (whole members), `ERR_TOO_LARGE`, `ERR_TRUNCATED`.
  */
-export async function readMemberPrefix(source: ZipSource, entry: ZipEntry, path: string, length: number, options: ReadMemberOptions = {}): Promise<Uint8Array> {
+export async function readMemberPrefix(source: ByteSource, entry: ZipEntry, path: string, length: number, options: ReadMemberOptions = {}): Promise<Uint8Array> {
   if (length >= entry.uncompressedSize) return readMember(source, entry, path, options);
   checkMemberSize(entry, path, options.maxMemberSize);
   const start = await memberDataOffset(source, entry, path);
-  if (entry.method === 0) return source.read(start, length, `member '${entry.name}'`);
+  if (entry.method === 0) return source.readAsync(start, length, `member '${entry.name}'`);
   const out = new Uint8Array(length);
   let filled = 0;
   await inflateChunks(source, start, entry.compressedSize, entry.name, path, (chunk) => {
@@ -475,7 +414,7 @@ export async function readMemberPrefix(source: ZipSource, entry: ZipEntry, path:
  * lies about its size allocates no more than it claims.
  * @throws TensorioError `ERR_BAD_ZIP`, `ERR_CRC_MISMATCH`, `ERR_TOO_LARGE`, `ERR_TRUNCATED`.
  */
-export function readMemberSync(source: ZipSourceSync, entry: ZipEntry, path: string, options: ReadMemberOptions = {}): Uint8Array {
+export function readMemberSync(source: ByteSource, entry: ZipEntry, path: string, options: ReadMemberOptions = {}): Uint8Array {
   checkMemberSize(entry, path, options.maxMemberSize);
   const start = memberDataOffsetSync(source, entry, path);
   const raw = source.read(start, entry.compressedSize, `member '${entry.name}'`);
@@ -512,12 +451,12 @@ const INFLATE_SLICE = 4 << 20;
  * Reads `target.length` bytes at `position` in chunks, computing the CRC-32 of each chunk
  * (continuing from `crc`) while the next one is being read on libuv's pool; returns the CRC.
  */
-export async function readIntoWithCrc(source: ZipSource, position: number, target: Uint8Array, crc: number, what: string): Promise<number> {
+export async function readIntoWithCrc(source: ByteSource, position: number, target: Uint8Array, crc: number, what: string): Promise<number> {
   let pending: Promise<void> | undefined;
   let previous: Uint8Array | undefined;
   for (let at = 0; at < target.length || previous; at += PIPELINE_CHUNK) {
     const chunk = at < target.length ? target.subarray(at, Math.min(target.length, at + PIPELINE_CHUNK)) : undefined;
-    const reading = chunk ? source.readInto(position + at, chunk, what) : undefined;
+    const reading = chunk ? source.readIntoAsync(position + at, chunk, what) : undefined;
     if (pending) await pending;
     if (previous) crc = crc32(previous, crc);
     pending = reading;
@@ -533,7 +472,7 @@ export async function readIntoWithCrc(source: ZipSource, position: number, targe
  * really arrives, so a member that lies about its size costs no more memory than the data it
  * holds; output past the claim stops inflation at once.
  */
-async function inflateInto(source: ZipSource, start: number, length: number, claimed: number, name: string, path: string): Promise<{ out: Uint8Array; crc: number }> {
+async function inflateInto(source: ByteSource, start: number, length: number, claimed: number, name: string, path: string): Promise<{ out: Uint8Array; crc: number }> {
   let target = new Uint8Array(Math.min(claimed, Math.max(INFLATE_SLICE, length * 4)));
   let filled = 0;
   let crc = 0;

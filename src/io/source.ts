@@ -10,7 +10,8 @@
  *   length that is not a non-negative safe integer is `ERR_INVALID_ARGUMENT` (a parser bug or
  *   an unchecked field: formats validate their fields and give their own codes first);
  * - `read`/`readAsync` return a VIEW into the memory when the source is in memory (no copy:
- *   do not modify it unless the bytes are yours) and fresh memory otherwise;
+ *   do not modify it unless the bytes are yours) and fresh memory otherwise; `readCopy` is
+ *   always fresh memory, for bytes handed to a caller;
  * - `readInto`/`readIntoAsync` always fill the caller's memory; the async one runs on the
  *   thread pool, in parallel parts when large (src/io/read.ts), for a file;
  * - `mapping` is the whole file when it is in memory or mapped, for formats that hand out
@@ -100,6 +101,12 @@ export class ByteSource {
     const out = new Uint8Array(length);
     readExactlySync(this.fd as number, position, out, this.path, what);
     return out;
+  }
+
+  /** `length` bytes at `position` in fresh memory the caller owns: a copy when in memory. */
+  readCopy(position: number, length: number, what: string): Uint8Array {
+    const bytes = this.read(position, length, what);
+    return this.memory ? bytes.slice() : bytes;
   }
 
   /** Asynchronous {@link read}: a file is read on the thread pool. */

@@ -13,13 +13,9 @@
  */
 import { TensorioError } from '../../errors.js';
 import type { DTypeInfo } from '../../dtype.js';
+import type { ByteSource } from '../../io/source.js';
 import { parseFilterPipeline, unfilterChunk, unsupportedFilter, type Filter } from './filters.js';
-
-export interface ChunkSource {
-  readonly size: number;
-  readonly file: string;
-  read(position: number, length: number, what: string): Uint8Array;
-}
+import { readStructure } from './format.js';
 
 export interface ChunkSuperblock {
   offsetSize: number;
@@ -129,8 +125,8 @@ export function parseChunkedLayout(body: Uint8Array, sb: ChunkSuperblock, rank: 
 }
 
 /** Walks the chunk index: every allocated chunk, with its element offsets. */
-function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayout, shape: number[], maxShape: (number | null)[], chunkBytes: number, filtered: boolean, dataset: string): Chunk[] {
-  const file = source.file;
+function chunksOf(source: ByteSource, sb: ChunkSuperblock, layout: ChunkedLayout, shape: number[], maxShape: (number | null)[], chunkBytes: number, filtered: boolean, dataset: string): Chunk[] {
+  const file = source.path;
   const rank = shape.length;
   const bad = (what: string) => new TensorioError('ERR_BAD_HEADER', `dataset '${dataset}': ${what}`, { path: file });
   if (layout.address === null) return [];
@@ -159,7 +155,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     return Array.from({ length: gridTotal }, (_, i) => ({ offset: offsetOf(i), address: layout.address as number + i * chunkBytes, size: chunkBytes, mask: 0 }));
   }
   if (layout.indexType === 'fixed') {
-    const head = source.read(layout.address, 12 + sb.lengthSize + sb.offsetSize, 'fixed array header');
+    const head = readStructure(source, layout.address, 12 + sb.lengthSize + sb.offsetSize, 'fixed array header');
     if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'FAHD') throw bad(`no fixed array header signature at offset ${layout.address}`);
     const entrySize = head[6] as number;
     const pageBits = head[7] as number;
@@ -175,7 +171,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     const bitmapBytes = paged ? Math.ceil(pages / 8) : 0;
     // Paged: prefix, page bitmap, checksum, then pages each closed by a checksum; else prefix, elements, checksum.
     const start = paged ? prefix + bitmapBytes + 4 : prefix;
-    const block = source.read(blockAddress, start + count * entrySize + (paged ? pages * 4 : 4), 'fixed array data block');
+    const block = readStructure(source, blockAddress, start + count * entrySize + (paged ? pages * 4 : 4), 'fixed array data block');
     if (Buffer.from(block.subarray(0, 4)).toString('latin1') !== 'FADB') throw bad(`no fixed array data block signature at offset ${blockAddress}`);
     const out: Chunk[] = [];
     let at = start;
@@ -194,7 +190,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     return out;
   }
   if (layout.indexType === 'btree2') {
-    const head = source.read(layout.address, 16 + sb.offsetSize + 2 + sb.lengthSize + 4, 'version 2 B-tree header');
+    const head = readStructure(source, layout.address, 16 + sb.offsetSize + 2 + sb.lengthSize + 4, 'version 2 B-tree header');
     if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'BTHD') throw bad(`no version 2 B-tree header signature at offset ${layout.address}`);
     const type = head[5] as number;
     const recordSize = uint(head, 10, 2, file);
@@ -203,7 +199,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
     const records = uint(head, 16 + sb.offsetSize, 2, file);
     if (depth > 0) throw new ChunkIndexUnsupported('a version 2 B-tree deeper than its root');
     if ((type !== 10 && type !== 11) || records > total) throw bad(`a version 2 B-tree of type ${type} with ${records} records`);
-    const leaf = source.read(root, 6 + records * recordSize, 'version 2 B-tree leaf');
+    const leaf = readStructure(source, root, 6 + records * recordSize, 'version 2 B-tree leaf');
     if (Buffer.from(leaf.subarray(0, 4)).toString('latin1') !== 'BTLF') throw bad(`no version 2 B-tree leaf signature at offset ${root}`);
     const sizeBytes = recordSize - sb.offsetSize - 4 - 8 * rank;
     if (type === 11 && (sizeBytes < 1 || sizeBytes > 8)) throw bad(`version 2 B-tree records of ${recordSize} bytes`);
@@ -232,11 +228,11 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
   let visited = 0;
   const visit = (address: number, depth: number): void => {
     if (depth > 64 || ++visited > maxRecords) throw bad('its chunk B-tree has a cycle or too many nodes');
-    const head = source.read(address, 8 + 2 * sb.offsetSize, 'chunk B-tree node');
+    const head = readStructure(source, address, 8 + 2 * sb.offsetSize, 'chunk B-tree node');
     if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'TREE' || head[4] !== 1) throw bad(`expected a chunk B-tree node at offset ${address}`);
     const level = head[5] as number;
     const entries = uint(head, 6, 2, file);
-    const body = source.read(address + 8 + 2 * sb.offsetSize, entries * (keySize + sb.offsetSize) + keySize, 'chunk B-tree node');
+    const body = readStructure(source, address + 8 + 2 * sb.offsetSize, entries * (keySize + sb.offsetSize) + keySize, 'chunk B-tree node');
     for (let i = 0; i < entries; i++) {
       const k = i * (keySize + sb.offsetSize);
       const child = sb.base + uint(body, k + keySize, sb.offsetSize, file);
@@ -263,7 +259,7 @@ function chunksOf(source: ChunkSource, sb: ChunkSuperblock, layout: ChunkedLayou
  * Paged data blocks are not walked (ChunkIndexUnsupported: h5wasm reads them).
  */
 function extensibleArrayChunks(
-  source: ChunkSource,
+  source: ByteSource,
   sb: ChunkSuperblock,
   layout: ChunkedLayout,
   shape: number[],
@@ -272,10 +268,10 @@ function extensibleArrayChunks(
   filtered: boolean,
   bad: (what: string) => TensorioError,
 ): Chunk[] {
-  const file = source.file;
+  const file = source.path;
   const rank = shape.length;
   const address = layout.address as number;
-  const head = source.read(address, 12 + 6 * sb.lengthSize + sb.offsetSize + 4, 'extensible array header');
+  const head = readStructure(source, address, 12 + 6 * sb.lengthSize + sb.offsetSize + 4, 'extensible array header');
   if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'EAHD') throw bad(`no extensible array header signature at offset ${address}`);
   const entrySize = head[6] as number;
   const maxBits = head[7] as number;
@@ -302,13 +298,13 @@ function extensibleArrayChunks(
   const nsblkAddrs = nsblks - iblockSblks;
   const arrayOffsetSize = Math.ceil(maxBits / 8);
   const iblockHead = 6 + sb.offsetSize;
-  const iblock = source.read(iblockAddress, iblockHead + indexElements * entrySize + (ndblkAddrs + nsblkAddrs) * sb.offsetSize + 4, 'extensible array index block');
+  const iblock = readStructure(source, iblockAddress, iblockHead + indexElements * entrySize + (ndblkAddrs + nsblkAddrs) * sb.offsetSize + 4, 'extensible array index block');
   if (Buffer.from(iblock.subarray(0, 4)).toString('latin1') !== 'EAIB') throw bad(`no extensible array index block signature at offset ${iblockAddress}`);
   const blocks = new Map<number, Uint8Array | null>();
   const block = (at: number, length: number, signature: string, what: string): Uint8Array | null => {
     let bytes = blocks.get(at);
     if (bytes === undefined) {
-      bytes = source.read(at, length, what);
+      bytes = readStructure(source, at, length, what);
       if (Buffer.from(bytes.subarray(0, 4)).toString('latin1') !== signature) throw bad(`no ${what} signature at offset ${at}`);
       blocks.set(at, bytes);
     }
@@ -373,10 +369,10 @@ function extensibleArrayChunks(
 }
 
 /** The maximum dimensions of the dataspace message (null: unlimited); the current ones when it has none. */
-function maxShapeOf(source: ChunkSource, sb: ChunkSuperblock, messages: { type: number; offset: number; size: number }[], shape: number[]): (number | null)[] {
+function maxShapeOf(source: ByteSource, sb: ChunkSuperblock, messages: { type: number; offset: number; size: number }[], shape: number[]): (number | null)[] {
   const m = messages.find((x) => x.type === 0x01);
   if (!m) return [...shape];
-  const body = source.read(m.offset, m.size, 'dataspace message');
+  const body = readStructure(source, m.offset, m.size, 'dataspace message');
   const version = body[0] as number;
   const rank = body[1] as number;
   if (rank !== shape.length || !((body[2] as number) & 1)) return [...shape];
@@ -385,7 +381,7 @@ function maxShapeOf(source: ChunkSource, sb: ChunkSuperblock, messages: { type: 
   return shape.map((d, i) => {
     const at = start + (rank + i) * width;
     if (undefinedAddress(body, at, width)) return null;
-    const max = uint(body, at, width, source.file);
+    const max = uint(body, at, width, source.path);
     return max >= d ? max : d;
   });
 }
@@ -394,11 +390,11 @@ function maxShapeOf(source: ChunkSource, sb: ChunkSuperblock, messages: { type: 
  * The fill value of a dataset (fill value message, type 5; the old type 4 before it), or
  * null when none is defined (HDF5 then fills with zeros).
  */
-export function fillValue(source: ChunkSource, messages: { type: number; offset: number; size: number }[], itemSize: number): Uint8Array | null {
-  const file = source.file;
+export function fillValue(source: ByteSource, messages: { type: number; offset: number; size: number }[], itemSize: number): Uint8Array | null {
+  const file = source.path;
   const m = messages.find((x) => x.type === 0x05);
   if (m) {
-    const body = source.read(m.offset, m.size, 'fill value message');
+    const body = readStructure(source, m.offset, m.size, 'fill value message');
     const version = body[0] as number;
     let at: number;
     if (version === 1 || version === 2) {
@@ -417,7 +413,7 @@ export function fillValue(source: ChunkSource, messages: { type: number; offset:
   }
   const old = messages.find((x) => x.type === 0x04);
   if (old) {
-    const body = source.read(old.offset, old.size, 'fill value message');
+    const body = readStructure(source, old.offset, old.size, 'fill value message');
     const size = uint(body, 0, 4, file);
     if (size === itemSize && 4 + size <= body.length) return body.slice(4, 4 + size);
   }
@@ -431,7 +427,7 @@ export function fillValue(source: ChunkSource, messages: { type: number; offset:
  * damage, checksum mismatches and filters it cannot apply.
  */
 export function readChunked(
-  source: ChunkSource,
+  source: ByteSource,
   sb: ChunkSuperblock,
   messages: { type: number; offset: number; size: number }[],
   shape: number[],
@@ -439,12 +435,12 @@ export function readChunked(
   out: Uint8Array,
   dataset: string,
 ): void {
-  const file = source.file;
+  const file = source.path;
   const layoutMessage = messages.find((m) => m.type === 0x08);
   if (!layoutMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${dataset}' has no data layout message`, { path: file });
-  const layout = parseChunkedLayout(source.read(layoutMessage.offset, layoutMessage.size, 'data layout message'), sb, shape.length, file, dataset);
+  const layout = parseChunkedLayout(readStructure(source, layoutMessage.offset, layoutMessage.size, 'data layout message'), sb, shape.length, file, dataset);
   const pipeline = messages.find((m) => m.type === 0x0b);
-  const filters: Filter[] = pipeline ? parseFilterPipeline(source.read(pipeline.offset, pipeline.size, 'filter pipeline message'), file, dataset) : [];
+  const filters: Filter[] = pipeline ? parseFilterPipeline(readStructure(source, pipeline.offset, pipeline.size, 'filter pipeline message'), file, dataset) : [];
   if (layout.chunk.some((d) => d < 1)) throw new TensorioError('ERR_BAD_HEADER', `dataset '${dataset}': a chunk dimension of 0`, { path: file });
   const chunkElements = layout.chunk.reduce((a, b) => a * b, 1);
   const chunkBytes = chunkElements * itemSize;
@@ -464,7 +460,7 @@ export function readChunked(
     if (chunk.size > (filters.length > 0 ? Math.max(chunkBytes * 2 + 1024, 4096) : chunkBytes) || chunk.address + chunk.size > source.size) {
       throw new TensorioError('ERR_BAD_OFFSETS', `dataset '${dataset}': chunk [${chunk.offset.join(', ')}] of ${chunk.size} bytes at offset ${chunk.address} lies outside the file of ${source.size} bytes or exceeds its ${chunkBytes} bytes`, { path: file });
     }
-    const stored = source.read(chunk.address, chunk.size, `chunk of dataset '${dataset}'`);
+    const stored = readStructure(source, chunk.address, chunk.size, `chunk of dataset '${dataset}'`);
     const where = { file, dataset, chunk: `[${chunk.offset.join(', ')}]` };
     const data = filters.length > 0 ? unfilterChunk(stored, filters, chunk.mask, chunkBytes, where) : stored;
     if (data.length !== chunkBytes) throw new TensorioError('ERR_BAD_HEADER', `dataset '${dataset}', chunk ${where.chunk}: ${data.length} bytes; it holds ${chunkBytes}`, { path: file });
@@ -505,7 +501,7 @@ function copyChunk(data: Uint8Array, offset: number[], chunk: number[], shape: n
  * `ERR_UNSUPPORTED_FILTER`, for this dataset only.
  */
 export function readChunkedDataset(
-  source: ChunkSource,
+  source: ByteSource,
   sb: ChunkSuperblock,
   messages: { type: number; offset: number; size: number }[],
   dataset: string,
@@ -514,12 +510,12 @@ export function readChunkedDataset(
   length: number,
   inMemory: boolean,
 ): DTypeInfo['array']['prototype'] | 'needs-h5wasm' {
-  const file = source.file;
+  const file = source.path;
   const needs = (why: string) =>
     new TensorioError('ERR_NEEDS_H5WASM', `dataset '${dataset}' uses ${why}, which needs h5wasm, and h5wasm reads only files: write the bytes to a file and read that`, { path: file });
   const pipeline = messages.find((m) => m.type === 0x0b);
   if (pipeline) {
-    const other = unsupportedFilter(parseFilterPipeline(source.read(pipeline.offset, pipeline.size, 'filter pipeline message'), file, dataset));
+    const other = unsupportedFilter(parseFilterPipeline(readStructure(source, pipeline.offset, pipeline.size, 'filter pipeline message'), file, dataset));
     if (other && other.id <= 6) {
       if (!inMemory) return 'needs-h5wasm';
       throw needs(`HDF5 filter ${other.name}`);

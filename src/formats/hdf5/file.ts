@@ -16,10 +16,12 @@ import { checkOptions, OPTIONS } from '../../options.js';
 import { byteswap } from '../../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, mapFile, openForRead } from '../../io.js';
+import { mapFile } from '../../io/map.js';
+import { closeQuietly, openForRead } from '../../io/read.js';
+import { ByteSource } from '../../io/source.js';
 import { shapeSize, type LoadedArray, type NdArray } from '../../ndarray.js';
 import { readChunkedDataset } from './chunks.js';
-import { ByteSource, joinPath, normalise, readSuperblock, storageOf, type H5Storage, type Superblock } from './format.js';
+import { checkInside, joinPath, normalise, readSuperblock, storageOf, type H5Storage, type Superblock } from './format.js';
 import { H5WASM_TIMEOUT_MS, h5wasmNeeded, loadedH5wasmIfAny, loadedH5wasmOrThrow, loadH5wasm, WasmFile, type LoadedH5wasm } from './h5wasm.js';
 import { externalLinkRead, type H5ExternalLink } from './links.js';
 import { buildOwnIndex, OwnReader, pathBudget, tooManyPaths, type OwnIndex } from './own-reader.js';
@@ -293,6 +295,7 @@ export class H5File {
     const plan = this.plan(path, options);
     if (plan.kind === 'done') return plan.result;
     if (plan.kind === 'copy') {
+      checkInside(this.source, plan.offset, plan.data.byteLength, `dataset '${plan.info.path}'`);
       await this.source.readIntoAsync(plan.offset, plan.data, `dataset '${plan.info.path}'`);
       return plan.finish();
     }
@@ -310,6 +313,7 @@ export class H5File {
     const plan = this.plan(path, options);
     if (plan.kind === 'done') return plan.result;
     if (plan.kind === 'copy') {
+      checkInside(this.source, plan.offset, plan.data.byteLength, `dataset '${plan.info.path}'`);
       this.source.readInto(plan.offset, plan.data, `dataset '${plan.info.path}'`);
       return plan.finish();
     }

@@ -8,11 +8,13 @@
 import { byteswap } from '../../convert.js';
 import { TensorioError } from '../../errors.js';
 import { shapeSize } from '../../ndarray.js';
+import { ByteSource } from '../../io/source.js';
 import {
-  ByteSource,
+  checkInside,
   headerMessages,
   isUndefinedAddress,
   joinPath,
+  readStructure,
   readSuperblock,
   readUint,
   storageOf,
@@ -131,7 +133,7 @@ export function parseDataspace(bytes: Uint8Array, sb: Superblock, file: string):
  * unless the links or attributes are in dense storage, which this reader does not follow.
  */
 function requireCompactStorage(source: ByteSource, sb: Superblock, m: HeaderMessage, what: string, optionalBytes: number): void {
-  const body = source.read(m.offset, m.size, `${what} info message`);
+  const body = readStructure(source, m.offset, m.size, `${what} info message`);
   const at = 2 + ((body[1] as number) & 1 ? optionalBytes : 0);
   if (!isUndefinedAddress(body, at, sb.offsetSize)) throw new OwnReaderUnsupported(`dense ${what} storage`);
 }
@@ -141,12 +143,12 @@ function ownAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessa
   for (const m of messages) {
     if (m.type === MSG_ATTRIBUTE_INFO) requireCompactStorage(source, sb, m, 'attribute', 2);
     if (m.type !== MSG_ATTRIBUTE) continue;
-    const body = source.read(m.offset, m.size, 'attribute message');
+    const body = readStructure(source, m.offset, m.size, 'attribute message');
     const version = body[0] as number;
     if (version < 1 || version > 3) throw new OwnReaderUnsupported(`attribute message version ${version}`);
-    const nameSize = readUint(body, 2, 2, source.file);
-    const typeSize = readUint(body, 4, 2, source.file);
-    const spaceSize = readUint(body, 6, 2, source.file);
+    const nameSize = readUint(body, 2, 2, source.path);
+    const typeSize = readUint(body, 4, 2, source.path);
+    const spaceSize = readUint(body, 6, 2, source.path);
     if (version === 3 && body[8] !== 0 && body[8] !== 1) throw new OwnReaderUnsupported('attribute name encoding');
     const pad = (n: number) => (version === 1 ? Math.ceil(n / 8) * 8 : n);
     let at = version === 3 ? 9 : 8;
@@ -155,11 +157,11 @@ function ownAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessa
     const name = Buffer.from(nul >= 0 ? nameBytes.subarray(0, nul) : nameBytes).toString('utf8');
     at += pad(nameSize);
     if (version >= 2 && (body[1] as number) & 3) throw new OwnReaderUnsupported('shared attribute datatype');
-    const type = parseDatatype(body.subarray(at, at + typeSize), source.file);
+    const type = parseDatatype(body.subarray(at, at + typeSize), source.path);
     at += pad(typeSize);
-    const space = parseDataspace(body.subarray(at, at + spaceSize), sb, source.file);
+    const space = parseDataspace(body.subarray(at, at + spaceSize), sb, source.path);
     at += pad(spaceSize);
-    if (at > body.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' runs past its message`, { path: source.file });
+    if (at > body.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' runs past its message`, { path: source.path });
     out.set(name, { type, space, offset: m.offset + at, length: body.length - at });
   }
   return out;
@@ -167,40 +169,40 @@ function ownAttributes(source: ByteSource, sb: Superblock, messages: HeaderMessa
 
 /** The children (name → header address) of an old-style group: B-tree v1 → SNOD → local heap. */
 function symbolTableChildren(source: ByteSource, sb: Superblock, body: Uint8Array): [string, number][] {
-  const btree = sb.base + readUint(body, 0, sb.offsetSize, source.file);
-  const heapAddress = sb.base + readUint(body, sb.offsetSize, sb.offsetSize, source.file);
-  const heap = source.read(heapAddress, 8 + 2 * sb.lengthSize + sb.offsetSize, 'local heap');
-  if (Buffer.from(heap.subarray(0, 4)).toString('latin1') !== 'HEAP') throw new TensorioError('ERR_BAD_HEADER', `no local heap signature at offset ${heapAddress}`, { path: source.file });
-  const heapSize = readUint(heap, 8, sb.lengthSize, source.file);
-  const heapData = source.read(sb.base + readUint(heap, 8 + 2 * sb.lengthSize, sb.offsetSize, source.file), heapSize, 'local heap data');
+  const btree = sb.base + readUint(body, 0, sb.offsetSize, source.path);
+  const heapAddress = sb.base + readUint(body, sb.offsetSize, sb.offsetSize, source.path);
+  const heap = readStructure(source, heapAddress, 8 + 2 * sb.lengthSize + sb.offsetSize, 'local heap');
+  if (Buffer.from(heap.subarray(0, 4)).toString('latin1') !== 'HEAP') throw new TensorioError('ERR_BAD_HEADER', `no local heap signature at offset ${heapAddress}`, { path: source.path });
+  const heapSize = readUint(heap, 8, sb.lengthSize, source.path);
+  const heapData = readStructure(source, sb.base + readUint(heap, 8 + 2 * sb.lengthSize, sb.offsetSize, source.path), heapSize, 'local heap data');
   const out: [string, number][] = [];
   const seen = new Set<number>();
   const visitNode = (address: number, depth: number): void => {
-    if (depth > 64 || seen.has(address)) throw new TensorioError('ERR_BAD_HEADER', 'the group B-tree has a cycle', { path: source.file });
+    if (depth > 64 || seen.has(address)) throw new TensorioError('ERR_BAD_HEADER', 'the group B-tree has a cycle', { path: source.path });
     seen.add(address);
-    const head = source.read(address, 8 + 2 * sb.offsetSize, 'group B-tree node');
+    const head = readStructure(source, address, 8 + 2 * sb.offsetSize, 'group B-tree node');
     const signature = Buffer.from(head.subarray(0, 4)).toString('latin1');
     if (signature === 'SNOD') {
-      const count = readUint(head, 6, 2, source.file);
+      const count = readUint(head, 6, 2, source.path);
       const entrySize = 2 * sb.offsetSize + 24;
-      const entries = source.read(address + 8, count * entrySize, 'symbol table node');
+      const entries = readStructure(source, address + 8, count * entrySize, 'symbol table node');
       for (let i = 0; i < count; i++) {
         const at = i * entrySize;
-        const nameOffset = readUint(entries, at, sb.offsetSize, source.file);
-        const header = readUint(entries, at + sb.offsetSize, sb.offsetSize, source.file);
-        const cacheType = readUint(entries, at + 2 * sb.offsetSize, 4, source.file);
+        const nameOffset = readUint(entries, at, sb.offsetSize, source.path);
+        const header = readUint(entries, at + sb.offsetSize, sb.offsetSize, source.path);
+        const cacheType = readUint(entries, at + 2 * sb.offsetSize, 4, source.path);
         if (cacheType === 2) throw new OwnReaderUnsupported('soft link');
         const end = heapData.indexOf(0, nameOffset);
-        if (nameOffset >= heapData.length || end < 0) throw new TensorioError('ERR_BAD_HEADER', 'a link name lies outside the local heap', { path: source.file });
+        if (nameOffset >= heapData.length || end < 0) throw new TensorioError('ERR_BAD_HEADER', 'a link name lies outside the local heap', { path: source.path });
         out.push([Buffer.from(heapData.subarray(nameOffset, end)).toString('utf8'), sb.base + header]);
       }
       return;
     }
-    if (signature !== 'TREE' || head[4] !== 0) throw new TensorioError('ERR_BAD_HEADER', `expected a group B-tree node at offset ${address}`, { path: source.file });
-    const entries = readUint(head, 6, 2, source.file);
-    const keyed = source.read(address + 8 + 2 * sb.offsetSize, (entries + 1) * sb.lengthSize + entries * sb.offsetSize, 'group B-tree node');
+    if (signature !== 'TREE' || head[4] !== 0) throw new TensorioError('ERR_BAD_HEADER', `expected a group B-tree node at offset ${address}`, { path: source.path });
+    const entries = readUint(head, 6, 2, source.path);
+    const keyed = readStructure(source, address + 8 + 2 * sb.offsetSize, (entries + 1) * sb.lengthSize + entries * sb.offsetSize, 'group B-tree node');
     for (let i = 0; i < entries; i++) {
-      const child = readUint(keyed, sb.lengthSize + i * (sb.lengthSize + sb.offsetSize), sb.offsetSize, source.file);
+      const child = readUint(keyed, sb.lengthSize + i * (sb.lengthSize + sb.offsetSize), sb.offsetSize, source.path);
       visitNode(sb.base + child, depth + 1);
     }
   };
@@ -214,7 +216,7 @@ function linkMessageChildren(source: ByteSource, sb: Superblock, messages: Heade
   for (const m of messages) {
     if (m.type === MSG_LINK_INFO) requireCompactStorage(source, sb, m, 'link', 8);
     if (m.type !== MSG_LINK) continue;
-    const body = source.read(m.offset, m.size, 'link message');
+    const body = readStructure(source, m.offset, m.size, 'link message');
     const flags = body[1] as number;
     let at = 2;
     let linkType = 0;
@@ -222,13 +224,13 @@ function linkMessageChildren(source: ByteSource, sb: Superblock, messages: Heade
     if (flags & 0x04) at += 8;
     if (flags & 0x10) at += 1;
     const lengthSize = 1 << (flags & 3);
-    const nameLength = readUint(body, at, lengthSize, source.file);
+    const nameLength = readUint(body, at, lengthSize, source.path);
     at += lengthSize;
     const name = Buffer.from(body.subarray(at, at + nameLength)).toString('utf8');
     at += nameLength;
-    if (linkType === 64) out.push([name, decodeExternalLink(body.subarray(at + 2, at + 2 + readUint(body, at, 2, source.file)), joinPath(group, name), source.file)]);
+    if (linkType === 64) out.push([name, decodeExternalLink(body.subarray(at + 2, at + 2 + readUint(body, at, 2, source.path)), joinPath(group, name), source.path)]);
     else if (linkType !== 0) throw new OwnReaderUnsupported('soft or user-defined link');
-    else out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.file)]);
+    else out.push([name, sb.base + readUint(body, at, sb.offsetSize, source.path)]);
   }
   // HDF5 (and so h5py and h5wasm) lists links by name unless asked for creation order.
   return out.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
@@ -240,14 +242,14 @@ export function buildOwnIndex(source: ByteSource, sb: Superblock): OwnIndex | nu
   const index: OwnIndex = new Map();
   try {
     const visit = (path: string, address: number, depth: number): void => {
-      if (index.size >= pathBudget(source.size)) throw tooManyPaths(source.file, source.size);
+      if (index.size >= pathBudget(source.size)) throw tooManyPaths(source.path, source.size);
       if (depth > 64) throw new OwnReaderUnsupported('a hard-link cycle');
       const messages = headerMessages(source, sb, address);
       const attributes = ownAttributes(source, sb, messages);
       const table = messages.find((m) => m.type === MSG_SYMBOL_TABLE);
       const isGroup = table !== undefined || messages.some((m) => m.type === MSG_LINK_INFO || m.type === MSG_LINK || m.type === 0x0a);
       if (isGroup) {
-        const children = table ? symbolTableChildren(source, sb, source.read(table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages, path);
+        const children = table ? symbolTableChildren(source, sb, readStructure(source, table.offset, table.size, 'symbol table message')) : linkMessageChildren(source, sb, messages, path);
         index.set(path, { kind: 'group', messages, attributes, children: children.map(([name]) => name) });
         for (const [name, child] of children) {
           if (typeof child === 'number') visit(path === '' ? name : `${path}/${name}`, child, depth + 1);
@@ -257,12 +259,12 @@ export function buildOwnIndex(source: ByteSource, sb: Superblock): OwnIndex | nu
       }
       if (messages.some((m) => m.type === MSG_LAYOUT)) {
         const typeMessage = messages.find((m) => m.type === MSG_DATATYPE);
-        if (!typeMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${path}' has no datatype message`, { path: source.file });
-        parseDatatype(source.read(typeMessage.offset, typeMessage.size, 'datatype message'), source.file);
+        if (!typeMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${path}' has no datatype message`, { path: source.path });
+        parseDatatype(readStructure(source, typeMessage.offset, typeMessage.size, 'datatype message'), source.path);
         // Parsed now, so a dataspace this reader does not know hands the file to h5wasm
         // rather than failing later in info().
         const spaceMessage = messages.find((m) => m.type === MSG_DATASPACE);
-        if (spaceMessage) parseDataspace(source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), sb, source.file);
+        if (spaceMessage) parseDataspace(readStructure(source, spaceMessage.offset, spaceMessage.size, 'dataspace message'), sb, source.path);
         index.set(path, { kind: 'dataset', messages, attributes });
         return;
       }
@@ -280,15 +282,15 @@ export function buildOwnIndex(source: ByteSource, sb: Superblock): OwnIndex | nu
 export function globalHeapString(source: ByteSource, sb: Superblock, collection: number, objectIndex: number, cache: Map<number, Uint8Array>): Uint8Array {
   let bytes = cache.get(collection);
   if (!bytes) {
-    const head = source.read(collection, 8 + sb.lengthSize, 'global heap collection');
-    if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'GCOL') throw new TensorioError('ERR_BAD_HEADER', `no global heap signature at offset ${collection}`, { path: source.file });
-    bytes = source.read(collection, readUint(head, 8, sb.lengthSize, source.file), 'global heap collection');
+    const head = readStructure(source, collection, 8 + sb.lengthSize, 'global heap collection');
+    if (Buffer.from(head.subarray(0, 4)).toString('latin1') !== 'GCOL') throw new TensorioError('ERR_BAD_HEADER', `no global heap signature at offset ${collection}`, { path: source.path });
+    bytes = readStructure(source, collection, readUint(head, 8, sb.lengthSize, source.path), 'global heap collection');
     cache.set(collection, bytes);
   }
   let at = 8 + sb.lengthSize;
   while (at + 8 + sb.lengthSize <= bytes.length) {
-    const index = readUint(bytes, at, 2, source.file);
-    const size = readUint(bytes, at + 8, sb.lengthSize, source.file);
+    const index = readUint(bytes, at, 2, source.path);
+    const size = readUint(bytes, at + 8, sb.lengthSize, source.path);
     const data = at + 8 + sb.lengthSize;
     if (index === objectIndex) {
       if (data + size > bytes.length) break;
@@ -297,7 +299,7 @@ export function globalHeapString(source: ByteSource, sb: Superblock, collection:
     if (index === 0) break;
     at = data + Math.ceil(size / 8) * 8;
   }
-  throw new TensorioError('ERR_BAD_HEADER', `global heap object ${objectIndex} not found in the collection at ${collection}`, { path: source.file });
+  throw new TensorioError('ERR_BAD_HEADER', `global heap object ${objectIndex} not found in the collection at ${collection}`, { path: source.path });
 }
 
 /**
@@ -305,19 +307,19 @@ export function globalHeapString(source: ByteSource, sb: Superblock, collection:
  * global heap ID (collection address, object index) of its bytes.
  */
 export function vlenElement(source: ByteSource, sb: Superblock, raw: Uint8Array, at: number, cache: Map<number, Uint8Array>): Uint8Array {
-  const length = readUint(raw, at, 4, source.file);
-  return length === 0 ? new Uint8Array(0) : globalHeapString(source, sb, sb.base + readUint(raw, at + 4, sb.offsetSize, source.file), readUint(raw, at + 4 + sb.offsetSize, 4, source.file), cache).subarray(0, length);
+  const length = readUint(raw, at, 4, source.path);
+  return length === 0 ? new Uint8Array(0) : globalHeapString(source, sb, sb.base + readUint(raw, at + 4, sb.offsetSize, source.path), readUint(raw, at + 4 + sb.offsetSize, 4, source.path), cache).subarray(0, length);
 }
 
 export function ownAttributeValue(source: ByteSource, sb: Superblock, attr: OwnAttribute, name: string, cache: Map<number, Uint8Array>): H5AttributeValue {
   const { type, space } = attr;
   if (space.shape === null) return null;
-  const count = shapeSize(space.shape, source.file);
+  const count = shapeSize(space.shape, source.path);
   if (type.cls === H5T_STRING) {
     const strings: string[] = [];
     const element = type.vlen ? 4 + sb.offsetSize + 4 : type.size;
-    if (count * element > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its ${count} strings need`, { path: source.file });
-    const raw = source.read(attr.offset, count * element, 'attribute value');
+    if (count * element > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its ${count} strings need`, { path: source.path });
+    const raw = readStructure(source, attr.offset, count * element, 'attribute value');
     for (let i = 0; i < count; i++) {
       let bytes: Uint8Array;
       if (type.vlen) {
@@ -334,9 +336,10 @@ export function ownAttributeValue(source: ByteSource, sb: Superblock, attr: OwnA
     return space.shape.length === 0 ? (strings[0] as string) : strings;
   }
   const info = dtypeOfMetadata({ type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: false, shape: space.shape, total_size: count, chunks: null });
-  if (!info) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' has an HDF5 type tensorio does not read`, { path: source.file });
-  if (count * info.itemSize > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its shape needs`, { path: source.file });
+  if (!info) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `attribute '${name}' has an HDF5 type tensorio does not read`, { path: source.path });
+  if (count * info.itemSize > attr.length) throw new TensorioError('ERR_BAD_HEADER', `attribute '${name}' holds fewer bytes than its shape needs`, { path: source.path });
   const data = new info.array(count * info.lanes);
+  checkInside(source, attr.offset, data.byteLength, 'attribute value');
   source.readInto(attr.offset, data, 'attribute value');
   if (type.bigEndian) byteswap(data, info.swapSize);
   if (space.shape.length === 0) {
@@ -380,10 +383,10 @@ export class OwnReader implements StructureReader {
   metadata(p: string): H5Metadata {
     const object = this.ownObject(p);
     const typeMessage = object.messages.find((m) => m.type === MSG_DATATYPE) as HeaderMessage;
-    const type = parseDatatype(this.source.read(typeMessage.offset, typeMessage.size, 'datatype message'), this.source.file);
+    const type = parseDatatype(readStructure(this.source, typeMessage.offset, typeMessage.size, 'datatype message'), this.source.path);
     const spaceMessage = object.messages.find((m) => m.type === MSG_DATASPACE);
-    if (!spaceMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${p}' has no dataspace message`, { path: this.source.file });
-    const space = parseDataspace(this.source.read(spaceMessage.offset, spaceMessage.size, 'dataspace message'), this.superblock, this.source.file);
+    if (!spaceMessage) throw new TensorioError('ERR_BAD_HEADER', `dataset '${p}' has no dataspace message`, { path: this.source.path });
+    const space = parseDataspace(readStructure(this.source, spaceMessage.offset, spaceMessage.size, 'dataspace message'), this.superblock, this.source.path);
     return { type: type.cls, size: type.size, signed: type.signed, littleEndian: !type.bigEndian, vlen: type.vlen, shape: space.shape, total_size: 0, chunks: null };
   }
 
@@ -393,7 +396,7 @@ export class OwnReader implements StructureReader {
 
   private ownObject(p: string): OwnObject {
     const object = this.index.get(p);
-    if (!object) throw notFound(this.source.file, p);
+    if (!object) throw notFound(this.source.path, p);
     return object;
   }
 }

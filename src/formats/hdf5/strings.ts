@@ -14,7 +14,8 @@ import { dtypeInfo, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { shapeSize } from '../../ndarray.js';
 import { readChunkedDataset } from './chunks.js';
-import { readUint, storageOf, MSG_DATATYPE, type ByteSource, type HeaderMessage, type Superblock } from './format.js';
+import type { ByteSource } from '../../io/source.js';
+import { checkInside, readStructure, readUint, storageOf, MSG_DATATYPE, type HeaderMessage, type Superblock } from './format.js';
 import { vlenElement } from './own-reader.js';
 
 /**
@@ -79,9 +80,9 @@ function fixedElement(raw: Uint8Array, pad: number): Uint8Array {
  * `ERR_NEEDS_H5WASM` for chunked data compressed with a filter only HDF5 applies.
  */
 export function readStringDataset(source: ByteSource, sb: Superblock, messages: HeaderMessage[], dataset: string, shape: number[], inMemory: boolean): H5StringArray {
-  const file = source.file;
+  const file = source.path;
   const typeMessage = messages.find((m) => m.type === MSG_DATATYPE);
-  const type = typeMessage ? stringType(source.read(typeMessage.offset, typeMessage.size, 'datatype message'), sb, file) : null;
+  const type = typeMessage ? stringType(readStructure(source, typeMessage.offset, typeMessage.size, 'datatype message'), sb, file) : null;
   if (!type) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `dataset '${dataset}' does not hold strings`, { path: file });
   if (type.elementSize === 0) throw new TensorioError('ERR_BAD_HEADER', `dataset '${dataset}' has strings of 0 bytes`, { path: file });
   const count = shapeSize(shape, file);
@@ -95,7 +96,9 @@ export function readStringDataset(source: ByteSource, sb: Superblock, messages: 
         { path: file },
       );
     }
-    raw = source.read(storage.offset, storage.length, `dataset '${dataset}'`);
+    // Its own memory, as the element views below go to the caller: not a view of bytes in memory.
+    checkInside(source, storage.offset, storage.length, `dataset '${dataset}'`);
+    raw = source.readCopy(storage.offset, storage.length, `dataset '${dataset}'`);
   } else if (storage.layout === 'unallocated') {
     // Never written: every element is the fill value, zeros (an empty string) as h5py writes it.
     if (count > MAX_UNALLOCATED_STRINGS) throw new TensorioError('ERR_TOO_LARGE', `dataset '${dataset}' declares ${count} unwritten strings`, { path: file });

@@ -17,9 +17,11 @@ import * as nodePath from 'node:path';
 
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, closeQuietly, openForRead, type WriteOptions } from '../../io.js';
+import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
+import { closeQuietly, openForRead } from '../../io/read.js';
+import { ByteSource } from '../../io/source.js';
 import { asCOrder, bytesOf, shapeSize, validateNdArray, type NdArray } from '../../ndarray.js';
-import { ByteSource, headerMessages, normalise, readSuperblock, readUint, storageOf, type HeaderMessage, type Located, type Superblock } from './format.js';
+import { checkInside, headerMessages, normalise, readStructure, readSuperblock, readUint, storageOf, type HeaderMessage, type Located, type Superblock } from './format.js';
 import { loadH5wasm, retireH5wasm, type H5FileObject, type H5Group, type H5Lib, type H5Module } from './h5wasm.js';
 import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, type ErrorHandlingModule } from './h5wasm-errors.js';
 import { buildOwnIndex } from './own-reader.js';
@@ -380,21 +382,22 @@ export class H5Writer {
           } else {
             if (readBack.length < storage.length) readBack = new Uint8Array(storage.length);
             const stored = readBack.subarray(0, storage.length);
+            checkInside(source, storage.offset, stored.byteLength, `dataset '${item.path}'`);
             await source.readIntoAsync(storage.offset, stored, `dataset '${item.path}'`);
             if (Buffer.compare(stored, item.bytes) !== 0) throw await this.writeFailure(new Error(`the bytes of dataset '${item.path}' differ from the array`));
           }
         }
         if (item.bool) {
           if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
-          patches.push({ offset: datatypeMessage.offset, bytes: boolDatatypeMessage(source.read(datatypeMessage.offset, datatypeMessage.size, 'datatype message'), this.target) });
+          patches.push({ offset: datatypeMessage.offset, bytes: boolDatatypeMessage(readStructure(source, datatypeMessage.offset, datatypeMessage.size, 'datatype message'), this.target) });
         }
         if (item.string !== undefined) {
           if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
-          patches.push({ offset: datatypeMessage.offset, bytes: nullPaddedStringMessage(source.read(datatypeMessage.offset, datatypeMessage.size, 'datatype message'), item.string, this.target) });
+          patches.push({ offset: datatypeMessage.offset, bytes: nullPaddedStringMessage(readStructure(source, datatypeMessage.offset, datatypeMessage.size, 'datatype message'), item.string, this.target) });
         }
         if (item.float16) {
           if (!datatypeMessage) throw new TensorioError('ERR_IO', `no datatype message for dataset '${item.path}'`, { path: this.target });
-          patches.push({ offset: datatypeMessage.offset, bytes: float16DatatypeMessage(source.read(datatypeMessage.offset, datatypeMessage.size, 'datatype message'), this.target) });
+          patches.push({ offset: datatypeMessage.offset, bytes: float16DatatypeMessage(readStructure(source, datatypeMessage.offset, datatypeMessage.size, 'datatype message'), this.target) });
         }
       }
     } finally {
