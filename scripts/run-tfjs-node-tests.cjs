@@ -22,8 +22,9 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const testDir = path.join(root, 'dist-test', 'test');
 const only = process.argv.slice(2);
-// The tfjs test files that also run on plain tfjs, and the tfjs-node-only ones.
-const files = [path.join(testDir, 'tfjs.test.js'), path.join(testDir, 'tfjs-formats.test.js')];
+// The tfjs test files that also run on plain tfjs (test/tfjs/), and the tfjs-node-only ones
+// (test/tfjs-node/, a top-level folder so that scripts/run-tests.cjs leaves it to this runner).
+const files = [path.join(testDir, 'tfjs', 'tfjs.test.js'), path.join(testDir, 'tfjs', 'tfjs-formats.test.js')];
 const nodeOnly = path.join(testDir, 'tfjs-node');
 if (fs.existsSync(nodeOnly)) files.push(...fs.readdirSync(nodeOnly).filter((n) => n.endsWith('.test.js')).map((n) => path.join(nodeOnly, n)));
 const selected = files.filter((f) => only.length === 0 || only.some((o) => path.basename(f).includes(o)));

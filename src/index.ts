@@ -98,7 +98,7 @@ export {
   type KerasWeight,
   type KerasWeightsFile,
   type KerasWriteOptions,
-} from './formats/keras-h5.js';
+} from './formats/keras/weights-h5.js';
 
 // Containers and pickles: .npz archives, pickled object .npy files, save()/load() (issue 3).
 export { save, load, type Loaded, type LoadOptions, type SaveOptions, type SaveValue } from './containers.js';

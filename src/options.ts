@@ -14,7 +14,7 @@ import type { NpyReadOptions, OpenNpyOptions } from './formats/npy.js';
 import type { NpzReadOptions, NpzWriteOptions } from './formats/npz.js';
 import type { SafetensorsOpenOptions, SafetensorsReadOptions, SafetensorsWriteOptions } from './formats/safetensors.js';
 import type { H5ReadOptions, H5WriteOptions } from './formats/h5.js';
-import type { KerasWriteOptions } from './formats/keras-h5.js';
+import type { KerasWriteOptions } from './formats/keras/weights-h5.js';
 import type { TorchReadOptions } from './formats/torch/read.js';
 import type { LoadOptions, SaveOptions } from './containers.js';
 

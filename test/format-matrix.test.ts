@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
-import './tfjs-backend.js';
+import './tfjs/tfjs-backend.js';
 
 import { float8ToNumber, toBfloat16, toFloat16 } from '../src/convert.js';
 import { dtypeFromSafetensors, dtypeInfo, DTYPES, type DType } from '../src/dtype.js';

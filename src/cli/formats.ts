@@ -18,8 +18,9 @@ import { openNpz, writeNpz } from '../formats/npz.js';
 import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
 import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
 import { openTorch, writeTorch } from '../formats/torch/index.js';
-import { readKerasArchive } from '../tfjs/keras-archive.js';
+import { readKerasArchive } from '../formats/keras/archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
+import { storedItemSize } from '../formats/tfjs-model.js';
 import type { WriteOptions } from '../io/atomic-writer.js';
 import { closeQuietly, openForReadAsync } from '../io/read.js';
 import { byteLength, type NdArray } from '../ndarray.js';
@@ -372,8 +373,7 @@ const tfjsFormat: FormatHandler = {
     for (const spec of artifacts.weightSpecs ?? []) {
       const size = spec.shape.reduce((a, b) => a * b, 1);
       const quantization = spec.quantization;
-      const storedDtype = quantization ? quantization.dtype : spec.dtype;
-      const itemSize = storedDtype === 'uint8' || storedDtype === 'bool' ? 1 : storedDtype === 'uint16' || storedDtype === 'float16' ? 2 : storedDtype === 'complex64' ? 8 : 4;
+      const itemSize = storedItemSize(spec) ?? 4;
       const start = offset;
       offset += size * itemSize;
       const dtype: DType | undefined = TFJS_DTYPES[spec.dtype];

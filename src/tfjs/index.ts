@@ -8,7 +8,8 @@
 import { requireTfjsPeer } from './peer.js';
 requireTfjsPeer();
 
-export { saveWeights, loadWeights, kerasSnakeCase, type LoadWeightsOptions, type SaveWeightsOptions } from './weights.js';
+export { saveWeights, loadWeights, type LoadWeightsOptions, type SaveWeightsOptions } from './weights.js';
+export { kerasSnakeCase } from '../formats/keras/naming.js';
 export { ioHandler, registerRouters, TENSORIO_SCHEME, type IOHandlerOptions } from './handler.js';
 export { save, load, toTensor, fromTensor, type LoadTensorOptions, type TensorTree, type TensorValue } from './tensors.js';
 export { type TfjsArrayOptions, type TfjsDType } from './tfjs-arrays.js';

@@ -20,6 +20,7 @@ import { load as loadContainer, save as saveContainer, type LoadOptions, type Sa
 import { TensorioError } from '../errors.js';
 import { isNdArrayLike, type PicklableValue } from '../formats/pickle.js';
 import { isObjectArray, objectArray, type ObjectArray } from '../formats/pickle/object-array.js';
+import type { PyLeaf } from '../formats/pickle/values.js';
 import { isStringArrayLike, validateNdArray, type NdArray } from '../ndarray.js';
 import { tfjsArray, type TfjsArrayOptions } from './tfjs-arrays.js';
 
@@ -86,19 +87,8 @@ export function toTensor(array: NdArray, options: TfjsArrayOptions = {}): tf.Ten
   return tf.tensor(ready.data as Float32Array | Int32Array | Uint8Array, shape, ready.dtype);
 }
 
-/** A value of tensors as tfjs `save` takes it: what the main `save` takes, with tf.Tensors for NdArrays. */
-export type TensorTree =
-  | tf.Tensor
-  | NdArray
-  | ObjectArray<TensorTree>
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | readonly TensorTree[]
-  | { readonly [key: string]: TensorTree };
+/** A value of tensors as tfjs `save` takes it: what the main `save` takes (leaves: null, booleans, numbers, bigints, strings, bytes, NdArrays), with tf.Tensors too. */
+export type TensorTree = tf.Tensor | PyLeaf | ObjectArray<TensorTree> | readonly TensorTree[] | { readonly [key: string]: TensorTree };
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) return false;

@@ -9,13 +9,13 @@ import { checkOptions } from '../options.js';
 import { TFJS_OPTIONS } from './options.js';
 
 import { TensorioError } from '../errors.js';
-import { keras3LayerWeights, kerasClassName } from '../formats/keras/config.js';
-import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras-h5.js';
+import { keras3LayerNames, keras3LayerWeights } from '../formats/keras/naming.js';
+import { readKerasWeights, writeKerasWeights, type KerasLayerToWrite, type KerasLayerWeights, type KerasWriteOptions } from '../formats/keras/weights-h5.js';
 import { type NdArray } from '../ndarray.js';
-import { readKerasArchive } from './keras-archive.js';
+import { readKerasArchive } from '../formats/keras/archive.js';
 import { fromTensor, toTensor } from './tensors.js';
 import { formatForPath, identifyFile } from '../formats/registry.js';
-import { readWeightsFile, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from './weight-files.js';
+import { readWeightsFile, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from '../formats/weight-files.js';
 
 /** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
@@ -47,24 +47,10 @@ export interface SaveWeightsOptions extends Pick<KerasWriteOptions, 'fsync' | 'k
   compress?: boolean | number;
 }
 
-/** The Keras 3 group name of a class: `to_snake_case` from keras/src/utils/naming.py. */
-export function kerasSnakeCase(name: string): string {
-  const step = name.replace(/(.)([A-Z][a-z]+)/g, '$1_$2').replace(/\W+/g, '');
-  return step.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
-}
-
-/** Keras 3 group names for a model's layers: snake_case class name, deduplicated in order. */
+/** Keras 3 group names for a model's layers (input layers have none). */
 function keras3Names(model: tf.LayersModel): Map<tf.layers.Layer, string> {
-  const counts = new Map<string, number>();
-  const names = new Map<tf.layers.Layer, string>();
-  for (const layer of model.layers) {
-    if (layer.getClassName() === 'InputLayer') continue;
-    const base = kerasSnakeCase(kerasClassName(layer.getClassName()));
-    const n = counts.get(base) ?? 0;
-    counts.set(base, n + 1);
-    names.set(layer, n === 0 ? base : `${base}_${n}`);
-  }
-  return names;
+  const names = keras3LayerNames(model.layers.map((layer) => layer.getClassName()));
+  return new Map(model.layers.flatMap((layer, i) => (names[i] === undefined ? [] : [[layer, names[i] as string] as const])));
 }
 
 async function weightArray(variable: tf.LayerVariable): Promise<NdArray> {

@@ -1,4 +1,4 @@
-# The chapter's MLP in real Keras, both ways (test/keras-oracle.test.ts runs it).
+# The chapter's MLP in real Keras, both ways (test/tfjs/keras-oracle.test.ts runs it).
 #
 #   python keras_chapter.py write DIR   writes the chapter's files with tf-keras (Keras 2) and
 #                                       Keras 3, prints X, every weight and Y as JSON

@@ -1,4 +1,4 @@
-# Full Keras models for test/keras-oracle-models.test.ts (issue 20, check 3).
+# Full Keras models for test/tfjs/keras-oracle-models.test.ts (issue 20, check 3).
 #
 #   python keras_models.py write DIR   saves every model with tf-keras (`model.save('x.h5')`) and
 #                                      Keras 3 (`model.save('x.keras')`), and the models tfjs

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { readNpy } from '../../src/index.js';
 import { ioHandler, load, loadWeights, registerRouters, save, saveWeights } from '../../src/tfjs/index.js';
-import { TFJS_MODE, tfjsNode } from '../tfjs-backend.js';
+import { TFJS_MODE, tfjsNode } from '../tfjs/tfjs-backend.js';
 import { runOracleJson, runPythonJson, tempDir } from '../helpers.js';
 
 if (TFJS_MODE !== 'node' || !tfjsNode) throw new Error('test/tfjs-node/ needs TENSORIO_TFJS=node: run it with scripts/run-tfjs-node-tests.cjs');
@@ -19,7 +19,7 @@ const node = tfjsNode;
 
 const dir = tempDir('tensorio-tfjs-node');
 
-// The chapter's MLP, as in test/tfjs.test.ts (tfjs's Flatten needs rank >= 3).
+// The chapter's MLP, as in test/tfjs/tfjs.test.ts (tfjs's Flatten needs rank >= 3).
 function mlp(): tf.Sequential {
   return tf.sequential({
     layers: [tf.layers.flatten({ inputShape: [4, 5] }), tf.layers.dense({ units: 256, activation: 'relu' }), tf.layers.dense({ units: 10 })],

@@ -61,10 +61,22 @@ interface Problem {
   what: string;
 }
 
-function layerName(layer: JsonObject): string {
+/** A layer config's name: its own `name` (functional models) or its config's (Sequential). */
+export function kerasLayerName(layer: JsonObject): string | undefined {
   if (typeof layer.name === 'string') return layer.name;
   const config = layer.config;
-  return isObject(config) && typeof config.name === 'string' ? config.name : '?';
+  return isObject(config) && typeof config.name === 'string' ? config.name : undefined;
+}
+
+function layerName(layer: JsonObject): string {
+  return kerasLayerName(layer) ?? '?';
+}
+
+/** The names of a model topology's layers, in order (`config.layers`, or the old Sequential's `config` list). */
+export function topologyLayerNames(topology: JsonObject): string[] {
+  const config = topology.config;
+  const layers = isObject(config) ? config.layers : Array.isArray(config) ? config : undefined;
+  return (Array.isArray(layers) ? layers.filter(isObject) : []).map(kerasLayerName).filter((n): n is string => n !== undefined);
 }
 
 /** A Keras 3 tensor reference `{class_name: '__keras_tensor__', config: {keras_history}}` as a tfjs node entry. */
@@ -267,15 +279,4 @@ export function tfjsToKerasTopology(value: Json): Json {
     out.config = { ...out.config, reset_after: true };
   }
   return out;
-}
-
-/**
- * A layer's weights in a Keras 3 weights file, by its group name below `layers/`: the
- * group's own `vars`, or, for a recurrent layer (whose variables belong to its cell), those of
- * `<name>/cell` (Keras 3 saves `layers/gru/cell/vars/0..2` and an empty `layers/gru/vars`).
- */
-export function keras3LayerWeights<T extends { name: string; weights: unknown[] }>(byPath: Map<string, T>, name: string): T | undefined {
-  const own = byPath.get(name);
-  if (own && own.weights.length > 0) return own;
-  return byPath.get(`${name}/cell`) ?? own;
 }

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
-import '../../tfjs-backend.js';
+import '../../tfjs/tfjs-backend.js';
 
 import { load as mainLoad, unpickle, type NdArray } from '../../../src/index.js';
 import { load as tfLoad } from '../../../src/tfjs/index.js';

@@ -1,5 +1,5 @@
-/** How Keras's own loaders see a Keras HDF5 file (run with h5py), shared by test/keras.test.ts and the fixtures suite. */
-import type { NdArray } from '../src/index.js';
+/** How Keras's own loaders see a Keras HDF5 file (run with h5py), shared by test/formats/keras/keras.test.ts and the fixtures suite. */
+import type { NdArray } from '../../../src/index.js';
 
 /** An array's bytes as hex. */
 export function hex(array: NdArray): string {

@@ -1,23 +1,25 @@
 /**
  * Keras 3 `.keras` archives: a ZIP holding config.json, metadata.json and model.weights.h5,
  * read with the ZIP code the `.npz` reader uses (central directory, ZIP64, CRCs, bounded
- * inflation).
+ * inflation) over the one byte source.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 
-import { TensorioError } from '../errors.js';
-import { decodeKerasWeights, readKerasWeights, type KerasWeightsFile } from '../formats/keras-h5.js';
-import { fdSourceSync, readCentralDirectorySync, readMemberSync, type ZipEntry, type ZipSourceSync } from '../formats/zip.js';
-import { closeQuietly, openForRead, writeAtomic } from '../io.js';
+import { TensorioError } from '../../errors.js';
+import { writeAtomic } from '../../io/atomic-writer.js';
+import { closeQuietly, openForRead } from '../../io/read.js';
+import { ByteSource } from '../../io/source.js';
+import { readCentralDirectorySync, readMemberSync, type ZipEntry } from '../zip.js';
+import { decodeKerasWeights, readKerasWeights, type KerasWeightsFile } from './weights-h5.js';
 
 /** A `.keras` archive open for reading. */
 export class KerasArchive {
   private constructor(
     readonly path: string,
     private readonly fd: number,
-    private readonly source: ZipSourceSync,
+    private readonly source: ByteSource,
     private readonly members: Map<string, ZipEntry>,
   ) {}
 
@@ -29,7 +31,7 @@ export class KerasArchive {
   static open(path: string): KerasArchive {
     const { fd, size } = openForRead(path);
     try {
-      const source = fdSourceSync(fd, size, path);
+      const source = ByteSource.ofFile(fd, size, path);
       const members = new Map(readCentralDirectorySync(source, path).map((entry) => [entry.name, entry]));
       return new KerasArchive(path, fd, source, members);
     } catch (error) {

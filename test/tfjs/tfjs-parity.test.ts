@@ -11,10 +11,10 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import './tfjs-backend.js';
 
-import { load as mainLoad, save as mainSave, type NdArray } from '../src/index.js';
-import { load, save } from '../src/tfjs/index.js';
-import { expectCode } from './expect-code.js';
-import { runOracleJson, tempDir } from './helpers.js';
+import { load as mainLoad, save as mainSave, type NdArray } from '../../src/index.js';
+import { load, save } from '../../src/tfjs/index.js';
+import { expectCode } from '../expect-code.js';
+import { runOracleJson, tempDir } from '../helpers.js';
 
 const dir = tempDir('tfjs-parity');
 

@@ -13,10 +13,11 @@
  * `layers/<snake_case name>/vars/<i>`, containers nesting further `layers/...` groups,
  * matched by structure rather than by name.
  */
-import { checkOptions, OPTIONS } from '../options.js';
-import { TensorioError } from '../errors.js';
-import { type LoadedArray, type NdArray } from '../ndarray.js';
-import { openH5, openH5Bytes, openH5Sync, H5Writer, type H5File, type H5ReadOptions, type H5WriteOptions } from './h5.js';
+import { checkOptions, OPTIONS } from '../../options.js';
+import { TensorioError } from '../../errors.js';
+import { type LoadedArray, type NdArray } from '../../ndarray.js';
+import { openH5, openH5Bytes, openH5Sync, H5Writer, type H5File, type H5ReadOptions, type H5WriteOptions } from '../h5.js';
+import { naturalCompare } from './naming.js';
 
 /** One weight of a layer as stored in the file. */
 export interface KerasWeight {
@@ -78,23 +79,6 @@ function stringListAttribute(h5: H5File, group: string, name: string): string[] 
   return out;
 }
 
-// Natural order for Keras 3 group names: dense, dense_1, dense_2, ..., dense_10.
-function naturalCompare(a: string, b: string): number {
-  const split = (s: string) => s.split(/(\d+)/).map((part, i) => (i % 2 ? Number(part) : part));
-  const pa = split(a);
-  const pb = split(b);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i];
-    const y = pb[i];
-    if (x === undefined) return -1;
-    if (y === undefined) return 1;
-    if (x === y) continue;
-    if (typeof x === 'number' && typeof y === 'number') return x - y;
-    return String(x) < String(y) ? -1 : 1;
-  }
-  return 0;
-}
-
 /** A weight whose dataset is still to be read: where it goes, and its path in the file. */
 interface WeightJob {
   target: KerasWeight;
@@ -149,7 +133,7 @@ function describeKeras3(h5: H5File, jobs: WeightJob[]): KerasLayerWeights[] {
 
 /**
  * Walks a Keras file's layout (attributes and groups only) and lists the weight datasets to
- * read; the readers below then fill them in, asynchronously or not.
+ * read; {@link kerasWeightsWalk} has them read and fills them in.
  */
 function describeKerasFile(h5: H5File): { result: KerasWeightsFile; jobs: WeightJob[] } {
   const rootAttrs = new Set(h5.attributeNames(''));
@@ -178,9 +162,58 @@ function describeKerasFile(h5: H5File): { result: KerasWeightsFile; jobs: Weight
   return { result, jobs };
 }
 
+/**
+ * The one walker of a Keras file, for every reader below: it walks the layout (attributes and
+ * groups), hands its driver the paths of all weight datasets at once (the `yield`), and fills
+ * the layers in with the arrays the driver read, asynchronously or not.
+ */
+function* kerasWeightsWalk(h5: H5File): Generator<string[], KerasWeightsFile, LoadedArray[]> {
+  const { result, jobs } = h5.batch(() => describeKerasFile(h5), 'walk the Keras layout');
+  const arrays = yield jobs.map((job) => job.path);
+  jobs.forEach((job, i) => (job.target.array = arrays[i] as LoadedArray));
+  return result;
+}
+
 // Reads run on the thread pool, a few at a time: one thread faulting in fresh pages and
 // copying from the page cache leaves the other cores idle.
 const READ_CONCURRENCY = 4;
+
+async function readAllAsync(h5: H5File, paths: readonly string[]): Promise<LoadedArray[]> {
+  const arrays: LoadedArray[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < paths.length) {
+      const i = next++;
+      arrays[i] = await h5.read(paths[i] as string);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, paths.length) }, worker));
+  return arrays;
+}
+
+/** The async driver of {@link kerasWeightsWalk}; it closes the file. */
+async function runWalkAsync(h5: H5File): Promise<KerasWeightsFile> {
+  const walk = kerasWeightsWalk(h5);
+  try {
+    let step = walk.next();
+    while (!step.done) step = walk.next(await readAllAsync(h5, step.value));
+    return step.value;
+  } finally {
+    h5.close();
+  }
+}
+
+/** The sync driver of {@link kerasWeightsWalk}; it closes the file. */
+function runWalkSync(h5: H5File): KerasWeightsFile {
+  const walk = kerasWeightsWalk(h5);
+  try {
+    let step = walk.next();
+    while (!step.done) step = walk.next(step.value.map((path) => h5.readSync(path)));
+    return step.value;
+  } finally {
+    h5.close();
+  }
+}
 
 /**
  * Reads the weights of a Keras HDF5 file, whichever layout it has: legacy weights-only,
@@ -191,31 +224,7 @@ const READ_CONCURRENCY = 4;
  */
 export async function readKerasWeights(path: string, options: H5ReadOptions = {}): Promise<KerasWeightsFile> {
   checkOptions(options, OPTIONS.readH5, 'readKerasWeights', path);
-  const h5 = await openH5(path, options);
-  try {
-    const { result, jobs } = h5.batch(() => describeKerasFile(h5), 'walk the Keras layout');
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < jobs.length) {
-        const job = jobs[next++] as WeightJob;
-        job.target.array = await h5.read(job.path);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, jobs.length) }, worker));
-    return result;
-  } finally {
-    h5.close();
-  }
-}
-
-function readJobsSync(h5: H5File): KerasWeightsFile {
-  try {
-    const { result, jobs } = h5.batch(() => describeKerasFile(h5), 'walk the Keras layout');
-    for (const job of jobs) job.target.array = h5.readSync(job.path);
-    return result;
-  } finally {
-    h5.close();
-  }
+  return runWalkAsync(await openH5(path, options));
 }
 
 /**
@@ -225,7 +234,7 @@ function readJobsSync(h5: H5File): KerasWeightsFile {
  */
 export function readKerasWeightsSync(path: string, options: H5ReadOptions = {}): KerasWeightsFile {
   checkOptions(options, OPTIONS.readH5, 'readKerasWeightsSync', path);
-  return readJobsSync(openH5Sync(path, options));
+  return runWalkSync(openH5Sync(path, options));
 }
 
 /**
@@ -235,7 +244,7 @@ export function readKerasWeightsSync(path: string, options: H5ReadOptions = {}):
  * only h5wasm reads (it reads only files: write such bytes to a file first).
  */
 export function decodeKerasWeights(bytes: Uint8Array, name = '<memory>'): KerasWeightsFile {
-  return readJobsSync(openH5Bytes(bytes, name));
+  return runWalkSync(openH5Bytes(bytes, name));
 }
 
 /** A layer to write: its name and its weights (name and array), in the layer's order. */

@@ -12,10 +12,10 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import './tfjs-backend.js';
 
-import { type NdArray } from '../src/index.js';
-import { fromTensor, load, loadWeights, toTensor } from '../src/tfjs/index.js';
-import { expectCode } from './expect-code.js';
-import { oraclePython, ROOT, runOracleJson, runPythonWith, tempDir } from './helpers.js';
+import { type NdArray } from '../../src/index.js';
+import { fromTensor, load, loadWeights, toTensor } from '../../src/tfjs/index.js';
+import { expectCode } from '../expect-code.js';
+import { oraclePython, ROOT, runOracleJson, runPythonWith, tempDir } from '../helpers.js';
 
 const dir = tempDir('tfjs-bridge');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');

@@ -8,9 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 // Loads @tensorflow/tfjs-node first when TENSORIO_TFJS=node: the same tests then run on its backend.
 import { EXPECTED_BACKEND, TFJS_MODE } from './tfjs-backend.js';
 
-import { TensorioError, writeNpy } from '../src/index.js';
-import { ioHandler, load, loadWeights, registerRouters, save, saveWeights } from '../src/tfjs/index.js';
-import { runPythonJson, tempDir } from './helpers.js';
+import { TensorioError, writeNpy } from '../../src/index.js';
+import { ioHandler, load, loadWeights, registerRouters, save, saveWeights } from '../../src/tfjs/index.js';
+import { ROOT, runPythonJson, tempDir } from '../helpers.js';
 
 const dir = tempDir('tensorio-tfjs');
 
@@ -75,7 +75,7 @@ print(json.dumps({'layers': layer_names, 'y': y.ravel().tolist()}))
   result.y.forEach((v, i) => assert.ok(Math.abs(v - (Y[i] as number)) <= 1e-5 * Math.max(1, Math.abs(v)), `y[${i}]: ${v} vs ${Y[i]}`));
 });
 
-// ERR_SHAPE_MISMATCH and skipMismatch, for .h5, .npz and .safetensors alike: test/tfjs-formats.test.ts.
+// ERR_SHAPE_MISMATCH and skipMismatch, for .h5, .npz and .safetensors alike: test/tfjs/tfjs-formats.test.ts.
 
 test('ioHandler: model.json round trip', async () => {
   const net = mlp();
@@ -170,7 +170,7 @@ test('ERR_TRUNCATED: a model.json whose shard is shorter than its manifest', asy
 });
 
 test('the chapter demo runs and prints Y_clone == Y, all true', () => {
-  const out = execFileSync(process.execPath, [path.join(__dirname, '..', '..', 'demo', 'chapter-tfjs.mjs')], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'demo', 'chapter-tfjs.mjs')], { encoding: 'utf8' });
   assert.match(out, /x2: Tensor\s+\[0, 1, 2, 3\]/);
   const verdict = out.slice(out.indexOf('Y_clone == Y:'));
   assert.ok(verdict.includes('true') && !verdict.includes('false'), verdict);

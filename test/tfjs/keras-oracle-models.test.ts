@@ -17,9 +17,9 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import './tfjs-backend.js';
 
-import { TensorioError } from '../src/index.js';
-import { ioHandler } from '../src/tfjs/index.js';
-import { ROOT, runOracleJson, tempDir } from './helpers.js';
+import { TensorioError } from '../../src/index.js';
+import { ioHandler } from '../../src/tfjs/index.js';
+import { ROOT, runOracleJson, tempDir } from '../helpers.js';
 
 const dir = tempDir('tensorio-keras-models');
 const SCRIPT = fs.readFileSync(path.join(ROOT, 'test', 'python', 'keras_models.py'), 'utf8');

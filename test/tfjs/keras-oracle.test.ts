@@ -13,8 +13,8 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import './tfjs-backend.js';
 
-import { ioHandler, loadWeights, saveWeights } from '../src/tfjs/index.js';
-import { ROOT, runOracleJson, tempDir } from './helpers.js';
+import { ioHandler, loadWeights, saveWeights } from '../../src/tfjs/index.js';
+import { ROOT, runOracleJson, tempDir } from '../helpers.js';
 
 const dir = tempDir('tensorio-keras-oracle');
 const SCRIPT = path.join(ROOT, 'test', 'python', 'keras_chapter.py');

@@ -8,6 +8,8 @@
  * - `tensorio convert m.h5 model.json` loads in tfjs with the converter's predictions, and its
  *   manifest differs from the converter's only as docs/tfjs.md's table says;
  * - `tensorio convert m.h5 model.json --quantize D` writes the converter's bytes and numbers.
+ * It imports the CLI's `main` and src/formats/tfjs-quantization.ts on purpose: the converter
+ * is checked against the command line and the quantization arithmetic directly.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -17,11 +19,11 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import './tfjs-backend.js';
 
-import { main } from '../src/cli/main.js';
-import { readNpz } from '../src/index.js';
-import { dequantizeWeight, quantizeWeight } from '../src/formats/tfjs-quantization.js';
-import { ioHandler } from '../src/tfjs/index.js';
-import { ROOT, runOracleJson, tempDir } from './helpers.js';
+import { main } from '../../src/cli/main.js';
+import { readNpz } from '../../src/index.js';
+import { dequantizeWeight, quantizeWeight } from '../../src/formats/tfjs-quantization.js';
+import { ioHandler } from '../../src/tfjs/index.js';
+import { ROOT, runOracleJson, tempDir } from '../helpers.js';
 
 interface ModelCase {
   h5: string;

@@ -13,13 +13,20 @@
  *   `__metadata__`: `layer_names` (a JSON list of every layer, weightless ones included, as
  *   Keras's `layer_names` attribute) and `weight_names` (a JSON object: layer → its tensor
  *   names in order).
+ *
+ * A whole model in `.safetensors` (ioHandler's model file) adds the topology and the weight
+ * specs to `__metadata__` as JSON strings, and keeps optimizer state under `optimizer/`.
  */
+import { toFloat32 } from '../convert.js';
+import { dtypeInfo } from '../dtype.js';
 import { TensorioError } from '../errors.js';
-import { type KerasLayerWeights } from '../formats/keras-h5.js';
-import { readNpz, writeNpz } from '../formats/npz.js';
-import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
-import { type WriteOptions } from '../io.js';
+import { type WriteOptions } from '../io/atomic-writer.js';
 import { type LoadedArray, type NdArray } from '../ndarray.js';
+import { isObject, type JsonObject } from './keras/config.js';
+import { type KerasLayerWeights } from './keras/weights-h5.js';
+import { readNpz, writeNpz } from './npz.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { ownBuffer, parseJson, weightArray, type TfjsModelArtifacts, type TfjsWeightSpec } from './tfjs-model.js';
 
 /** The two formats of this module (a sharded safetensors index reads as 'safetensors'). */
 export type WeightsFormat = 'npz' | 'safetensors';
@@ -169,4 +176,118 @@ export async function readWeightsFile(path: string, format: WeightsFormat, mmap 
   if (format === 'npz') return { layers: npzLayers(await readNpz(path, { mmap }), path), metadata: {} };
   const { tensors, metadata } = await readSafetensors(path, { mmap });
   return { layers: safetensorsLayers(tensors, metadata, path), metadata };
+}
+
+/** Where optimizer state goes in a `.safetensors` model file: `optimizer/<tfjs weight name>`. */
+const OPTIMIZER_PREFIX = 'optimizer/';
+
+/** What a `.safetensors` model file holds: the topology, the layer order, plain weights (one buffer each). */
+export interface SafetensorsModel {
+  topology: JsonObject;
+  layerNames: readonly string[];
+  specs: readonly TfjsWeightSpec[];
+  pieces: readonly ArrayBuffer[];
+  format: string;
+  generatedBy: string;
+  convertedBy?: string | null | undefined;
+  trainingConfig?: unknown;
+  userDefinedMetadata?: unknown;
+}
+
+/**
+ * Writes a whole model as `.safetensors`: the weights as tensors named as `saveWeights` names
+ * them, the topology and weight specs in `__metadata__`.
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` for a weight name not `<layer>/<weight>`,
+ * `ERR_UNSUPPORTED_DTYPE`, and the errors of {@link writeWeightsFile}.
+ */
+export async function writeSafetensorsModel(path: string, model: SafetensorsModel, options: WriteOptions): Promise<void> {
+  // Layers in topology order; tfjs names each weight '<layer>/<weight>', so the part before the
+  // first '/' is its layer (nested models' weights name their inner layers, appended here).
+  // Optimizer state (model.save(h, { includeOptimizer: true })) is kept outside the layers.
+  const layers = new Map<string, LayerToWrite>();
+  for (const name of model.layerNames) layers.set(name, { name, weights: [] });
+  const extra = new Map<string, NdArray>();
+  const stored: TfjsWeightSpec[] = [];
+  model.specs.forEach((spec, i) => {
+    const array = weightArray(spec, model.pieces[i] as ArrayBuffer, path, '.safetensors model files');
+    const entry: TfjsWeightSpec = { name: spec.name, shape: [...spec.shape], dtype: spec.dtype };
+    if (spec.group !== undefined) entry.group = spec.group;
+    stored.push(entry);
+    if (spec.group === 'optimizer') {
+      extra.set(`${OPTIMIZER_PREFIX}${spec.name}`, array);
+      return;
+    }
+    const slash = spec.name.indexOf('/');
+    if (slash <= 0) throw new TensorioError('ERR_INVALID_ARGUMENT', `weight name '${spec.name}' is not '<layer>/<weight>'`, { path });
+    const layer = spec.name.slice(0, slash);
+    let owner = layers.get(layer);
+    if (!owner) layers.set(layer, (owner = { name: layer, weights: [] }));
+    owner.weights.push({ weight: spec.name.slice(slash + 1), array });
+  });
+  const metadata: Record<string, string> = {
+    format: model.format,
+    model_topology: JSON.stringify(model.topology),
+    weight_specs: JSON.stringify(stored),
+    generated_by: model.generatedBy,
+  };
+  if (model.convertedBy) metadata.converted_by = model.convertedBy;
+  if (model.trainingConfig) metadata.training_config = JSON.stringify(model.trainingConfig);
+  if (model.userDefinedMetadata) metadata.user_defined_metadata = JSON.stringify(model.userDefinedMetadata);
+  await writeWeightsFile(path, 'safetensors', [...layers.values()], { ...options, metadata, extra });
+}
+
+/** A JSON object from `__metadata__`, or undefined when the entry is absent or not an object. */
+function metadataObject(metadata: Record<string, string>, key: string, path: string): JsonObject | undefined {
+  const text = metadata[key];
+  if (text === undefined) return undefined;
+  const value = parseJson(text, path, `__metadata__.${key}`);
+  return isObject(value) ? value : undefined;
+}
+
+/**
+ * Reads a whole model from a `.safetensors` file {@link writeSafetensorsModel} wrote (or any
+ * with the same `__metadata__`); other float widths convert to float32 weights.
+ * @throws TensorioError `ERR_BAD_METADATA` (no `model_topology`: a weights-only file; specs
+ * that do not match the tensors), `ERR_SHAPE_MISMATCH`, and the errors of `readSafetensors`.
+ */
+export async function readSafetensorsModel(path: string): Promise<TfjsModelArtifacts> {
+  const { tensors, metadata } = await readSafetensors(path);
+  if (metadata.model_topology === undefined) {
+    throw new TensorioError('ERR_BAD_METADATA', "__metadata__ has no 'model_topology': this is a weights-only file; build the model and use loadWeights()", { path });
+  }
+  const topology = parseJson(metadata.model_topology, path, '__metadata__.model_topology');
+  if (!isObject(topology)) throw new TensorioError('ERR_BAD_METADATA', '__metadata__.model_topology is not a JSON object', { path });
+  const specs = parseJson(metadata.weight_specs ?? '[]', path, '__metadata__.weight_specs');
+  if (!Array.isArray(specs)) throw new TensorioError('ERR_BAD_METADATA', '__metadata__.weight_specs is not a JSON list', { path });
+  const weightSpecs: TfjsWeightSpec[] = [];
+  const pieces: ArrayBuffer[] = [];
+  for (const spec of specs) {
+    if (!isObject(spec) || typeof spec.name !== 'string' || !Array.isArray(spec.shape) || !['float32', 'int32', 'bool'].includes(spec.dtype as string)) {
+      throw new TensorioError('ERR_BAD_METADATA', `a weight spec in __metadata__.weight_specs is not {name, shape, dtype: float32|int32|bool}: ${JSON.stringify(spec).slice(0, 200)}`, { path });
+    }
+    const optimizer = spec.group === 'optimizer';
+    const key = optimizer ? `${OPTIMIZER_PREFIX}${spec.name}` : spec.name;
+    const array = Object.hasOwn(tensors, key) ? tensors[key] : undefined;
+    if (!array) throw new TensorioError('ERR_BAD_METADATA', `weight spec '${spec.name}' has no tensor '${key}' in the file`, { path });
+    if (array.shape.join() !== spec.shape.join()) {
+      throw new TensorioError('ERR_SHAPE_MISMATCH', `weight '${spec.name}': the spec says (${spec.shape.join(', ')}), the tensor has (${array.shape.join(', ')})`, { path });
+    }
+    const dtype = spec.dtype as 'float32' | 'int32' | 'bool';
+    const tfjsDtype = dtypeInfo(array.dtype).tfjs;
+    // Other float widths (float16, bfloat16, float64) convert to float32, as loadWeights does.
+    const convertible = dtype === 'float32' && tfjsDtype === null && (array.dtype.startsWith('float') || array.dtype === 'bfloat16');
+    if (tfjsDtype !== dtype && !convertible) {
+      throw new TensorioError('ERR_BAD_METADATA', `weight '${spec.name}': the spec says ${dtype}, the tensor is ${array.dtype}`, { path });
+    }
+    weightSpecs.push({ name: spec.name, shape: array.shape, dtype, ...(optimizer ? { group: 'optimizer' as const } : {}) });
+    pieces.push(ownBuffer(dtype === 'float32' ? toFloat32(array).data : array.data));
+  }
+  const artifacts: TfjsModelArtifacts = { modelTopology: topology, format: metadata.format ?? 'layers-model', weightSpecs, weightData: pieces };
+  if (metadata.generated_by !== undefined) artifacts.generatedBy = metadata.generated_by;
+  if (metadata.converted_by !== undefined) artifacts.convertedBy = metadata.converted_by;
+  const training = metadataObject(metadata, 'training_config', path);
+  if (training) artifacts.trainingConfig = training;
+  const user = metadataObject(metadata, 'user_defined_metadata', path);
+  if (user) artifacts.userDefinedMetadata = user;
+  return artifacts;
 }

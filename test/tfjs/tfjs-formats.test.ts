@@ -1,3 +1,8 @@
+/**
+ * Model weights in `.npz` and `.safetensors` through the tfjs entry (saveWeights, loadWeights,
+ * ioHandler). It also imports `readWeightsFile`/`writeWeightsFile` from
+ * src/formats/weight-files.ts on purpose: the naming scheme is tested below the entry too.
+ */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,11 +13,11 @@ import * as tf from '@tensorflow/tfjs';
 import { EXPECTED_BACKEND, TFJS_MODE } from './tfjs-backend.js';
 import fc from 'fast-check';
 
-import { readNpz, readSafetensors, writeSafetensors, type NdArray } from '../src/index.js';
-import { ioHandler, load, loadWeights, save, saveWeights } from '../src/tfjs/index.js';
-import { readWeightsFile, writeWeightsFile } from '../src/tfjs/weight-files.js';
-import { expectCode } from './expect-code.js';
-import { NATIVE_MODE, runPython, runPythonJson, tempDir } from './helpers.js';
+import { readNpz, readSafetensors, writeSafetensors, type NdArray } from '../../src/index.js';
+import { ioHandler, load, loadWeights, save, saveWeights } from '../../src/tfjs/index.js';
+import { readWeightsFile, writeWeightsFile } from '../../src/formats/weight-files.js';
+import { expectCode } from '../expect-code.js';
+import { NATIVE_MODE, runPython, runPythonJson, tempDir } from '../helpers.js';
 
 const dir = tempDir('tensorio-tfjs-formats');
 

@@ -1,11 +1,16 @@
+/**
+ * Keras HDF5 weights (src/formats/keras/weights-h5.ts): the legacy `.h5` and Keras 3
+ * `.weights.h5` layouts, read and written, with h5py as the judge. It also imports
+ * `kerasAttributeChunks` from that module on purpose: the attribute split is internal.
+ */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { readKerasWeights, TensorioError, writeKerasWeights, type NdArray } from '../src/index.js';
-import { kerasAttributeChunks } from '../src/formats/keras-h5.js';
-import { h5pyPythons, runPythonWith, tempDir } from './helpers.js';
+import { readKerasWeights, TensorioError, writeKerasWeights, type NdArray } from '../../../src/index.js';
+import { kerasAttributeChunks } from '../../../src/formats/keras/weights-h5.js';
+import { h5pyPythons, runPythonWith, tempDir } from '../../helpers.js';
 import { hex, KERAS_READ, type KerasDump } from './keras-dump.js';
 
 const dir = tempDir('tensorio-keras');
@@ -136,7 +141,7 @@ print(json.dumps({'keys': keys, 'names': names, 'num': num}))
 
 test('ERR_BAD_HEADER: an HDF5 file that holds no Keras weights', async () => {
   const file = path.join(dir, 'plain.h5');
-  const { writeH5 } = await import('../src/index.js');
+  const { writeH5 } = await import('../../../src/index.js');
   await writeH5(file, { x: dense(2, 2, 0) });
   await assert.rejects(readKerasWeights(file), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_BAD_HEADER');
 });
