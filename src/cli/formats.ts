@@ -17,7 +17,7 @@ import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
 import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
 import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
-import { openTorch, writeTorch } from '../formats/torch/index.js';
+import { openTorch, planTorchSafetensors, writeTorch } from '../formats/torch/index.js';
 import { readKerasArchive } from '../tfjs/keras-archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
 import { closeQuietly, openForReadAsync, type WriteOptions } from '../io.js';
@@ -60,6 +60,11 @@ export interface TensorSource {
    * inspect stays header-only.
    */
   nonTensors?(): Promise<Array<{ name: string; why: string }>>;
+  /**
+   * For a safetensors target (a PyTorch source): the names to leave out, each to the name kept
+   * for its shared storage, and the metadata recording them (formats/torch/to-safetensors.ts).
+   */
+  safetensorsPlan?(names: string[]): { omit: Map<string, string>; metadata: Record<string, string> };
   /** True when the one array has no name of its own (a `.npy`: its name is the file's). */
   readonly unnamed?: boolean;
   get(name: string): Promise<NdArray>;
@@ -450,6 +455,7 @@ const torch: FormatHandler = {
     return {
       summary,
       get: (name) => opened.get(name === 'tensor' && !opened.has('tensor') ? '' : name),
+      safetensorsPlan: (names) => planTorchSafetensors(opened, names.filter((n) => opened.has(n))),
       nonTensors: async () => {
         const others: Array<{ name: string; why: string }> = [];
         leavesOf(await opened.value(), '', others);

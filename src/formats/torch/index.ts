@@ -13,3 +13,4 @@ export {
 } from './read.js';
 export { writeTorch, type TorchSaveValue } from './write.js';
 export { listTorchTensors, scanTorchGlobals, sharedTorchTensors, type TorchGlobalUse, type TorchSharedGroup } from './inspect.js';
+export { planTorchSafetensors, verifySafetensorsCopy, type TorchSafetensorsPlan } from './to-safetensors.js';

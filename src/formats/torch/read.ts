@@ -385,6 +385,12 @@ class Core {
     };
   }
 
+  /** Bytes of the storage a tensor is on (the root storage's, for a legacy view). */
+  storageBytes(name: string): number {
+    const s = asTensor(this.ref(name)).storage;
+    return s.numel * s.itemSize;
+  }
+
   *tensor(ref: Ref, budget = copyBudget(this.size, this.options.maxCopySize)): Walk<LoadedArray> {
     const t = asTensor(ref);
     const bytes = (yield { op: 'storage', ref: t.storage }) as StorageBytes;
@@ -572,6 +578,17 @@ abstract class TorchFileBase {
   info(name: string): TorchTensorInfo {
     return this.core.info(name);
   }
+  storageByteLength(name: string): number {
+    return this.core.storageBytes(name);
+  }
+}
+
+/**
+ * Bytes of the storage tensor `name` of an open checkpoint is on (not part of TorchFile's
+ * interface: the converter to safetensors needs it, to tell a tensor that covers its storage).
+ */
+export function torchStorageByteLength(file: TorchFile | TorchFileSync, name: string): number {
+  return (file as unknown as { storageByteLength(name: string): number }).storageByteLength(name);
 }
 
 class TorchFileImpl extends TorchFileBase implements TorchFile {
