@@ -17,7 +17,7 @@ import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
 import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
 import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
-import { openTorch, planTorchSafetensors, writeTorch } from '../formats/torch/index.js';
+import { openTorch, planTorchSafetensors, writeTorchFiles } from '../formats/torch/index.js';
 import { readKerasArchive } from '../tfjs/keras-archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
 import { closeQuietly, openForReadAsync, type WriteOptions } from '../io.js';
@@ -468,7 +468,8 @@ const torch: FormatHandler = {
     // A state dict: one tensor per name, as torch.save(model.state_dict()) writes it.
     const record: Record<string, NdArray> = {};
     for (const name of names) Object.defineProperty(record, name, { value: await get(name), enumerable: true, writable: true, configurable: true });
-    await writeTorch(file, record, options.fsync === undefined ? {} : { fsync: options.fsync });
+    // --max-shard-size: pytorch_model-00001-of-0000N.bin ... and the index, as transformers writes them.
+    return writeTorchFiles(file, record, { ...(options.fsync === undefined ? {} : { fsync: options.fsync }), ...(options.maxShardSize === undefined ? {} : { maxShardSize: options.maxShardSize }) });
   },
 };
 

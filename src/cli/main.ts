@@ -216,7 +216,7 @@ async function convert(args: string[]): Promise<number> {
   }
   let maxShardSize: number | undefined;
   if (values['max-shard-size'] !== undefined) {
-    if (target.id !== 'safetensors' && target.id !== 'safetensors-index') throw new UsageError('--max-shard-size applies to .safetensors targets only');
+    if (target.id !== 'safetensors' && target.id !== 'safetensors-index' && target.id !== 'torch') throw new UsageError('--max-shard-size applies to .safetensors and PyTorch targets only');
     maxShardSize = parseSize(values['max-shard-size']);
     if (!(maxShardSize > 0)) throw new UsageError(`--max-shard-size must be more than 0 bytes, got '${values['max-shard-size']}'`);
   }
