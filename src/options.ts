@@ -16,6 +16,7 @@ import type { SafetensorsOpenOptions, SafetensorsReadOptions, SafetensorsWriteOp
 import type { H5ReadOptions, H5WriteOptions } from './formats/h5.js';
 import type { KerasWriteOptions } from './formats/keras/weights-h5.js';
 import type { TorchReadOptions } from './formats/torch/read.js';
+import type { TorchWriteOptions } from './formats/torch/write.js';
 import type { LoadOptions, SaveOptions } from './containers.js';
 
 /** The keys of an options interface, as a list the compiler checks against the interface. */
@@ -37,7 +38,7 @@ export const OPTIONS = {
   writeH5: keysOf<H5WriteOptions>({ ...WRITE, heapWriteLimit: true }),
   writeKerasWeights: keysOf<KerasWriteOptions>({ ...WRITE, heapWriteLimit: true, layout: true, kerasVersion: true, backend: true, modelConfig: true, trainingConfig: true }),
   readTorch: keysOf<TorchReadOptions>({ mmap: true, maxMemberSize: true, maxPickleSize: true, maxCopySize: true, verifyCrc: true }),
-  writeTorch: keysOf<WriteOptions>(WRITE),
+  writeTorch: keysOf<TorchWriteOptions>({ ...WRITE, maxShardSize: true }),
   save: keysOf<SaveOptions>({ ...WRITE, compress: true }),
   load: keysOf<LoadOptions>({ mmap: true, allowPickle: true, maxMemberSize: true, maxHeaderSize: true, maxPickleSize: true, voidAs: true }),
 } as const;

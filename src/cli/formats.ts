@@ -17,7 +17,7 @@ import { openH5, writeH5, type H5File } from '../formats/h5.js';
 import { openNpz, writeNpz } from '../formats/npz.js';
 import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
 import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
-import { openTorch, writeTorch } from '../formats/torch/index.js';
+import { openTorch, planTorchSafetensors, writeTorchFiles } from '../formats/torch/index.js';
 import { readKerasArchive } from '../formats/keras/archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';
 import { storedItemSize } from '../formats/tfjs-model.js';
@@ -62,6 +62,11 @@ export interface TensorSource {
    * inspect stays header-only.
    */
   nonTensors?(): Promise<Array<{ name: string; why: string }>>;
+  /**
+   * For a safetensors target (a PyTorch source): the names to leave out, each to the name kept
+   * for its shared storage, and the metadata recording them (formats/torch/to-safetensors.ts).
+   */
+  safetensorsPlan?(names: string[]): { omit: Map<string, string>; metadata: Record<string, string> };
   /** True when the one array has no name of its own (a `.npy`: its name is the file's). */
   readonly unnamed?: boolean;
   get(name: string): Promise<NdArray>;
@@ -456,6 +461,7 @@ const torch: FormatHandler = {
     return {
       summary,
       get: (name) => opened.get(name === 'tensor' && !opened.has('tensor') ? '' : name),
+      safetensorsPlan: (names) => planTorchSafetensors(opened, names.filter((n) => opened.has(n))),
       nonTensors: async () => {
         const others: Array<{ name: string; why: string }> = [];
         leavesOf(await opened.value(), '', others);
@@ -468,7 +474,8 @@ const torch: FormatHandler = {
     // A state dict: one tensor per name, as torch.save(model.state_dict()) writes it.
     const record: Record<string, NdArray> = {};
     for (const name of names) Object.defineProperty(record, name, { value: await get(name), enumerable: true, writable: true, configurable: true });
-    await writeTorch(file, record, options.fsync === undefined ? {} : { fsync: options.fsync });
+    // --max-shard-size: pytorch_model-00001-of-0000N.bin ... and the index, as transformers writes them.
+    return writeTorchFiles(file, record, { ...(options.fsync === undefined ? {} : { fsync: options.fsync }), ...(options.maxShardSize === undefined ? {} : { maxShardSize: options.maxShardSize }) });
   },
 };
 

@@ -17,7 +17,7 @@ import { diffSources, type TensorDiff } from './diff.js';
 import { formatFor, loadTfjsEntry, openSource, withNonTensors, type FileSummary, type SourceOptions, type TensorSource } from './formats.js';
 import { openH5 } from '../formats/h5.js';
 import { FORMATS, formatForPath, formatOfName, hdf5Flavour } from '../formats/registry.js';
-import { scanTorchGlobals } from '../formats/torch/index.js';
+import { scanTorchGlobals, verifySafetensorsCopy } from '../formats/torch/index.js';
 import { formatBytes, Progress } from './progress.js';
 import { tfjsDtypeOf } from '../tfjs/tfjs-arrays.js';
 
@@ -216,7 +216,7 @@ async function convert(args: string[]): Promise<number> {
   }
   let maxShardSize: number | undefined;
   if (values['max-shard-size'] !== undefined) {
-    if (target.id !== 'safetensors' && target.id !== 'safetensors-index') throw new UsageError('--max-shard-size applies to .safetensors targets only');
+    if (target.id !== 'safetensors' && target.id !== 'safetensors-index' && target.id !== 'torch') throw new UsageError('--max-shard-size applies to .safetensors and PyTorch targets only');
     maxShardSize = parseSize(values['max-shard-size']);
     if (!(maxShardSize > 0)) throw new UsageError(`--max-shard-size must be more than 0 bytes, got '${values['max-shard-size']}'`);
   }
@@ -258,9 +258,13 @@ async function convert(args: string[]): Promise<number> {
     }
     for (const r of refused) notes.push(`skipped '${r.name}': ${r.why}`);
     const skippedNames = new Set(refused.map((r) => r.name));
-    const tensors = source.summary.tensors.filter((t) => !skippedNames.has(t.name));
+    // Tied weights go into safetensors once, the other names noted in the metadata (Hugging Face's way).
+    const toSafetensors = target.id === 'safetensors' || target.id === 'safetensors-index';
+    const plan = toSafetensors ? source.safetensorsPlan?.(source.summary.tensors.map((t) => t.name).filter((n) => !skippedNames.has(n))) : undefined;
+    for (const [removed, kept] of plan?.omit ?? []) notes.push(`'${removed}' shares its storage with '${kept}': written once, as '${kept}' (the metadata notes '${removed}')`);
+    const tensors = source.summary.tensors.filter((t) => !skippedNames.has(t.name) && !plan?.omit.has(t.name));
     if (tensors.length === 0) throw new TensorioError('ERR_INVALID_ARGUMENT', 'nothing to convert: the source holds no member the target can hold', { path: src });
-    const metadata = source.summary.metadata;
+    const metadata = plan ? { ...plan.metadata, ...source.summary.metadata } : source.summary.metadata;
     if (metadata && Object.keys(metadata).length > 0 && !(target.id === 'safetensors' || target.id === 'safetensors-index')) {
       notes.push(`metadata not kept (${Object.keys(metadata).join(', ')}): ${target.title} has no place for it`);
     }
@@ -282,6 +286,7 @@ async function convert(args: string[]): Promise<number> {
     } finally {
       progress.finish();
     }
+    if (plan) await verifySafetensorsCopy((written || []).find((f) => f.endsWith('.index.json')) ?? dst, tensors.map((t) => t.name), async (n) => ((a) => (cast && castable(a.dtype) ? cast(a) : a))(await source.get(n)));
   } finally {
     await source.close();
   }

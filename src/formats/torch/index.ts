@@ -11,5 +11,6 @@ export {
   type TorchTensorInfo,
   type TorchValue,
 } from './read.js';
-export { writeTorch, type TorchSaveValue } from './write.js';
+export { writeTorch, writeTorchFiles, type TorchSaveValue, type TorchWriteOptions } from './write.js';
 export { listTorchTensors, scanTorchGlobals, sharedTorchTensors, type TorchGlobalUse, type TorchSharedGroup } from './inspect.js';
+export { planTorchSafetensors, verifySafetensorsCopy, type TorchSafetensorsPlan } from './to-safetensors.js';

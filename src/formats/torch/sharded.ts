@@ -15,7 +15,7 @@ import { TensorioError } from '../../errors.js';
 import { closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
 import { type LoadedArray } from '../../ndarray.js';
 import { MAX_INDEX_SIZE, parseSafetensorsIndex, type SafetensorsIndex } from '../safetensors-sharded.js';
-import { openTorchFile, openTorchFileSync, type TorchFile, type TorchFileSync, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './read.js';
+import { openTorchFile, openTorchFileSync, torchStorageByteLength, type TorchFile, type TorchFileSync, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './read.js';
 
 /** True for the index of a sharded checkpoint (`*.index.json`, as `pytorch_model.bin.index.json`). */
 export function isTorchIndexPath(path: string): boolean {
@@ -144,6 +144,10 @@ class ShardedView<F extends ShardFile> {
 
   info(name: string): TorchTensorInfo {
     return this.shard(name).info(name);
+  }
+
+  storageByteLength(name: string): number {
+    return torchStorageByteLength(this.shard(name), name);
   }
 
   close(): void {

@@ -12,6 +12,8 @@ import { AtomicWriter, type WriteOptions } from '../../io.js';
 import { bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
 import { encodeLong, isNdArrayLike, OP } from '../pickle.js';
 import { ZipWriter } from '../zip.js';
+import { planStorages, type Placed } from './storage-plan.js';
+import { writeTorchShards } from './write-sharded.js';
 
 /** What {@link writeTorch} writes: an NdArray, or lists, records and Maps of NdArrays and plain values. */
 export type TorchSaveValue =
@@ -40,48 +42,6 @@ const STORAGE_CLASS: Partial<Record<DType, string>> = {
   complex64: 'ComplexFloatStorage',
   complex128: 'ComplexDoubleStorage',
 };
-
-interface Storage {
-  key: string;
-  dtype: DType;
-  buffer: ArrayBufferLike;
-  start: number;
-  end: number;
-}
-
-interface Placed {
-  storage: Storage;
-  /** In elements. */
-  offset: number;
-}
-
-/** Groups the arrays into storages: overlapping byte ranges of one buffer with one dtype share one. */
-function planStorages(arrays: NdArray[]): Map<NdArray, Placed> {
-  const byBuffer = new Map<ArrayBufferLike, NdArray[]>();
-  for (const a of arrays) {
-    const list = byBuffer.get(a.data.buffer) ?? [];
-    list.push(a);
-    byBuffer.set(a.data.buffer, list);
-  }
-  const placed = new Map<NdArray, Placed>();
-  let next = 0;
-  for (const list of byBuffer.values()) {
-    list.sort((x, y) => x.data.byteOffset - y.data.byteOffset);
-    let current: Storage | undefined;
-    for (const a of list) {
-      const start = a.data.byteOffset;
-      const end = start + a.data.byteLength;
-      const itemSize = dtypeInfo(a.dtype).itemSize;
-      const joins = current !== undefined && current.dtype === a.dtype && start < current.end && (start - current.start) % itemSize === 0 && a.data.byteLength > 0;
-      if (!joins || !current) {
-        current = { key: String(next++), dtype: a.dtype, buffer: a.data.buffer, start, end };
-      } else current.end = Math.max(current.end, end);
-      placed.set(a, { storage: current, offset: 0 });
-    }
-  }
-  for (const [a, p] of placed) p.offset = (a.data.byteOffset - p.storage.start) / dtypeInfo(a.dtype).itemSize;
-  return placed;
-}
 
 class PickleSink {
   private parts: Uint8Array[] = [];
@@ -273,22 +233,49 @@ function writeTensor(sink: PickleSink, array: NdArray, place: Placed): void {
   sink.op(OP.TUPLE, OP.REDUCE);
 }
 
+/** Options of {@link writeTorch}. */
+export interface TorchWriteOptions extends WriteOptions {
+  /**
+   * Split a state dict into shards of at most this many bytes of storage (a number, or '5GB' =
+   * 5×10^9, '2GiB' = 2×2^30): `pytorch_model-00001-of-0000N.bin` ... beside `path` and
+   * `path + '.index.json'`, as `transformers`' `save_pretrained(safe_serialization=False)`
+   * writes them. Tensors on one storage stay in one shard. Default: one file.
+   */
+  maxShardSize?: number | string;
+}
+
 /**
  * Writes `value` as `torch.save(value, path)` would (the zip format, pickle protocol 2), so
  * `torch.load(path, weights_only=True)` reads it back: NdArrays become tensors (Fortran-order
  * arrays keep their layout as strides), records and Maps become OrderedDicts, Arrays lists,
  * numbers ints or floats, bigints ints. Storages are stored uncompressed with their data at a
  * multiple of 64 bytes; arrays that view overlapping bytes of one buffer with one dtype share a
- * storage, written once. Atomic (temporary file, fsync, rename) like every write.
- * @param options `fsync` (default true).
- * @throws TensorioError `ERR_INVALID_ARGUMENT` (a value writeTorch cannot write, a cycle),
- * `ERR_SHAPE_MISMATCH`, `ERR_UNSUPPORTED_DTYPE`, and the file-system errors.
+ * storage, written once. Atomic (temporary file, fsync, rename) like every write. With
+ * `maxShardSize`, a state dict (a record or Map of NdArrays) is written as shards and an index
+ * (see {@link TorchWriteOptions}); one that fits one shard is written to `path` alone.
+ * @param options `fsync` (default true), `maxShardSize`.
+ * @throws TensorioError `ERR_INVALID_ARGUMENT` (a value writeTorch cannot write, a cycle, a
+ * sharded value that is not a state dict), `ERR_SHAPE_MISMATCH`, `ERR_UNSUPPORTED_DTYPE`, and
+ * the file-system errors.
  */
-export async function writeTorch(path: string, value: TorchSaveValue, options: WriteOptions = {}): Promise<void> {
+export async function writeTorch(path: string, value: TorchSaveValue, options: TorchWriteOptions = {}): Promise<void> {
+  await writeTorchFiles(path, value, options);
+}
+
+/** {@link writeTorch}, returning the files written (the shards and then the index, when sharded). */
+export async function writeTorchFiles(path: string, value: TorchSaveValue, options: TorchWriteOptions = {}): Promise<string[]> {
   checkOptions(options, OPTIONS.writeTorch, 'writeTorch', path);
   if (path.toLowerCase().endsWith('.index.json')) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeTorch writes one checkpoint file; it does not write a sharded checkpoint\'s index (name the file .pt, .pth, .ckpt or .bin)', { path });
   }
+  const { maxShardSize, ...write } = options;
+  if (maxShardSize !== undefined) return writeTorchShards(path, value, maxShardSize, write, writeOne);
+  await writeOne(path, value, write);
+  return [path];
+}
+
+/** One checkpoint file. */
+async function writeOne(path: string, value: TorchSaveValue, options: WriteOptions): Promise<void> {
   const arrays: NdArray[] = [];
   collect(value, path, '', arrays, new Set());
   const placed = planStorages(arrays);
