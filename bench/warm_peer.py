@@ -137,13 +137,17 @@ ops = {
 
 baseline = rss_kb()
 times = []
+cpu_times = []  # process CPU time beside the wall time, as in warm_trial.mjs
 for _ in range(n):
+    cpu = time.process_time()
     start = time.perf_counter()
     a = ops[op]()
     times.append((time.perf_counter() - start) * 1e3)
+    cpu_times.append((time.process_time() - cpu) * 1e3)
     del a
 s = sorted(times)
-result = dict(medianMs=s[n // 2], p90Ms=s[int(n * 0.9)], firstMs=times[0], baselineKb=baseline,
+result = dict(medianMs=s[n // 2], p90Ms=s[int(n * 0.9)], firstMs=times[0], cpuMedianMs=sorted(cpu_times)[n // 2],
+              times=times, cpuTimes=cpu_times, baselineKb=baseline,
               maxRssKb=peak_rss_kb())
 if steps:
     result['steps'] = {k: sorted(v)[len(v) // 2] for k, v in steps.items()}

@@ -150,11 +150,17 @@ const run = ops[op];
 if (!run) throw new Error(`unknown op ${op}`);
 const baselineKb = process.memoryUsage().rss / 1024;
 const times = [];
+// CPU time of the whole process (all threads: the thread pool does the async I/O), beside the
+// wall time: on a shared machine the wall time includes waiting for a CPU, the CPU time does not.
+const cpuTimes = [];
 for (let i = 0; i < n; i++) {
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   const pending = run();
   if (pending) await pending;
   times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  const used = process.cpuUsage(cpu);
+  cpuTimes.push((used.user + used.system) / 1e3);
 }
 const medianOf = (values) => [...values].sort((a, b) => a - b)[values.length >> 1];
 const sorted = [...times].sort((a, b) => a - b);
@@ -164,6 +170,9 @@ console.log(
     medianMs: sorted[n >> 1],
     p90Ms: sorted[Math.floor(n * 0.9)],
     firstMs: times[0],
+    cpuMedianMs: medianOf(cpuTimes),
+    times,
+    cpuTimes,
     baselineKb,
     maxRssKb: peakRssKb(),
     ...(Object.keys(steps).length ? { steps: stepMedians } : {}),
