@@ -6,7 +6,7 @@
 import { dtypeInfo, type DType, type TypedArray } from './dtype.js';
 import { TensorioError } from './errors.js';
 import { shapeSize, validateNdArray, type NdArray } from './ndarray.js';
-import { native } from './native.js';
+import { byteswapNative, convertNative } from './io/kernels.js';
 
 /**
  * Reverses the byte order of each element of `bytes` in place. `itemSize` is the unit
@@ -20,7 +20,7 @@ export function byteswap(bytes: ArrayBufferView, itemSize: number): void {
   if (bytes.byteLength % itemSize !== 0) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `${bytes.byteLength} bytes are not a whole number of ${itemSize}-byte items`);
   }
-  if (native) return native.byteswap(bytes, itemSize);
+  if (byteswapNative(bytes, itemSize)) return;
   const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const half = itemSize >> 1;
   for (let base = 0; base < u8.length; base += itemSize) {
@@ -129,10 +129,7 @@ function bigintToFloat32(value: bigint): number {
 
 function convertInto(from: DType, src: TypedArray, dst: Float32Array): void {
   const name = `${from === 'bool' ? 'uint8' : from}:float32`;
-  if (native && from !== 'float8_e4m3fn' && from !== 'float8_e5m2') {
-    native.convert(name, src, dst);
-    return;
-  }
+  if (from !== 'float8_e4m3fn' && from !== 'float8_e5m2' && convertNative(name, src, dst)) return;
   const n = dst.length;
   switch (from) {
     case 'float16': {
@@ -194,9 +191,7 @@ function withData(array: NdArray, dtype: DType, data: TypedArray): NdArray {
 function fromFloat32(array: NdArray, to: 'float16' | 'bfloat16'): NdArray {
   const source = toFloat32(array).data as Float32Array;
   const out = new Uint16Array(source.length);
-  if (native) {
-    native.convert(`float32:${to}`, source, out);
-  } else {
+  if (!convertNative(`float32:${to}`, source, out)) {
     const one = to === 'float16' ? numberToHalf : numberToBfloat16;
     for (let i = 0; i < source.length; i++) out[i] = one(source[i] as number);
   }
@@ -223,8 +218,7 @@ export function toFloat64(array: NdArray): NdArray {
   if (array.dtype === 'float32') {
     const source = array.data as Float32Array;
     const out = new Float64Array(source.length);
-    if (native) native.convert('float32:float64', source, out);
-    else out.set(source);
+    if (!convertNative('float32:float64', source, out)) out.set(source);
     return withData(array, 'float64', out);
   }
   if (array.dtype === 'int64' || array.dtype === 'uint64') {
