@@ -68,6 +68,9 @@ const ops = {
   'npy:read': () => readNpy(input),
   'npy:read-sync': () => void readNpySync(input),
   'npy:write': () => writeNpy(out, data, { fsync: false }),
+  // The same write; the peer replaces atomically too (np.save into a temporary file + os.replace).
+  'npy:write-atomic': () => writeNpy(out, data, { fsync: false }),
+  'npy:write-steps': () => writeSteps(),
   'npy:write-durable': () => writeNpy(out, data),
   'npy:write-durable-buffered': () => writeNpy(out, data, { directIo: false }),
   'npy:durable-steps': () => durableSteps(),
@@ -107,6 +110,29 @@ const { encodeNpy } = await import('../dist/formats/npy.js');
 const steps = {};
 const step = (name, start) => (steps[name] ??= []).push(Number(process.hrtime.bigint() - start) / 1e6);
 
+// The steps of writeNpy(p, a, { fsync: false }) one at a time, each timed: what a write without
+// fsync costs beside np.save, which truncates the old file in place instead of replacing it.
+function writeSteps() {
+  const chunks = encodeNpy(data, out);
+  let t = process.hrtime.bigint();
+  const { tempPath, fd } = io.createTempFor(out);
+  step('create the file (NumPy: open with O_TRUNC, which frees the old file)', t);
+  t = process.hrtime.bigint();
+  if (native) native.writeSync(fd, 0, chunks);
+  else for (const chunk of chunks) fs.writeSync(fd, chunk);
+  step('write the bytes', t);
+  t = process.hrtime.bigint();
+  fs.closeSync(fd);
+  step('close', t);
+  t = process.hrtime.bigint();
+  const swapped = native?.exchange(tempPath, out) === true;
+  if (!swapped) fs.renameSync(tempPath, out);
+  step('exchange or rename', t);
+  t = process.hrtime.bigint();
+  if (swapped) fs.unlinkSync(tempPath);
+  step('unlink the replaced file', t);
+}
+
 function durableSteps() {
   let t = process.hrtime.bigint();
   const chunks = encodeNpy(data, out);
@@ -136,9 +162,12 @@ function durableSteps() {
   fs.closeSync(fd);
   step('close', t);
   t = process.hrtime.bigint();
-  if (native?.exchange(tempPath, out)) fs.unlinkSync(tempPath);
-  else fs.renameSync(tempPath, out);
-  step('exchange or rename (+ unlink the old)', t);
+  const swapped = native?.exchange(tempPath, out) === true;
+  if (!swapped) fs.renameSync(tempPath, out);
+  step('exchange or rename', t);
+  t = process.hrtime.bigint();
+  if (swapped) fs.unlinkSync(tempPath);
+  step('unlink the replaced file', t);
   t = process.hrtime.bigint();
   const dir = fs.openSync(path.dirname(path.resolve(out)), 'r');
   fs.fsyncSync(dir);
