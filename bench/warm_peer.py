@@ -127,7 +127,7 @@ def st_save_fsync():
 
 
 data = None
-if what.startswith('write') or what.endswith('-steps'):
+if what.startswith('write') or 'steps' in what:
     if fmt == 'npy':
         data = np.load(path)
     elif fmt == 'npz':
@@ -147,6 +147,7 @@ ops = {
     'npy:write-durable': durable(lambda f: np.save(f, data)),
     'npy:write-durable-buffered': durable(lambda f: np.save(f, data)),
     'npy:durable-steps': durable_steps,
+    'npy:durable-steps-through': durable_steps,
     # NumPy ignores mmap_mode for .npz: its "open" reads the directory and each member on access.
     'npz:open-mmap': lambda: np.load(path),
     'npz:open-mmap-sync': lambda: np.load(path),

@@ -35,7 +35,7 @@ const n = Number(count);
 const [format, what] = op.split(':');
 
 async function loadInput() {
-  if (!what.startsWith('write') && what !== 'durable-steps') return undefined;
+  if (!what.startsWith('write') && !what.includes('steps')) return undefined;
   if (format === 'npy') return readNpy(input);
   if (format === 'npz') return readNpz(input);
   if (format === 'safetensors') return (await readSafetensors(input)).tensors;
@@ -74,6 +74,7 @@ const ops = {
   'npy:write-durable': () => writeNpy(out, data),
   'npy:write-durable-buffered': () => writeNpy(out, data, { directIo: false }),
   'npy:durable-steps': () => durableSteps(),
+  'npy:durable-steps-through': () => durableSteps('through'),
   'npz:open-mmap': openNpzMapped,
   'npz:open-mmap-sync': () => void readNpzSync(input, { mmap: true }),
   'npz:read': () => readNpz(input),
@@ -133,7 +134,7 @@ function writeSteps() {
   step('unlink the replaced file', t);
 }
 
-function durableSteps() {
+function durableSteps(how = 'direct') {
   let t = process.hrtime.bigint();
   const chunks = encodeNpy(data, out);
   step('encode header', t);
@@ -143,7 +144,7 @@ function durableSteps() {
   const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
   t = process.hrtime.bigint();
   let directFd;
-  if (native && total >= 64 << 20) {
+  if (native && total >= 64 << 20 && how === 'direct') {
     try {
       directFd = fs.openSync(tempPath, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
     } catch {
@@ -151,10 +152,11 @@ function durableSteps() {
     }
   }
   if (directFd !== undefined) native.writeDirectSync(directFd, fd, 0, chunks);
+  else if (how === 'through' && native?.writeThroughSync) native.writeThroughSync(fd, 0, chunks);
   else if (native) native.writeSync(fd, 0, chunks);
   else for (const chunk of chunks) fs.writeSync(fd, chunk);
   if (directFd !== undefined) fs.closeSync(directFd);
-  step(directFd !== undefined ? 'write the bytes (O_DIRECT)' : 'write the bytes', t);
+  step(directFd !== undefined ? 'write the bytes (O_DIRECT)' : how === 'through' ? 'write the bytes (through, dropped as written back)' : 'write the bytes', t);
   t = process.hrtime.bigint();
   fs.fsyncSync(fd);
   step('fsync the file', t);
