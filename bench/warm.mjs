@@ -97,7 +97,7 @@ try {
   for (let i = 0; i < smallCount; i++) await writeNpy(path.join(files.small, `${i}.npy`), small, { fsync: false });
 
   const cases = [];
-  if (groups.has('npy')) cases.push(['npy:open-mmap', opens], ['npy:read', reads], ['npy:read-sync', reads], ['npy:write', writes], ['npy:write-atomic', writes], ['npy:write-durable', writes], ['npy:write-durable-buffered', writes]);
+  if (groups.has('npy')) cases.push(['npy:open-mmap', opens], ['npy:read', reads], ['npy:read-sync', reads], ['npy:write', writes], ['npy:write-atomic', writes], ['npy:write-durable', writes], ['npy:write-durable-buffered', writes], ['npy:write-durable-direct', writes]);
   if (groups.has('npz')) cases.push(['npz:open-mmap', opens], ['npz:open-mmap-sync', opens], ['npz:read', reads], ['npz:write', writes], ['npz:write-durable', writes]);
   if (groups.has('safetensors')) {
     if (hasModule('safetensors')) {

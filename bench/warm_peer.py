@@ -146,8 +146,9 @@ ops = {
     'npy:write-steps': write_steps,
     'npy:write-durable': durable(lambda f: np.save(f, data)),
     'npy:write-durable-buffered': durable(lambda f: np.save(f, data)),
+    'npy:write-durable-direct': durable(lambda f: np.save(f, data)),
     'npy:durable-steps': durable_steps,
-    'npy:durable-steps-through': durable_steps,
+    'npy:durable-steps-direct': durable_steps,
     # NumPy ignores mmap_mode for .npz: its "open" reads the directory and each member on access.
     'npz:open-mmap': lambda: np.load(path),
     'npz:open-mmap-sync': lambda: np.load(path),

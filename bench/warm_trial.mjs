@@ -73,8 +73,10 @@ const ops = {
   'npy:write-steps': () => writeSteps(),
   'npy:write-durable': () => writeNpy(out, data),
   'npy:write-durable-buffered': () => writeNpy(out, data, { directIo: false }),
-  'npy:durable-steps': () => durableSteps(),
-  'npy:durable-steps-through': () => durableSteps('through'),
+  'npy:write-durable-direct': () => writeNpy(out, data, { directIo: true }),
+  // The default path (streamed through the page cache) and O_DIRECT (directIo: true).
+  'npy:durable-steps': () => durableSteps(native?.writeThroughSync ? 'through' : 'direct'),
+  'npy:durable-steps-direct': () => durableSteps('direct'),
   'npz:open-mmap': openNpzMapped,
   'npz:open-mmap-sync': () => void readNpzSync(input, { mmap: true }),
   'npz:read': () => readNpz(input),
