@@ -77,7 +77,7 @@ function trialJson(command, args) {
 /** Median over rounds of each field (and of each step), rounds alternating who goes first. */
 function combine(results) {
   const pick = (key) => median(results.map((r) => r[key]));
-  const combined = { medianMs: pick('medianMs'), p90Ms: pick('p90Ms'), firstMs: pick('firstMs'), baselineKb: pick('baselineKb'), maxRssKb: Math.max(...results.map((r) => r.maxRssKb)) };
+  const combined = { medianMs: pick('medianMs'), p90Ms: pick('p90Ms'), firstMs: pick('firstMs'), cpuMedianMs: pick('cpuMedianMs'), baselineKb: pick('baselineKb'), maxRssKb: Math.max(...results.map((r) => r.maxRssKb)) };
   if (results[0].steps) combined.steps = Object.fromEntries(Object.keys(results[0].steps).map((k) => [k, median(results.map((r) => r.steps[k]))]));
   return combined;
 }
@@ -97,7 +97,7 @@ try {
   for (let i = 0; i < smallCount; i++) await writeNpy(path.join(files.small, `${i}.npy`), small, { fsync: false });
 
   const cases = [];
-  if (groups.has('npy')) cases.push(['npy:open-mmap', opens], ['npy:read', reads], ['npy:read-sync', reads], ['npy:write', writes], ['npy:write-durable', writes], ['npy:write-durable-buffered', writes]);
+  if (groups.has('npy')) cases.push(['npy:open-mmap', opens], ['npy:read', reads], ['npy:read-sync', reads], ['npy:write', writes], ['npy:write-atomic', writes], ['npy:write-durable', writes], ['npy:write-durable-buffered', writes], ['npy:write-durable-direct', writes]);
   if (groups.has('npz')) cases.push(['npz:open-mmap', opens], ['npz:open-mmap-sync', opens], ['npz:read', reads], ['npz:write', writes], ['npz:write-durable', writes]);
   if (groups.has('safetensors')) {
     if (hasModule('safetensors')) {
@@ -105,7 +105,7 @@ try {
     } else console.log(`skipped safetensors rows: ${PYTHON} has no 'safetensors' package (set TENSORIO_PYTHON to one that has)`);
   }
   if (groups.has('small')) cases.push(['small:read', '3'], ['small:read-serial', '3'], ['small:read-sync', '3']);
-  if (groups.has('steps')) cases.push(['npy:durable-steps', writes]);
+  if (groups.has('steps')) cases.push(['npy:write-steps', String(2 * Number(writes))], ['npy:durable-steps', writes]);
 
   const rows = [];
   for (const [op, n] of cases) {
@@ -135,32 +135,60 @@ try {
   const peerName = (op) => (op.startsWith('safetensors:') && !op.includes('mmap') ? 'safetensors' : op.startsWith('safetensors:') ? 'json+memmap' : 'numpy');
   const header = `${new Date().toISOString()} | ${machine()} | ${versions} | tensorio native: ${nativeStatus().loaded} | load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`;
   const what = `${sizeMb} MiB float32 (.npz and safetensors: 4 members / tensors of ${sizeMb / 4} MiB), small: ${smallCount} files of 4 KiB, warm page cache; median of ${rounds} round(s) of the per-process median`;
-  const table = formatTable(rows.filter((r) => !r.op.endsWith('durable-steps')), [
+  const table = formatTable(rows.filter((r) => !r.op.endsWith('-steps')), [
     { title: 'operation (n in one process)', value: (r) => `${r.op} (${r.n})` },
     { title: 'tensorio median ms', value: (r) => r.ours.medianMs.toFixed(3) },
     { title: 'peer', value: (r) => peerName(r.op) },
     { title: 'peer median ms', value: (r) => r.peer.medianMs.toFixed(3) },
     { title: 'ratio', value: (r) => `${(r.ours.medianMs / r.peer.medianMs).toFixed(2)}x` },
+    { title: 'CPU ms (peer)', value: (r) => `${r.ours.cpuMedianMs.toFixed(1)} (${r.peer.cpuMedianMs.toFixed(1)})` },
     { title: 'tensorio p90 / first ms', value: (r) => `${r.ours.p90Ms.toFixed(1)} / ${r.ours.firstMs.toFixed(1)}` },
     { title: 'tensorio peak RSS MiB (baseline)', value: (r) => `${mb(r.ours.maxRssKb)} (${mb(r.ours.baselineKb)})` },
     { title: 'peer peak RSS MiB (baseline)', value: (r) => `${mb(r.peer.maxRssKb)} (${mb(r.peer.baselineKb)})` },
   ]);
-  const stepsRow = rows.find((r) => r.op === 'npy:durable-steps');
-  let stepsTable = '';
-  if (stepsRow) {
-    const names = [...new Set([...Object.keys(stepsRow.ours.steps), ...Object.keys(stepsRow.peer.steps)])];
-    const stepRows = names.map((name) => ({ name, ours: stepsRow.ours.steps[name], peer: stepsRow.peer.steps[name] }));
-    const sum = (side) => Object.values(stepsRow[side].steps).reduce((a, b) => a + b, 0);
-    const atomic = (side) => (stepsRow[side].steps['exchange or rename (+ unlink the old)'] ?? 0) + (stepsRow[side].steps['fsync the folder'] ?? 0);
-    stepRows.push({ name: 'whole (sum of the steps)', ours: sum('ours'), peer: sum('peer') });
-    stepRows.push({ name: 'of which atomicity (rename + folder fsync)', ours: atomic('ours'), peer: atomic('peer') });
-    stepRows.push({ name: 'np.save + fsync alone (no atomicity)', ours: undefined, peer: sum('peer') - atomic('peer') });
-    stepsTable = formatTable(stepRows, [
-      { title: `durable .npy write, ${sizeMb} MiB, median of ${stepsRow.n} (step)`, value: (r) => r.name },
-      { title: 'tensorio ms', value: (r) => (r.ours === undefined ? '-' : r.ours.toFixed(2)) },
-      { title: 'numpy ms', value: (r) => (r.peer === undefined ? '-' : r.peer.toFixed(2)) },
-    ]);
+  const ATOMIC_STEPS = ['exchange or rename', 'unlink the replaced file', 'fsync the folder'];
+  const sumOf = (steps, names) => names.reduce((total, name) => total + (steps[name] ?? 0), 0);
+  const ms = (value) => (value === undefined ? '-' : value.toFixed(2));
+  const tables = [];
+  // Writes without fsync: tensorio's steps beside np.save in place and np.save atomically
+  // (alternate operations of one peer process; the peer's atomic steps carry the mark [atomic]).
+  const writeRow = rows.find((r) => r.op === 'npy:write-steps');
+  if (writeRow) {
+    const ours = writeRow.ours.steps;
+    const inPlace = Object.fromEntries(Object.entries(writeRow.peer.steps).filter(([name]) => !name.endsWith(' [atomic]')));
+    const atomic = Object.fromEntries(Object.entries(writeRow.peer.steps).filter(([name]) => name.endsWith(' [atomic]')).map(([name, v]) => [name.slice(0, -' [atomic]'.length), v]));
+    const names = [...new Set([...Object.keys(ours), ...Object.keys(inPlace), ...Object.keys(atomic)])];
+    const stepRows = names.map((name) => [name, ours[name], inPlace[name], atomic[name]]);
+    const all = (steps) => sumOf(steps, Object.keys(steps));
+    stepRows.push(['whole (sum of the steps)', all(ours), all(inPlace), all(atomic)]);
+    stepRows.push(['of which atomicity (exchange or rename + unlink)', sumOf(ours, ATOMIC_STEPS), undefined, sumOf(atomic, ATOMIC_STEPS)]);
+    tables.push(
+      formatTable(stepRows, [
+        { title: `.npy write without fsync, ${sizeMb} MiB, median of ${writeRow.n / 2} (step)`, value: (r) => r[0] },
+        { title: 'tensorio ms', value: (r) => ms(r[1]) },
+        { title: 'np.save in place ms', value: (r) => ms(r[2]) },
+        { title: 'np.save to temp + os.replace ms', value: (r) => ms(r[3]) },
+      ]),
+    );
   }
+  const stepsRow = rows.find((r) => r.op === 'npy:durable-steps');
+  if (stepsRow) {
+    const { ours, peer } = { ours: stepsRow.ours.steps, peer: stepsRow.peer.steps };
+    const names = [...new Set([...Object.keys(ours), ...Object.keys(peer)])];
+    const stepRows = names.map((name) => [name, ours[name], peer[name]]);
+    const all = (steps) => sumOf(steps, Object.keys(steps));
+    stepRows.push(['whole (sum of the steps)', all(ours), all(peer)]);
+    stepRows.push(['of which atomicity (exchange or rename + unlink + folder fsync)', sumOf(ours, ATOMIC_STEPS), sumOf(peer, ATOMIC_STEPS)]);
+    stepRows.push(['np.save + fsync alone (no atomicity)', undefined, all(peer) - sumOf(peer, ATOMIC_STEPS)]);
+    tables.push(
+      formatTable(stepRows, [
+        { title: `durable .npy write, ${sizeMb} MiB, median of ${stepsRow.n} (step)`, value: (r) => r[0] },
+        { title: 'tensorio ms', value: (r) => ms(r[1]) },
+        { title: 'numpy ms', value: (r) => ms(r[2]) },
+      ]),
+    );
+  }
+  const stepsTable = tables.join('\n\n');
   const ddLine = `dd (ceiling), ${sizeMb} MiB: read to /dev/null ${dd.read.toFixed(1)} ms, write ${dd.write.toFixed(1)} ms, write conv=fsync ${dd.durable.toFixed(1)} ms`;
   console.log(`${header}\n${what}\n\n${table}\n\n${stepsTable ? `${stepsTable}\n\n` : ''}${ddLine}`);
   console.log(`results: ${saveResults(`warm${quick ? '-quick' : ''}`, { header, what, rows, dd })}`);

@@ -61,13 +61,45 @@ def durable_steps():
     f.close()
     timed('close', t)
     t = time.perf_counter()
-    os.replace(tmp, out)
-    timed('exchange or rename (+ unlink the old)', t)
+    os.replace(tmp, out)  # also frees the replaced file
+    timed('exchange or rename', t)
     t = time.perf_counter()
     d = os.open(os.path.dirname(os.path.abspath(out)), os.O_RDONLY)
     os.fsync(d)
     os.close(d)
     timed('fsync the folder', t)
+
+
+def write_steps():
+    # np.save without fsync, step by step, alternating in place (open with O_TRUNC: the old
+    # file's pages and blocks are freed before the write reuses them) and atomically (a
+    # temporary file, then os.replace frees the old one), the two ways a writer can replace a file.
+    atomic = len(steps_log) % 2 == 1
+    steps_log.append(atomic)
+    name = (lambda step: step + ' [atomic]') if atomic else (lambda step: step)
+    t = time.perf_counter()
+    f = open(out + '.tmp' if atomic else out, 'wb')
+    timed(name('create the file (NumPy: open with O_TRUNC, which frees the old file)'), t)
+    t = time.perf_counter()
+    np.save(f, data)
+    f.flush()
+    timed(name('write the bytes'), t)
+    t = time.perf_counter()
+    f.close()
+    timed(name('close'), t)
+    if atomic:
+        t = time.perf_counter()
+        os.replace(out + '.tmp', out)
+        timed(name('exchange or rename'), t)
+
+
+steps_log = []
+
+
+def save_atomic():
+    with open(out + '.tmp', 'wb') as f:
+        np.save(f, data)
+    os.replace(out + '.tmp', out)
 
 
 def st_mapped():
@@ -95,7 +127,7 @@ def st_save_fsync():
 
 
 data = None
-if what.startswith('write') or what == 'durable-steps':
+if what.startswith('write') or 'steps' in what:
     if fmt == 'npy':
         data = np.load(path)
     elif fmt == 'npz':
@@ -110,9 +142,13 @@ ops = {
     'npy:read': lambda: np.load(path),
     'npy:read-sync': lambda: np.load(path),
     'npy:write': lambda: np.save(out, data),
+    'npy:write-atomic': save_atomic,
+    'npy:write-steps': write_steps,
     'npy:write-durable': durable(lambda f: np.save(f, data)),
     'npy:write-durable-buffered': durable(lambda f: np.save(f, data)),
+    'npy:write-durable-direct': durable(lambda f: np.save(f, data)),
     'npy:durable-steps': durable_steps,
+    'npy:durable-steps-direct': durable_steps,
     # NumPy ignores mmap_mode for .npz: its "open" reads the directory and each member on access.
     'npz:open-mmap': lambda: np.load(path),
     'npz:open-mmap-sync': lambda: np.load(path),
@@ -137,13 +173,17 @@ ops = {
 
 baseline = rss_kb()
 times = []
+cpu_times = []  # process CPU time beside the wall time, as in warm_trial.mjs
 for _ in range(n):
+    cpu = time.process_time()
     start = time.perf_counter()
     a = ops[op]()
     times.append((time.perf_counter() - start) * 1e3)
+    cpu_times.append((time.process_time() - cpu) * 1e3)
     del a
 s = sorted(times)
-result = dict(medianMs=s[n // 2], p90Ms=s[int(n * 0.9)], firstMs=times[0], baselineKb=baseline,
+result = dict(medianMs=s[n // 2], p90Ms=s[int(n * 0.9)], firstMs=times[0], cpuMedianMs=sorted(cpu_times)[n // 2],
+              times=times, cpuTimes=cpu_times, baselineKb=baseline,
               maxRssKb=peak_rss_kb())
 if steps:
     result['steps'] = {k: sorted(v)[len(v) // 2] for k, v in steps.items()}

@@ -35,7 +35,7 @@ const n = Number(count);
 const [format, what] = op.split(':');
 
 async function loadInput() {
-  if (!what.startsWith('write') && what !== 'durable-steps') return undefined;
+  if (!what.startsWith('write') && !what.includes('steps')) return undefined;
   if (format === 'npy') return readNpy(input);
   if (format === 'npz') return readNpz(input);
   if (format === 'safetensors') return (await readSafetensors(input)).tensors;
@@ -68,9 +68,15 @@ const ops = {
   'npy:read': () => readNpy(input),
   'npy:read-sync': () => void readNpySync(input),
   'npy:write': () => writeNpy(out, data, { fsync: false }),
+  // The same write; the peer replaces atomically too (np.save into a temporary file + os.replace).
+  'npy:write-atomic': () => writeNpy(out, data, { fsync: false }),
+  'npy:write-steps': () => writeSteps(),
   'npy:write-durable': () => writeNpy(out, data),
   'npy:write-durable-buffered': () => writeNpy(out, data, { directIo: false }),
-  'npy:durable-steps': () => durableSteps(),
+  'npy:write-durable-direct': () => writeNpy(out, data, { directIo: true }),
+  // The default path (streamed through the page cache) and O_DIRECT (directIo: true).
+  'npy:durable-steps': () => durableSteps(native?.writeThroughSync ? 'through' : 'direct'),
+  'npy:durable-steps-direct': () => durableSteps('direct'),
   'npz:open-mmap': openNpzMapped,
   'npz:open-mmap-sync': () => void readNpzSync(input, { mmap: true }),
   'npz:read': () => readNpz(input),
@@ -107,7 +113,30 @@ const { encodeNpy } = await import('../dist/formats/npy.js');
 const steps = {};
 const step = (name, start) => (steps[name] ??= []).push(Number(process.hrtime.bigint() - start) / 1e6);
 
-function durableSteps() {
+// The steps of writeNpy(p, a, { fsync: false }) one at a time, each timed: what a write without
+// fsync costs beside np.save, which truncates the old file in place instead of replacing it.
+function writeSteps() {
+  const chunks = encodeNpy(data, out);
+  let t = process.hrtime.bigint();
+  const { tempPath, fd } = io.createTempFor(out);
+  step('create the file (NumPy: open with O_TRUNC, which frees the old file)', t);
+  t = process.hrtime.bigint();
+  if (native) native.writeSync(fd, 0, chunks);
+  else for (const chunk of chunks) fs.writeSync(fd, chunk);
+  step('write the bytes', t);
+  t = process.hrtime.bigint();
+  fs.closeSync(fd);
+  step('close', t);
+  t = process.hrtime.bigint();
+  const swapped = native?.exchange(tempPath, out) === true;
+  if (!swapped) fs.renameSync(tempPath, out);
+  step('exchange or rename', t);
+  t = process.hrtime.bigint();
+  if (swapped) fs.unlinkSync(tempPath);
+  step('unlink the replaced file', t);
+}
+
+function durableSteps(how = 'direct') {
   let t = process.hrtime.bigint();
   const chunks = encodeNpy(data, out);
   step('encode header', t);
@@ -117,7 +146,7 @@ function durableSteps() {
   const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
   t = process.hrtime.bigint();
   let directFd;
-  if (native && total >= 64 << 20) {
+  if (native && total >= 64 << 20 && how === 'direct') {
     try {
       directFd = fs.openSync(tempPath, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
     } catch {
@@ -125,10 +154,11 @@ function durableSteps() {
     }
   }
   if (directFd !== undefined) native.writeDirectSync(directFd, fd, 0, chunks);
+  else if (how === 'through' && native?.writeThroughSync) native.writeThroughSync(fd, 0, chunks);
   else if (native) native.writeSync(fd, 0, chunks);
   else for (const chunk of chunks) fs.writeSync(fd, chunk);
   if (directFd !== undefined) fs.closeSync(directFd);
-  step(directFd !== undefined ? 'write the bytes (O_DIRECT)' : 'write the bytes', t);
+  step(directFd !== undefined ? 'write the bytes (O_DIRECT)' : how === 'through' ? 'write the bytes (through, dropped as written back)' : 'write the bytes', t);
   t = process.hrtime.bigint();
   fs.fsyncSync(fd);
   step('fsync the file', t);
@@ -136,9 +166,12 @@ function durableSteps() {
   fs.closeSync(fd);
   step('close', t);
   t = process.hrtime.bigint();
-  if (native?.exchange(tempPath, out)) fs.unlinkSync(tempPath);
-  else fs.renameSync(tempPath, out);
-  step('exchange or rename (+ unlink the old)', t);
+  const swapped = native?.exchange(tempPath, out) === true;
+  if (!swapped) fs.renameSync(tempPath, out);
+  step('exchange or rename', t);
+  t = process.hrtime.bigint();
+  if (swapped) fs.unlinkSync(tempPath);
+  step('unlink the replaced file', t);
   t = process.hrtime.bigint();
   const dir = fs.openSync(path.dirname(path.resolve(out)), 'r');
   fs.fsyncSync(dir);
@@ -150,11 +183,17 @@ const run = ops[op];
 if (!run) throw new Error(`unknown op ${op}`);
 const baselineKb = process.memoryUsage().rss / 1024;
 const times = [];
+// CPU time of the whole process (all threads: the thread pool does the async I/O), beside the
+// wall time: on a shared machine the wall time includes waiting for a CPU, the CPU time does not.
+const cpuTimes = [];
 for (let i = 0; i < n; i++) {
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   const pending = run();
   if (pending) await pending;
   times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  const used = process.cpuUsage(cpu);
+  cpuTimes.push((used.user + used.system) / 1e3);
 }
 const medianOf = (values) => [...values].sort((a, b) => a - b)[values.length >> 1];
 const sorted = [...times].sort((a, b) => a - b);
@@ -164,6 +203,9 @@ console.log(
     medianMs: sorted[n >> 1],
     p90Ms: sorted[Math.floor(n * 0.9)],
     firstMs: times[0],
+    cpuMedianMs: medianOf(cpuTimes),
+    times,
+    cpuTimes,
     baselineKb,
     maxRssKb: peakRssKb(),
     ...(Object.keys(steps).length ? { steps: stepMedians } : {}),

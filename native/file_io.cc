@@ -173,52 +173,79 @@ Napi::Value ReadSync(const Napi::CallbackInfo& info) {
 //     same with the 4 KiB-aligned interior sent through `directFd`, the same file opened with
 //     O_DIRECT (see WriteDirect in io_core.h). `refused`: the file system said EINVAL to direct
 //     I/O, and the bytes went through `fd` instead.
+//   writeThrough(fd, position, chunks, callback(err, bytesWritten)) and
+//   writeThroughSync(fd, position, chunks) -> bytesWritten write through the page cache,
+//     starting each 16 MiB block's writeback at once and dropping its pages two blocks later
+//     (see WriteThrough in io_core.h), for writes that are fsynced next.
+enum class WriteMode { kPlain, kDirect, kThrough };
+
 struct WriteCall {
+  WriteMode mode = WriteMode::kPlain;
   int direct_fd = kNoDirectFd;
   int fd = -1;
   uint64_t position = 0;
   std::vector<ByteSpan> chunks;
 
-  IoResult Run() const { return WriteDirect(direct_fd, fd, position, chunks); }
+  IoResult Run() const { return mode == WriteMode::kThrough ? WriteThrough(fd, position, chunks) : WriteDirect(direct_fd, fd, position, chunks); }
 };
 
-WriteCall ArgWrite(const Napi::CallbackInfo& info, bool direct, Napi::Array* keep) {
+const char* WriteSignature(WriteMode mode, bool async) {
+  switch (mode) {
+    case WriteMode::kDirect:
+      return async ? "writeDirect(directFd, fd, position, chunks, callback)" : "writeDirectSync(directFd, fd, position, chunks)";
+    case WriteMode::kThrough:
+      return async ? "writeThrough(fd, position, chunks, callback)" : "writeThroughSync(fd, position, chunks)";
+    default:
+      return async ? "write(fd, position, chunks, callback)" : "writeSync(fd, position, chunks)";
+  }
+}
+
+WriteCall ArgWrite(const Napi::CallbackInfo& info, WriteMode mode, Napi::Array* keep) {
   WriteCall call;
+  call.mode = mode;
   size_t at = 0;
-  if (direct) call.direct_fd = ArgFd(info, at++);
+  if (mode == WriteMode::kDirect) call.direct_fd = ArgFd(info, at++);
   call.fd = ArgFd(info, at);
   call.position = ArgSize(info, at + 1);
   call.chunks = ArgChunks(info, at + 2, keep);
   return call;
 }
 
-Napi::Value QueueWrite(const Napi::CallbackInfo& info, bool direct) {
-  RequireArgs(info, direct ? 5 : 4, direct ? "writeDirect(directFd, fd, position, chunks, callback)" : "write(fd, position, chunks, callback)");
+Napi::Value QueueWrite(const Napi::CallbackInfo& info, WriteMode mode) {
+  const size_t arity = mode == WriteMode::kDirect ? 5 : 4;
+  RequireArgs(info, arity, WriteSignature(mode, true));
   Napi::Array keep;
-  WriteCall call = ArgWrite(info, direct, &keep);
-  Napi::Function callback = ArgFunction(info, direct ? 4 : 3);
+  WriteCall call = ArgWrite(info, mode, &keep);
+  Napi::Function callback = ArgFunction(info, arity - 1);
   auto run = [call = std::move(call)] { return call.Run(); };
-  (new IoWorker(callback, direct ? "tensorio:writeDirect" : "tensorio:write", keep, std::move(run)))->Queue();
+  const char* name = mode == WriteMode::kDirect ? "tensorio:writeDirect" : mode == WriteMode::kThrough ? "tensorio:writeThrough" : "tensorio:write";
+  (new IoWorker(callback, name, keep, std::move(run)))->Queue();
   return info.Env().Undefined();
 }
 
-IoResult WriteNow(const Napi::CallbackInfo& info, bool direct) {
-  RequireArgs(info, direct ? 4 : 3, direct ? "writeDirectSync(directFd, fd, position, chunks)" : "writeSync(fd, position, chunks)");
-  IoResult result = ArgWrite(info, direct, nullptr).Run();
+IoResult WriteNow(const Napi::CallbackInfo& info, WriteMode mode) {
+  RequireArgs(info, mode == WriteMode::kDirect ? 4 : 3, WriteSignature(mode, false));
+  IoResult result = ArgWrite(info, mode, nullptr).Run();
   if (result.error != 0) throw SystemError(info.Env(), result.error, result.syscall);
   return result;
 }
 
-Napi::Value Write(const Napi::CallbackInfo& info) { return QueueWrite(info, false); }
+Napi::Value Write(const Napi::CallbackInfo& info) { return QueueWrite(info, WriteMode::kPlain); }
 
-Napi::Value WriteDirectAsync(const Napi::CallbackInfo& info) { return QueueWrite(info, true); }
+Napi::Value WriteDirectAsync(const Napi::CallbackInfo& info) { return QueueWrite(info, WriteMode::kDirect); }
+
+Napi::Value WriteThroughAsync(const Napi::CallbackInfo& info) { return QueueWrite(info, WriteMode::kThrough); }
 
 Napi::Value WriteSync(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(WriteNow(info, false).bytes));
+  return Napi::Number::New(info.Env(), static_cast<double>(WriteNow(info, WriteMode::kPlain).bytes));
+}
+
+Napi::Value WriteThroughSync(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(WriteNow(info, WriteMode::kThrough).bytes));
 }
 
 Napi::Value WriteDirectSync(const Napi::CallbackInfo& info) {
-  IoResult result = WriteNow(info, true);
+  IoResult result = WriteNow(info, WriteMode::kDirect);
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("bytes", static_cast<double>(result.bytes));
   out.Set("directBytes", static_cast<double>(result.direct_bytes));
@@ -265,6 +292,8 @@ void InitFileIo(Napi::Env env, Napi::Object exports) {
   exports.Set("writeSync", Napi::Function::New(env, WriteSync, "writeSync"));
   exports.Set("writeDirect", Napi::Function::New(env, WriteDirectAsync, "writeDirect"));
   exports.Set("writeDirectSync", Napi::Function::New(env, WriteDirectSync, "writeDirectSync"));
+  exports.Set("writeThrough", Napi::Function::New(env, WriteThroughAsync, "writeThrough"));
+  exports.Set("writeThroughSync", Napi::Function::New(env, WriteThroughSync, "writeThroughSync"));
   exports.Set("exchange", Napi::Function::New(env, Exchange, "exchange"));
 }
 

@@ -2,6 +2,7 @@
 // file_io.cc runs these in its workers, and native/fuzz/fuzz_io.cc calls them directly.
 #pragma once
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -268,6 +270,78 @@ inline IoResult WriteDirect(int direct_fd, int fd, uint64_t position, const std:
   free(memory);
   buffered(at, total);
   return result;
+}
+
+// Writes the chunks back to back from `position` through the page cache, a block of
+// `block_size` bytes (file offsets, a multiple of the page size) at a time: each block's
+// writeback starts as soon as it is written (sync_file_range WRITE), and `kThroughLag` blocks
+// later the writer waits for it and drops its pages (posix_fadvise DONTNEED). For a write that
+// is fsynced next, this overlaps copying with the disk, where a buffered write copies
+// everything first and the fsync then waits for all of it; and the file holds at most a few
+// blocks of page cache at a time. Why that matters: on the VM of bench/results, page cache
+// memory the kernel has not used lately costs 5-10x more to fill than pages just freed (the
+// host gives it back one fault at a time), and an atomic replace needs a second file's worth
+// while the old file still holds its own; blocks dropped as they go let the next block reuse
+// the pages just freed. 512 MiB with fsync: 0.8x the O_DIRECT path's time, and no bounce copy
+// or alignment. sync_file_range makes nothing durable by itself: the caller's fsync does.
+// Where it is missing (not Linux, or a file system that refuses it) this is WriteFully.
+inline constexpr size_t kThroughBlock = 16u << 20;
+inline constexpr size_t kThroughLag = 2;
+inline IoResult WriteThrough(int fd, uint64_t position, const std::vector<ByteSpan>& chunks, size_t block_size = kThroughBlock) {
+  uint64_t total = 0;
+  for (const ByteSpan& chunk : chunks) total += chunk.length;
+#if defined(__linux__)
+  IoResult result;
+  if (block_size == 0 || block_size % kDirectAlign != 0) block_size = kThroughBlock;
+  struct Range {
+    uint64_t offset;
+    uint64_t length;
+  };
+  std::deque<Range> unsettled;  // written, writeback started, pages not yet dropped
+  bool streaming = true;
+  auto fail = [&](const char* syscall) {
+    result.error = errno;
+    result.syscall = syscall;
+    return result;
+  };
+  uint64_t at = 0;
+  while (at < total) {
+    uint64_t file_at = position + at;
+    uint64_t block_end = (file_at / block_size + 1) * block_size;
+    uint64_t end = std::min(total, block_end - position);
+    IoResult part = WriteFully(fd, file_at, SpansBetween(chunks, at, end));
+    result.bytes += part.bytes;
+    if (part.error != 0) {
+      result.error = part.error;
+      result.syscall = part.syscall;
+      return result;
+    }
+    if (streaming) {
+      if (sync_file_range(fd, static_cast<off64_t>(file_at), static_cast<off64_t>(end - at), SYNC_FILE_RANGE_WRITE) != 0) {
+        // Not every file system streams (EINVAL, ESPIPE); the bytes are written either way.
+        if (errno != EINVAL && errno != ESPIPE && errno != ENOSYS && errno != EOPNOTSUPP) return fail("sync_file_range");
+        streaming = false;
+        unsettled.clear();
+      } else {
+        unsettled.push_back({file_at, end - at});
+      }
+    }
+    while (streaming && unsettled.size() > kThroughLag) {
+      Range done = unsettled.front();
+      unsettled.pop_front();
+      constexpr unsigned int kWait = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+      if (sync_file_range(fd, static_cast<off64_t>(done.offset), static_cast<off64_t>(done.length), kWait) != 0) return fail("sync_file_range");
+      // Advisory: pages still dirty or mapped elsewhere stay, which is only slower.
+      posix_fadvise(fd, static_cast<off_t>(done.offset), static_cast<off_t>(done.length), POSIX_FADV_DONTNEED);
+    }
+    at = end;
+  }
+  return result;
+#else
+  (void)block_size;
+  (void)total;
+  return WriteFully(fd, position, chunks);
+#endif
 }
 
 }  // namespace tensorio

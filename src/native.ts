@@ -37,6 +37,13 @@ export interface NativeBinding {
   ): void;
   writeDirectSync(directFd: number, fd: number, position: number, chunks: ArrayBufferView[]): { bytes: number; directBytes: number; refused: boolean };
   /**
+   * Writes through the page cache, starting each 16 MiB block's writeback at once and dropping
+   * its pages two blocks later, for a write that is fsynced next (native/io_core.h,
+   * WriteThrough). Absent from addons built before it.
+   */
+  writeThrough?(fd: number, position: number, chunks: ArrayBufferView[], callback: Callback<number>): void;
+  writeThroughSync?(fd: number, position: number, chunks: ArrayBufferView[]): number;
+  /**
    * Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE). False, with nothing
    * changed, where the system or file system cannot, or when `to` does not exist.
    */

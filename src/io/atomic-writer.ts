@@ -22,19 +22,26 @@ export interface WriteOptions {
    */
   fsync?: boolean;
   /**
-   * Send the bulk of large writes around the page cache (Linux `O_DIRECT`, native addon only).
-   * Default: for writes of 64 MiB and more to ext4, XFS, btrfs and F2FS, when `fsync` is on.
-   * `true`: for every write, on any file system that accepts direct I/O. `false`: never. The
-   * file's bytes are the same either way; a file written directly is not in the page cache
-   * afterwards.
+   * Send the bulk of writes around the page cache (Linux `O_DIRECT`, native addon only).
+   * `true`: for every write, on any file system that accepts direct I/O. `false`: never, and
+   * large durable writes are plain buffered writes. Default: no direct I/O; instead a write of
+   * 64 MiB and more with `fsync` on goes through the page cache 16 MiB at a time, each block's
+   * writeback started as soon as it is written and its pages dropped once it is on disk
+   * (native addon, Linux), which overlaps the copying with the disk. The file's bytes are the
+   * same either way; after a large durable write the file is not (or barely) in the page cache.
    */
   directIo?: boolean;
 }
 
-// Direct I/O (see WriteDirect in native/io_core.h): by default only for large writes, where
-// skipping the page cache pays (2 GiB with fsync: 8.1 s buffered, 1.4-1.5 s direct on the
-// 2-core VM of bench/results), and only on local disk file systems, whose direct I/O streams
-// at the disk's speed; on NFS, for one, each direct write waits for the server.
+// Large durable writes stream (WriteThrough in native/io_core.h): a plain buffered write of
+// gigabytes first needs as many fresh pages as it writes, which on the 2-core VM of
+// bench/results cost more than the disk (2 GiB with fsync: 8.1 s buffered, 1.4-1.5 s with
+// O_DIRECT); streaming keeps a few 16 MiB blocks in the page cache and reuses their pages, and
+// overlaps the copy with the disk, which O_DIRECT's synchronous writes do not (512 MiB with
+// fsync, warm process: 590-655 ms against 750-830 ms direct and 610-700 ms for np.save + fsync,
+// bench/results/warm-2026-12-07-*.txt). Addons built before WriteThrough fall back to direct I/O
+// (WriteDirect), on local disk file systems only, whose direct I/O streams at the disk's speed;
+// on NFS, for one, each direct write waits for the server.
 const DIRECT_FROM = 64 << 20;
 const DIRECT_FILE_SYSTEMS = new Set([
   0xef53, // ext2, ext3, ext4
@@ -228,7 +235,7 @@ export class AtomicWriter {
     if (!native || O_DIRECT === undefined || this.directIo === false) return undefined;
     // Without fsync nothing waits for the disk, and the page cache is the faster place to leave
     // the bytes; with it, the bytes must reach the disk before the call returns either way.
-    if (this.directIo === undefined && (total < DIRECT_FROM || !this.fsync)) return undefined;
+    if (this.directIo === undefined && (!this.streamsByDefault(total) || native.writeThrough)) return undefined;
     if (this.directRefused) return undefined;
     if (this.directTried) return this.directFd;
     this.directTried = true;
@@ -241,6 +248,11 @@ export class AtomicWriter {
       // way the page cache it is; the bytes are the same.
     }
     return this.directFd;
+  }
+
+  /** Whether a write of `total` bytes gets the default large-write path (see DIRECT_FROM). */
+  private streamsByDefault(total: number): boolean {
+    return this.directIo === undefined && this.fsync && total >= DIRECT_FROM;
   }
 
   /** Counts a direct write's bytes, and stops using direct I/O the file system refused. */
@@ -294,8 +306,9 @@ export class AtomicWriter {
       });
     } else if (native) {
       const binding = native;
+      const write = this.streamsByDefault(total) && binding.writeThrough ? binding.writeThrough : binding.write;
       await new Promise<void>((resolve, reject) => {
-        binding.write(fd, position, chunks, (error) => (error ? reject(error) : resolve()));
+        write(fd, position, chunks, (error) => (error ? reject(error) : resolve()));
       });
     } else {
       let at = position;
@@ -322,7 +335,8 @@ export class AtomicWriter {
         const { directBytes, refused } = native.writeDirectSync(directFd, fd, this.position, chunks);
         this.afterDirect(directBytes, refused);
       } else if (native) {
-        native.writeSync(fd, this.position, chunks);
+        if (this.streamsByDefault(total) && native.writeThroughSync) native.writeThroughSync(fd, this.position, chunks);
+        else native.writeSync(fd, this.position, chunks);
       } else {
         let position = this.position;
         for (const chunk of chunks) {
