@@ -246,7 +246,8 @@ export function memberDataOffsetSync(source: ByteSource, entry: ZipEntry, path: 
   return runSync(dataOffset(source.size, entry, path), source);
 }
 
-function* dataOffset(size: number, entry: ZipEntry, path: string): Reads<number> {
+/** The walker behind {@link memberDataOffsetSync}, for callers that hold the bytes in a region of their own. */
+export function* dataOffset(size: number, entry: ZipEntry, path: string): Reads<number> {
   const header = yield [entry.localHeaderOffset, LOCAL_SIZE, `local header of '${entry.name}'`];
   const view = dv(header);
   if (view.getUint32(0, true) !== SIG_LOCAL) throw badZip(path, `no local header for member '${entry.name}' at offset ${entry.localHeaderOffset}`);

@@ -22,6 +22,7 @@ import {
   fdSource,
   fdSourceSync,
   memberDataOffset,
+  dataOffset,
   memberDataOffsetSync,
   readCentralDirectory,
   readCentralDirectorySync,
@@ -287,15 +288,16 @@ function storageRuns<T extends { entry: ZipEntry }>(wanted: T[], all: readonly Z
 /** A stored member's data offset from its local header inside `region` (at file offset `base`), or undefined when it does not fit. */
 function dataOffsetIn(region: Uint8Array, base: number, entry: ZipEntry, path: string): number | undefined {
   const end = base + region.length;
-  const source: ZipSourceSync = {
-    size: end,
-    read: (position, length) => {
-      if (position < base || position + length > end) throw new RangeError('outside the region');
-      return region.subarray(position - base, position - base + length);
-    },
-  };
   try {
-    const start = memberDataOffsetSync(source, entry, path);
+    // The local header walker, answered from the region instead of the file.
+    const walk = dataOffset(end, entry, path);
+    let step = walk.next();
+    while (!step.done) {
+      const [position, length] = step.value;
+      if (position < base || position + length > end) throw new RangeError('outside the region');
+      step = walk.next(region.subarray(position - base, position - base + length));
+    }
+    const start = step.value;
     return start + entry.compressedSize <= end ? start : undefined;
   } catch (error) {
     if (error instanceof RangeError || (error instanceof TensorioError && error.code === 'ERR_TRUNCATED')) return undefined;
