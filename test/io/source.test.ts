@@ -195,3 +195,24 @@ test('runSync and runAsync drive one walker to the same result over every source
   await assert.rejects(runAsync(records(), cut), (e: unknown) => isTruncated(e) && (e as Error).message === (syncError as Error).message);
   assert.match((syncError as Error).message, /record 3/);
 });
+
+test('an archive larger than one Uint8Array can be is read, not mapped, and says why', () => {
+  // A sparse file one page past buffer.constants.MAX_LENGTH (4 GiB on Node 20): mapping it
+  // as one whole-file view threw a bare RangeError before.
+  const file = path.join(tempDir('source'), 'huge.bin');
+  const size = 2 ** 32 + 4096;
+  const fd0 = fs.openSync(file, 'w');
+  fs.ftruncateSync(fd0, size);
+  fs.writeSync(fd0, Uint8Array.of(7), 0, 1, size - 1);
+  fs.closeSync(fd0);
+  const { fd } = openForRead(file);
+  try {
+    const source = ByteSource.ofFile(fd, size, file, { map: true });
+    assert.equal(source.mapping, undefined);
+    assert.equal(source.mapReason, NATIVE_MODE ? COPY_REASONS.archiveTooLargeToMap : COPY_REASONS.noAddon);
+    assert.deepEqual([...source.read(size - 2, 2, 'the last bytes')], [0, 7]);
+  } finally {
+    closeQuietly(fd);
+    fs.rmSync(file);
+  }
+});
