@@ -124,7 +124,13 @@ function writeSteps() {
   if (native) native.writeSync(fd, 0, chunks);
   else for (const chunk of chunks) fs.writeSync(fd, chunk);
   step('write the bytes', t);
-  t = process.hrtime.bigint();
+  closeAndReplace(fd, tempPath);
+}
+
+// The last steps both write tables share: close the temporary file, put it in place, and
+// unlink the replaced file (its blocks are freed here, as NumPy's O_TRUNC frees them).
+function closeAndReplace(fd, tempPath) {
+  let t = process.hrtime.bigint();
   fs.closeSync(fd);
   step('close', t);
   t = process.hrtime.bigint();
@@ -162,16 +168,7 @@ function durableSteps(how = 'direct') {
   t = process.hrtime.bigint();
   fs.fsyncSync(fd);
   step('fsync the file', t);
-  t = process.hrtime.bigint();
-  fs.closeSync(fd);
-  step('close', t);
-  t = process.hrtime.bigint();
-  const swapped = native?.exchange(tempPath, out) === true;
-  if (!swapped) fs.renameSync(tempPath, out);
-  step('exchange or rename', t);
-  t = process.hrtime.bigint();
-  if (swapped) fs.unlinkSync(tempPath);
-  step('unlink the replaced file', t);
+  closeAndReplace(fd, tempPath);
   t = process.hrtime.bigint();
   const dir = fs.openSync(path.dirname(path.resolve(out)), 'r');
   fs.fsyncSync(dir);
