@@ -8,9 +8,9 @@ import { describe, test } from 'node:test';
 
 import assert from 'node:assert/strict';
 
-import { readTorch, readTorchSync, writeTorch, TensorioError, type TorchReadOptions } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { runPython, tempDir } from './helpers.js';
+import { readTorch, readTorchSync, writeTorch, TensorioError, type TorchReadOptions } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { runPython, tempDir } from '../../helpers.js';
 
 const dir = tempDir('torch-hostile');
 

@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { load, openTorch, openTorchSync, readTorch, readTorchSync, save, type LoadedArray, type NdArray, type TorchValue } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { runTorch, tempDir } from './helpers.js';
+import { load, openTorch, openTorchSync, readTorch, readTorchSync, save, type LoadedArray, type NdArray, type TorchValue } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { runTorch, tempDir } from '../../helpers.js';
 
 const dir = tempDir('torch-sharded');
 

@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { listTorchTensors, load, openTorch, openTorchSync, readTorch, readTorchSync, save, scanTorchGlobals, sharedTorchTensors, writeTorch, type LoadedArray, type NdArray, type TorchReadOptions, type TorchValue } from '../src/index.js';
-import { expectCode } from './expect-code.js';
-import { NATIVE_MODE, runTorch, tempDir } from './helpers.js';
+import { listTorchTensors, load, openTorch, openTorchSync, readTorch, readTorchSync, save, scanTorchGlobals, sharedTorchTensors, writeTorch, type LoadedArray, type NdArray, type TorchReadOptions, type TorchValue } from '../../../src/index.js';
+import { expectCode } from '../../expect-code.js';
+import { NATIVE_MODE, runTorch, tempDir } from '../../helpers.js';
 
 const dir = tempDir('torch');
 const file = (name: string): string => path.join(dir, name);
