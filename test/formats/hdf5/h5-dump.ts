@@ -82,3 +82,25 @@ print(json.dumps(out))
     h5.close();
   }
 }
+
+/** What a child process saw when h5wasm met a damaged file (test/formats/hdf5/h5.test.ts, test/fixtures/h5.test.ts). */
+export interface DamageReport {
+  before: number;
+  damage: { typed: boolean; code: string; message: string; ms: number } | null;
+  earlierAfter: { code: string } | null;
+  syncAfter: { code: string } | null;
+  after: number;
+  syncAfterReady: { code: string } | null;
+}
+
+/**
+ * Points a dataset's data address (8 little-endian bytes in its layout message, found after
+ * its object header at `header`) 4 KiB past the end of the file.
+ */
+export function pointDataPastEnd(bytes: Buffer, header: number, offset: number): void {
+  const needle = Buffer.alloc(8);
+  needle.writeBigUInt64LE(BigInt(offset));
+  const at = bytes.indexOf(needle, header);
+  assert.ok(at > 0, 'the data address is in the layout message');
+  bytes.writeBigUInt64LE(BigInt(bytes.length + 4096), at);
+}

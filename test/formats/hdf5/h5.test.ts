@@ -13,7 +13,7 @@ import fc from 'fast-check';
 
 import { decodeH5, type DType, dtypeInfo, h5wasmReady, type NdArray, openH5, openH5Sync, readH5, readH5Sync, TensorioError, writeH5 } from '../../../src/index.js';
 import { expectCode } from '../../expect-code.js';
-import { assertStorageAsH5pyReports, H5PY_DUMP, hex, NUMPY_NAMES, type Dump } from './h5-dump.js';
+import { assertStorageAsH5pyReports, H5PY_DUMP, hex, NUMPY_NAMES, pointDataPastEnd, type DamageReport, type Dump } from './h5-dump.js';
 import { ROOT, runPython, runPythonJson, tempDir } from '../../helpers.js';
 
 const dir = tempDir('tensorio-h5');
@@ -194,12 +194,7 @@ test('ERR_BAD_OFFSETS (and ERR_BAD_HEADER through h5wasm): a contiguous dataset 
     [file],
   );
   const bytes = fs.readFileSync(file);
-  // The layout message stores the address as 8 little-endian bytes: find and corrupt it.
-  const needle = Buffer.alloc(8);
-  needle.writeBigUInt64LE(BigInt(offset));
-  const at = bytes.indexOf(needle, header);
-  assert.ok(at > 0);
-  bytes.writeBigUInt64LE(BigInt(bytes.length + 4096), at);
+  pointDataPastEnd(bytes, header, offset);
   fs.writeFileSync(file, bytes);
   const h5 = await openH5(file);
   try {
@@ -295,14 +290,6 @@ test('ERR_BAD_HEADER, not a hang: hard links that fan out (2^40 paths in 50 KiB)
   }
 });
 
-interface DamageReport {
-  before: number;
-  damage: { typed: boolean; code: string; message: string; ms: number } | null;
-  earlierAfter: { code: string } | null;
-  syncAfter: { code: string } | null;
-  after: number;
-  syncAfterReady: { code: string } | null;
-}
 
 /** Good file, damaged file, good file again, through h5wasm in a fresh process (see the child). */
 function h5wasmDamage(damaged: string, deadlineMs: number, good = h5pyFile('good.h5')): DamageReport & { stderr: string } {

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 
 import { H5Writer, h5wasmReady, openH5, openH5Bytes, openH5Sync, TensorioError, writeH5, type H5File, type H5StringArray } from '../../../src/index.js';
 import { numpyPythons, runPythonWith, tempDir } from '../../helpers.js';
+import { pointDataPastEnd } from './h5-dump.js';
 
 const dir = tempDir('tensorio-h5-strings');
 
@@ -128,12 +129,7 @@ test('ERR_BAD_OFFSETS: a fixed-length string dataset whose data lies past the en
     ),
   ) as [number, number];
   const bytes = fs.readFileSync(file);
-  // The dataset's layout message holds the data's address: point it past the end.
-  const needle = Buffer.alloc(8);
-  needle.writeBigUInt64LE(BigInt(offset));
-  const at = bytes.indexOf(needle, header);
-  assert.ok(at > 0);
-  bytes.writeBigUInt64LE(BigInt(bytes.length + 4096), at);
+  pointDataPastEnd(bytes, header, offset);
   const h5 = openH5Bytes(bytes, 'short.h5');
   try {
     assert.throws(() => h5.readStrings('s'), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_BAD_OFFSETS');
