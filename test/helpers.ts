@@ -175,3 +175,19 @@ export function mountTmpfs(options: string): string | undefined {
   });
   return dir;
 }
+
+/**
+ * `bytes` cut into chunks of the given lengths (cycled), each a view `skew` bytes into a buffer
+ * of its own, so a writer meets unaligned chunk addresses (test/io/direct-io, write-through).
+ */
+export function chunked(bytes: Uint8Array, lengths: number[], skew: number): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let at = 0, i = 0; at < bytes.length; i++) {
+    const length = Math.min(lengths[i % lengths.length] as number, bytes.length - at);
+    const own = new Uint8Array(length + skew);
+    own.set(bytes.subarray(at, at + length), skew);
+    chunks.push(own.subarray(skew));
+    at += length;
+  }
+  return chunks;
+}

@@ -16,7 +16,7 @@ import { describe, test } from 'node:test';
 import { readNpy, readSafetensors, writeH5, writeNpy, writeSafetensors, writeSafetensorsSync, TensorioError } from '../../src/index.js';
 import { AtomicWriter } from '../../src/io/atomic-writer.js';
 import { native, type NativeBinding } from '../../src/native.js';
-import { mountTmpfs, NATIVE_MODE, pattern, runPython, tempDir } from '../helpers.js';
+import { chunked, mountTmpfs, NATIVE_MODE, pattern, runPython, tempDir } from '../helpers.js';
 
 const MiB = 1 << 20;
 
@@ -25,19 +25,6 @@ function acceptsDirectIo(dir: string): boolean {
   const run = spawnSync('dd', ['if=/dev/zero', `of=${probe}`, 'bs=4096', 'count=1', 'oflag=direct'], { stdio: 'ignore' });
   fs.rmSync(probe, { force: true });
   return run.status === 0;
-}
-
-/** `bytes` cut into chunks of the given lengths (cycled), each a view at an odd offset of its own buffer. */
-function chunked(bytes: Uint8Array, lengths: number[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  for (let at = 0, i = 0; at < bytes.length; i++) {
-    const length = Math.min(lengths[i % lengths.length] as number, bytes.length - at);
-    const own = new Uint8Array(length + 3);
-    own.set(bytes.subarray(at, at + length), 3);
-    chunks.push(own.subarray(3));
-    at += length;
-  }
-  return chunks;
 }
 
 /** The bytes a write of `length` at `position` can send direct: its whole aligned pages. */
@@ -109,7 +96,7 @@ describe('direct I/O writes', () => {
         const parts = writes.map((w, i) => pattern(w.length, i + 7));
         const writer = sync ? AtomicWriter.openSync(target, { directIo: true }) : await AtomicWriter.open(target, { directIo: true });
         for (let i = 0; i < writes.length; i++) {
-          const chunks = chunked(parts[i] as Uint8Array, (writes[i] as { chunks: number[] }).chunks);
+          const chunks = chunked(parts[i] as Uint8Array, (writes[i] as { chunks: number[] }).chunks, 3);
           if (sync) writer.writeSync(chunks);
           else await writer.write(chunks);
         }

@@ -14,7 +14,7 @@ import { describe, test } from 'node:test';
 import { readNpy, writeNpy, writeNpySync, TensorioError } from '../../src/index.js';
 import { AtomicWriter } from '../../src/io/atomic-writer.js';
 import { native, type NativeBinding } from '../../src/native.js';
-import { mountTmpfs, NATIVE_MODE, pattern, tempDir } from '../helpers.js';
+import { chunked, mountTmpfs, NATIVE_MODE, pattern, tempDir } from '../helpers.js';
 
 const MiB = 1 << 20;
 const dir = tempDir('tensorio-through');
@@ -23,19 +23,6 @@ const dir = tempDir('tensorio-through');
 function addon(): NativeBinding | undefined {
   if (!native) assert.equal(NATIVE_MODE, false);
   return native ?? undefined;
-}
-
-/** `bytes` cut into chunks of the given lengths (cycled), each a view at an odd offset of its own buffer. */
-function chunked(bytes: Uint8Array, lengths: number[]): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  for (let at = 0, i = 0; at < bytes.length; i++) {
-    const length = Math.min(lengths[i % lengths.length] as number, bytes.length - at);
-    const own = new Uint8Array(length + 5);
-    own.set(bytes.subarray(at, at + length), 5);
-    chunks.push(own.subarray(5));
-    at += length;
-  }
-  return chunks;
 }
 
 function sameBytes(file: string, expected: Uint8Array): void {
@@ -65,7 +52,7 @@ describe('writes through the page cache, dropped as written back', () => {
         fs.writeFileSync(file, head.subarray(0, position));
         const fd = fs.openSync(file, 'r+');
         try {
-          const chunks = chunked(body, [...lengths]);
+          const chunks = chunked(body, [...lengths], 5);
           const bytes: number = sync
             ? binding.writeThroughSync!(fd, position, chunks)
             : await new Promise<number>((resolve, reject) => binding.writeThrough!(fd, position, chunks, (error, n) => (error ? reject(error) : resolve(n as number))));
