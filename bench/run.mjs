@@ -79,7 +79,7 @@ for (const [name, script, args, peers = []] of formatRuns) {
     env: { ...process.env, TENSORIO_BENCH_RESULTS: values.out },
     maxBuffer: 64 << 20,
   });
-  if (result.status !== 0) throw new Error(`bench/${script} failed: ${result.stderr}`);
+  if (result.status !== 0) throw new Error(`bench/${script} ${args.join(' ')} exited ${result.status ?? result.signal ?? result.error}: ${result.stderr.slice(-3000)}`);
   formatReports.push({ name, command: `node bench/${script} ${args.join(' ')}`, output: result.stdout.trim() });
 }
 

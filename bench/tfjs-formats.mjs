@@ -29,7 +29,7 @@ const report = (t0, rssBeforeKb) => ({ seconds: (performance.now() - t0) / 1000,
 async function child(kind, file, layers, units) {
   if (kind === 'write') {
     // writeWeightsFile is what saveWeights calls once it has the weights' arrays.
-    const { writeWeightsFile } = require(path.join(root, 'dist', 'tfjs', 'weight-files.js'));
+    const { writeWeightsFile } = require(path.join(root, 'dist', 'formats', 'weight-files.js'));
     const list = [];
     for (let i = 0; i < layers; i++) {
       const kernel = new Float32Array(units * units);

@@ -1,6 +1,6 @@
 /** The benchmark suite's smoke mode runs in the test suite, so the scripts never rot. */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -9,7 +9,10 @@ import { ROOT, tempDir } from './helpers.js';
 
 test('npm run bench -- --smoke writes a table, a JSON record and an SVG chart with every peer', () => {
   const out = tempDir('bench');
-  execFileSync(process.execPath, [path.join(ROOT, 'bench', 'run.mjs'), '--smoke', '--out', out, '--dir', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.mjs'), '--smoke', '--out', out, '--dir', out], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  // The table rows come first on stderr and a failure last: show from the last part it started.
+  const last = run.stderr.lastIndexOf('running bench/');
+  assert.equal(run.status, 0, `bench/run.mjs --smoke exited ${run.status} (${run.signal ?? 'no signal'}):\n${run.stderr.slice(last >= 0 ? last : -4000).slice(0, 6000)}`);
   const files = fs.readdirSync(out);
   const json = files.find((f) => f.startsWith('suite-') && f.endsWith('.json'));
   assert.ok(json && files.some((f) => f.endsWith('.svg')) && files.some((f) => f.endsWith('.md')), files.join(', '));
