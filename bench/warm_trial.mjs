@@ -107,9 +107,9 @@ const ops = {
 // (src/io.ts AtomicWriter), each timed: temporary file, the bytes (O_DIRECT for 64 MiB and
 // more on local disk file systems), fsync of the file, close, the exchange or rename, the
 // folder's fsync.
-const io = await import('../dist/io.js');
+const io = await import('../dist/io/atomic-writer.js');
 const { native } = await import('../dist/native.js');
-const { encodeNpy } = await import('../dist/formats/npy.js');
+const { encodeNpy } = await import('../dist/formats/numpy/write.js');
 const steps = {};
 const step = (name, start) => (steps[name] ??= []).push(Number(process.hrtime.bigint() - start) / 1e6);
 

@@ -6,7 +6,8 @@
 import { checkOptions, OPTIONS } from './options.js';
 import { formatForPath, identifyFile } from './formats/registry.js';
 import type { Loaded, LoadOptions, SaveOptions, SaveValue } from './formats/main-io.js';
-import type { PicklableValue, PyObject } from './formats/pickle.js';
+import type { PicklableValue } from './formats/pickle/pickler.js';
+import type { PyObject } from './formats/pickle/values.js';
 import type { ArraysPath, LoadedArrays, LoadedPickle, NpyPath } from './load-types.js';
 import type { LoadedArray } from './ndarray.js';
 

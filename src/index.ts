@@ -23,69 +23,62 @@ export { byteswap, toBfloat16, toFloat16, toFloat32, toFloat64, toInt32 } from '
 export { nativeStatus, type NativeStatus } from './native.js';
 export { unmapBuffer as unmap, isMappedBuffer as isMapped } from './io/map.js';
 export type { WriteOptions } from './io/atomic-writer.js';
+export { decodeNpy } from './formats/numpy/array.js';
+export { encodeNpy, writeNpy, writeNpySync } from './formats/numpy/write.js';
 export {
-  decodeNpy,
-  encodeNpy,
   encodeNpyHeader,
-  openNpy,
   parseNpyHeader,
-  readNpy,
-  readNpyHeader,
-  readNpySync,
-  writeNpy,
-  writeNpySync,
   DEFAULT_MAX_HEADER_SIZE,
   type NpyHeader,
-  type NpyMemmap,
   type NpyReadOptions,
-  type OpenNpyOptions,
-} from './formats/npy.js';
+} from './formats/numpy/header.js';
+export { openNpy, type NpyMemmap, type OpenNpyOptions } from './formats/numpy/memmap.js';
+export { readNpy, readNpyHeader, readNpySync } from './formats/numpy/read.js';
 // safetensors: single files, lazy views and Hugging Face sharded checkpoints.
+export { decodeSafetensors, readSafetensors, readSafetensorsSync } from './formats/safetensors/read.js';
 export {
-  decodeSafetensors,
   encodeSafetensors,
-  openSafetensors,
-  openSafetensorsSync,
-  parseSafetensorsHeader,
-  readSafetensors,
-  readSafetensorsSync,
-  safetensorsHeaderLength,
   writeSafetensors,
   writeSafetensorsSync,
+  type SafetensorsWriteOptions,
+  type SafetensorsWriteResult,
+  type TensorDict,
+} from './formats/safetensors/write.js';
+export { openSafetensors, openSafetensorsSync } from './formats/safetensors/open.js';
+export {
+  parseSafetensorsHeader,
+  safetensorsHeaderLength,
   SAFETENSORS_MAX_HEADER_SIZE,
-  type SafetensorsContents,
   type SafetensorsEntry,
-  type SafetensorsFile,
   type SafetensorsHeader,
+} from './formats/safetensors/header.js';
+export {
+  type SafetensorsContents,
+  type SafetensorsFile,
   type SafetensorsOpenOptions,
   type SafetensorsReadOptions,
   type SafetensorsTensorInfo,
-  type SafetensorsWriteOptions,
-  type SafetensorsWriteResult,
   type SliceRange,
-  type TensorDict,
-} from './formats/safetensors.js';
-export { type SafetensorsIndex } from './formats/safetensors-sharded.js';
+} from './formats/safetensors/types.js';
+export { type SafetensorsIndex } from './formats/safetensors/sharded.js';
 
 // HDF5 (generic, through h5wasm with contiguous data read outside its heap) and Keras HDF5.
 export {
   decodeH5,
-  h5wasmReady,
   openH5,
   openH5Bytes,
   openH5Sync,
   readH5,
   readH5Sync,
-  writeH5,
   H5File,
-  H5Writer,
-  type H5AttributeValue,
   type H5DatasetInfo,
   type H5ReadOptions,
-  type H5Storage,
-  type H5StringArray,
-  type H5WriteOptions,
-} from './formats/h5.js';
+} from './formats/hdf5/file.js';
+export { h5wasmReady } from './formats/hdf5/h5wasm.js';
+export { writeH5, H5Writer, type H5WriteOptions } from './formats/hdf5/writer.js';
+export { type H5AttributeValue } from './formats/hdf5/reader.js';
+export { type H5Storage } from './formats/hdf5/format.js';
+export { type H5StringArray } from './formats/hdf5/strings.js';
 export type { H5ExternalLink } from './formats/hdf5/links.js';
 export {
   decodeKerasWeights,
@@ -103,13 +96,16 @@ export {
 // Containers and pickles: .npz archives, pickled object .npy files, save()/load() (issue 3).
 export { save, load, type Loaded, type LoadOptions, type SaveOptions, type SaveValue } from './containers.js';
 export type { ArraysPath, LoadedArrays, LoadedPickle, NpyPath } from './load-types.js';
-export { openNpz, readNpz, writeNpz, type NpzFile, type NpzReadOptions, type NpzWriteOptions } from './formats/npz.js';
-export { isStringArray, stringArray, type StringArray } from './formats/npy-strings.js';
-export { unpickle, PythonGlobal, type PyObject, type PicklableValue, type UnpickleOptions } from './formats/pickle.js';
+export { openNpz, readNpz, type NpzFile, type NpzReadOptions } from './formats/numpy/npz-read.js';
+export { writeNpz, type NpzWriteOptions } from './formats/numpy/npz-write.js';
+export { isStringArray, stringArray, type StringArray } from './formats/numpy/strings.js';
+export { unpickle, type UnpickleOptions } from './formats/pickle/unpickler.js';
+export { PythonGlobal, type PyObject } from './formats/pickle/values.js';
+export { type PicklableValue } from './formats/pickle/pickler.js';
 export { objectArray, type ObjectArray } from './formats/pickle/object-array.js';
 
 // Reliability (issue 7): synchronous .npz readers, so the reliability table covers .npz.
-export { decodeNpz, readNpzSync } from './formats/npz.js';
+export { decodeNpz, readNpzSync } from './formats/numpy/npz-read.js';
 
 // PyTorch checkpoints (issue 19): torch.save's zip and legacy formats, read as torch.load(weights_only=True) would.
 export {
@@ -125,4 +121,10 @@ export {
   type TorchTensorInfo,
   type TorchValue,
 } from './formats/torch/index.js';
-export { listTorchTensors, scanTorchGlobals, sharedTorchTensors, type TorchGlobalUse, type TorchSharedGroup } from './formats/torch/index.js';
+export {
+  listTorchTensors,
+  scanTorchGlobals,
+  sharedTorchTensors,
+  type TorchGlobalUse,
+  type TorchSharedGroup,
+} from './formats/torch/index.js';

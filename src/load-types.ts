@@ -10,7 +10,7 @@
  * ways at run time instead of leaving `never` in the else branch.
  */
 import type { LoadedArray } from './ndarray.js';
-import type { PyObject } from './formats/pickle.js';
+import type { PyObject } from './formats/pickle/values.js';
 
 /** What `load` returns for `.npz`, `.safetensors` and `.h5`: a list or a record of arrays (see the module notes). */
 export interface LoadedArrays {

@@ -10,10 +10,14 @@
  */
 import { TensorioError } from './errors.js';
 import type { WriteOptions } from './io/atomic-writer.js';
-import type { NpyReadOptions, OpenNpyOptions } from './formats/npy.js';
-import type { NpzReadOptions, NpzWriteOptions } from './formats/npz.js';
-import type { SafetensorsOpenOptions, SafetensorsReadOptions, SafetensorsWriteOptions } from './formats/safetensors.js';
-import type { H5ReadOptions, H5WriteOptions } from './formats/h5.js';
+import type { NpyReadOptions } from './formats/numpy/header.js';
+import type { OpenNpyOptions } from './formats/numpy/memmap.js';
+import type { NpzReadOptions } from './formats/numpy/npz-read.js';
+import type { NpzWriteOptions } from './formats/numpy/npz-write.js';
+import type { SafetensorsOpenOptions, SafetensorsReadOptions } from './formats/safetensors/types.js';
+import type { SafetensorsWriteOptions } from './formats/safetensors/write.js';
+import type { H5ReadOptions } from './formats/hdf5/file.js';
+import type { H5WriteOptions } from './formats/hdf5/writer.js';
 import type { KerasWriteOptions } from './formats/keras/weights-h5.js';
 import type { TorchReadOptions } from './formats/torch/read.js';
 import type { TorchWriteOptions } from './formats/torch/write.js';

@@ -11,12 +11,23 @@ import { tfjsArray } from '../tfjs/tfjs-arrays.js';
 import { dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { load } from '../containers.js';
-import { DEFAULT_MAX_HEADER_SIZE, isObjectDescr, parseNpyRawHeader, readNpy, readNpyHeader, writeNpy } from '../formats/npy.js';
-import { isNdArrayLike } from '../formats/pickle.js';
-import { openH5, writeH5, type H5File } from '../formats/h5.js';
-import { openNpz, writeNpz } from '../formats/npz.js';
-import { formatForPath, formatOfName, hdf5Flavour, identifyFile, type FormatId } from '../formats/registry.js';
-import { openSafetensors, writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors.js';
+import { DEFAULT_MAX_HEADER_SIZE, isObjectDescr, parseNpyRawHeader } from '../formats/numpy/header.js';
+import { readNpy, readNpyHeader } from '../formats/numpy/read.js';
+import { writeNpy } from '../formats/numpy/write.js';
+import { isNdArrayLike } from '../formats/pickle/pickler.js';
+import { openH5, type H5File } from '../formats/hdf5/file.js';
+import { writeH5 } from '../formats/hdf5/writer.js';
+import { openNpz } from '../formats/numpy/npz-read.js';
+import { writeNpz } from '../formats/numpy/npz-write.js';
+import {
+  formatForPath,
+  formatOfName,
+  hdf5Flavour,
+  identifyFile,
+  type FormatId,
+} from '../formats/registry.js';
+import { openSafetensors } from '../formats/safetensors/open.js';
+import { writeSafetensors, type SafetensorsWriteOptions } from '../formats/safetensors/write.js';
 import { openTorch, planTorchSafetensors, writeTorchFiles } from '../formats/torch/index.js';
 import { readKerasArchive } from '../formats/keras/archive.js';
 import { dequantizeWeight } from '../formats/tfjs-quantization.js';

@@ -14,8 +14,16 @@ import { dtypeInfo, type DType } from '../dtype.js';
 import { fromSystemError, TensorioError } from '../errors.js';
 import { byteLength, type NdArray } from '../ndarray.js';
 import { diffSources, type TensorDiff } from './diff.js';
-import { formatFor, loadTfjsEntry, openSource, withNonTensors, type FileSummary, type SourceOptions, type TensorSource } from './formats.js';
-import { openH5 } from '../formats/h5.js';
+import {
+  formatFor,
+  loadTfjsEntry,
+  openSource,
+  withNonTensors,
+  type FileSummary,
+  type SourceOptions,
+  type TensorSource,
+} from './formats.js';
+import { openH5 } from '../formats/hdf5/file.js';
 import { FORMATS, formatForPath, formatOfName, hdf5Flavour } from '../formats/registry.js';
 import { scanTorchGlobals, verifySafetensorsCopy } from '../formats/torch/index.js';
 import { formatBytes, Progress } from './progress.js';

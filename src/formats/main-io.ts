@@ -7,15 +7,27 @@
  */
 import { TensorioError } from '../errors.js';
 import { type WriteOptions } from '../io/atomic-writer.js';
-import { isStringArrayLike, stringMemberError, tensorHint, type LoadedArray, type NdArray } from '../ndarray.js';
-import { readH5, writeH5 } from './h5.js';
+import {
+  isStringArrayLike,
+  stringMemberError,
+  tensorHint,
+  type LoadedArray,
+  type NdArray,
+} from '../ndarray.js';
+import { readH5 } from './hdf5/file.js';
+import { writeH5 } from './hdf5/writer.js';
 import { h5Datasets, h5Value } from './h5-values.js';
-import { headerLimitOf, readNpy, writeNpy } from './npy.js';
+import { headerLimitOf } from './numpy/header.js';
+import { readNpy } from './numpy/read.js';
+import { writeNpy } from './numpy/write.js';
 import { readPickledNpy, writePickledNpy } from './numpy/pickled.js';
-import { readNpz, writeNpz, type NpzReadOptions } from './npz.js';
-import { isNdArrayLike, type PicklableValue, type PyObject } from './pickle.js';
+import { readNpz, type NpzReadOptions } from './numpy/npz-read.js';
+import { writeNpz } from './numpy/npz-write.js';
+import { isNdArrayLike, type PicklableValue } from './pickle/pickler.js';
+import { type PyObject } from './pickle/values.js';
 import { isObjectArray } from './pickle/object-array.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { readSafetensors } from './safetensors/read.js';
+import { writeSafetensors } from './safetensors/write.js';
 import { readTorch, writeTorch, type TorchSaveValue } from './torch/index.js';
 
 /** What `save` writes: an array, a list of arrays, or a record of arrays. */

@@ -12,7 +12,7 @@
 import { DTYPES, dtypeInfo, type DType } from '../dtype.js';
 import { TensorioError } from '../errors.js';
 import { closeQuietly, openForReadAsync } from '../io/read.js';
-import type { H5File } from './h5.js';
+import type { H5File } from './hdf5/file.js';
 import { mainReaders, mainWriters, type MainReader, type MainWriter } from './main-io.js';
 import { looksLikeTorch } from './torch/index.js';
 

@@ -24,9 +24,17 @@ import { type WriteOptions } from '../io/atomic-writer.js';
 import { type LoadedArray, type NdArray } from '../ndarray.js';
 import { isObject, type JsonObject } from './keras/config.js';
 import { type KerasLayerWeights } from './keras/weights-h5.js';
-import { readNpz, writeNpz } from './npz.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
-import { ownBuffer, parseJson, weightArray, type TfjsModelArtifacts, type TfjsWeightSpec } from './tfjs-model.js';
+import { readNpz } from './numpy/npz-read.js';
+import { writeNpz } from './numpy/npz-write.js';
+import { readSafetensors } from './safetensors/read.js';
+import { writeSafetensors } from './safetensors/write.js';
+import {
+  ownBuffer,
+  parseJson,
+  weightArray,
+  type TfjsModelArtifacts,
+  type TfjsWeightSpec,
+} from './tfjs-model.js';
 
 /** The two formats of this module (a sharded safetensors index reads as 'safetensors'). */
 export type WeightsFormat = 'npz' | 'safetensors';

@@ -12,7 +12,7 @@ import * as zlib from 'node:zlib';
 import { TensorioError } from '../errors.js';
 import type { AtomicWriter } from '../io/atomic-writer.js';
 import { ByteSource, runAsync, runSync, type Reads } from '../io/source.js';
-import { inflateChunks } from './inflate.js';
+import { inflateChunks } from './numpy/inflate.js';
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;

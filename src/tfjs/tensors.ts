@@ -16,9 +16,14 @@ import { TFJS_OPTIONS } from './options.js';
 import type { ArraysPath, NpyPath } from '../load-types.js';
 import type { LoadedTensors } from './load-types.js';
 
-import { load as loadContainer, save as saveContainer, type LoadOptions, type SaveOptions } from '../containers.js';
+import {
+  load as loadContainer,
+  save as saveContainer,
+  type LoadOptions,
+  type SaveOptions,
+} from '../containers.js';
 import { TensorioError } from '../errors.js';
-import { isNdArrayLike, type PicklableValue } from '../formats/pickle.js';
+import { isNdArrayLike, type PicklableValue } from '../formats/pickle/pickler.js';
 import { isObjectArray, objectArray, type ObjectArray } from '../formats/pickle/object-array.js';
 import type { PyLeaf } from '../formats/pickle/values.js';
 import { isStringArrayLike, validateNdArray, type NdArray } from '../ndarray.js';

@@ -31,7 +31,7 @@ import {
   writeSafetensorsSync,
 } from '../../src/index.js';
 import type { KerasWeightsFile, LoadedArray, NdArray } from '../../src/index.js';
-import { structureOffsets } from '../../src/formats/h5.js';
+import { structureOffsets } from '../../src/formats/hdf5/own-reader.js';
 import { readCentralDirectorySync, memberDataOffsetSync } from '../../src/formats/zip.js';
 import { ByteSource } from '../../src/io/source.js';
 import { FIXTURES } from '../helpers.js';

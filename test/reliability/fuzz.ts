@@ -11,10 +11,22 @@ import * as path from 'node:path';
 
 import fc from 'fast-check';
 
-import { DTYPES, dtypeInfo, encodeNpy, encodeNpyHeader, ndarray, openH5Sync, parseNpyHeader, TensorioError, unmap, unpickle, type NdArray } from '../../src/index.js';
-import { pickleChunks, type PicklableValue } from '../../src/formats/pickle.js';
+import {
+  DTYPES,
+  dtypeInfo,
+  encodeNpy,
+  encodeNpyHeader,
+  ndarray,
+  openH5Sync,
+  parseNpyHeader,
+  TensorioError,
+  unmap,
+  unpickle,
+  type NdArray,
+} from '../../src/index.js';
+import { pickleChunks, type PicklableValue } from '../../src/formats/pickle/pickler.js';
 import { parsePyLiteral, PyLiteralError } from '../../src/formats/pyliteral.js';
-import { isObjectDescr, parseNpyRawHeader } from '../../src/formats/npy.js';
+import { isObjectDescr, parseNpyRawHeader } from '../../src/formats/numpy/header.js';
 import { crc32 } from '../../src/formats/zip.js';
 import { ROOT } from '../helpers.js';
 import { FORMATS, formatFixtures, type ReliabilityFormat } from './formats.js';

@@ -10,7 +10,7 @@
  * likewise becomes h5py's enum. The written file is walked again and checked before the
  * rename (h5wasm reports a failed write only on stderr).
  */
-import { isStringArray, type StringArray } from '../npy-strings.js';
+import { isStringArray, type StringArray } from '../numpy/strings.js';
 import { checkOptions, OPTIONS } from '../../options.js';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -21,9 +21,32 @@ import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
 import { closeQuietly, openForRead } from '../../io/read.js';
 import { ByteSource } from '../../io/source.js';
 import { asCOrder, bytesOf, shapeSize, validateNdArray, type NdArray } from '../../ndarray.js';
-import { checkInside, headerMessages, normalise, readStructure, readSuperblock, readUint, storageOf, type HeaderMessage, type Located, type Superblock } from './format.js';
-import { loadH5wasm, retireH5wasm, type H5FileObject, type H5Group, type H5Lib, type H5Module } from './h5wasm.js';
-import { hdf5StackSummary, isHdf5Stack, releaseErrorFiles, type ErrorHandlingModule } from './h5wasm-errors.js';
+import {
+  checkInside,
+  headerMessages,
+  normalise,
+  readStructure,
+  readSuperblock,
+  readUint,
+  storageOf,
+  type HeaderMessage,
+  type Located,
+  type Superblock,
+} from './format.js';
+import {
+  loadH5wasm,
+  retireH5wasm,
+  type H5FileObject,
+  type H5Group,
+  type H5Lib,
+  type H5Module,
+} from './h5wasm.js';
+import {
+  hdf5StackSummary,
+  isHdf5Stack,
+  releaseErrorFiles,
+  type ErrorHandlingModule,
+} from './h5wasm-errors.js';
 import { buildOwnIndex } from './own-reader.js';
 import { readStringDataset, type H5StringArray } from './strings.js';
 import { H5T_COMPOUND, H5T_FLOAT, H5T_INTEGER, H5T_STRING } from './types.js';

@@ -16,7 +16,8 @@
 import { checkOptions, OPTIONS } from '../../options.js';
 import { TensorioError } from '../../errors.js';
 import { type LoadedArray, type NdArray } from '../../ndarray.js';
-import { openH5, openH5Bytes, openH5Sync, H5Writer, type H5File, type H5ReadOptions, type H5WriteOptions } from '../h5.js';
+import { openH5, openH5Bytes, openH5Sync, type H5File, type H5ReadOptions } from '../hdf5/file.js';
+import { H5Writer, type H5WriteOptions } from '../hdf5/writer.js';
 import { naturalCompare } from './naming.js';
 
 /** One weight of a layer as stored in the file. */

@@ -10,10 +10,28 @@ import { TensorioError } from '../../errors.js';
 import { closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
 import { ByteSource, COPY_REASONS } from '../../io/source.js';
 import { type LoadedArray } from '../../ndarray.js';
-import { unpickle, type PyObject } from '../pickle.js';
-import { checkMemberSize, DEFAULT_MAX_MEMBER_SIZE, memberDataOffset, memberDataOffsetSync, readCentralDirectory, readCentralDirectorySync, readMember, readMemberSync, type ZipEntry } from '../zip.js';
+import { unpickle } from '../pickle/unpickler.js';
+import { type PyObject } from '../pickle/values.js';
+import {
+  checkMemberSize,
+  DEFAULT_MAX_MEMBER_SIZE,
+  memberDataOffset,
+  memberDataOffsetSync,
+  readCentralDirectory,
+  readCentralDirectorySync,
+  readMember,
+  readMemberSync,
+  type ZipEntry,
+} from '../zip.js';
 import { arrayFromBuffer } from './array.js';
-import { headerLimitOf, isObjectDescr, parseNpyHeader, parseNpyRawHeader, stringHeader, type NpyReadOptions } from './header.js';
+import {
+  headerLimitOf,
+  isObjectDescr,
+  parseNpyHeader,
+  parseNpyRawHeader,
+  stringHeader,
+  type NpyReadOptions,
+} from './header.js';
 import { readMemberHeader, readNpyMember, readNpyMemberSync, type MemberResult } from './npz-member.js';
 import { decodeStrings, isStringArray, stringDescr, type StringArray } from './strings.js';
 

@@ -12,9 +12,11 @@
  */
 import { checkOptions, OPTIONS } from '../../options.js';
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, mapWholeFile, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
+import { closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io/read.js';
+import { mapWholeFile } from '../../io/map.js';
 import { type LoadedArray } from '../../ndarray.js';
-import { unpickle, type PyObject } from '../pickle.js';
+import { unpickle } from '../pickle/unpickler.js';
+import { type PyObject } from '../pickle/values.js';
 import {
   bytesSource,
   bytesSourceSync,
@@ -34,7 +36,13 @@ import {
 } from '../zip.js';
 import { StorageRef, TensorRef, torchProfile, type StorageClaims } from './profile.js';
 import { isTorchIndexPath, openShardedTorch, openShardedTorchSync } from './sharded.js';
-import { copyBudget, isCContiguous, tensorFromStorage, type CopyBudget, type StorageBytes } from './tensor.js';
+import {
+  copyBudget,
+  isCContiguous,
+  tensorFromStorage,
+  type CopyBudget,
+  type StorageBytes,
+} from './tensor.js';
 
 /** Options of {@link readTorch} and {@link openTorch}. */
 export interface TorchReadOptions {

@@ -1,6 +1,6 @@
 /**
  * The restricted unpickler and the pickler: NumPy fixtures, Python both ways, malicious pickles, bounds.
- * Internal on purpose: pickleChunks (src/formats/pickle.ts), the pickler, has no public entry of its own.
+ * Internal on purpose: pickleChunks (src/formats/pickle/pickler.ts), the pickler, has no public entry of its own.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -8,8 +8,16 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as fc from 'fast-check';
 
-import { TensorioError, load, ndarray, unpickle, type NdArray, type PicklableValue, type PyObject } from '../../../src/index.js';
-import { pickleChunks } from '../../../src/formats/pickle.js';
+import {
+  TensorioError,
+  load,
+  ndarray,
+  unpickle,
+  type NdArray,
+  type PicklableValue,
+  type PyObject,
+} from '../../../src/index.js';
+import { pickleChunks } from '../../../src/formats/pickle/pickler.js';
 import { expectCode } from '../../expect-code.js';
 import { numpyPythons, pythonWithNumpy, runPythonWith, tempDir } from '../../helpers.js';
 
