@@ -14,17 +14,22 @@
  *   always fresh memory, for bytes handed to a caller;
  * - `readInto`/`readIntoAsync` always fill the caller's memory; the async one runs on the
  *   thread pool, in parallel parts when large (src/io/read.ts), for a file;
- * - `mapping` is the whole file when it is in memory or mapped, for formats that hand out
- *   views of their data; `mapped` tells a live mapping from a plain buffer, and `mapReason`
- *   (one of {@link COPY_REASONS}) says why a file asked to be mapped was not;
+ * - `inMemory` says reads are views (formats hand those out as their arrays' data); the
+ *   memory is kept as an ArrayBuffer and every read makes its own view, so a mapped archive
+ *   larger than one Uint8Array can be (4 GiB on Node 20) is still mapped; `mapped` tells a
+ *   live mapping from a plain buffer, and `mapReason` (one of {@link COPY_REASONS}) says why
+ *   a file asked to be mapped was not;
  * - the source never closes its file: whoever opened the descriptor closes it (`fd`).
  *
  * Walkers: a parser is a generator that yields the reads it needs ({@link ReadRequest}) and
  * receives their bytes ({@link Reads}); {@link runSync} and {@link runAsync} drive it over a
  * source, so the sync and async readers of a format are the same code.
  */
+import { constants as bufferConstants } from 'node:buffer';
+
 import { TensorioError } from '../errors.js';
-import { mapWholeFile } from './map.js';
+import { COPY_REASONS } from './copy-reasons.js';
+import { canMap, mapFile, unmapBuffer } from './map.js';
 import { readExactly, readExactlySync } from './read.js';
 
 export { COPY_REASONS } from './copy-reasons.js';
@@ -48,8 +53,10 @@ export class ByteSource {
   private constructor(
     /** The open file (its opener closes it), or null for bytes passed in. */
     readonly fd: number | null,
-    private readonly memory: Uint8Array | undefined,
-    /** True when {@link mapping} is a live mapping of the file. */
+    /** The bytes in memory (a mapping or the caller's buffer), from `memoryOffset` on. */
+    private readonly memory: ArrayBuffer | undefined,
+    private readonly memoryOffset: number,
+    /** True when the memory is a live mapping of the file. */
     readonly mapped: boolean,
     readonly size: number,
     readonly path: string,
@@ -64,21 +71,55 @@ export class ByteSource {
    */
   static ofFile(fd: number, size: number, path: string, options: { map?: boolean } = {}): ByteSource {
     if (options.map) {
-      const result = mapWholeFile(fd, size, path);
-      if (result.bytes) return new ByteSource(fd, result.bytes, true, size, path, undefined);
-      return new ByteSource(fd, undefined, false, size, path, result.reason);
+      const result = size === 0 && canMap() ? { reason: COPY_REASONS.emptyFile } : mapFile(fd, size, false, path);
+      if (result.buffer) return new ByteSource(fd, result.buffer, 0, true, size, path, undefined);
+      return new ByteSource(fd, undefined, 0, false, size, path, result.reason);
     }
-    return new ByteSource(fd, undefined, false, size, path, undefined);
+    return new ByteSource(fd, undefined, 0, false, size, path, undefined);
   }
 
   /** A source over bytes in memory; `mapped` when they are a mapping of the file. */
   static ofBytes(bytes: Uint8Array, path: string, mapped = false): ByteSource {
-    return new ByteSource(null, bytes, mapped, bytes.length, path, undefined);
+    return new ByteSource(null, bytes.buffer as ArrayBuffer, bytes.byteOffset, mapped, bytes.length, path, undefined);
   }
 
-  /** The whole file, when it is in memory or mapped. */
-  get mapping(): Uint8Array | undefined {
-    return this.memory;
+  /** True when the bytes are in memory (mapped or passed in): reads are views, not copies. */
+  get inMemory(): boolean {
+    return this.memory !== undefined;
+  }
+
+  /**
+   * This file with the whole of it mapped now: a source whose reads are views, or, when
+   * mapping is refused, one that reads and says why ({@link mapReason}). A source already in
+   * memory is returned as it is. For formats that map only once a mapped read is asked for.
+   */
+  withMapping(): ByteSource {
+    if (this.memory || this.fd === null) return this;
+    return ByteSource.ofFile(this.fd, this.size, this.path, { map: true });
+  }
+
+  /**
+   * Where [position, position + length) lies in memory: the buffer and the byte offset, for
+   * a typed array over it (which may be larger than one Uint8Array can be). The range is
+   * checked; the source must be {@link inMemory}.
+   */
+  memoryAt(position: number, length: number, what: string): { buffer: ArrayBuffer; byteOffset: number } {
+    this.check(position, length, what);
+    if (!this.memory) throw new TypeError(`ByteSource.memoryAt: ${this.path} is read, not in memory`);
+    return { buffer: this.memory, byteOffset: this.memoryOffset + position };
+  }
+
+  /** Releases a mapping at once (views into it become empty); nothing for other sources. */
+  unmap(): void {
+    if (this.mapped && this.memory) unmapBuffer(this.memory);
+  }
+
+  /** The view of [position, position + length) of the memory; the range is checked. */
+  private view(memory: ArrayBuffer, position: number, length: number, what: string): Uint8Array {
+    if (length > bufferConstants.MAX_LENGTH) {
+      throw new TensorioError('ERR_TOO_LARGE', `the ${what} is ${length} bytes, more than one Uint8Array can view on this Node (${bufferConstants.MAX_LENGTH})`, { path: this.path });
+    }
+    return new Uint8Array(memory, this.memoryOffset + position, length);
   }
 
   /** True when [position, position + length) lies inside the source (both safe integers). */
@@ -97,7 +138,7 @@ export class ByteSource {
   /** `length` bytes at `position`: a view when in memory, else fresh memory. */
   read(position: number, length: number, what: string): Uint8Array {
     this.check(position, length, what);
-    if (this.memory) return this.memory.subarray(position, position + length);
+    if (this.memory) return this.view(this.memory, position, length, what);
     const out = new Uint8Array(length);
     readExactlySync(this.fd as number, position, out, this.path, what);
     return out;
@@ -112,7 +153,7 @@ export class ByteSource {
   /** Asynchronous {@link read}: a file is read on the thread pool. */
   async readAsync(position: number, length: number, what: string): Promise<Uint8Array> {
     this.check(position, length, what);
-    if (this.memory) return this.memory.subarray(position, position + length);
+    if (this.memory) return this.view(this.memory, position, length, what);
     const out = new Uint8Array(length);
     await readExactly(this.fd as number, position, out, this.path, what);
     return out;
@@ -122,7 +163,7 @@ export class ByteSource {
   readInto(position: number, target: ArrayBufferView, what: string): void {
     this.check(position, target.byteLength, what);
     const bytes = asBytes(target);
-    if (this.memory) bytes.set(this.memory.subarray(position, position + bytes.length));
+    if (this.memory) bytes.set(this.view(this.memory, position, bytes.length, what));
     else readExactlySync(this.fd as number, position, bytes, this.path, what);
   }
 

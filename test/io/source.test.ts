@@ -35,7 +35,7 @@ test('bytes in memory: read and readAsync are views (no copy), readCopy and read
   const bytes = pattern(SIZE, 1);
   const source = ByteSource.ofBytes(bytes, '<memory>');
   assert.equal(source.size, SIZE);
-  assert.equal(source.mapping, bytes);
+  assert.equal(source.inMemory, true);
   assert.equal(source.fd, null);
   assert.equal(source.mapped, false);
   const view = source.read(100, 50, 'test range');
@@ -60,7 +60,7 @@ test('a file: every read is fresh memory, sync and async agree with the bytes wr
   const bytes = pattern(SIZE, 2);
   await withFile(bytes, async (fd, size, file) => {
     const source = ByteSource.ofFile(fd, size, file);
-    assert.equal(source.mapping, undefined);
+    assert.equal(source.inMemory, false);
     assert.equal(source.fd, fd);
     assert.equal(source.path, file);
     for (const [position, length] of [[0, 0], [0, 1], [17, 4000], [SIZE - 1, 1], [SIZE, 0], [0, SIZE]] as const) {
@@ -83,7 +83,7 @@ test('a mapping: views into one ArrayBuffer when the addon maps, else positioned
   await withFile(bytes, async (fd, size, file) => {
     const source = ByteSource.ofFile(fd, size, file, { map: true });
     if (!NATIVE_MODE) {
-      assert.equal(source.mapping, undefined);
+      assert.equal(source.inMemory, false);
       assert.equal(source.mapped, false);
       assert.equal(source.mapReason, COPY_REASONS.noAddon);
       assert.deepEqual(source.read(5, 10, 'test range'), bytes.subarray(5, 15));
@@ -91,11 +91,13 @@ test('a mapping: views into one ArrayBuffer when the addon maps, else positioned
     }
     assert.equal(source.mapped, true);
     assert.equal(source.mapReason, undefined);
-    const mapping = source.mapping as Uint8Array;
-    assert.deepEqual(mapping, bytes);
+    assert.equal(source.inMemory, true);
+    const whole = source.read(0, SIZE, 'the whole file');
+    assert.deepEqual(whole, bytes);
     const view = source.read(5, 10, 'test range');
-    assert.equal(view.buffer, mapping.buffer);
-    assert.equal((await source.readAsync(5, 10, 'test range')).buffer, mapping.buffer);
+    assert.equal(view.buffer, whole.buffer);
+    assert.equal(view.byteOffset, 5);
+    assert.equal((await source.readAsync(5, 10, 'test range')).buffer, whole.buffer);
   });
 });
 
@@ -196,9 +198,10 @@ test('runSync and runAsync drive one walker to the same result over every source
   assert.match((syncError as Error).message, /record 3/);
 });
 
-test('an archive larger than one Uint8Array can be is read, not mapped, and says why', () => {
-  // A sparse file one page past buffer.constants.MAX_LENGTH (4 GiB on Node 20): mapping it
-  // as one whole-file view threw a bare RangeError before.
+test('an archive larger than one Uint8Array can be is still mapped: each read is its own view', () => {
+  // A sparse file one page past buffer.constants.MAX_LENGTH (4 GiB on Node 20): one
+  // whole-file Uint8Array cannot exist, so the source keeps the ArrayBuffer and makes a view
+  // per read (a 5 GiB pytorch_model.bin or .npz stays zero-copy).
   const file = path.join(tempDir('source'), 'huge.bin');
   const size = 2 ** 32 + 4096;
   const fd0 = fs.openSync(file, 'w');
@@ -208,9 +211,14 @@ test('an archive larger than one Uint8Array can be is read, not mapped, and says
   const { fd } = openForRead(file);
   try {
     const source = ByteSource.ofFile(fd, size, file, { map: true });
-    assert.equal(source.mapping, undefined);
-    assert.equal(source.mapReason, NATIVE_MODE ? COPY_REASONS.archiveTooLargeToMap : COPY_REASONS.noAddon);
-    assert.deepEqual([...source.read(size - 2, 2, 'the last bytes')], [0, 7]);
+    assert.equal(source.mapped, NATIVE_MODE);
+    assert.equal(source.mapReason, NATIVE_MODE ? undefined : COPY_REASONS.noAddon);
+    const last = source.read(size - 2, 2, 'the last bytes');
+    assert.deepEqual([...last], [0, 7]);
+    if (NATIVE_MODE) {
+      assert.equal(last.byteOffset, size - 2, 'a view past 4 GiB into the one mapping');
+      assert.throws(() => source.read(0, size, 'the whole archive'), (e: unknown) => e instanceof TensorioError && e.code === 'ERR_TOO_LARGE' && /the whole archive/.test(e.message));
+    }
   } finally {
     closeQuietly(fd);
     fs.rmSync(file);

@@ -16,7 +16,6 @@ import { checkOptions, OPTIONS } from '../../options.js';
 import { byteswap } from '../../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { mapFile } from '../../io/map.js';
 import { closeQuietly, openForRead } from '../../io/read.js';
 import { ByteSource } from '../../io/source.js';
 import { shapeSize, type LoadedArray, type NdArray } from '../../ndarray.js';
@@ -74,7 +73,8 @@ export interface H5DatasetInfo {
  */
 export class H5File {
   private closed = false;
-  private mapping: ArrayBuffer | undefined;
+  // The file mapped on the first mapped read (src/io/source.ts), or why it is not.
+  private mapping: ByteSource | undefined;
   private mappingReason: string | undefined;
   private readonly infos = new Map<string, H5DatasetInfo>();
   /** Where the structure comes from: tensorio's own reader, or h5wasm's. */
@@ -275,13 +275,13 @@ export class H5File {
     return result;
   }
 
-  private mapped(): ArrayBuffer | string {
+  private mapped(): ByteSource | string {
     if (this.mapping) return this.mapping;
     if (this.mappingReason) return this.mappingReason;
     if (this.source.fd === null) return (this.mappingReason = 'the file is in memory');
-    const result = mapFile(this.source.fd, this.source.size, false, this.path);
-    if (result.buffer) return (this.mapping = result.buffer);
-    return (this.mappingReason = result.reason);
+    const mapped = this.source.withMapping();
+    if (mapped.mapped) return (this.mapping = mapped);
+    return (this.mappingReason = mapped.mapReason ?? 'the file is not mapped');
   }
 
   /**
@@ -346,7 +346,10 @@ export class H5File {
         if (typeof mapping === 'string') copyReason = mapping;
         else if (info.bigEndian) copyReason = 'the data is big-endian';
         else if (storage.offset % dtype.array.BYTES_PER_ELEMENT !== 0) copyReason = `offset ${storage.offset} is not aligned for ${dtypeName}`;
-        else return { kind: 'done', result: { dtype: dtypeName, shape: [...shape], data: new dtype.array(mapping, storage.offset, length), mapped: true } };
+        else {
+          const at = mapping.memoryAt(storage.offset, length * dtype.array.BYTES_PER_ELEMENT, `dataset '${info.path}'`);
+          return { kind: 'done', result: { dtype: dtypeName, shape: [...shape], data: new dtype.array(at.buffer, at.byteOffset, length), mapped: true } };
+        }
       }
       const data = new dtype.array(length);
       const finish = (): LoadedArray => {

@@ -140,9 +140,10 @@ function checkPickleAllowed(where: string, options: NpzReadOptions): void {
  * A stored member of a mapped archive: a view into the mapping when its data is aligned and
  * little-endian, else a copy saying why. Not CRC-checked (that would read every page).
  */
-function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where: string, options: NpzReadOptions): Member {
+function mappedMember(source: ByteSource, start: number, entry: ZipEntry, where: string, options: NpzReadOptions): Member {
   const headerOptions = headerOptionsOf(options);
-  const bytes = mapping.subarray(start, start + entry.compressedSize);
+  // A view into the mapping: its byteOffset is the member's place in the archive's buffer.
+  const bytes = source.read(start, entry.compressedSize, 'member');
   const raw = parseNpyRawHeader(bytes, where, headerOptions);
   if (isObjectDescr(raw.descr)) return unpickleMember(bytes.subarray(raw.dataOffset), where, options);
   const strings = options.strings ? stringHeader(raw, where) : undefined;
@@ -154,17 +155,17 @@ function mappedMember(mapping: Uint8Array, start: number, entry: ZipEntry, where
     return decodeStrings(strings.descr, strings.shape, strings.fortranOrder, bytes.subarray(strings.dataOffset, strings.dataOffset + strings.dataLength), where);
   }
   const header = parseNpyHeader(bytes, where, headerOptions);
-  const dataStart = start + header.dataOffset;
+  const dataStart = bytes.byteOffset + header.dataOffset;
   if (header.dataOffset + header.dataLength > bytes.length) {
     throw new TensorioError('ERR_TRUNCATED', `member ends inside the data: ${header.dataLength} bytes needed at offset ${header.dataOffset}, the member has ${bytes.length}`, { path: where });
   }
   const alignment = dtypeInfo(header.dtype).array.BYTES_PER_ELEMENT;
   let reason: string | undefined;
   if (header.bigEndian) reason = COPY_REASONS.bigEndianConverted;
-  else if ((mapping.byteOffset + dataStart) % alignment !== 0) {
-    reason = `the member's data starts at offset ${dataStart}, not a multiple of the ${header.dtype} size ${alignment} (NumPy does not align .npz members)`;
+  else if (dataStart % alignment !== 0) {
+    reason = `the member's data starts at offset ${start + header.dataOffset}, not a multiple of the ${header.dtype} size ${alignment} (NumPy does not align .npz members)`;
   }
-  if (reason === undefined) return arrayFromBuffer(header, mapping.buffer as ArrayBuffer, mapping.byteOffset + dataStart, where, { mapped: true });
+  if (reason === undefined) return arrayFromBuffer(header, bytes.buffer as ArrayBuffer, dataStart, where, { mapped: true });
   const copy = bytes.slice(header.dataOffset, header.dataOffset + header.dataLength);
   return arrayFromBuffer(header, copy.buffer, 0, where, { mapped: false, copyReason: reason });
 }
@@ -190,8 +191,7 @@ function* memberWalk(entry: ZipEntry, source: ByteSource, options: NpzReadOption
   const where = `${source.path}[${entry.name}]`;
   checkMemberSize(entry, source.path, options.maxMemberSize);
   const start: number = yield ['offset', entry];
-  const mapping = source.mapping;
-  if (options.mmap && entry.method === 0 && mapping) return mappedMember(mapping, start, entry, where, options);
+  if (options.mmap && entry.method === 0 && source.inMemory) return mappedMember(source, start, entry, where, options);
   const result: MemberResult = yield ['npy', entry, start];
   if ('array' in result) {
     if (!options.mmap || isStringArray(result.array)) return result.array;

@@ -8,7 +8,7 @@ import { constants as bufferConstants } from 'node:buffer';
 
 import { dtypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { canMap, mapFile, unmapBuffer } from '../../io/map.js';
+import { canMap } from '../../io/map.js';
 import { allocateForRead, closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
 import { ByteSource, COPY_REASONS, runSync, type Reads } from '../../io/source.js';
 import type { LoadedArray } from '../../ndarray.js';
@@ -77,13 +77,9 @@ export class Shard {
   readonly header: ParsedHeader;
   private readonly size: number;
   private fd: number | undefined;
-  // Positioned reads of the file; undefined once closed.
+  // The file's bytes: positioned reads, then (once a mapped read is asked for) the mapping;
+  // undefined once closed. A closed file drops it: views handed out keep the mapping alive.
   private source: ByteSource | undefined;
-  // The mapping is kept as the ArrayBuffer itself, not as the byte source's `mapping`: that is
-  // one Uint8Array, which on Node 20 cannot span a file over 4 GiB (2^32 elements), while
-  // typed arrays of wider elements, and views at any offset, can. A closed file drops it:
-  // views handed out keep it alive.
-  private mapping: ArrayBuffer | undefined;
   // Mapping is deferred to the first read: handing V8 gigabytes of external memory makes it
   // schedule garbage collection, a cost that would make opening depend on the data size.
   private wantMap: boolean;
@@ -105,7 +101,7 @@ export class Shard {
 
   /** True when the file is (or, before the first read, will be) mapped. */
   get mapped(): boolean {
-    return this.mapping !== undefined || this.wantMap;
+    return this.source?.mapped === true || this.wantMap;
   }
 
   /** Why the file is read rather than mapped, when mapping was asked for. */
@@ -113,19 +109,19 @@ export class Shard {
     return this.mapReasonValue;
   }
 
-  /** The mapping of the whole file, made now if needed; undefined when the file is read. */
-  private ensureMapping(): ArrayBuffer | undefined {
-    if (!this.wantMap || this.fd === undefined) return this.mapping;
+  /** The source, mapped now if a mapping is wanted and not yet made. */
+  private ensureMapping(): ByteSource {
+    const source = this.openSource();
+    if (!this.wantMap || this.fd === undefined) return source;
     this.wantMap = false;
-    const result = mapFile(this.fd, this.size, false, this.path);
-    if (!result.buffer) {
-      this.mapReasonValue = result.reason;
-      return undefined;
+    this.source = source.withMapping();
+    if (!this.source.mapped) {
+      this.mapReasonValue = this.source.mapReason;
+      return this.source;
     }
-    this.mapping = result.buffer;
     // A mapping of the whole file needs no descriptor.
     if (this.reading === 0) this.closeFd();
-    return this.mapping;
+    return this.source;
   }
 
   static async open(path: string, mmap: boolean): Promise<Shard> {
@@ -169,11 +165,13 @@ export class Shard {
     const elements = elementCount(entry, length, this.path);
     if (length === 0) return { dtype: entry.dtype, shape, data: new info.array(0), mapped: false } as LoadedArray;
     const base = this.header.dataStart + entry.dataOffsets[0];
-    const mapping = this.ensureMapping();
+    const source = this.ensureMapping();
+    const mapping = source.mapped;
     const first = runs[0] as Run;
     const aligned = (base + first.start) % info.array.BYTES_PER_ELEMENT === 0;
     if (mapping && runs.length === 1 && aligned) {
-      const data = new info.array(mapping, base + first.start, elements);
+      const at = source.memoryAt(base + first.start, first.length, `data of tensor '${entry.name}'`);
+      const data = new info.array(at.buffer, at.byteOffset, elements);
       return { dtype: entry.dtype, shape, data, mapped: true } as LoadedArray;
     }
     const reason = !mapping
@@ -200,10 +198,7 @@ export class Shard {
 
   private fill(pending: PendingRead): LoadedArray {
     const source = this.openSource();
-    for (const [position, part] of pending.parts) {
-      if (this.mapping) part.set(new Uint8Array(this.mapping, position, part.length));
-      else source.readInto(position, part, pending.what);
-    }
+    for (const [position, part] of pending.parts) source.readInto(position, part, pending.what);
     return pending.finish();
   }
 
@@ -252,8 +247,7 @@ export class Shard {
     this.wantMap = false;
     if (this.reading > 0) this.closeWhenIdle = true;
     else this.closeFd();
-    if (unmap && this.mapping) unmapBuffer(this.mapping);
-    this.mapping = undefined;
+    if (unmap) this.source?.unmap();
     this.source = undefined;
   }
 }
