@@ -7,7 +7,7 @@
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, openForReadAsync, readExactly } from '../../io.js';
+import { closeQuietly, openForReadAsync, readExactly } from '../../io/read.js';
 import { fdSource, readCentralDirectory, readMember } from '../zip.js';
 import { torchProfile } from './profile.js';
 import { looksLikeTorch, type TorchFile, type TorchFileSync, type TorchTensorInfo } from './read.js';

@@ -7,7 +7,8 @@
  */
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import type { PyObject, UnpickleProfile } from '../pickle.js';
+import type { UnpickleProfile } from '../pickle/allowlist.js';
+import type { PyObject } from '../pickle/values.js';
 
 /** A storage a persistent id names: its key, element type, and the element count it claims. */
 export class StorageRef {

@@ -12,9 +12,11 @@
  */
 import { checkOptions, OPTIONS } from '../../options.js';
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, mapWholeFile, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
+import { mapWholeFile } from '../../io/map.js';
+import { closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io/read.js';
 import { type LoadedArray } from '../../ndarray.js';
-import { unpickle, type PyObject } from '../pickle.js';
+import { unpickle } from '../pickle/unpickler.js';
+import type { PyObject } from '../pickle/values.js';
 import {
   bytesSource,
   bytesSourceSync,

@@ -12,9 +12,9 @@
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io.js';
+import { closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io/read.js';
 import { type LoadedArray } from '../../ndarray.js';
-import { MAX_INDEX_SIZE, parseSafetensorsIndex, type SafetensorsIndex } from '../safetensors-sharded.js';
+import { MAX_INDEX_SIZE, parseSafetensorsIndex, type SafetensorsIndex } from '../safetensors/sharded.js';
 import { openTorchFile, openTorchFileSync, torchStorageByteLength, type TorchFile, type TorchFileSync, type TorchReadOptions, type TorchTensorInfo, type TorchValue } from './read.js';
 
 /** True for the index of a sharded checkpoint (`*.index.json`, as `pytorch_model.bin.index.json`). */

@@ -11,10 +11,10 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, type WriteOptions } from '../../io.js';
+import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
 import { type NdArray } from '../../ndarray.js';
-import { isNdArrayLike } from '../pickle.js';
-import { encodeSafetensorsIndex, INDEX_SUFFIX, parseShardSize, planShards, shardFileName, shardNamePattern } from '../safetensors-sharded.js';
+import { isNdArrayLike } from '../pickle/pickler.js';
+import { encodeSafetensorsIndex, INDEX_SUFFIX, parseShardSize, planShards, shardFileName, shardNamePattern } from '../safetensors/sharded.js';
 import { planStorages } from './storage-plan.js';
 
 // writeTorch's one-file writer, passed in so this module does not import write.ts back.

@@ -8,9 +8,10 @@
 import { checkOptions, OPTIONS } from '../../options.js';
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, type WriteOptions } from '../../io.js';
+import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
 import { bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
-import { encodeLong, isNdArrayLike, OP } from '../pickle.js';
+import { OP } from '../pickle/opcodes.js';
+import { encodeLong, isNdArrayLike } from '../pickle/pickler.js';
 import { ZipWriter } from '../zip.js';
 import { planStorages, type Placed } from './storage-plan.js';
 import { writeTorchShards } from './write-sharded.js';
