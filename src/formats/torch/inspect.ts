@@ -7,10 +7,12 @@
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, openForReadAsync, readExactly } from '../../io/read.js';
-import { fdSource, readCentralDirectory, readMember } from '../zip.js';
+import { closeQuietly, openForReadAsync } from '../../io/read.js';
+import { ByteSource } from '../../io/source.js';
+import { readCentralDirectory, readMember } from '../zip.js';
 import { torchProfile } from './profile.js';
-import { looksLikeTorch, type TorchFile, type TorchFileSync, type TorchTensorInfo } from './read.js';
+import { looksLikeTorch } from './detect.js';
+import type { TorchFile, TorchFileSync, TorchTensorInfo } from './types.js';
 import { isTorchIndexPath, torchShardPaths } from './sharded.js';
 
 /** One global a pickle names (GLOBAL, STACK_GLOBAL, INST, or an extension code). */
@@ -152,8 +154,8 @@ export async function scanTorchGlobals(path: string, options: { maxPickleSize?: 
   const limit = options.maxPickleSize ?? 2 ** 30;
   const { fd, size, prefix } = await openForReadAsync(path, 64);
   try {
+    const source = ByteSource.ofFile(fd, size, path);
     if (prefix[0] === 0x50 && prefix[1] === 0x4b) {
-      const source = fdSource(fd, size, path);
       const out: TorchGlobalUse[] = [];
       for (const entry of await readCentralDirectory(source, path)) {
         if (!entry.name.endsWith('.pkl')) continue;
@@ -163,8 +165,7 @@ export async function scanTorchGlobals(path: string, options: { maxPickleSize?: 
       return out;
     }
     // The legacy pickles lead the file; the storages' raw bytes follow and are not read.
-    const bytes = new Uint8Array(Math.min(size, limit));
-    await readExactly(fd, 0, bytes, path, 'legacy pickles');
+    const bytes = await source.readAsync(0, Math.min(size, limit), 'legacy pickles');
     if (!looksLikeTorch(prefix)) throw new TensorioError('ERR_BAD_MAGIC', 'not a PyTorch file: neither a zip archive nor a legacy pickle', { path });
     const out: TorchGlobalUse[] = [];
     let at = 0;
