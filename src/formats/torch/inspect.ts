@@ -12,6 +12,7 @@ import { ByteSource } from '../../io/source.js';
 import { readCentralDirectory, readMember } from '../zip.js';
 import { torchProfile } from './profile.js';
 import { looksLikeTorch } from './detect.js';
+import { looksLikeTorchTar } from './tar-layout.js';
 import type { TorchFile, TorchFileSync, TorchTensorInfo } from './types.js';
 import { isTorchIndexPath, torchShardPaths } from './sharded.js';
 
@@ -138,7 +139,8 @@ const LEGACY_PICKLES = 5;
  * pickles (magic, protocol, sys_info, the object, the storage keys). Sharded checkpoints: scan
  * each of `openTorch(index).files`.
  * @param options `maxPickleSize`: largest pickle read, default 1 GiB.
- * @throws TensorioError `ERR_BAD_MAGIC` (neither zip nor legacy), `ERR_BAD_PICKLE`, `ERR_BAD_ZIP`,
+ * @throws TensorioError `ERR_BAD_MAGIC` (neither zip nor legacy), `ERR_UNSUPPORTED_VERSION` (the tar
+ * layout, which this scan does not walk), `ERR_BAD_PICKLE`, `ERR_BAD_ZIP`,
  * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_IO`.
  */
 export async function scanTorchGlobals(path: string, options: { maxPickleSize?: number } = {}): Promise<TorchGlobalUse[]> {
@@ -152,7 +154,7 @@ export async function scanTorchGlobals(path: string, options: { maxPickleSize?: 
     return out;
   }
   const limit = options.maxPickleSize ?? 2 ** 30;
-  const { fd, size, prefix } = await openForReadAsync(path, 64);
+  const { fd, size, prefix } = await openForReadAsync(path, 512);
   try {
     const source = ByteSource.ofFile(fd, size, path);
     if (prefix[0] === 0x50 && prefix[1] === 0x4b) {
@@ -163,6 +165,10 @@ export async function scanTorchGlobals(path: string, options: { maxPickleSize?: 
         out.push(...scanPickle(await readMember(source, entry, path, { maxMemberSize: limit }), 0, entry.name, path).globals);
       }
       return out;
+    }
+    if (looksLikeTorchTar(prefix)) {
+      // Its record pickles sit between raw storage bytes that only the layout's walk can skip.
+      throw new TensorioError('ERR_UNSUPPORTED_VERSION', 'the tar layout (torch before 0.1.10) is not scanned; readTorch reads it with the weights-only checks, naming any global it refuses', { path });
     }
     // The legacy pickles lead the file; the storages' raw bytes follow and are not read.
     const bytes = await source.readAsync(0, Math.min(size, limit), 'legacy pickles');

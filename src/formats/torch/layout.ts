@@ -100,3 +100,20 @@ export function* storageCount(file: FileFacts, at: number, end: number, key: str
   }
   return { offset: at + 8, length: Number(n) * itemSize };
 }
+
+/**
+ * The layout of a file whose storages lie at known places (legacy, tar): each read where it
+ * lies; `holder` names what lists them, for the error when the pickle names another.
+ */
+export function placedLayout(file: FileFacts, format: 'legacy' | 'tar', root: PyObject, places: ReadonlyMap<string, Placement>, holder: string): Layout {
+  return {
+    format,
+    bigEndian: false,
+    root,
+    storage(ref: StorageRef): Reads<StorageBytes> {
+      const place = places.get(ref.key);
+      if (!place) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', which ${holder} does not hold`, { path: file.path });
+      return placedStorage(file, place, ref.itemSize, ref.key, format);
+    },
+  };
+}

@@ -8,9 +8,8 @@
  */
 import { TensorioError } from '../../errors.js';
 import { type Reads } from '../../io/source.js';
-import { pickleAt, placedStorage, storageCount, type FileFacts, type Layout, type Placement } from './layout.js';
-import { type StorageRef, torchProfile, type StorageClaims } from './profile.js';
-import { type StorageBytes } from './tensor.js';
+import { pickleAt, placedLayout, storageCount, type FileFacts, type Layout, type Placement } from './layout.js';
+import { torchProfile, type StorageClaims } from './profile.js';
 import { type TorchReadOptions } from './types.js';
 
 /** The first pickle of a legacy file. */
@@ -41,14 +40,5 @@ export function* legacyLayout(file: FileFacts, options: TorchReadOptions): Reads
     places.set(key, place);
     at = place.offset + place.length;
   }
-  return {
-    format: 'legacy',
-    bigEndian: false,
-    root: main.value,
-    storage(ref: StorageRef): Reads<StorageBytes> {
-      const place = places.get(ref.key);
-      if (!place) throw new TensorioError('ERR_NOT_FOUND_IN_ARCHIVE', `the pickle names storage '${ref.key}', which the file's key list does not hold`, { path });
-      return placedStorage(file, place, claims.get(ref.key)?.itemSize ?? 1, ref.key, 'legacy');
-    },
-  };
+  return placedLayout(file, 'legacy', main.value, places, "the file's key list");
 }
