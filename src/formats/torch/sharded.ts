@@ -4,7 +4,7 @@
  * dict) plus `pytorch_model.bin.index.json`, whose `weight_map` names the shard holding each
  * tensor and whose `metadata.total_size` is the tensors' storage bytes. The index's layout is
  * the safetensors one, so its parsing (and the rule that a shard stays inside the index's
- * folder) is shared with safetensors-sharded.ts.
+ * folder) is shared with safetensors/sharded.ts.
  *
  * One view over all shards: opening reads the index and every shard's pickle (not its data),
  * checks that index and shards agree, and tensors are read from their shard on demand.
