@@ -27,8 +27,8 @@ const ENVS = {
   },
   torch: {
     requirements: path.join(root, 'test', 'python', 'requirements-torch.txt'),
-    what: 'PyTorch (a CUDA build run on the CPU) and NumPy 2',
-    check: 'import numpy, torch; torch.save(torch.zeros(2), __import__("io").BytesIO())',
+    what: 'PyTorch (a CUDA build run on the CPU), safetensors and NumPy 2',
+    check: 'import numpy, torch, safetensors.torch; torch.save(torch.zeros(2), __import__("io").BytesIO())',
   },
 };
 

@@ -118,7 +118,8 @@ export function readCentralDirectorySync(source: ByteSource, path: string): ZipE
   return runSync(centralDirectory(source.size, path), source);
 }
 
-function* centralDirectory(size: number, path: string): Reads<ZipEntry[]> {
+/** The walker behind {@link readCentralDirectorySync}, for readers that drive their own walk (PyTorch's). */
+export function* centralDirectory(size: number, path: string): Reads<ZipEntry[]> {
   if (size < EOCD_SIZE) {
     throw new TensorioError((yield* looksLikeZip(size)) ? 'ERR_TRUNCATED' : 'ERR_BAD_ZIP', `not a complete zip archive: ${size} bytes, less than the 22-byte end record`, { path });
   }

@@ -6,11 +6,6 @@
 export const COPY_REASONS = {
   /** No addon (TENSORIO_NO_NATIVE=1, or no build for this platform): nothing can be mapped. */
   noAddon: 'the native addon is not loaded',
-  /**
-   * An archive larger than one Uint8Array can cover (4 GiB on Node 20): its members are read
-   * with positioned reads instead of mapping a whole-file view that cannot exist.
-   */
-  archiveTooLargeToMap: 'the archive is larger than one view of it can be on this Node (buffer.constants.MAX_LENGTH)',
   /** An empty file has no pages to map. */
   emptyFile: 'the file is empty',
   /** The source is bytes the caller passed in: there is no file to map. */

@@ -3,7 +3,6 @@
  * releasing one, and telling a mapping from other memory. Only the native addon maps; without
  * it every function says why not, and the formats copy.
  */
-import { constants as bufferConstants } from 'node:buffer';
 import { markAsUntransferable } from 'node:worker_threads';
 
 import { fromSystemError } from '../errors.js';
@@ -41,19 +40,6 @@ export function mapFile(fd: number, length: number, writable: boolean, file: str
 }
 
 /**
- * Maps a whole archive (an .npz, a PyTorch zip) for its members to be views into, or says
- * why not; an empty file has nothing to map.
- */
-export function mapWholeFile(fd: number, size: number, file: string): { bytes: Uint8Array; reason?: undefined } | { bytes?: undefined; reason: string } {
-  if (size === 0) return { reason: native ? COPY_REASONS.emptyFile : COPY_REASONS.noAddon };
-  // The whole-file view is one Uint8Array; past its limit `new Uint8Array` would throw a bare
-  // RangeError, so a larger archive (a 5 GiB pytorch_model.bin) is read with positioned reads.
-  if (native && size > bufferConstants.MAX_LENGTH) return { reason: COPY_REASONS.archiveTooLargeToMap };
-  const result = mapFile(fd, size, false, file);
-  return result.buffer ? { bytes: new Uint8Array(result.buffer) } : { reason: result.reason };
-}
-
-/**
  * Releases a mapping at once. Every view into it becomes empty (length 0), so no stale view
  * can reach unmapped memory. Returns false when the buffer is not a live mapping.
  */
@@ -66,7 +52,6 @@ export function unmapBuffer(buffer: ArrayBufferLike): boolean {
 export function isMappedBuffer(buffer: ArrayBufferLike): boolean {
   return native !== null && buffer instanceof ArrayBuffer && native.isMapped(buffer);
 }
-
 
 /** Flushes a writable mapping's dirty pages to its file (msync). */
 export function syncMapping(buffer: ArrayBuffer): void {

@@ -17,7 +17,7 @@ import { byteswap } from '../../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { closeQuietly, openForRead } from '../../io/read.js';
-import { ByteSource } from '../../io/source.js';
+import { ByteSource, COPY_REASONS } from '../../io/source.js';
 import { shapeSize, type LoadedArray, type NdArray } from '../../ndarray.js';
 import { readChunkedDataset } from './chunks.js';
 import { checkInside, joinPath, normalise, readSuperblock, storageOf, type H5Storage, type Superblock } from './format.js';
@@ -278,10 +278,10 @@ export class H5File {
   private mapped(): ByteSource | string {
     if (this.mapping) return this.mapping;
     if (this.mappingReason) return this.mappingReason;
-    if (this.source.fd === null) return (this.mappingReason = 'the file is in memory');
+    if (this.source.fd === null) return (this.mappingReason = COPY_REASONS.inMemory);
     const mapped = this.source.withMapping();
     if (mapped.mapped) return (this.mapping = mapped);
-    return (this.mappingReason = mapped.mapReason ?? 'the file is not mapped');
+    return (this.mappingReason = mapped.mapReason ?? COPY_REASONS.fileNotMapped);
   }
 
   /**

@@ -7,10 +7,13 @@
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, openForReadAsync, readExactly } from '../../io/read.js';
-import { fdSource, readCentralDirectory, readMember } from '../zip.js';
+import { closeQuietly, openForReadAsync } from '../../io/read.js';
+import { ByteSource } from '../../io/source.js';
+import { readCentralDirectory, readMember } from '../zip.js';
 import { torchProfile } from './profile.js';
-import { looksLikeTorch, type TorchFile, type TorchFileSync, type TorchTensorInfo } from './read.js';
+import { looksLikeTorch } from './detect.js';
+import { looksLikeTorchTar } from './tar-layout.js';
+import type { TorchFile, TorchFileSync, TorchTensorInfo } from './types.js';
 import { isTorchIndexPath, torchShardPaths } from './sharded.js';
 
 /** One global a pickle names (GLOBAL, STACK_GLOBAL, INST, or an extension code). */
@@ -136,7 +139,8 @@ const LEGACY_PICKLES = 5;
  * pickles (magic, protocol, sys_info, the object, the storage keys). Sharded checkpoints: scan
  * each of `openTorch(index).files`.
  * @param options `maxPickleSize`: largest pickle read, default 1 GiB.
- * @throws TensorioError `ERR_BAD_MAGIC` (neither zip nor legacy), `ERR_BAD_PICKLE`, `ERR_BAD_ZIP`,
+ * @throws TensorioError `ERR_BAD_MAGIC` (neither zip nor legacy), `ERR_UNSUPPORTED_VERSION` (the tar
+ * layout, which this scan does not walk), `ERR_BAD_PICKLE`, `ERR_BAD_ZIP`,
  * `ERR_TOO_LARGE`, `ERR_NOT_FOUND`, `ERR_IO`.
  */
 export async function scanTorchGlobals(path: string, options: { maxPickleSize?: number } = {}): Promise<TorchGlobalUse[]> {
@@ -150,10 +154,10 @@ export async function scanTorchGlobals(path: string, options: { maxPickleSize?: 
     return out;
   }
   const limit = options.maxPickleSize ?? 2 ** 30;
-  const { fd, size, prefix } = await openForReadAsync(path, 64);
+  const { fd, size, prefix } = await openForReadAsync(path, 512);
   try {
+    const source = ByteSource.ofFile(fd, size, path);
     if (prefix[0] === 0x50 && prefix[1] === 0x4b) {
-      const source = fdSource(fd, size, path);
       const out: TorchGlobalUse[] = [];
       for (const entry of await readCentralDirectory(source, path)) {
         if (!entry.name.endsWith('.pkl')) continue;
@@ -162,9 +166,12 @@ export async function scanTorchGlobals(path: string, options: { maxPickleSize?: 
       }
       return out;
     }
+    if (looksLikeTorchTar(prefix)) {
+      // Its record pickles sit between raw storage bytes that only the layout's walk can skip.
+      throw new TensorioError('ERR_UNSUPPORTED_VERSION', 'the tar layout (torch before 0.1.10) is not scanned; readTorch reads it with the weights-only checks, naming any global it refuses', { path });
+    }
     // The legacy pickles lead the file; the storages' raw bytes follow and are not read.
-    const bytes = new Uint8Array(Math.min(size, limit));
-    await readExactly(fd, 0, bytes, path, 'legacy pickles');
+    const bytes = await source.readAsync(0, Math.min(size, limit), 'legacy pickles');
     if (!looksLikeTorch(prefix)) throw new TensorioError('ERR_BAD_MAGIC', 'not a PyTorch file: neither a zip archive nor a legacy pickle', { path });
     const out: TorchGlobalUse[] = [];
     let at = 0;

@@ -7,8 +7,8 @@
  */
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import type { PyObject } from '../pickle/values.js';
 import type { UnpickleProfile } from '../pickle/allowlist.js';
+import type { PyObject } from '../pickle/values.js';
 
 /** A storage a persistent id names: its key, element type, and the element count it claims. */
 export class StorageRef {
@@ -56,6 +56,8 @@ const STORAGE_TYPES: Readonly<Record<string, DType>> = {
   ComplexFloatStorage: 'complex64',
   ComplexDoubleStorage: 'complex128',
 };
+/** Dense legacy tensor classes (`torch.FloatTensor`, `torch.cuda.LongTensor`, ...). */
+const TENSOR_TYPES = new Set(['Float', 'Double', 'Half', 'BFloat16', 'Long', 'Int', 'Short', 'Char', 'Byte', 'Bool'].map((t) => `${t}Tensor`));
 // Storage classes weights_only allows whose elements tensorio has no dtype for.
 const UNSUPPORTED_STORAGES = new Set(['QInt8Storage', 'QInt32Storage', 'QUInt8Storage', 'QUInt4x2Storage', 'QUInt2x4Storage']);
 
@@ -97,6 +99,7 @@ type Kind =
   | 'unsupported_rebuild'
   | 'parameter'
   | 'tensor_class'
+  | 'tensor_type'
   | 'size'
   | 'device'
   | 'layout'
@@ -140,6 +143,9 @@ function lookup(module: string, name: string): TorchGlobal | undefined {
   if (q === 'torch.serialization._get_layout') return new TorchGlobal(q, 'layout');
   if (q === 'torch.storage.UntypedStorage') return new TorchGlobal(q, 'untyped_storage');
   if (module === 'torch' || module === 'torch.cuda') {
+    // The legacy tensor classes (torch.FloatTensor, ...): values only, as the tar layout's
+    // tensor records name them (weights_only allows torch._tensor_classes).
+    if (TENSOR_TYPES.has(name)) return new TorchGlobal(q, 'tensor_type');
     const storage = STORAGE_TYPES[name];
     if (storage) return new TorchGlobal(q, 'storage', storage);
     if (UNSUPPORTED_STORAGES.has(name)) return new TorchGlobal(q, 'storage');
@@ -157,7 +163,7 @@ function badValue(path: string | undefined, what: string): TensorioError {
 }
 
 /** A non-negative safe integer, or a typed error naming what it is. */
-function count(value: PyObject, what: string, path: string | undefined): number {
+export function nonNegativeInt(value: PyObject, what: string, path: string | undefined): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw badValue(path, `${what} must be a non-negative integer, got ${typeof value === 'bigint' ? `${value}` : JSON.stringify(value) ?? String(value)}`);
   }
@@ -167,7 +173,7 @@ function count(value: PyObject, what: string, path: string | undefined): number 
 function dims(value: PyObject, what: string, path: string | undefined): number[] {
   if (!Array.isArray(value)) throw badValue(path, `${what} must be a tuple of integers`);
   if (value.length > 64) throw badValue(path, `${what} has ${value.length} dimensions, more than 64`);
-  return value.map((d, i) => count(d, `${what}[${i}]`, path));
+  return value.map((d, i) => nonNegativeInt(d, `${what}[${i}]`, path));
 }
 
 /**
@@ -190,6 +196,17 @@ export function checkExtent(offset: number, shape: number[], stride: number[], n
   }
 }
 
+/**
+ * The element type of a legacy storage class the pickle names as a value (the tar layout's
+ * storage records: `(key, location, torch.FloatStorage)`).
+ * @throws TensorioError `ERR_BAD_VALUE` (not a storage class), `ERR_UNSUPPORTED_DTYPE` (quantized).
+ */
+export function storageClassOf(value: PyObject, what: string, path: string | undefined): { dtype: DType; itemSize: number } {
+  if (!(value instanceof TorchGlobal) || value.kind !== 'storage') throw badValue(path, `${what} does not name a storage class`);
+  if (value.dtype === null) throw new TensorioError('ERR_UNSUPPORTED_DTYPE', `${value.qualified} holds quantized elements, which tensorio does not read`, { path });
+  return { dtype: value.dtype, itemSize: dtypeInfo(value.dtype).itemSize };
+}
+
 /** Storage keys every persistent id named, with their element size: what a legacy file's data section must hold. */
 export type StorageClaims = Map<string, StorageRef>;
 
@@ -204,7 +221,7 @@ export function torchProfile(path: string | undefined, claims: StorageClaims = n
     if (resolved === null) throw badValue(path, `${fn} of an UntypedStorage names no dtype`);
     const shape = dims(size, `${fn} size`, path);
     const strides = dims(stride, `${fn} stride`, path);
-    const start = count(offset, `${fn} storage offset`, path);
+    const start = nonNegativeInt(offset, `${fn} storage offset`, path);
     // Offsets and bounds in elements of the tensor's dtype (an UntypedStorage counts bytes); a
     // legacy view's tensor counts from the view's start.
     const itemSize = dtypeInfo(resolved).itemSize;
@@ -282,9 +299,9 @@ export function torchProfile(path: string | undefined, claims: StorageClaims = n
     let viewOf: StorageRef['view'] = null;
     if (view !== undefined && view !== null) {
       if (!Array.isArray(view) || view.length !== 3) throw badValue(path, 'a storage view is not (key, offset, size)');
-      viewOf = { offset: count(view[1] as PyObject, 'a storage view offset', path), size: count(view[2] as PyObject, 'a storage view size', path) };
+      viewOf = { offset: nonNegativeInt(view[1] as PyObject, 'a storage view offset', path), size: nonNegativeInt(view[2] as PyObject, 'a storage view size', path) };
     }
-    const ref = new StorageRef(String(key), type.dtype, itemSize, count(numel as PyObject, 'a storage size', path), viewOf);
+    const ref = new StorageRef(String(key), type.dtype, itemSize, nonNegativeInt(numel as PyObject, 'a storage size', path), viewOf);
     if (viewOf) checkExtent(viewOf.offset, [viewOf.size], [1], ref.numel, `storage view of '${ref.key}'`, path);
     const seen = claims.get(ref.key);
     if (seen && (seen.itemSize !== ref.itemSize || seen.dtype !== ref.dtype)) throw badValue(path, `storage '${ref.key}' is named with two element types`);

@@ -4,7 +4,7 @@
  * dict) plus `pytorch_model.bin.index.json`, whose `weight_map` names the shard holding each
  * tensor and whose `metadata.total_size` is the tensors' storage bytes. The index's layout is
  * the safetensors one, so its parsing (and the rule that a shard stays inside the index's
- * folder) is shared with safetensors-sharded.ts.
+ * folder) is shared with safetensors/sharded.ts.
  *
  * One view over all shards: opening reads the index and every shard's pickle (not its data),
  * checks that index and shards agree, and tensors are read from their shard on demand.
@@ -12,39 +12,28 @@
 import * as nodePath from 'node:path';
 
 import { TensorioError } from '../../errors.js';
-import { closeQuietly, openForRead, openForReadAsync, readExactly, readExactlySync } from '../../io/read.js';
+import { closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
+import { ByteSource, runAsync, runSync, type Reads } from '../../io/source.js';
 import { type LoadedArray } from '../../ndarray.js';
 import { MAX_INDEX_SIZE, parseSafetensorsIndex, type SafetensorsIndex } from '../safetensors/sharded.js';
-import {
-  openTorchFile,
-  openTorchFileSync,
-  torchStorageByteLength,
-  type TorchFile,
-  type TorchFileSync,
-  type TorchReadOptions,
-  type TorchTensorInfo,
-  type TorchValue,
-} from './read.js';
+import { openTorchFile, openTorchFileSync, torchStorageByteLength } from './read.js';
+import type { TorchFile, TorchFileSync, TorchReadOptions, TorchTensorInfo, TorchValue } from './types.js';
 
 /** True for the index of a sharded checkpoint (`*.index.json`, as `pytorch_model.bin.index.json`). */
 export function isTorchIndexPath(path: string): boolean {
   return path.toLowerCase().endsWith('.index.json');
 }
 
-function parseIndexFile(path: string, size: number, bytes: Uint8Array): SafetensorsIndex {
+/** The index, read whole once its size is known to be within the limit. */
+function* indexReads(path: string, size: number): Reads<SafetensorsIndex> {
   if (size > MAX_INDEX_SIZE) throw new TensorioError('ERR_HEADER_TOO_LARGE', `index is ${size} bytes, over the limit of ${MAX_INDEX_SIZE}`, { path });
-  return parseSafetensorsIndex(bytes, path, 'PyTorch');
+  return parseSafetensorsIndex(yield [0, size, 'PyTorch index'], path, 'PyTorch');
 }
 
 async function readIndex(path: string): Promise<SafetensorsIndex> {
-  const { fd, size, prefix } = await openForReadAsync(path, 1 << 16);
+  const { fd, size } = await openForReadAsync(path, 0);
   try {
-    let bytes = prefix.subarray(0, size);
-    if (bytes.length < size && size <= MAX_INDEX_SIZE) {
-      bytes = new Uint8Array(size);
-      await readExactly(fd, 0, bytes, path, 'PyTorch index');
-    }
-    return parseIndexFile(path, size, bytes);
+    return await runAsync(indexReads(path, size), ByteSource.ofFile(fd, size, path));
   } finally {
     closeQuietly(fd);
   }
@@ -53,9 +42,7 @@ async function readIndex(path: string): Promise<SafetensorsIndex> {
 function readIndexSync(path: string): SafetensorsIndex {
   const { fd, size } = openForRead(path);
   try {
-    const bytes = new Uint8Array(size <= MAX_INDEX_SIZE ? size : 0);
-    readExactlySync(fd, 0, bytes, path, 'PyTorch index');
-    return parseIndexFile(path, size, bytes);
+    return runSync(indexReads(path, size), ByteSource.ofFile(fd, size, path));
   } finally {
     closeQuietly(fd);
   }

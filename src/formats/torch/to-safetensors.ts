@@ -11,7 +11,8 @@ import { dtypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { type NdArray } from '../../ndarray.js';
 import { openSafetensors } from '../safetensors/open.js';
-import { torchStorageByteLength, type TorchFile, type TorchFileSync, type TorchTensorInfo } from './read.js';
+import { torchStorageByteLength } from './read.js';
+import type { TorchFile, TorchFileSync, TorchTensorInfo } from './types.js';
 
 /** The names a safetensors copy of a checkpoint leaves out, and the metadata that records them. */
 export interface TorchSafetensorsPlan {

@@ -14,14 +14,7 @@ import { TensorioError } from '../../errors.js';
 import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
 import { type NdArray } from '../../ndarray.js';
 import { isNdArrayLike } from '../pickle/pickler.js';
-import {
-  encodeSafetensorsIndex,
-  INDEX_SUFFIX,
-  parseShardSize,
-  planShards,
-  shardFileName,
-  shardNamePattern,
-} from '../safetensors/sharded.js';
+import { encodeSafetensorsIndex, INDEX_SUFFIX, parseShardSize, planShards, shardFileName, shardNamePattern } from '../safetensors/sharded.js';
 import { planStorages } from './storage-plan.js';
 
 // writeTorch's one-file writer, passed in so this module does not import write.ts back.

@@ -1,8 +1,8 @@
 /**
  * `tensorio convert model.pt model.safetensors` against Hugging Face's conversion: a state dict
  * torch.save wrote with tied weights, a view, slices and a transposed tensor; the result read
- * by the real `safetensors.torch.load_file` and `safe_open` (the oracle's safetensors package,
- * imported from the torch environment, which has no safetensors of its own), tensors equal to
+ * by the real `safetensors.torch.load_file` and `safe_open` (the torch environment's own
+ * safetensors, the oracle's version, pinned in test/python/requirements-torch.txt), tensors equal to
  * torch.load's and the metadata the one Hugging Face's `_remove_duplicate_names` rule gives,
  * computed there with `safetensors.torch._find_shared_tensors` and `_is_complete`. The read-back
  * check is also called directly, an internal module on purpose (the CLI's only calls pass).
@@ -15,7 +15,7 @@ import { describe, test } from 'node:test';
 
 import { verifySafetensorsCopy } from '../../../src/formats/torch/to-safetensors.js';
 import { expectCode } from '../../expect-code.js';
-import { ROOT, runOracle, runTorch, tempDir } from '../../helpers.js';
+import { ROOT, runTorch, tempDir } from '../../helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const dir = tempDir('torch-to-safetensors');
@@ -25,10 +25,6 @@ function cli(...args: string[]): { code: number; stdout: string; stderr: string 
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
-
-// Where the oracle's safetensors package lives, appended to the torch interpreter's sys.path
-// (after its own packages, so only what torch's environment lacks comes from there).
-const safetensorsSite = runOracle('import os, safetensors; print(os.path.dirname(os.path.dirname(safetensors.__file__)))').trim();
 
 const SAVE = `
 import sys, torch
@@ -50,7 +46,6 @@ torch.save(sd, sys.argv[1])
 // derives the metadata Hugging Face's conversion writes for the same state dict.
 const CHECK = `
 import sys, json, os
-sys.path.append(sys.argv[3])
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, _find_shared_tensors, _is_complete
@@ -89,7 +84,7 @@ interface Checked {
 }
 
 const check = (pt: string, out: string): Checked => {
-  const lines = runTorch(CHECK, [pt, out, safetensorsSite]).trim().split('\n');
+  const lines = runTorch(CHECK, [pt, out]).trim().split('\n');
   return JSON.parse(lines[lines.length - 1] as string) as Checked;
 };
 
