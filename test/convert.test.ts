@@ -1,4 +1,7 @@
-/** Conversions: native and TypeScript paths agree with NumPy's astype, bit for bit. */
+/**
+ * Conversions: native and TypeScript paths agree with NumPy's astype, bit for bit. Internal on
+ * purpose: halfToNumber/numberToHalf (src/convert.ts), the scalar kernels the public ones use.
+ */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

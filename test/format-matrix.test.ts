@@ -6,6 +6,8 @@
  * per tool: NumPy (both interpreters), h5py, the independent safetensors reader, PyTorch.
  * Plus: a tfjs model loaded from Fortran-order kernels (np.savez of W.T) predicts what NumPy's
  * forward pass computes.
+ * Internal on purpose: the dtype table and conversions (src/dtype.ts, src/convert.ts) list the
+ * cells and compute the expected values.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -2,6 +2,7 @@
  * The formats the reliability suite exercises. Every reliability test (fuzzing, truncation,
  * SIGKILL, full disk, mapped-file safety, concurrency, leaks) loops over this table, so a new
  * format is covered by adding one entry here; see docs/reliability.md, "Adding a format".
+ * Internal on purpose: HDF5 structure offsets and zip member offsets say where to damage a file.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

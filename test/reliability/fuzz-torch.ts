@@ -3,7 +3,8 @@
  * (zip and legacy formats), mutated, and zips rebuilt around a mutated `data.pkl` with correct
  * CRCs (mutated archives mostly die at the CRC check; these reach the unpickler and the tensor
  * checks). Every input is read by readTorchSync, eager or mapped, or refused with a
- * TensorioError, in bounded time and memory.
+ * TensorioError, in bounded time and memory. Internal on purpose: the zip reader and ByteSource
+ * rebuild archives around a mutated pickle.
  */
 import * as fs from 'node:fs';
 

@@ -3,6 +3,7 @@
  * long campaign (scripts/fuzz.mjs). Each target is a parser over bytes; every input must be
  * read or refused with the target's typed error, within a time budget and an allocation
  * bound derived from the input's size. Failing inputs are saved under test/regressions/.
+ * Internal on purpose: targets call the parsers themselves (pickler, Python literals, headers).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
