@@ -3,13 +3,20 @@
  * format through the registry (formats/registry.ts); each format's reader and writer are in
  * formats/main-io.ts. This module holds the public API and its documentation.
  */
-import { checkOptions, OPTIONS } from './options.js';
+import { checkOptions, keysOf } from './options.js';
 import { formatForPath, identifyFile } from './formats/registry.js';
 import type { Loaded, LoadOptions, SaveOptions, SaveValue } from './formats/main-io.js';
 import type { PicklableValue } from './formats/pickle/pickler.js';
 import type { PyObject } from './formats/pickle/values.js';
 import type { ArraysPath, LoadedArrays, LoadedPickle, NpyPath } from './load-types.js';
 import type { LoadedArray } from './ndarray.js';
+import { WRITE_OPTION_KEYS } from './io/atomic-writer.js';
+
+/** The options load takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const LOAD_OPTIONS = keysOf<LoadOptions>({ mmap: true, allowPickle: true, maxMemberSize: true, maxHeaderSize: true, maxPickleSize: true, voidAs: true });
+
+/** The options save takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const SAVE_OPTIONS = keysOf<SaveOptions>({ ...WRITE_OPTION_KEYS, compress: true });
 
 export type { Loaded, LoadOptions, SaveOptions, SaveValue } from './formats/main-io.js';
 
@@ -39,7 +46,7 @@ export type { Loaded, LoadOptions, SaveOptions, SaveValue } from './formats/main
  * arrays), `ERR_UNSUPPORTED_DTYPE`, `ERR_SHAPE_MISMATCH`, and the file-system errors.
  */
 export async function save(path: string, value: SaveValue | PicklableValue, options: SaveOptions = {}): Promise<void> {
-  checkOptions(options, OPTIONS.save, 'save', path);
+  checkOptions(options, SAVE_OPTIONS, 'save', path);
   const entry = formatForPath(path, 'save');
   await (entry.write as NonNullable<typeof entry.write>)(path, value, options);
 }
@@ -70,7 +77,7 @@ export async function load(path: ArraysPath, options?: LoadOptions & { allowPick
 export async function load(path: string, options?: LoadOptions & { allowPickle?: false }): Promise<Loaded>;
 export async function load(path: string, options: LoadOptions): Promise<PyObject>;
 export async function load(path: string, options: LoadOptions = {}): Promise<Loaded | PyObject> {
-  checkOptions(options, OPTIONS.load, 'load', path);
+  checkOptions(options, LOAD_OPTIONS, 'load', path);
   const { entry } = await identifyFile(path, 'load');
   return (entry.read as NonNullable<typeof entry.read>)(path, options);
 }

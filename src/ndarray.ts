@@ -4,37 +4,10 @@
  */
 import { dtypeInfo, dtypeOfTypedArray, type DType, type TypedArray } from './dtype.js';
 import { TensorioError } from './errors.js';
-import type { NdArrayOf } from './ndarray-types.js';
+import type { LoadedArray, NdArray, NdArrayOf } from './ndarray-types.js';
 
-/**
- * An n-dimensional array.
- *
- * Element storage: bool → Uint8Array of 0/1; int64/uint64 → BigInt64Array/BigUint64Array;
- * float16, bfloat16 and float8 → Uint16Array/Uint8Array of raw bits; complex64/complex128 →
- * Float32Array/Float64Array with real and imaginary parts interleaved (length 2 × size).
- * Data is always in native (little-endian) byte order.
- */
-export interface NdArray {
-  dtype: DType;
-  shape: number[];
-  data: TypedArray;
-  /**
-   * 'F' means the data is column-major as stored (NumPy's F-contiguous), so a mapped
-   * Fortran-order file stays zero-copy; see {@link asCOrder}. Absent means 'C'.
-   */
-  order?: 'C' | 'F';
-}
-
-/** How a read array's data came to be in memory. */
-export interface ReadInfo {
-  /** True when `data` is a view into a memory-mapped file (no bytes were read up front). */
-  readonly mapped: boolean;
-  /** Why the data was read rather than mapped, when mapping was asked for. */
-  readonly copyReason?: string;
-}
-
-/** An array returned by a reader, with how it was loaded. */
-export type LoadedArray = NdArray & ReadInfo;
+// The array types live in ndarray-types.ts beside their dtype-typed forms; every module names them here.
+export type { LoadedArray, NdArray, ReadInfo } from './ndarray-types.js';
 
 /**
  * The element count of a shape, checked: every dimension a non-negative safe integer and

@@ -4,48 +4,17 @@
  * options instead of being ignored (and a pickled file then refused for the wrong reason, or a
  * limit silently left at its default).
  *
- * Each function's list is written once here, typed against its options interface: a list
- * that misses or adds a key of the interface does not compile, so the lists follow the
- * interfaces. Keys whose value is `undefined` are accepted (`{ mmap: flag ? true : undefined }`).
+ * Each function's list is written once, beside the function, with {@link keysOf}: typed
+ * against its options interface, so a list that misses or adds a key does not compile and the
+ * lists follow the interfaces. Keys whose value is `undefined` are accepted
+ * (`{ mmap: flag ? true : undefined }`).
  */
 import { TensorioError } from './errors.js';
-import type { WriteOptions } from './io/atomic-writer.js';
-import type { NpyReadOptions } from './formats/numpy/header.js';
-import type { OpenNpyOptions } from './formats/numpy/memmap.js';
-import type { NpzReadOptions } from './formats/numpy/npz-read.js';
-import type { NpzWriteOptions } from './formats/numpy/npz-write.js';
-import type { SafetensorsOpenOptions, SafetensorsReadOptions } from './formats/safetensors/types.js';
-import type { SafetensorsWriteOptions } from './formats/safetensors/write.js';
-import type { H5ReadOptions } from './formats/hdf5/file.js';
-import type { H5WriteOptions } from './formats/hdf5/writer.js';
-import type { KerasWriteOptions } from './formats/keras/weights-h5.js';
-import type { TorchReadOptions } from './formats/torch/read.js';
-import type { TorchWriteOptions } from './formats/torch/write.js';
-import type { LoadOptions, SaveOptions } from './containers.js';
 
 /** The keys of an options interface, as a list the compiler checks against the interface. */
 export function keysOf<T>(keys: { [K in keyof Required<T>]: true }): readonly string[] {
   return Object.keys(keys);
 }
-
-const WRITE = { fsync: true, directIo: true } as const;
-export const OPTIONS = {
-  readNpy: keysOf<NpyReadOptions>({ mmap: true, maxHeaderSize: true, strings: true, voidAs: true }),
-  writeNpy: keysOf<WriteOptions>(WRITE),
-  openNpy: keysOf<OpenNpyOptions>({ ...WRITE, mode: true, dtype: true, shape: true, order: true, maxHeaderSize: true }),
-  readNpz: keysOf<NpzReadOptions>({ mmap: true, allowPickle: true, maxMemberSize: true, maxHeaderSize: true, strings: true, voidAs: true }),
-  writeNpz: keysOf<NpzWriteOptions>({ ...WRITE, compress: true }),
-  readSafetensors: keysOf<SafetensorsReadOptions>({ mmap: true }),
-  openSafetensors: keysOf<SafetensorsOpenOptions>({ mmap: true }),
-  writeSafetensors: keysOf<SafetensorsWriteOptions>({ ...WRITE, metadata: true, maxShardSize: true }),
-  readH5: keysOf<H5ReadOptions>({ mmap: true, h5wasm: true, h5wasmTimeoutMs: true }),
-  writeH5: keysOf<H5WriteOptions>({ ...WRITE, heapWriteLimit: true }),
-  writeKerasWeights: keysOf<KerasWriteOptions>({ ...WRITE, heapWriteLimit: true, layout: true, kerasVersion: true, backend: true, modelConfig: true, trainingConfig: true }),
-  readTorch: keysOf<TorchReadOptions>({ mmap: true, maxMemberSize: true, maxPickleSize: true, maxCopySize: true, verifyCrc: true }),
-  writeTorch: keysOf<TorchWriteOptions>({ ...WRITE, maxShardSize: true }),
-  save: keysOf<SaveOptions>({ ...WRITE, compress: true }),
-  load: keysOf<LoadOptions>({ mmap: true, allowPickle: true, maxMemberSize: true, maxHeaderSize: true, maxPickleSize: true, voidAs: true }),
-} as const;
 
 /**
  * Throws `ERR_INVALID_ARGUMENT` unless `options` is undefined or an object whose keys (with a

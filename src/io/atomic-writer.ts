@@ -33,6 +33,9 @@ export interface WriteOptions {
   directIo?: boolean;
 }
 
+/** The keys of {@link WriteOptions}, which every writer's option list includes (src/options.ts checks them). */
+export const WRITE_OPTION_KEYS = { fsync: true, directIo: true } as const;
+
 // Large durable writes stream (WriteThrough in native/io_core.h): a plain buffered write of
 // gigabytes first needs as many fresh pages as it writes, which on the 2-core VM of
 // bench/results cost more than the disk (2 GiB with fsync: 8.1 s buffered, 1.4-1.5 s with

@@ -13,8 +13,7 @@
  * this module is the glue to tfjs's objects: `ModelArtifacts` in and out, and the probe model
  * that tells how tfjs names and orders a Keras model's weights.
  */
-import { checkOptions } from '../options.js';
-import { TFJS_OPTIONS } from './options.js';
+import { checkOptions, keysOf } from '../options.js';
 
 import * as tf from '@tensorflow/tfjs';
 
@@ -31,6 +30,9 @@ import { readSafetensorsModel, writeSafetensorsModel } from '../formats/weight-f
 import { type WriteOptions } from '../io/atomic-writer.js';
 // Registers GRUResetAfter, which Keras GRUs with reset_after=True load as.
 import './gru-reset-after.js';
+
+/** The options ioHandler takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+const IO_HANDLER_OPTIONS = keysOf<IOHandlerOptions>({ fsync: true, directIo: true, quantize: true });
 
 /** What tfjs writes as `generatedBy` when the artifacts name no generator. */
 const GENERATED_BY = `TensorFlow.js tfjs-layers v${tf.version_layers}`;
@@ -173,7 +175,7 @@ export interface IOHandlerOptions extends WriteOptions {
  * `ERR_BAD_METADATA`, and the file errors.
  */
 export function ioHandler(path: string, options: IOHandlerOptions = {}): tf.io.IOHandler {
-  checkOptions(options, TFJS_OPTIONS.ioHandler, 'ioHandler', path);
+  checkOptions(options, IO_HANDLER_OPTIONS, 'ioHandler', path);
   const entry = formatOfName(path);
   if (options.quantize !== undefined && (entry?.id !== 'tfjs' || !['float16', 'uint8', 'uint16'].includes(options.quantize))) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', `quantize is 'float16', 'uint8' or 'uint16', for model.json only (got ${JSON.stringify(options.quantize)})`, { path });

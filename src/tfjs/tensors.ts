@@ -11,8 +11,8 @@
  * complex64. `{ convert: false }` refuses any conversion with `ERR_UNSUPPORTED_DTYPE`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptions } from '../options.js';
-import { TFJS_OPTIONS } from './options.js';
+import { SAVE_OPTIONS } from '../containers.js';
+import { checkOptions, keysOf } from '../options.js';
 import type { ArraysPath, NpyPath } from '../load-types.js';
 import type { LoadedTensors } from './load-types.js';
 
@@ -28,6 +28,9 @@ import { isObjectArray, objectArray, type ObjectArray } from '../formats/pickle/
 import type { PyLeaf } from '../formats/pickle/values.js';
 import { isStringArrayLike, validateNdArray, type NdArray } from '../ndarray.js';
 import { tfjsArray, type TfjsArrayOptions } from './tfjs-arrays.js';
+
+/** The options tensorio/tfjs's load takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+const LOAD_TENSOR_OPTIONS = keysOf<LoadTensorOptions>({ mmap: true, allowPickle: true, maxMemberSize: true, maxHeaderSize: true, maxPickleSize: true, voidAs: true, convert: true });
 
 /** What {@link load} returns without `allowPickle`: a tensor, a list or a record of them. */
 export type TensorValue = tf.Tensor | tf.Tensor[] | Record<string, tf.Tensor>;
@@ -155,7 +158,7 @@ function tensorsOf(value: unknown, name: string | undefined, options: TfjsArrayO
  * string tensor, and the errors of the format's writer.
  */
 export async function save(path: string, value: TensorTree, options: SaveOptions = {}): Promise<void> {
-  checkOptions(options, TFJS_OPTIONS.save, 'save', path);
+  checkOptions(options, SAVE_OPTIONS, 'save', path);
   await saveContainer(path, await arraysOf(value, undefined), options);
 }
 
@@ -184,7 +187,7 @@ export async function load(path: ArraysPath, options?: LoadTensorOptions & { all
 export async function load(path: string, options?: LoadTensorOptions & { allowPickle?: false }): Promise<TensorValue>;
 export async function load(path: string, options: LoadTensorOptions): Promise<unknown>;
 export async function load(path: string, options: LoadTensorOptions = {}): Promise<unknown> {
-  checkOptions(options, TFJS_OPTIONS.load, 'load', path);
+  checkOptions(options, LOAD_TENSOR_OPTIONS, 'load', path);
   const { convert, ...rest } = options;
   const loaded: unknown = await loadContainer(path, rest as LoadOptions);
   return tensorsOf(loaded, undefined, { path, ...(convert === undefined ? {} : { convert }) });

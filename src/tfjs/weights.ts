@@ -5,8 +5,7 @@
  * `model.weights`), or by layer name.
  */
 import * as tf from '@tensorflow/tfjs';
-import { checkOptions } from '../options.js';
-import { TFJS_OPTIONS } from './options.js';
+import { checkOptions, keysOf } from '../options.js';
 
 import { TensorioError } from '../errors.js';
 import { keras3LayerNames, keras3LayerWeights } from '../formats/keras/naming.js';
@@ -16,6 +15,10 @@ import { readKerasArchive } from '../formats/keras/archive.js';
 import { fromTensor, toTensor } from './tensors.js';
 import { formatForPath, identifyFile } from '../formats/registry.js';
 import { readWeightsFile, writeWeightsFile, type LayerToWrite, type WeightsFileWriteOptions } from '../formats/weight-files.js';
+
+/** The options saveWeights and loadWeights take (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+const SAVE_WEIGHTS_OPTIONS = keysOf<SaveWeightsOptions>({ fsync: true, kerasVersion: true, backend: true, layout: true, compress: true });
+const LOAD_WEIGHTS_OPTIONS = keysOf<LoadWeightsOptions>({ byName: true, skipMismatch: true, mmap: true, allowUnmatched: true });
 
 /** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
@@ -95,7 +98,7 @@ async function saveWeightsFile(model: tf.LayersModel, path: string, format: 'npz
  * a layer name containing `/` (`.npz`, `.safetensors`), or an option of another format.
  */
 export async function saveWeights(model: tf.LayersModel, path: string, options: SaveWeightsOptions = {}): Promise<void> {
-  checkOptions(options, TFJS_OPTIONS.saveWeights, 'saveWeights', path);
+  checkOptions(options, SAVE_WEIGHTS_OPTIONS, 'saveWeights', path);
   const { id } = formatForPath(path, 'saveWeights');
   if (id === 'npz' || id === 'safetensors') return saveWeightsFile(model, path, id, options);
   if (options.compress !== undefined) throw new TensorioError('ERR_INVALID_ARGUMENT', 'compress applies to .npz only', { path });
@@ -191,7 +194,7 @@ function pairLayers(
  * and `readSafetensors`.
  */
 export async function loadWeights(model: tf.LayersModel, path: string, options: LoadWeightsOptions = {}): Promise<void> {
-  checkOptions(options, TFJS_OPTIONS.loadWeights, 'loadWeights', path);
+  checkOptions(options, LOAD_WEIGHTS_OPTIONS, 'loadWeights', path);
   // The registry picks the reader; an HDF5 file's layout (legacy or Keras 3) is read from its content.
   const { entry, container } = await identifyFile(path, 'loadWeights');
   const file =

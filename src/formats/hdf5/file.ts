@@ -12,7 +12,7 @@
  * do not cover go through h5wasm's low-level `get_dataset_data`, which copies raw bytes
  * converted to little-endian (float16 too).
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { byteswap } from '../../convert.js';
 import { dtypeInfo, type DType, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
@@ -27,6 +27,9 @@ import { buildOwnIndex, OwnReader, pathBudget, tooManyPaths, type OwnIndex } fro
 import type { H5AttributeValue, ObjectKind, StructureReader } from './reader.js';
 import { readStringDataset, type H5StringArray } from './strings.js';
 import { dtypeOfMetadata, type H5Metadata } from './types.js';
+
+/** The options readH5 takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const READ_H5_OPTIONS = keysOf<H5ReadOptions>({ mmap: true, h5wasm: true, h5wasmTimeoutMs: true });
 
 /** Options for reading HDF5 datasets. */
 export interface H5ReadOptions {
@@ -438,7 +441,7 @@ function fileOver(path: string, options: H5ReadOptions, { source, superblock, ow
  * it is not HDF5.
  */
 export async function openH5(path: string, options: H5ReadOptions = {}): Promise<H5File> {
-  checkOptions(options, OPTIONS.readH5, 'openH5', path);
+  checkOptions(options, READ_H5_OPTIONS, 'openH5', path);
   const opened = openStructure(path, options);
   let wasm: LoadedH5wasm | undefined;
   if (!opened.own) {
@@ -458,7 +461,7 @@ export async function openH5(path: string, options: H5ReadOptions = {}): Promise
  * @throws TensorioError as {@link openH5}, and `ERR_NEEDS_H5WASM`.
  */
 export function openH5Sync(path: string, options: H5ReadOptions = {}): H5File {
-  checkOptions(options, OPTIONS.readH5, 'openH5Sync', path);
+  checkOptions(options, READ_H5_OPTIONS, 'openH5Sync', path);
   return fileOver(path, options, openStructure(path, options), loadedH5wasmIfAny());
 }
 
@@ -483,7 +486,7 @@ export function openH5Bytes(bytes: Uint8Array, name = '<memory>'): H5File {
  * @throws TensorioError as {@link openH5} and {@link H5File.read}.
  */
 export async function readH5(path: string, options: H5ReadOptions = {}): Promise<Record<string, LoadedArray>> {
-  checkOptions(options, OPTIONS.readH5, 'readH5', path);
+  checkOptions(options, READ_H5_OPTIONS, 'readH5', path);
   const file = await openH5(path, options);
   try {
     const out: Record<string, LoadedArray> = {};
@@ -496,7 +499,7 @@ export async function readH5(path: string, options: H5ReadOptions = {}): Promise
 
 /** {@link readH5}, synchronously; see {@link openH5Sync} for when h5wasm must be loaded first. */
 export function readH5Sync(path: string, options: H5ReadOptions = {}): Record<string, LoadedArray> {
-  checkOptions(options, OPTIONS.readH5, 'readH5Sync', path);
+  checkOptions(options, READ_H5_OPTIONS, 'readH5Sync', path);
   return readEvery(openH5Sync(path, options));
 }
 

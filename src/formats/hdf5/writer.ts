@@ -11,13 +11,13 @@
  * rename (h5wasm reports a failed write only on stderr).
  */
 import { isStringArray, type StringArray } from '../numpy/strings.js';
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
+import { AtomicWriter, type WriteOptions, WRITE_OPTION_KEYS } from '../../io/atomic-writer.js';
 import { closeQuietly, openForRead } from '../../io/read.js';
 import { ByteSource } from '../../io/source.js';
 import { asCOrder, bytesOf, shapeSize, validateNdArray, type NdArray } from '../../ndarray.js';
@@ -50,6 +50,9 @@ import {
 import { buildOwnIndex } from './own-reader.js';
 import { readStringDataset, type H5StringArray } from './strings.js';
 import { H5T_COMPOUND, H5T_FLOAT, H5T_INTEGER, H5T_STRING } from './types.js';
+
+/** The options writeH5 takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const WRITE_H5_OPTIONS = keysOf<H5WriteOptions>({ ...WRITE_OPTION_KEYS, heapWriteLimit: true });
 
 /** Datasets up to this size go through h5wasm's heap; larger ones are streamed past it. */
 const HEAP_WRITE_LIMIT = 1 << 20;
@@ -586,7 +589,7 @@ function boolDatatypeMessage(current: Uint8Array, file: string): Uint8Array {
  * for a dataset beyond h5wasm's heap (about 1 GiB).
  */
 export async function writeH5(path: string, record: Record<string, NdArray | H5StringArray | StringArray>, options: H5WriteOptions = {}): Promise<void> {
-  checkOptions(options, OPTIONS.writeH5, 'writeH5', path);
+  checkOptions(options, WRITE_H5_OPTIONS, 'writeH5', path);
   const writer = await H5Writer.create(path, options);
   try {
     for (const [name, array] of Object.entries(record)) {

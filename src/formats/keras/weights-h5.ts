@@ -13,12 +13,16 @@
  * `layers/<snake_case name>/vars/<i>`, containers nesting further `layers/...` groups,
  * matched by structure rather than by name.
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { TensorioError } from '../../errors.js';
 import { type LoadedArray, type NdArray } from '../../ndarray.js';
-import { openH5, openH5Bytes, openH5Sync, type H5File, type H5ReadOptions } from '../hdf5/file.js';
+import { openH5, openH5Bytes, openH5Sync, type H5File, type H5ReadOptions, READ_H5_OPTIONS } from '../hdf5/file.js';
 import { H5Writer, type H5WriteOptions } from '../hdf5/writer.js';
 import { naturalCompare } from './naming.js';
+import { WRITE_OPTION_KEYS } from '../../io/atomic-writer.js';
+
+/** The options writeKerasWeights takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const WRITE_KERAS_WEIGHTS_OPTIONS = keysOf<KerasWriteOptions>({ ...WRITE_OPTION_KEYS, heapWriteLimit: true, layout: true, kerasVersion: true, backend: true, modelConfig: true, trainingConfig: true });
 
 /** One weight of a layer as stored in the file. */
 export interface KerasWeight {
@@ -224,7 +228,7 @@ function runWalkSync(h5: H5File): KerasWeightsFile {
  * the errors of {@link openH5}.
  */
 export async function readKerasWeights(path: string, options: H5ReadOptions = {}): Promise<KerasWeightsFile> {
-  checkOptions(options, OPTIONS.readH5, 'readKerasWeights', path);
+  checkOptions(options, READ_H5_OPTIONS, 'readKerasWeights', path);
   return runWalkAsync(await openH5(path, options));
 }
 
@@ -234,7 +238,7 @@ export async function readKerasWeights(path: string, options: H5ReadOptions = {}
  * @throws TensorioError as {@link readKerasWeights}, and `ERR_NEEDS_H5WASM`.
  */
 export function readKerasWeightsSync(path: string, options: H5ReadOptions = {}): KerasWeightsFile {
-  checkOptions(options, OPTIONS.readH5, 'readKerasWeightsSync', path);
+  checkOptions(options, READ_H5_OPTIONS, 'readKerasWeightsSync', path);
   return runWalkSync(openH5Sync(path, options));
 }
 
@@ -314,7 +318,7 @@ function writeStringList(writer: H5Writer, group: string, name: string, data: st
  * @throws TensorioError `ERR_INVALID_ARGUMENT` for duplicate layer or weight names.
  */
 export async function writeKerasWeights(path: string, layers: KerasLayerToWrite[], options: KerasWriteOptions = {}): Promise<void> {
-  checkOptions(options, OPTIONS.writeKerasWeights, 'writeKerasWeights', path);
+  checkOptions(options, WRITE_KERAS_WEIGHTS_OPTIONS, 'writeKerasWeights', path);
   const seen = new Set<string>();
   for (const layer of layers) {
     if (seen.has(layer.name)) throw new TensorioError('ERR_INVALID_ARGUMENT', `two layers are named '${layer.name}'`, { path });

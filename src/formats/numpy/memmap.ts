@@ -3,12 +3,12 @@
  * existing file, 'w+' creates one; without a mapping, the data is held in memory and each flush
  * rewrites the file atomically.
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import * as fs from 'node:fs';
 
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { fromSystemError, TensorioError } from '../../errors.js';
-import { createTempFor, type WriteOptions } from '../../io/atomic-writer.js';
+import { createTempFor, type WriteOptions, WRITE_OPTION_KEYS } from '../../io/atomic-writer.js';
 import { canMap, mapFile, syncMapping, unmapBuffer } from '../../io/map.js';
 import { closeQuietly, openForRead } from '../../io/read.js';
 import { ByteSource, COPY_REASONS, runSync } from '../../io/source.js';
@@ -17,6 +17,9 @@ import { arrayFromBuffer } from './array.js';
 import { encodeNpyHeader, storesFortran } from './header.js';
 import { headerWalk, mapPlanned, planRead, readInfo } from './read.js';
 import { writeNpySync } from './write.js';
+
+/** The options openNpy takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const OPEN_NPY_OPTIONS = keysOf<OpenNpyOptions>({ ...WRITE_OPTION_KEYS, mode: true, dtype: true, shape: true, order: true, maxHeaderSize: true });
 
 /** Options of {@link openNpy}. */
 export interface OpenNpyOptions extends WriteOptions {
@@ -121,7 +124,7 @@ class NpyMemmapImpl implements NpyMemmap {
  * error of {@link readNpy} and {@link writeNpy}.
  */
 export function openNpy(path: string, options: OpenNpyOptions): NpyMemmap {
-  checkOptions(options, OPTIONS.openNpy, 'openNpy', path);
+  checkOptions(options, OPEN_NPY_OPTIONS, 'openNpy', path);
   const fsync = options.fsync ?? true;
   if (options.mode === 'w+') return createNpy(path, options, fsync);
   if (options.mode !== 'r+') {

@@ -4,7 +4,7 @@
  * archive at once (async and sync), and an archive held in memory. Members are read by
  * npz-member.ts; a mapped archive's stored members become views here.
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
 import { closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
@@ -34,6 +34,9 @@ import {
 } from './header.js';
 import { readMemberHeader, readNpyMember, readNpyMemberSync, type MemberResult } from './npz-member.js';
 import { decodeStrings, isStringArray, stringDescr, type StringArray } from './strings.js';
+
+/** The options readNpz takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const READ_NPZ_OPTIONS = keysOf<NpzReadOptions>({ mmap: true, allowPickle: true, maxMemberSize: true, maxHeaderSize: true, strings: true, voidAs: true });
 
 /** Options for reading `.npz` archives. */
 export interface NpzReadOptions {
@@ -325,7 +328,7 @@ export async function openNpz(path: string, options: NpzReadOptions & { strings?
 export async function openNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<NpzFile<LoadedArray | StringArray>>;
 export async function openNpz(path: string, options: NpzReadOptions): Promise<NpzFile<Member>>;
 export async function openNpz(path: string, options: NpzReadOptions = {}): Promise<NpzFile<Member>> {
-  checkOptions(options, OPTIONS.readNpz, 'openNpz', path);
+  checkOptions(options, READ_NPZ_OPTIONS, 'openNpz', path);
   const { fd, size } = await openForReadAsync(path, 0);
   try {
     const source = ByteSource.ofFile(fd, size, path, { map: options.mmap === true });
@@ -353,7 +356,7 @@ export async function readNpz(path: string, options: NpzReadOptions & { strings?
 export async function readNpz(path: string, options: NpzReadOptions & { allowPickle?: false }): Promise<Record<string, LoadedArray | StringArray>>;
 export async function readNpz(path: string, options: NpzReadOptions): Promise<Record<string, Member>>;
 export async function readNpz(path: string, options: NpzReadOptions = {}): Promise<Record<string, Member>> {
-  checkOptions(options, OPTIONS.readNpz, 'readNpz', path);
+  checkOptions(options, READ_NPZ_OPTIONS, 'readNpz', path);
   const file = await openNpz(path, options);
   try {
     // Two members in flight: one is read on libuv's pool while the other's CRC is checked here.
@@ -405,7 +408,7 @@ export function readNpzSync(path: string, options: NpzReadOptions & { strings?: 
 export function readNpzSync(path: string, options: NpzReadOptions & { allowPickle?: false }): Record<string, LoadedArray | StringArray>;
 export function readNpzSync(path: string, options: NpzReadOptions): Record<string, Member>;
 export function readNpzSync(path: string, options: NpzReadOptions = {}): Record<string, Member> {
-  checkOptions(options, OPTIONS.readNpz, 'readNpzSync', path);
+  checkOptions(options, READ_NPZ_OPTIONS, 'readNpzSync', path);
   const { fd, size } = openForRead(path);
   try {
     return readNpzSource(ByteSource.ofFile(fd, size, path, { map: options.mmap === true }), options);

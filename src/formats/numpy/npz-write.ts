@@ -2,13 +2,16 @@
  * Writing NumPy's `.npz` archives as `np.savez` and `np.savez_compressed` write them: each
  * array a `.npy` member, streamed into the ZIP writer (stored members 64-byte aligned).
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
+import { AtomicWriter, type WriteOptions, WRITE_OPTION_KEYS } from '../../io/atomic-writer.js';
 import { validateNdArray, type NdArray } from '../../ndarray.js';
 import { CrcCursor, ZipWriter } from '../zip.js';
 import { isStringArray, type StringArray } from './strings.js';
 import { encodeNpy } from './write.js';
+
+/** The options writeNpz takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const WRITE_NPZ_OPTIONS = keysOf<NpzWriteOptions>({ ...WRITE_OPTION_KEYS, compress: true });
 
 /** Options of {@link writeNpz}. */
 export interface NpzWriteOptions extends WriteOptions {
@@ -39,7 +42,7 @@ export async function writeNpz(
   arrays: readonly (NdArray | StringArray)[] | Readonly<Record<string, NdArray | StringArray>>,
   options: NpzWriteOptions = {},
 ): Promise<void> {
-  checkOptions(options, OPTIONS.writeNpz, 'writeNpz', path);
+  checkOptions(options, WRITE_NPZ_OPTIONS, 'writeNpz', path);
   if (arrays === null || typeof arrays !== 'object') {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeNpz needs an array or a record of NdArrays', { path });
   }

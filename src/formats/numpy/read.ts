@@ -4,7 +4,7 @@
  * needs, src/io/source.ts) that the synchronous and the asynchronous readers both drive; they
  * differ only in how the data is then read.
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { dtypeInfo } from '../../dtype.js';
 import { allocateForRead, closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
 import { canMap, mapFile } from '../../io/map.js';
@@ -24,6 +24,9 @@ import {
   type NpyReadOptions,
 } from './header.js';
 import { decodeStrings, type StringArray } from './strings.js';
+
+/** The options readNpy takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const READ_NPY_OPTIONS = keysOf<NpyReadOptions>({ mmap: true, maxHeaderSize: true, strings: true, voidAs: true });
 
 // What an async open reads along with the header: small arrays arrive whole in one trip.
 const SMALL_FILE = 64 * 1024;
@@ -105,7 +108,7 @@ function stringsOf(header: NpyHeader, data: Uint8Array, file: string): StringArr
 export async function readNpy(path: string, options?: NpyReadOptions & { strings?: false }): Promise<LoadedArray>;
 export async function readNpy(path: string, options: NpyReadOptions): Promise<LoadedArray | StringArray>;
 export async function readNpy(path: string, options: NpyReadOptions = {}): Promise<LoadedArray | StringArray> {
-  checkOptions(options, OPTIONS.readNpy, 'readNpy', path);
+  checkOptions(options, READ_NPY_OPTIONS, 'readNpy', path);
   if (options.mmap && canMap()) {
     // A mapped open moves no data: open, fstat, one small header read and mmap are done in
     // place, as np.load(mmap_mode='r') does them. Trips to the thread pool and back cost more
@@ -165,7 +168,7 @@ export async function readNpyHeader(path: string, options: Pick<NpyReadOptions, 
 export function readNpySync(path: string, options?: NpyReadOptions & { strings?: false }): LoadedArray;
 export function readNpySync(path: string, options: NpyReadOptions): LoadedArray | StringArray;
 export function readNpySync(path: string, options: NpyReadOptions = {}): LoadedArray | StringArray {
-  checkOptions(options, OPTIONS.readNpy, 'readNpySync', path);
+  checkOptions(options, READ_NPY_OPTIONS, 'readNpySync', path);
   const { fd, size } = openForRead(path);
   try {
     const source = ByteSource.ofFile(fd, size, path);

@@ -1,11 +1,14 @@
 /**
  * Writing `.npy` files as `np.save` writes them: the header, then the array's own bytes.
  */
-import { checkOptions, OPTIONS } from '../../options.js';
-import { writeAtomic, writeAtomicSync, type WriteOptions } from '../../io/atomic-writer.js';
+import { checkOptions, keysOf } from '../../options.js';
+import { writeAtomic, writeAtomicSync, WRITE_OPTION_KEYS, type WriteOptions } from '../../io/atomic-writer.js';
 import { bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
 import { encodeNpyHeader, encodeNpyHeaderDescr, storesFortran } from './header.js';
 import { encodeStrings, isStringArray, storesStringsFortran, stringDescrOf, type StringArray } from './strings.js';
+
+/** The options writeNpy takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const WRITE_NPY_OPTIONS = keysOf<WriteOptions>(WRITE_OPTION_KEYS);
 
 /**
  * The chunks of a `.npy` file for an array: its header, then the array's own bytes (no
@@ -26,12 +29,12 @@ export function encodeNpy(array: NdArray | StringArray, file?: string): Uint8Arr
  * `ERR_PERMISSION`, `ERR_NOT_FOUND` (missing folder), `ERR_IO`.
  */
 export async function writeNpy(path: string, array: NdArray | StringArray, options: WriteOptions = {}): Promise<void> {
-  checkOptions(options, OPTIONS.writeNpy, 'writeNpy', path);
+  checkOptions(options, WRITE_NPY_OPTIONS, 'writeNpy', path);
   await writeAtomic(path, encodeNpy(array, path), options);
 }
 
 /** Synchronous {@link writeNpy}. */
 export function writeNpySync(path: string, array: NdArray | StringArray, options: WriteOptions = {}): void {
-  checkOptions(options, OPTIONS.writeNpy, 'writeNpySync', path);
+  checkOptions(options, WRITE_NPY_OPTIONS, 'writeNpySync', path);
   writeAtomicSync(path, encodeNpy(array, path), options);
 }

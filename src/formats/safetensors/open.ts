@@ -10,11 +10,14 @@ import * as nodePath from 'node:path';
 import { TensorioError } from '../../errors.js';
 import { closeQuietly, openForRead } from '../../io/read.js';
 import { ByteSource } from '../../io/source.js';
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { Shard } from './file.js';
 import { INDEX_SUFFIX, MAX_INDEX_SIZE, parseSafetensorsIndex, type SafetensorsIndex } from './sharded.js';
 import type { SafetensorsFile, SafetensorsOpenOptions } from './types.js';
 import { SafetensorsView } from './view.js';
+
+/** The options openSafetensors takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const OPEN_SAFETENSORS_OPTIONS = keysOf<SafetensorsOpenOptions>({ mmap: true });
 
 /** Whether `path` names an index, directly or as the sibling of a missing `.safetensors` file. */
 function resolveIndex(path: string): string | undefined {
@@ -116,12 +119,12 @@ export function openViewSync(path: string, options: SafetensorsOpenOptions): Saf
  * `ERR_UNSUPPORTED_DTYPE`, `ERR_TOO_LARGE`, `ERR_PERMISSION`, `ERR_IO`.
  */
 export async function openSafetensors(path: string, options: SafetensorsOpenOptions = {}): Promise<SafetensorsFile> {
-  checkOptions(options, OPTIONS.openSafetensors, 'openSafetensors', path);
+  checkOptions(options, OPEN_SAFETENSORS_OPTIONS, 'openSafetensors', path);
   return openView(path, options);
 }
 
 /** Synchronous {@link openSafetensors}. */
 export function openSafetensorsSync(path: string, options: SafetensorsOpenOptions = {}): SafetensorsFile {
-  checkOptions(options, OPTIONS.openSafetensors, 'openSafetensorsSync', path);
+  checkOptions(options, OPEN_SAFETENSORS_OPTIONS, 'openSafetensorsSync', path);
   return openViewSync(path, options);
 }

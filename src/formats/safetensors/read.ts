@@ -8,13 +8,16 @@ import { dtypeInfo } from '../../dtype.js';
 import { allocateForRead } from '../../io/read.js';
 import { ByteSource, runSync } from '../../io/source.js';
 import type { LoadedArray } from '../../ndarray.js';
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { elementCount, type Shard } from './file.js';
 import { headerReads, ownSet, type SafetensorsEntry } from './header.js';
 import { openView, openViewSync } from './open.js';
 import { compareCodePoints } from './sharded.js';
 import type { SafetensorsContents, SafetensorsReadOptions, SafetensorsTensorInfo } from './types.js';
 import type { SafetensorsView } from './view.js';
+
+/** The options readSafetensors takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const READ_SAFETENSORS_OPTIONS = keysOf<SafetensorsReadOptions>({ mmap: true });
 
 // Concurrent reads keep the disk (or the page cache copy) busy while JS builds the next one.
 const READ_CONCURRENCY = 4;
@@ -28,7 +31,7 @@ const READ_CONCURRENCY = 4;
  * @throws TensorioError as {@link openSafetensors}.
  */
 export async function readSafetensors(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsContents> {
-  checkOptions(options, OPTIONS.readSafetensors, 'readSafetensors', path);
+  checkOptions(options, READ_SAFETENSORS_OPTIONS, 'readSafetensors', path);
   const view = await openView(path, { mmap: options.mmap ?? false });
   try {
     const names = view.keys();
@@ -54,7 +57,7 @@ export async function readSafetensors(path: string, options: SafetensorsReadOpti
 
 /** Synchronous {@link readSafetensors}. */
 export function readSafetensorsSync(path: string, options: SafetensorsReadOptions = {}): SafetensorsContents {
-  checkOptions(options, OPTIONS.readSafetensors, 'readSafetensorsSync', path);
+  checkOptions(options, READ_SAFETENSORS_OPTIONS, 'readSafetensorsSync', path);
   const view = openViewSync(path, { mmap: options.mmap ?? false });
   try {
     const names = view.keys();

@@ -8,9 +8,15 @@ import * as nodePath from 'node:path';
 
 import { dtypeInfo, type DTypeInfo } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, writeAtomic, writeAtomicSync, type WriteOptions } from '../../io/atomic-writer.js';
+import {
+  AtomicWriter,
+  writeAtomic,
+  writeAtomicSync,
+  type WriteOptions,
+  WRITE_OPTION_KEYS,
+} from '../../io/atomic-writer.js';
 import { asCOrder, bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { isPlainObject, REFERENCE_DTYPE_ORDER, SAFETENSORS_MAX_HEADER_SIZE } from './header.js';
 import {
   compareCodePoints,
@@ -21,6 +27,9 @@ import {
   shardFileName,
   shardNamePattern,
 } from './sharded.js';
+
+/** The options writeSafetensors takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const WRITE_SAFETENSORS_OPTIONS = keysOf<SafetensorsWriteOptions>({ ...WRITE_OPTION_KEYS, metadata: true, maxShardSize: true });
 
 
 /** Tensors to write: a plain object or a Map of name → array. */
@@ -221,7 +230,7 @@ function finish(plan: Plan): SafetensorsWriteResult {
  * `ERR_HEADER_TOO_LARGE`, `ERR_NO_SPACE`, `ERR_PERMISSION`, `ERR_NOT_FOUND`, `ERR_IO`.
  */
 export async function writeSafetensors(path: string, tensors: TensorDict, options: SafetensorsWriteOptions = {}): Promise<SafetensorsWriteResult> {
-  checkOptions(options, OPTIONS.writeSafetensors, 'writeSafetensors', path);
+  checkOptions(options, WRITE_SAFETENSORS_OPTIONS, 'writeSafetensors', path);
   const plan = planWrite(path, tensors, options);
   const writers: AtomicWriter[] = [];
   try {
@@ -239,7 +248,7 @@ export async function writeSafetensors(path: string, tensors: TensorDict, option
 
 /** Synchronous {@link writeSafetensors} (shards are written one after another). */
 export function writeSafetensorsSync(path: string, tensors: TensorDict, options: SafetensorsWriteOptions = {}): SafetensorsWriteResult {
-  checkOptions(options, OPTIONS.writeSafetensors, 'writeSafetensorsSync', path);
+  checkOptions(options, WRITE_SAFETENSORS_OPTIONS, 'writeSafetensorsSync', path);
   const plan = planWrite(path, tensors, options);
   const writers: AtomicWriter[] = [];
   try {

@@ -6,7 +6,7 @@
  * `runSync` or `runAsync`. Tensors become NdArrays in tensor.ts; the object's values in
  * objects.ts.
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { TensorioError } from '../../errors.js';
 import { closeQuietly, openForRead, openForReadAsync } from '../../io/read.js';
 import { ByteSource, runAsync, runSync, type Reads } from '../../io/source.js';
@@ -18,6 +18,9 @@ import type { StorageRef, TensorRef } from './profile.js';
 import { isTorchIndexPath, openShardedTorch, openShardedTorchSync } from './sharded.js';
 import { copyBudget, isCContiguous, tensorFromStorage, type CopyBudget, type StorageBytes } from './tensor.js';
 import type { TorchFile, TorchFileSync, TorchReadOptions, TorchTensorInfo, TorchValue } from './types.js';
+
+/** The options readTorch takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const READ_TORCH_OPTIONS = keysOf<TorchReadOptions>({ mmap: true, maxMemberSize: true, maxPickleSize: true, maxCopySize: true, verifyCrc: true });
 
 // The types' home is types.ts; options.ts and older imports name them here.
 export type { TorchFile, TorchFileSync, TorchReadOptions, TorchTensorInfo, TorchValue } from './types.js';
@@ -213,7 +216,7 @@ function sourceOf(fd: number, size: number, path: string, options: TorchReadOpti
  * (malformed index, a shard outside the index's folder, a tensor missing from its shard).
  */
 export async function openTorch(path: string, options: TorchReadOptions = {}): Promise<TorchFile> {
-  checkOptions(options, OPTIONS.readTorch, 'openTorch', path);
+  checkOptions(options, READ_TORCH_OPTIONS, 'openTorch', path);
   if (isTorchIndexPath(path)) return openShardedTorch(path, options);
   return openTorchFile(path, options);
 }
@@ -233,7 +236,7 @@ export async function openTorchFile(path: string, options: TorchReadOptions = {}
 
 /** Synchronous {@link openTorch} (the same parser, read with synchronous calls). */
 export function openTorchSync(path: string, options: TorchReadOptions = {}): TorchFileSync {
-  checkOptions(options, OPTIONS.readTorch, 'openTorchSync', path);
+  checkOptions(options, READ_TORCH_OPTIONS, 'openTorchSync', path);
   if (isTorchIndexPath(path)) return openShardedTorchSync(path, options);
   return openTorchFileSync(path, options);
 }
@@ -261,7 +264,7 @@ export function openTorchFileSync(path: string, options: TorchReadOptions = {}):
  * @throws TensorioError every error of {@link openTorch}.
  */
 export async function readTorch(path: string, options: TorchReadOptions = {}): Promise<TorchValue> {
-  checkOptions(options, OPTIONS.readTorch, 'readTorch', path);
+  checkOptions(options, READ_TORCH_OPTIONS, 'readTorch', path);
   const file = await openTorch(path, options);
   try {
     return await file.value();
@@ -272,7 +275,7 @@ export async function readTorch(path: string, options: TorchReadOptions = {}): P
 
 /** Synchronous {@link readTorch}. */
 export function readTorchSync(path: string, options: TorchReadOptions = {}): TorchValue {
-  checkOptions(options, OPTIONS.readTorch, 'readTorchSync', path);
+  checkOptions(options, READ_TORCH_OPTIONS, 'readTorchSync', path);
   const file = openTorchSync(path, options);
   try {
     return file.value();

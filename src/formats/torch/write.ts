@@ -5,16 +5,19 @@
  * member per storage. Arrays that view overlapping bytes of one buffer with one dtype (tied
  * weights, a view and its base) become one storage, written once, as torch.save does.
  */
-import { checkOptions, OPTIONS } from '../../options.js';
+import { checkOptions, keysOf } from '../../options.js';
 import { dtypeInfo, type DType } from '../../dtype.js';
 import { TensorioError } from '../../errors.js';
-import { AtomicWriter, type WriteOptions } from '../../io/atomic-writer.js';
+import { AtomicWriter, type WriteOptions, WRITE_OPTION_KEYS } from '../../io/atomic-writer.js';
 import { bytesOf, validateNdArray, type NdArray } from '../../ndarray.js';
 import { OP } from '../pickle/opcodes.js';
 import { encodeLong, isNdArrayLike } from '../pickle/pickler.js';
 import { ZipWriter } from '../zip.js';
 import { planStorages, type Placed } from './storage-plan.js';
 import { writeTorchShards } from './write-sharded.js';
+
+/** The options writeTorch takes (checked: a misspelt key is ERR_INVALID_ARGUMENT). */
+export const WRITE_TORCH_OPTIONS = keysOf<TorchWriteOptions>({ ...WRITE_OPTION_KEYS, maxShardSize: true });
 
 /** What {@link writeTorch} writes: an NdArray, or lists, records and Maps of NdArrays and plain values. */
 export type TorchSaveValue =
@@ -265,7 +268,7 @@ export async function writeTorch(path: string, value: TorchSaveValue, options: T
 
 /** {@link writeTorch}, returning the files written (the shards and then the index, when sharded). */
 export async function writeTorchFiles(path: string, value: TorchSaveValue, options: TorchWriteOptions = {}): Promise<string[]> {
-  checkOptions(options, OPTIONS.writeTorch, 'writeTorch', path);
+  checkOptions(options, WRITE_TORCH_OPTIONS, 'writeTorch', path);
   if (path.toLowerCase().endsWith('.index.json')) {
     throw new TensorioError('ERR_INVALID_ARGUMENT', 'writeTorch writes one checkpoint file; it does not write a sharded checkpoint\'s index (name the file .pt, .pth, .ckpt or .bin)', { path });
   }
