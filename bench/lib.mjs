@@ -42,7 +42,12 @@ export function peerEnv() {
 /** Runs `command args` in a fresh process; it must print one JSON line {seconds, rssBeforeKb, maxRssKb}. */
 export function trial(command, args, options = {}) {
   const result = spawnSync(command, args, { encoding: 'utf8', env: peerEnv(), maxBuffer: 16 << 20, ...options });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr}`);
+  // A trial that could not start (EAGAIN, ENOMEM on a loaded machine), was killed (a signal) or
+  // overflowed maxBuffer has no stderr to show: name that instead of an empty reason.
+  if (result.status !== 0) {
+    const how = result.error ? `could not run (${result.error.message})` : result.signal ? `was killed by ${result.signal}` : `exited ${result.status}`;
+    throw new Error(`${command} ${args.join(' ')} ${how}: ${result.stderr ?? ''}`);
+  }
   const line = result.stdout.trim().split('\n').pop();
   return JSON.parse(line);
 }

@@ -22,6 +22,7 @@
 #include <v8.h>
 
 #include "args.h"
+#include "huge_pages.h"
 
 namespace tensorio {
 namespace {
@@ -224,6 +225,7 @@ struct ReadBuffer {
 void FreeReadBuffer(void*, size_t, void* data) {
   auto* buffer = static_cast<ReadBuffer*>(data);
   munmap(buffer->base, buffer->mapped);
+  NoteFreedReadBuffer(buffer->length);
   buffer->budget->outstanding.fetch_sub(buffer->length, std::memory_order_relaxed);
   delete buffer;
 }
@@ -252,8 +254,9 @@ Napi::Value Allocate(const Napi::CallbackInfo& info) {
   CollectIfOverBudget(isolate, read_budget, length);
 
   // Large buffers start on a 2 MiB boundary, so transparent huge pages can back all of them
-  // (one fault per 2 MiB instead of per 4 KiB while the read fills them).
-  size_t align = length >= 2 * kHugePage ? kHugePage : 0;
+  // (one fault per 2 MiB instead of per 4 KiB while the read fills them), when they pay here
+  // (huge_pages.h: not in a fresh process on a VM whose host takes back free pages).
+  size_t align = length >= 2 * kHugePage && HugePagesPayFor(length) ? kHugePage : 0;
   if (length > SIZE_MAX - align) ThrowRange(env, "allocation length too large");
   size_t mapped = static_cast<size_t>(length) + align;
   void* base = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
