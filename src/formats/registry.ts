@@ -177,7 +177,8 @@ export const FORMATS: readonly FormatEntry[] = [
     extensions: ['.bin.index.json', '.pt.index.json', '.pth.index.json', '.ckpt.index.json'],
     magic: isJsonPrefix,
     holds: { dtypes: DTYPES, strings: true, objects: true, nesting: true, metadata: false, fortranOrder: false, many: true },
-    // readTorch reads the index as one view over its shards; tensorio writes no sharded torch.
+    // readTorch reads the index as one view over its shards; save does not write one (writeTorch
+    // with maxShardSize does, since the shard size is the caller's choice).
     entryPoints: ['load', 'cliRead'],
     read: mainReaders.torch,
   },
