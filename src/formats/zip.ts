@@ -417,9 +417,17 @@ export async function readMemberPrefix(source: ByteSource, entry: ZipEntry, path
  * @throws TensorioError `ERR_BAD_ZIP`, `ERR_CRC_MISMATCH`, `ERR_TOO_LARGE`, `ERR_TRUNCATED`.
  */
 export function readMemberSync(source: ByteSource, entry: ZipEntry, path: string, options: ReadMemberOptions = {}): Uint8Array {
+  return runSync(wholeMember(source.size, entry, path, options), source);
+}
+
+/**
+ * The walker of {@link readMemberSync}, for formats whose parsers are walkers (PyTorch): the
+ * member read whole in one request, a deflated one inflated in one capped call.
+ */
+export function* wholeMember(size: number, entry: ZipEntry, path: string, options: ReadMemberOptions = {}): Reads<Uint8Array> {
   checkMemberSize(entry, path, options.maxMemberSize);
-  const start = memberDataOffsetSync(source, entry, path);
-  const raw = source.read(start, entry.compressedSize, `member '${entry.name}'`);
+  const start = yield* dataOffset(size, entry, path);
+  const raw = yield [start, entry.compressedSize, `member '${entry.name}'`];
   const out = entry.method === 0 ? raw : inflateWholeSync(raw, entry, path);
   if (options.verify !== false) checkCrc(entry, crc32(out), path);
   return out;

@@ -103,8 +103,17 @@ interface FolderTemps {
 }
 const folders = new Map<string, FolderTemps>();
 
-function tempsOf(names: string[]): Set<string> {
-  return new Set(names.filter((name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX)));
+// A pipeline that writes into many folders keeps only the latest ones: a forgotten folder is
+// simply listed again on its next write.
+const MAX_FOLDERS = 256;
+
+/** Records a folder's listing (its time and its temporary-looking names) and returns it. */
+function remember(dir: string, mtimeNs: bigint, names: string[]): FolderTemps {
+  const known = { mtimeNs, temps: new Set(names.filter((name) => name.startsWith('.') && name.endsWith(TEMP_SUFFIX))) };
+  folders.delete(dir);
+  folders.set(dir, known);
+  if (folders.size > MAX_FOLDERS) folders.delete(folders.keys().next().value as string);
+  return known;
 }
 
 /** The folder's leftover temporary files of `target` whose writer died, forgotten once returned. */
@@ -141,11 +150,10 @@ export function removeStaleTemps(target: string): void {
   let known = folders.get(dir);
   if (!known || known.mtimeNs !== mtimeNs) {
     try {
-      known = { mtimeNs, temps: tempsOf(fs.readdirSync(dir)) };
+      known = remember(dir, mtimeNs, fs.readdirSync(dir));
     } catch {
       return;
     }
-    folders.set(dir, known);
   }
   for (const name of takeStale(known.temps, target)) {
     try {
@@ -166,10 +174,7 @@ export async function removeStaleTempsAsync(target: string): Promise<void> {
   let mtimeNs: bigint;
   try {
     mtimeNs = (await fs.promises.stat(dir, { bigint: true })).mtimeNs;
-    if (!known || known.mtimeNs !== mtimeNs) {
-      known = { mtimeNs, temps: tempsOf(await fs.promises.readdir(dir)) };
-      folders.set(dir, known);
-    }
+    if (!known || known.mtimeNs !== mtimeNs) known = remember(dir, mtimeNs, await fs.promises.readdir(dir));
   } catch {
     return;
   }

@@ -75,7 +75,6 @@ interface PendingRead {
 export class Shard {
   readonly path: string;
   readonly header: ParsedHeader;
-  private readonly size: number;
   private fd: number | undefined;
   // The file's bytes: positioned reads, then (once a mapped read is asked for) the mapping;
   // undefined once closed. A closed file drops it: views handed out keep the mapping alive.
@@ -92,7 +91,6 @@ export class Shard {
   private constructor(path: string, header: ParsedHeader, source: ByteSource, mmap: boolean) {
     this.path = path;
     this.header = header;
-    this.size = source.size;
     this.fd = source.fd as number;
     this.source = source;
     this.wantMap = mmap && canMap();

@@ -12,24 +12,20 @@
 import { TensorioError } from '../../errors.js';
 import { type Reads } from '../../io/source.js';
 import { unpickle } from '../pickle/unpickler.js';
-import { centralDirectory, checkCrc, checkMemberSize, crc32, dataOffset, inflateWholeSync, type ZipEntry } from '../zip.js';
+import { centralDirectory, checkMemberSize, dataOffset, wholeMember, type ZipEntry } from '../zip.js';
 import { DEFAULT_MAX_PICKLE, type FileFacts, type Layout } from './layout.js';
 import { type StorageRef, torchProfile, type StorageClaims } from './profile.js';
 import { type StorageBytes } from './tensor.js';
 import { type TorchReadOptions } from './types.js';
 
 /**
- * A member's bytes: a view of a stored member when the file is mapped, else fresh memory; a
- * deflated member inflated in one call capped at its declared size (itself bounded by
- * `maxMemberSize`), so a member that lies about its size allocates no more than it claims.
+ * A member's bytes (zip.ts's walker): a view of a stored member when the file is mapped, else
+ * fresh memory; a deflated member inflated in one call capped at its declared size (itself
+ * bounded by `maxMemberSize`), so a member that lies about its size allocates no more than it
+ * claims.
  */
-function* memberBytes(file: FileFacts, entry: ZipEntry, maxMemberSize: number | undefined, verify: boolean): Reads<Uint8Array> {
-  checkMemberSize(entry, file.path, maxMemberSize);
-  const start = yield* dataOffset(file.size, entry, file.path);
-  const raw = yield [start, entry.compressedSize, `member '${entry.name}'`];
-  const out = entry.method === 0 ? raw : inflateWholeSync(raw, entry, file.path);
-  if (verify) checkCrc(entry, crc32(out), file.path);
-  return out;
+function memberBytes(file: FileFacts, entry: ZipEntry, maxMemberSize: number | undefined, verify: boolean): Reads<Uint8Array> {
+  return wholeMember(file.size, entry, file.path, { maxMemberSize, verify });
 }
 
 /** Opens the zip layout: the directory, the checks, and `data.pkl` unpickled. */
